@@ -1,0 +1,1 @@
+"""Wire formats ⇄ the engine's small internal message (see `message`)."""

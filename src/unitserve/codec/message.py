@@ -1,0 +1,90 @@
+"""The engine's view of a request and of an answer, independent of the wire.
+
+A codec turns a SeldonMessage (JSON dict or protobuf) into a `Message` and a
+`Reply` back into its wire form. Payload kinds keep Seldon's names.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+# Payload kinds. The first four live under `data`; DATA_EMPTY is a `data`
+# object with none of ndarray / tensor / tftensor in it.
+NDARRAY = "ndarray"
+TENSOR = "tensor"
+TFTENSOR = "tftensor"
+DATA_EMPTY = "data"
+STR = "strData"
+BIN = "binData"
+JSON = "jsonData"
+CUSTOM = "customData"
+
+DATA_KINDS = frozenset({NDARRAY, TENSOR, TFTENSOR, DATA_EMPTY})
+ARRAY_KINDS = (NDARRAY, TENSOR, TFTENSOR)
+
+
+@dataclass(slots=True)
+class Message:
+    """One decoded SeldonMessage.
+
+    `features` is what the user method receives (numpy array, str, bytes, JSON
+    value or protobuf Any); `meta` is the meta argument exactly as Seldon passes
+    it (REST: the request's object or None; proto: a dict, ``{}`` when absent).
+    """
+
+    kind: str | None
+    features: Any
+    names: list[Any] = field(default_factory=list)
+    meta: dict[str, Any] | None = None
+
+    @property
+    def meta_dict(self) -> dict[str, Any]:
+        return self.meta if self.meta is not None else {}
+
+
+@dataclass(slots=True)
+class FeedbackMessage:
+    """A decoded Feedback: the request's features and names, reward, truth and the
+    routing entry for this node (None if absent)."""
+
+    request: Message
+    reward: float
+    truth: Any
+    routing: int | None
+
+
+@dataclass(slots=True)
+class Reply:
+    """An answer to encode: payload `kind` and `value`, `names` for data kinds, `meta`.
+
+    For data kinds `value` is a numpy array, or for NDARRAY the user's own list
+    (kept as is, as Seldon does on REST).
+    """
+
+    kind: str
+    value: Any
+    names: list[Any] | None
+    meta: dict[str, Any]
+
+
+class Codec(Protocol):
+    """What the engine needs from a wire format."""
+
+    #: True when numbers travel as doubles and meta comes from protobuf (gRPC,
+    #: REST feedback); False for the REST JSON path where ints stay ints.
+    proto: bool
+
+    def decode(self, request: Any) -> Message: ...
+
+    def decode_list(self, request: Any) -> list[Message]: ...
+
+    def decode_feedback(self, request: Any, routing_key: str) -> FeedbackMessage: ...
+
+    def encode(self, reply: Reply) -> Any: ...
+
+    def raw_metrics(self, answer: Any) -> list[dict[str, Any]]: ...
+
+    def without_raw_metrics(self, answer: Any) -> Any: ...
+
+    def encode_raw(self, answer: Any) -> Any: ...

@@ -1,0 +1,129 @@
+"""TensorFlow's ``TensorProto`` ⇄ numpy, without TensorFlow.
+
+Decoding follows TensorFlow's rules: ``tensor_content`` (raw little-endian bytes)
+when present, else the typed ``*_val`` field, where a single value fills the
+whole tensor and no value means zeros. Encoding writes ``tensor_content`` for
+numbers and bools and ``string_val`` for strings, as ``make_tensor_proto`` does.
+The REST (JSON) form is the proto3 JSON mapping of the same message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from ..errors import BadModelOutput, BadRequest
+
+# DataType id → (numpy dtype, typed value field)
+_TYPES: dict[int, tuple[Any, str]] = {
+    1: (np.float32, "float_val"),  # DT_FLOAT
+    2: (np.float64, "double_val"),  # DT_DOUBLE
+    3: (np.int32, "int_val"),  # DT_INT32
+    4: (np.uint8, "int_val"),  # DT_UINT8
+    5: (np.int16, "int_val"),  # DT_INT16
+    6: (np.int8, "int_val"),  # DT_INT8
+    7: (object, "string_val"),  # DT_STRING
+    8: (np.complex64, "scomplex_val"),  # DT_COMPLEX64
+    9: (np.int64, "int64_val"),  # DT_INT64
+    10: (np.bool_, "bool_val"),  # DT_BOOL
+    17: (np.uint16, "int_val"),  # DT_UINT16
+    18: (np.complex128, "dcomplex_val"),  # DT_COMPLEX128
+    19: (np.float16, "half_val"),  # DT_HALF
+    22: (np.uint32, "uint32_val"),  # DT_UINT32
+    23: (np.uint64, "uint64_val"),  # DT_UINT64
+}
+_BY_DTYPE = {np.dtype(dt): code for code, (dt, _) in _TYPES.items() if dt is not object}
+DT_STRING = 7
+
+
+def _shape(proto: Any) -> list[int]:
+    if proto.tensor_shape.unknown_rank:
+        raise BadRequest("tftensor with unknown rank cannot be decoded")
+    shape = [d.size for d in proto.tensor_shape.dim]
+    if any(d < 0 for d in shape):
+        raise BadRequest(f"tftensor shape {shape} has unknown (negative) dimensions")
+    return shape
+
+
+def to_array(proto: Any) -> np.ndarray:
+    """A TensorProto message → numpy array. BadRequest for what cannot be decoded."""
+    entry = _TYPES.get(proto.dtype)
+    if entry is None:
+        raise BadRequest(f"tftensor dtype {proto.dtype} is not supported")
+    dtype, field = entry
+    shape = _shape(proto)
+    count = int(np.prod(shape, dtype=np.int64))
+    if proto.tensor_content and dtype is not object:
+        dt = np.dtype(dtype).newbyteorder("<")
+        if len(proto.tensor_content) != count * dt.itemsize:
+            raise BadRequest(
+                f"tftensor_content has {len(proto.tensor_content)} bytes, shape "
+                f"{shape} of {np.dtype(dtype).name} needs {count * dt.itemsize}"
+            )
+        return np.frombuffer(proto.tensor_content, dtype=dt).astype(dtype).reshape(shape)
+    values = getattr(proto, field)
+    if dtype is object:
+        flat = np.empty(len(values), dtype=object)
+        flat[:] = list(values)
+    elif dtype is np.float16:
+        flat = np.array(values, dtype=np.uint16).view(np.float16)
+    elif dtype in (np.complex64, np.complex128):
+        pairs = np.array(values, dtype=np.float64)
+        if pairs.size % 2:
+            raise BadRequest("tftensor complex values come in (real, imaginary) pairs")
+        flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
+    else:
+        flat = np.array(values, dtype=dtype)
+    if flat.size == count:
+        return flat.reshape(shape)
+    if flat.size == 1:
+        return np.full(shape, flat[0], dtype=flat.dtype)
+    if flat.size == 0:
+        return np.zeros(shape, dtype=flat.dtype)
+    raise BadRequest(f"tftensor has {flat.size} values but shape {shape} needs {count}")
+
+
+def from_array(arr: np.ndarray, proto: Any) -> None:
+    """Fill the (empty) TensorProto `proto` from `arr`."""
+    for dim in arr.shape:
+        proto.tensor_shape.dim.add().size = int(dim)
+    if arr.dtype.kind in "USO":
+        proto.dtype = DT_STRING
+        proto.string_val.extend(
+            v if isinstance(v, bytes) else str(v).encode("utf-8") for v in arr.ravel().tolist()
+        )
+        return
+    code = _BY_DTYPE.get(arr.dtype.newbyteorder("="))
+    if code is None:
+        raise BadModelOutput(f"arrays of {arr.dtype} have no TensorFlow dtype")
+    proto.dtype = code
+    proto.tensor_content = np.ascontiguousarray(arr, dtype=arr.dtype.newbyteorder("<")).tobytes()
+
+
+# ----------------------------------------------------------------------------- JSON form
+
+
+def from_json(value: Any) -> np.ndarray:
+    from google.protobuf import json_format
+
+    from ..proto import tensor_pb2
+
+    if not isinstance(value, dict):
+        raise BadRequest("data.tftensor must be a TensorProto JSON object")
+    proto = tensor_pb2.TensorProto()
+    try:
+        json_format.ParseDict(value, proto)
+    except json_format.ParseError as exc:
+        raise BadRequest(f"data.tftensor is not a valid TensorProto: {exc}") from None
+    return to_array(proto)
+
+
+def to_json(arr: np.ndarray) -> dict[str, Any]:
+    from google.protobuf import json_format
+
+    from ..proto import tensor_pb2
+
+    proto = tensor_pb2.TensorProto()
+    from_array(arr, proto)
+    return json_format.MessageToDict(proto)

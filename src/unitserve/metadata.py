@@ -1,0 +1,141 @@
+"""Model metadata (spec §7): defaults from the image, the user's ``init_metadata()``,
+``MODEL_METADATA`` (YAML or JSON) on top, validated against Seldon's schema.
+
+Computed once per worker, after ``load()`` (Seldon computes it before; a model
+that reads its metadata from loaded artefacts needs it after).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import jsonschema
+import yaml
+
+log = logging.getLogger("unitserve")
+
+_V1_ARRAY_TYPES = ["tensor", "ndarray", "tftensor"]
+_KNOWN_TYPES = [*_V1_ARRAY_TYPES, "jsonData", "strData", "binData"]
+_V2_DATATYPES = [
+    "BOOL",
+    "UINT8",
+    "UINT16",
+    "UINT32",
+    "UINT64",
+    "INT8",
+    "INT16",
+    "INT32",
+    "INT64",
+    "FP16",
+    "FP32",
+    "FP64",
+    "BYTES",
+]
+_INT_LIST = {"type": "array", "items": {"type": "integer"}}
+
+
+def _closed(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
+    schema: dict[str, Any] = {
+        "type": "object",
+        "properties": properties,
+        "additionalProperties": False,
+    }
+    if required:
+        schema["required"] = required
+    return schema
+
+
+_MESSAGE = {
+    "anyOf": [
+        _closed(
+            {
+                "messagetype": {"enum": _V1_ARRAY_TYPES},
+                "schema": _closed(
+                    {"names": {"type": "array", "items": {"type": "string"}}, "shape": _INT_LIST}
+                ),
+            },
+            ["messagetype"],
+        ),
+        _closed(
+            {"messagetype": {"const": "jsonData"}, "schema": {"type": "object"}}, ["messagetype"]
+        ),
+        _closed({"messagetype": {"const": "strData"}}, ["messagetype"]),
+        _closed({"messagetype": {"const": "binData"}}, ["messagetype"]),
+        _closed(
+            {
+                "messagetype": {"type": "string", "not": {"enum": _KNOWN_TYPES}},
+                "schema": {"type": "object"},
+            },
+            ["messagetype"],
+        ),
+        _closed(
+            {"name": {"type": "string"}, "datatype": {"enum": _V2_DATATYPES}, "shape": _INT_LIST}
+        ),
+    ]
+}
+
+SCHEMA: dict[str, Any] = _closed(
+    {
+        "name": {"type": "string"},
+        "versions": {"type": "array", "items": {"type": "string"}},
+        "platform": {"type": "string"},
+        "inputs": {"type": "array", "items": _MESSAGE},
+        "outputs": {"type": "array", "items": _MESSAGE},
+        "custom": {"type": "object", "additionalProperties": {"type": "string"}},
+    }
+)
+
+
+def split_image(image: str) -> tuple[str, str]:
+    """``registry:5000/name:tag`` → (``registry:5000/name``, ``tag``), split on the last colon."""
+    name, sep, version = image.rpartition(":")
+    return (name, version) if sep else (image, "")
+
+
+def defaults(image: str | None) -> dict[str, Any]:
+    name, version = split_image(image) if image else ("", "")
+    return {
+        "name": name,
+        "versions": [version],
+        "platform": "",
+        "inputs": [],
+        "outputs": [],
+        "custom": {},
+    }
+
+
+def from_environment(text: str | None) -> dict[str, Any]:
+    if not text:
+        return {}
+    try:
+        value = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        log.error("MODEL_METADATA is not valid YAML or JSON, ignored: %s", exc)
+        return {}
+    if not isinstance(value, dict):
+        log.error("MODEL_METADATA must be a mapping, ignored: %r", value)
+        return {}
+    return value
+
+
+def build(user_metadata: Any, env_text: str | None, image: str | None) -> dict[str, Any] | None:
+    """The validated metadata, or None (logged) when it does not follow the schema."""
+    if user_metadata is None:
+        user_metadata = {}
+    elif not isinstance(user_metadata, dict):
+        log.error(
+            "init_metadata() must return a dict, got %s: ignored", type(user_metadata).__name__
+        )
+        user_metadata = {}
+    merged = {**defaults(image), **user_metadata, **from_environment(env_text)}
+    try:
+        jsonschema.validate(merged, SCHEMA)
+    except jsonschema.ValidationError as exc:
+        log.error(
+            "model metadata is invalid, /metadata will answer 500: %s (at %s)",
+            exc.message,
+            "/".join(str(p) for p in exc.absolute_path) or "top level",
+        )
+        return None
+    return merged
