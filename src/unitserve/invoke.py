@@ -1,0 +1,106 @@
+"""Where user code runs.
+
+Synchronous user methods run on the worker's thread pool (``--threads``), so
+the event loop keeps answering health probes, metrics and new connections
+while a slow ``predict`` runs. The whole request — parsing, decoding, the user
+call and encoding — moves to the thread in one hand-off. Operations whose user
+methods are ``async def`` run on the loop instead and only offload the
+synchronous helpers (tags, metrics) they may call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from .codec.message import Codec
+from .engine import Engine, Outcome, run_async, run_sync
+from .errors import NotReady, Timeout
+
+log = logging.getLogger("unitserve")
+
+# Engine operations, by name, and the user methods each may call.
+OPERATIONS: dict[str, tuple[str, ...]] = {
+    "predict": ("predict", "predict_raw", "predict_rest", "predict_grpc"),
+    "transform_input": (
+        "transform_input",
+        "transform_input_raw",
+        "transform_input_rest",
+        "transform_input_grpc",
+    ),
+    "transform_output": (
+        "transform_output",
+        "transform_output_raw",
+        "transform_output_rest",
+        "transform_output_grpc",
+    ),
+    "route": ("route", "route_raw", "route_rest", "route_grpc"),
+    "aggregate": ("aggregate", "aggregate_raw", "aggregate_rest", "aggregate_grpc"),
+    "send_feedback": (
+        "send_feedback",
+        "send_feedback_raw",
+        "send_feedback_rest",
+        "send_feedback_grpc",
+    ),
+    "health_status": ("health_status", "health_status_raw"),
+}
+
+
+class Invoker:
+    """Runs engine operations for the transports of one worker."""
+
+    def __init__(self, engine: Engine, threads: int, request_timeout: float = 0.0) -> None:
+        self.engine = engine
+        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="user")
+        self.request_timeout = request_timeout or None
+        self.on_loop = {op: engine.is_async(*methods) for op, methods in OPERATIONS.items()}
+        self.ready = asyncio.Event()
+        self.not_ready_reason = "the model is loading: load() has not finished"
+
+    async def offload(self, fn: Callable[[], Any]) -> Any:
+        future = asyncio.get_running_loop().run_in_executor(self.pool, fn)
+        if self.request_timeout is None:
+            return await future
+        try:
+            return await asyncio.wait_for(future, self.request_timeout)
+        except TimeoutError:
+            raise Timeout(
+                f"the model did not answer within the request timeout ({self.request_timeout:g} s)"
+            ) from None
+
+    async def wait_ready(self) -> None:
+        if self.ready.is_set():
+            return
+        if self.request_timeout is None:
+            await self.ready.wait()
+            return
+        try:
+            await asyncio.wait_for(self.ready.wait(), self.request_timeout)
+        except TimeoutError:
+            raise NotReady(self.not_ready_reason) from None
+
+    async def call(self, op: str, make_request: Callable[[], Any] | None, codec: Codec) -> Outcome:
+        """Run engine operation `op` on the request that `make_request()` builds (parsing
+        happens where the user code runs, off the loop for synchronous models)."""
+        if not self.ready.is_set():
+            await self.wait_ready()
+        if self.on_loop[op]:
+            request = make_request() if make_request is not None else None
+            return await run_async(self._operation(op, request, codec), self.offload)
+        return await self.offload(functools.partial(self._run_sync, op, make_request, codec))
+
+    def _operation(self, op: str, request: Any, codec: Codec) -> Any:
+        if op == "health_status":
+            return self.engine.health_status(codec)
+        return getattr(self.engine, op)(request, codec)
+
+    def _run_sync(self, op: str, make_request: Callable[[], Any] | None, codec: Codec) -> Outcome:
+        request = make_request() if make_request is not None else None
+        return run_sync(self._operation(op, request, codec))
+
+    def close(self) -> None:
+        self.pool.shutdown(wait=False, cancel_futures=True)

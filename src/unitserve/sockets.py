@@ -1,0 +1,35 @@
+"""Binding the listening sockets, with a clear error when a port is taken."""
+
+from __future__ import annotations
+
+import errno
+import socket
+
+from .errors import StartupError
+
+
+def bind(host: str, port: int, what: str, flag: str) -> socket.socket:
+    """A listening TCP socket on (host, port), shared by forked workers."""
+    try:
+        infos = socket.getaddrinfo(
+            host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )
+    except socket.gaierror as exc:
+        raise StartupError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    family, kind, proto, _, address = infos[0]
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"{what} port {port} is already in use on {host} (change it with {flag})"
+            ) from None
+        raise StartupError(
+            f"cannot listen on {host}:{port} for {what} ({flag}): {exc.strerror}"
+        ) from None
+    sock.set_inheritable(True)
+    return sock

@@ -1,0 +1,1 @@
+"""Transports: REST (an ASGI app on uvicorn) and gRPC, both calling the engine."""

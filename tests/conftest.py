@@ -1,0 +1,224 @@
+"""Test helpers: start the real `unitserve serve` on free 127.0.0.1 ports and talk to it.
+
+`serve(model, *flags, env=...)` returns a running server (one per distinct set
+of arguments per test session, stopped at the end by its PID); `fresh_server`
+gives one a test owns alone. Servers run from tests/fixtures unless `cwd` says
+otherwise, with the Seldon environment variables of this process removed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+FIXTURES = Path(__file__).parent / "fixtures"
+_SCRUB_PREFIXES = (
+    "PREDICTIVE_UNIT_",
+    "PREDICTOR_",
+    "SELDON_",
+    "GUNICORN_",
+    "GRPC_",
+    "FLASK_",
+    "UNITSERVE_",
+    "MODEL_",
+    "JAEGER_",
+)
+_SCRUB_NAMES = {
+    "TRACING",
+    "PAYLOAD_PASSTHROUGH",
+    "INCLUDE_METRICS_IN_CLIENT_RESPONSE",
+    "SERVICE_TYPE",
+    "PERSISTENCE",
+}
+
+
+def free_ports(n: int) -> list[int]:
+    """n distinct free TCP ports on 127.0.0.1 (held open together so they differ)."""
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.socket()
+            s.bind(("127.0.0.1", 0))
+            socks.append(s)
+        return [s.getsockname()[1] for s in socks]
+    finally:
+        for s in socks:
+            s.close()
+
+
+def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {
+        k: v
+        for k, v in os.environ.items()
+        if not (k.startswith(_SCRUB_PREFIXES) or k in _SCRUB_NAMES)
+    }
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra or {})
+    return env
+
+
+class Server:
+    """One `unitserve serve` process on loopback."""
+
+    def __init__(
+        self,
+        model: str,
+        *flags: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | str = FIXTURES,
+        grpc: bool = True,
+    ) -> None:
+        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
+        self.model = model
+        self.cwd = Path(cwd)
+        # The log file lives as long as the server; closed by the OS at exit.
+        self.log_file = tempfile.NamedTemporaryFile(  # noqa: SIM115
+            prefix=f"unitserve-{model}-", suffix=".log", delete=False
+        )
+        self.command = [
+            sys.executable,
+            "-m",
+            "unitserve",
+            "serve",
+            model,
+            "--host",
+            "127.0.0.1",
+            "--http-port",
+            str(self.http_port),
+            "--grpc-port",
+            str(self.grpc_port),
+            "--metrics-port",
+            str(self.metrics_port),
+            *flags,
+        ]
+        if not grpc:
+            self.command += ["--grpc-workers", "0"]
+        self.env = clean_env(env)
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.client = httpx.Client(base_url=f"http://127.0.0.1:{self.http_port}", timeout=30)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.http_port}"
+
+    @property
+    def grpc_target(self) -> str:
+        return f"127.0.0.1:{self.grpc_port}"
+
+    def start(self, wait: str | None = "/ready", timeout: float = 60) -> Server:
+        self.proc = subprocess.Popen(
+            self.command,
+            cwd=self.cwd,
+            env=self.env,
+            stdout=self.log_file,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+        if wait:
+            self.wait_for(wait, timeout)
+        return self
+
+    def wait_for(self, path: str, timeout: float = 60) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(f"server exited with {self.proc.returncode}:\n{self.log()}")
+            try:
+                if self.client.get(path, timeout=2).status_code == 200:
+                    return
+            except httpx.TransportError:
+                pass
+            time.sleep(0.05)
+        raise TimeoutError(f"server not answering {path} after {timeout}s:\n{self.log()}")
+
+    def log(self) -> str:
+        return Path(self.log_file.name).read_text(errors="replace")
+
+    def signal(self, sig: int) -> None:
+        assert self.proc is not None
+        os.kill(self.proc.pid, sig)
+
+    def stop(self, timeout: float = 20) -> int | None:
+        """SIGTERM the server (its PID), then SIGKILL its process group if it lingers."""
+        self.client.close()
+        if self.proc is None or self.proc.poll() is not None:
+            return self.proc.returncode if self.proc else None
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(5)
+            return None
+
+    # conveniences
+    def post(self, path: str, **kw: object) -> httpx.Response:
+        return self.client.post(path, **kw)
+
+    def get(self, path: str, **kw: object) -> httpx.Response:
+        return self.client.get(path, **kw)
+
+
+@pytest.fixture(scope="session")
+def serve() -> Iterator[object]:
+    """serve(model, *flags, env=None, cwd=FIXTURES) → a shared, started Server."""
+    servers: dict[tuple, Server] = {}
+
+    def get(
+        model: str, *flags: str, env: dict[str, str] | None = None, cwd: Path | str = FIXTURES
+    ) -> Server:
+        key = (model, flags, tuple(sorted((env or {}).items())), str(cwd))
+        if key not in servers:
+            servers[key] = Server(model, *flags, env=env, cwd=cwd).start()
+        return servers[key]
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
+@pytest.fixture
+def fresh_server() -> Iterator[object]:
+    """fresh_server(model, *flags, env=..., wait=...) → a Server owned by this test."""
+    started: list[Server] = []
+
+    def make(
+        model: str,
+        *flags: str,
+        env: dict[str, str] | None = None,
+        cwd: Path | str = FIXTURES,
+        wait: str | None = "/ready",
+        timeout: float = 60,
+        grpc: bool = True,
+    ) -> Server:
+        server = Server(model, *flags, env=env, cwd=cwd, grpc=grpc)
+        started.append(server)
+        return server.start(wait=wait, timeout=timeout)
+
+    yield make
+    for server in started:
+        server.stop()
+
+
+def run_cli(
+    *args: str, cwd: Path | str = FIXTURES, env: dict[str, str] | None = None, timeout: float = 60
+) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "unitserve", *args],
+        cwd=cwd,
+        env=clean_env(env),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
