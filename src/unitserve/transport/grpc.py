@@ -1,0 +1,163 @@
+"""The gRPC transport: the seven Seldon services on ``grpc.aio``, on the worker's
+event loop, calling the same invoker (and so the same user object) as REST.
+
+Requests arrive as bytes and are parsed where the user code runs (the thread
+pool for synchronous models), answers are serialised there too, so that large
+payloads never stall the event loop. Errors map to proper status codes with
+their message in ``details`` (Seldon answers UNKNOWN and loses the text).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import grpc
+from google.protobuf import empty_pb2, json_format
+from google.protobuf.message import DecodeError
+
+from ..codec.seldon_proto import ProtoCodec
+from ..errors import describe, log_error
+from ..invoke import Invoker
+from ..proto import SERVICE_NAMES
+from ..proto import prediction_pb2 as pb
+
+log = logging.getLogger("unitserve")
+
+PACKAGE = "seldon.protos"
+
+# service → {method: engine operation}
+SERVICES: dict[str, dict[str, str]] = {
+    "Generic": {
+        "TransformInput": "transform_input",
+        "TransformOutput": "transform_output",
+        "Route": "route",
+        "Aggregate": "aggregate",
+        "SendFeedback": "send_feedback",
+    },
+    "Model": {"Predict": "predict", "SendFeedback": "send_feedback", "Metadata": "metadata"},
+    "Router": {"Route": "route", "SendFeedback": "send_feedback"},
+    "Transformer": {"TransformInput": "transform_input"},
+    "OutputTransformer": {"TransformOutput": "transform_output"},
+    "Combiner": {"Aggregate": "aggregate"},
+    "Seldon": {
+        "Predict": "predict",
+        "SendFeedback": "send_feedback",
+        "ModelMetadata": "metadata",
+        "GraphMetadata": "graph_metadata",
+    },
+}
+
+_REQUEST_TYPES: dict[str, Any] = {
+    "aggregate": pb.SeldonMessageList,
+    "send_feedback": pb.Feedback,
+}
+
+
+class BytesCodec(ProtoCodec):
+    """The proto codec, answering serialised bytes (so that serialisation happens in the
+    thread that ran the model, not on the event loop)."""
+
+    def encode(self, reply: Any) -> bytes:
+        return super().encode(reply).SerializeToString()
+
+    def encode_raw(self, answer: Any) -> bytes:
+        return super().encode_raw(answer).SerializeToString()
+
+
+def _serialize(response: Any) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+class _BadBytes(Exception):
+    """The request bytes are not the RPC's message type."""
+
+
+def _parser(op: str, message_type: Any) -> Callable[[bytes], Any]:
+    def parse(data: bytes) -> Any:
+        try:
+            return message_type.FromString(data)
+        except DecodeError as exc:
+            raise _BadBytes(str(exc)) from None
+
+    return parse
+
+
+class SeldonGrpc:
+    """Handlers for every RPC of the seven services."""
+
+    def __init__(self, invoker: Invoker, metadata: Callable[[], dict[str, Any] | None]) -> None:
+        self.invoker = invoker
+        self.metadata = metadata
+        self.codec = BytesCodec()
+
+    def handlers(self) -> list[grpc.GenericRpcHandler]:
+        out = []
+        for service, methods in SERVICES.items():
+            table = {name: self._handler(service, name, op) for name, op in methods.items()}
+            out.append(grpc.method_handlers_generic_handler(f"{PACKAGE}.{service}", table))
+        return out
+
+    def _handler(self, service: str, name: str, op: str) -> grpc.RpcMethodHandler:
+        if op == "metadata":
+            request_type = empty_pb2.Empty if name == "Metadata" else pb.SeldonModelMetadataRequest
+            return grpc.unary_unary_rpc_method_handler(
+                self._metadata,
+                request_deserializer=request_type.FromString,
+                response_serializer=_serialize,
+            )
+        if op == "graph_metadata":
+            return grpc.unary_unary_rpc_method_handler(
+                self._graph_metadata,
+                request_deserializer=empty_pb2.Empty.FromString,
+                response_serializer=_serialize,
+            )
+        parse = _parser(op, _REQUEST_TYPES.get(op, pb.SeldonMessage))
+        where = f"/{PACKAGE}.{service}/{name}"
+        return grpc.unary_unary_rpc_method_handler(
+            self._operation(op, parse, where),
+            request_deserializer=_identity,
+            response_serializer=_serialize,
+        )
+
+    def _operation(
+        self, op: str, parse: Callable[[bytes], Any], where: str
+    ) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Any]]:
+        async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Any:
+            try:
+                _, answer = await self.invoker.call(op, lambda: parse(data), self.codec)
+                return answer
+            except _BadBytes as exc:
+                log.info("%s: request bytes do not parse: %s", where, exc)
+                await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+            except Exception as exc:
+                await _abort(context, exc, where)
+
+        return handle
+
+    async def _metadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await self.invoker.wait_ready()
+        meta = self.metadata()
+        if meta is None:
+            await context.abort(grpc.StatusCode.INTERNAL, "Model metadata unavailable")
+        return json_format.ParseDict(meta, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
+
+    async def _graph_metadata(self, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        await context.abort(
+            grpc.StatusCode.UNIMPLEMENTED, "GraphMetadata not available on the Model level."
+        )
+
+
+async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, where: str) -> None:
+    log_error(exc, where)
+    _, _, message, code = describe(exc)
+    await context.abort(code, message or type(exc).__name__)
+
+
+def service_names() -> tuple[str, ...]:
+    return SERVICE_NAMES
