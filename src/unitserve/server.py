@@ -2,8 +2,10 @@
 gRPC (grpc.aio) with one copy of the user object, its thread pool, ``load()``
 and a graceful stop.
 
-The worker answers ``/live`` and ``/health/ping`` from the first moment; data
-requests wait until ``load()`` has finished (``/ready`` says when).
+The worker answers ``/live`` and ``/health/ping`` from its first moment; data
+requests wait until ``load()`` has finished (``/ready`` says when). gRPC starts
+listening only once the model is loaded, so that gRPC connections go to
+workers that can answer them.
 """
 
 from __future__ import annotations
@@ -12,10 +14,11 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import signal
 import socket
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -24,13 +27,16 @@ import uvloop
 
 from . import annotations
 from . import metadata as metadata_mod
+from . import metrics as metrics_mod
 from .codec.seldon_json import JsonCodec, PassthroughCodec
+from .codec.seldon_proto import FeedbackJsonCodec
 from .engine import Engine, EngineConfig, MetricsRecorder
 from .errors import is_not_implemented
 from .invoke import Invoker
 from .openapi import document as openapi_document
 from .settings import Settings
 from .transport.flask_errors import error_handlers_of
+from .transport.observe import RequestObserver
 from .transport.rest import RestApp
 
 if TYPE_CHECKING:
@@ -40,6 +46,9 @@ log = logging.getLogger("unitserve")
 
 EXIT_OK = 0
 EXIT_LOAD_FAILED = 3
+# How long a stopping worker waits for connections it has just accepted to send their
+# request (they would otherwise be closed unanswered).
+_SETTLE_SECONDS = 1.0
 
 
 class _UvicornServer(uvicorn.Server):
@@ -55,30 +64,101 @@ class Worker:
     settings: Settings
     user: Any
     http_socket: socket.socket
+    slot: int = 0
+    notes_fd: int | None = None  # where to tell the supervisor "ready" / "recycle"
     loaded: bool = False  # load() already ran (--preload)
-    recorder: MetricsRecorder = field(default_factory=MetricsRecorder)
+    metrics_dir: str | None = None
 
     def run(self) -> int:
-        """Serve until SIGTERM/SIGINT; returns the process exit status."""
+        """Serve until SIGTERM/SIGINT (or --max-requests); returns the exit status."""
         return uvloop.run(self.serve())
 
     async def serve(self) -> int:
         settings = self.settings
         env = dict(settings.env)
-        engine = Engine(self.user, EngineConfig.from_env(env), self.recorder)
+        self.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        recorder: MetricsRecorder
+        if self.metrics_dir is not None:
+            recorder = metrics_mod.WorkerMetrics(env, str(self.slot))
+            request_metrics: Any = recorder
+        else:
+            recorder, request_metrics = MetricsRecorder(), metrics_mod.NoRequestMetrics()
+        max_requests = settings.max_requests
+        if max_requests:
+            max_requests += random.randint(0, settings.max_requests_jitter)
+        self.observer = RequestObserver(
+            request_metrics, settings.access_log, max_requests, self._recycle
+        )
+        engine = Engine(self.user, EngineConfig.from_env(env), recorder)
         invoker = Invoker(engine, settings.user_threads, settings.request_timeout)
         self._metadata: dict[str, Any] | None = None
+        http = self._http_server(invoker, env)
+        http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
+        grpc_server: GrpcServer | None = None
+        try:
+            if not await self._load(invoker, engine, env):
+                http.should_exit = True
+                await http_task
+                return EXIT_LOAD_FAILED
+            invoker.ready.set()
+            if settings.grpc_enabled and not self.stop.is_set():
+                grpc_server = await self._start_grpc(invoker)
+            self._note("ready")
+            log.info(
+                "worker %d ready (pid %d): REST on %s%s",
+                self.slot,
+                os.getpid(),
+                _address(self.http_socket),
+                f", gRPC on {grpc_server.address}" if grpc_server else "",
+            )
+            stop_task = asyncio.create_task(self.stop.wait())
+            await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            log.info("worker %d stopping: finishing in-flight requests", self.slot)
+            await self._drain(http, http_task, grpc_server)
+            log.info("worker %d stopped", self.slot)
+            return EXIT_OK
+        finally:
+            invoker.close()
+
+    async def _drain(
+        self, http: _UvicornServer, http_task: asyncio.Task[None], grpc_server: GrpcServer | None
+    ) -> None:
+        """Stop accepting at once (the shared socket keeps queueing for other workers),
+        let connections accepted a moment ago deliver their request, then let uvicorn
+        and grpc finish every request in flight within the grace period."""
+        for listener in getattr(http, "servers", []):
+            listener.close()
+        stops = [http_task]
+        if grpc_server is not None:
+            stops.append(asyncio.create_task(grpc_server.stop(self.settings.graceful_timeout)))
+        loop = asyncio.get_running_loop()
+        settle_until = loop.time() + _SETTLE_SECONDS
+        while loop.time() < settle_until and _connections_without_request(http):
+            await asyncio.sleep(0.01)
+        http.should_exit = True
+        await asyncio.gather(*stops)
+
+    def _http_server(self, invoker: Invoker, env: dict[str, str]) -> _UvicornServer:
+        settings = self.settings
         passthrough = env.get("PAYLOAD_PASSTHROUGH", "false").strip().lower() in ("1", "true", "t")
         app = RestApp(
             invoker,
-            {"json": JsonCodec(), "passthrough": PassthroughCodec(), "feedback": _feedback_codec()},
+            {
+                "json": JsonCodec(),
+                "passthrough": PassthroughCodec(),
+                "feedback": FeedbackJsonCodec(),
+            },
             metadata=lambda: self._metadata,
             openapi=orjson.dumps(openapi_document(), option=orjson.OPT_SORT_KEYS) + b"\n",
             cors_origins=settings.cors_origins,
             max_body_size=settings.max_body_size,
             passthrough=passthrough,
             error_handlers=error_handlers_of(self.user),
-            access_log_enabled=settings.access_log,
+            observer=self.observer,
         )
         config = uvicorn.Config(
             app,
@@ -91,39 +171,7 @@ class Worker:
             timeout_keep_alive=settings.keepalive,
             timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
         )
-        http = _UvicornServer(config)
-        loop = asyncio.get_running_loop()
-        stop = asyncio.Event()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
-        http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
-        grpc_server = await self._start_grpc(invoker) if settings.grpc_enabled else None
-        try:
-            if not await self._load(invoker, engine, env):
-                http.should_exit = True
-                await http_task
-                return EXIT_LOAD_FAILED
-            invoker.ready.set()
-            if grpc_server is not None:
-                await grpc_server.mark_serving()
-            log.info(
-                "worker %d ready: REST on %s%s",
-                os.getpid(),
-                _address(self.http_socket),
-                f", gRPC on {grpc_server.address}" if grpc_server else "",
-            )
-            stop_task = asyncio.create_task(stop.wait())
-            await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
-            stop_task.cancel()
-            log.info("worker %d stopping: finishing in-flight requests", os.getpid())
-            http.should_exit = True
-            stops = [http_task]
-            if grpc_server is not None:
-                stops.append(asyncio.create_task(grpc_server.stop(settings.graceful_timeout)))
-            await asyncio.gather(*stops)
-            return EXIT_OK
-        finally:
-            invoker.close()
+        return _UvicornServer(config)
 
     async def _start_grpc(self, invoker: Invoker) -> GrpcServer:
         from .transport.grpc_server import GrpcServer
@@ -131,9 +179,10 @@ class Worker:
         settings = self.settings
         size = settings.grpc_max_message_size or annotations.grpc_max_message_size(settings.env)
         server = GrpcServer(
-            invoker, lambda: self._metadata, settings.host, settings.grpc_port, size
+            invoker, lambda: self._metadata, settings.host, settings.grpc_port, size, self.observer
         )
         await server.start()
+        await server.mark_serving()
         return server
 
     async def _load(self, invoker: Invoker, engine: Engine, env: dict[str, str]) -> bool:
@@ -144,7 +193,9 @@ class Worker:
                 await loop.run_in_executor(invoker.pool, call_load, self.user)
             except Exception:
                 log.exception(
-                    "load() of %s failed; this worker will not serve", type(self.user).__name__
+                    "load() of %s failed; worker %d will not serve",
+                    type(self.user).__name__,
+                    self.slot,
                 )
                 invoker.not_ready_reason = "load() failed"
                 return False
@@ -159,6 +210,17 @@ class Worker:
             user_metadata, env.get("MODEL_METADATA"), env.get("PREDICTIVE_UNIT_IMAGE")
         )
         return True
+
+    def _recycle(self) -> None:
+        """--max-requests reached: ask the supervisor for a replacement; it stops this
+        worker (SIGTERM, then a graceful drain) once the replacement is ready."""
+        log.info("worker %d served its --max-requests: asking for a replacement", self.slot)
+        self._note("recycle")
+
+    def _note(self, what: str) -> None:
+        if self.notes_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.notes_fd, f"{what} {os.getpid()}\n".encode())
 
 
 def call_load(user: Any) -> None:
@@ -175,14 +237,13 @@ def call_load(user: Any) -> None:
             raise
 
 
+def _connections_without_request(http: _UvicornServer) -> bool:
+    """True while a connection has been accepted but has not sent a request yet."""
+    state = getattr(http, "server_state", None)
+    connections = getattr(state, "connections", ())
+    return any(getattr(c, "cycle", True) is None for c in connections)
+
+
 def _address(sock: socket.socket) -> str:
     host, port = sock.getsockname()[:2]
     return f"{host}:{port}"
-
-
-def _feedback_codec() -> Any:
-    try:
-        from .codec.seldon_proto import FeedbackJsonCodec
-    except ImportError:  # the protobuf codec is not there yet
-        return JsonCodec()
-    return FeedbackJsonCodec()

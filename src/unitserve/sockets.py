@@ -33,3 +33,28 @@ def bind(host: str, port: int, what: str, flag: str) -> socket.socket:
         ) from None
     sock.set_inheritable(True)
     return sock
+
+
+def reserve_reuseport(host: str, port: int, what: str, flag: str) -> socket.socket:
+    """Hold `port` with SO_REUSEPORT without listening: other programs cannot take it,
+    our workers (which bind it with SO_REUSEPORT too) can, and no connection is ever
+    queued on this socket."""
+    infos = socket.getaddrinfo(host or None, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    family, kind, proto, _, address = infos[0]
+    # First without SO_REUSEPORT: that fails if anyone listens on the port, even a
+    # process of ours (same-user SO_REUSEPORT sockets would silently share it).
+    bind(host, port, what, flag).close()
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        sock.bind(address)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(
+                f"{what} port {port} is already in use on {host} (change it with {flag})"
+            ) from None
+        raise StartupError(
+            f"cannot use {host}:{port} for {what} ({flag}): {exc.strerror}"
+        ) from None
+    return sock

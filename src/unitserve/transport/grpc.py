@@ -10,6 +10,7 @@ their message in ``details`` (Seldon answers UNKNOWN and loses the text).
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -20,8 +21,8 @@ from google.protobuf.message import DecodeError
 from ..codec.seldon_proto import ProtoCodec
 from ..errors import describe, log_error
 from ..invoke import Invoker
-from ..proto import SERVICE_NAMES
 from ..proto import prediction_pb2 as pb
+from .observe import RequestObserver
 
 log = logging.getLogger("unitserve")
 
@@ -91,9 +92,15 @@ def _parser(op: str, message_type: Any) -> Callable[[bytes], Any]:
 class SeldonGrpc:
     """Handlers for every RPC of the seven services."""
 
-    def __init__(self, invoker: Invoker, metadata: Callable[[], dict[str, Any] | None]) -> None:
+    def __init__(
+        self,
+        invoker: Invoker,
+        metadata: Callable[[], dict[str, Any] | None],
+        observer: RequestObserver,
+    ) -> None:
         self.invoker = invoker
         self.metadata = metadata
+        self.observer = observer
         self.codec = BytesCodec()
 
     def handlers(self) -> list[grpc.GenericRpcHandler]:
@@ -129,14 +136,23 @@ class SeldonGrpc:
         self, op: str, parse: Callable[[bytes], Any], where: str
     ) -> Callable[[bytes, grpc.aio.ServicerContext], Awaitable[Any]]:
         async def handle(data: bytes, context: grpc.aio.ServicerContext) -> Any:
+            started = time.perf_counter()
+            self.observer.started("grpc")
+            code = "OK"
             try:
                 _, answer = await self.invoker.call(op, lambda: parse(data), self.codec)
                 return answer
             except _BadBytes as exc:
                 log.info("%s: request bytes do not parse: %s", where, exc)
+                code = grpc.StatusCode.INTERNAL.name
                 await context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
             except Exception as exc:
+                code = describe(exc)[3].name
                 await _abort(context, exc, where)
+            finally:
+                self.observer.finished(
+                    op, "grpc", code, time.perf_counter() - started, where, context.peer() or "-"
+                )
 
         return handle
 
@@ -157,7 +173,3 @@ async def _abort(context: grpc.aio.ServicerContext, exc: BaseException, where: s
     log_error(exc, where)
     _, _, message, code = describe(exc)
     await context.abort(code, message or type(exc).__name__)
-
-
-def service_names() -> tuple[str, ...]:
-    return SERVICE_NAMES

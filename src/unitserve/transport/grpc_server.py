@@ -17,6 +17,7 @@ from ..errors import StartupError
 from ..invoke import Invoker
 from ..proto import POOL, SERVICE_NAMES
 from .grpc import SeldonGrpc
+from .observe import RequestObserver
 
 log = logging.getLogger("unitserve")
 
@@ -41,6 +42,7 @@ class GrpcServer:
         host: str,
         port: int,
         max_message_size: int | None,
+        observer: RequestObserver,
     ) -> None:
         receive = max_message_size or DEFAULT_MAX_RECEIVE
         send = max_message_size or -1
@@ -50,7 +52,7 @@ class GrpcServer:
             ("grpc.max_send_message_length", send),
         ]
         self.server = grpc.aio.server(options=options)
-        self.server.add_generic_rpc_handlers(SeldonGrpc(invoker, metadata).handlers())
+        self.server.add_generic_rpc_handlers(SeldonGrpc(invoker, metadata, observer).handlers())
         self.health = HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         # Reflection lists what Seldon's lists (clients and the conformance suite compare

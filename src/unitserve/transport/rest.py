@@ -28,10 +28,10 @@ from ..errors import (
 )
 from ..invoke import Invoker
 from .flask_errors import FlaskErrorHandlers
+from .observe import RequestObserver
 from .request_body import raw_payload, request_payload
 
 log = logging.getLogger("unitserve")
-access_log = logging.getLogger("unitserve.access")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
@@ -119,7 +119,7 @@ class RestApp:
         max_body_size: int = 100 << 20,
         passthrough: bool = False,
         error_handlers: FlaskErrorHandlers | None = None,
-        access_log_enabled: bool = False,
+        observer: RequestObserver,
     ) -> None:
         self.invoker = invoker
         self.codecs = codecs
@@ -129,12 +129,13 @@ class RestApp:
         self.max_body_size = max_body_size
         self.passthrough = passthrough
         self.error_handlers = error_handlers
-        self.access_log_enabled = access_log_enabled
+        self.observer = observer
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        self.observer.started("rest")
         headers = dict(scope["headers"])  # lower-case names; last one wins
         origin = headers.get(b"origin")
         path, method = scope["path"], scope["method"]
@@ -164,16 +165,20 @@ class RestApp:
         if method != "OPTIONS" or route is None:
             extra.extend(self.cors.headers(origin))
         response_headers = [*extra, (b"content-length", str(len(body)).encode())]
-        await send({"type": "http.response.start", "status": status, "headers": response_headers})
-        await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-        if self.access_log_enabled:
-            access_log.info(
-                "%s %s %s %d %.2fms",
-                scope.get("client", ("-",))[0],
-                method,
-                path,
-                status,
-                (time.perf_counter() - started) * 1000,
+        try:
+            await send(
+                {"type": "http.response.start", "status": status, "headers": response_headers}
+            )
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        finally:
+            client = scope.get("client")
+            self.observer.finished(
+                route.kind if route is not None else "unknown",
+                "rest",
+                str(status),
+                time.perf_counter() - started,
+                f"{method} {path}",
+                client[0] if client else "-",
             )
 
     async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:

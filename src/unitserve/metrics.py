@@ -1,0 +1,293 @@
+"""Prometheus metrics across worker processes.
+
+Workers record into prometheus_client's multiprocess files (an mmap per
+process: no inter-process round trip on the request path); the supervisor
+reads every file when scraped and answers one exposition with each metric
+family once.
+
+Series stay bounded however often workers are replaced: the ``worker_id``
+label is the worker's *slot* (0..N-1), not its pid, and when a worker dies the
+supervisor folds its counters and histograms into an archive file (so totals
+keep growing, never counted twice) and drops its live gauges.
+
+Metric names and labels:
+
+* the user's metrics (spec §11.2): COUNTER → ``<key>_total``, GAUGE → ``<key>``,
+  TIMER → a histogram ``<key>`` in seconds with Seldon's 50 log-spaced buckets;
+  labels: the user's tags, ``method``, the deployment labels of
+  `deployment_labels` and ``worker_id``;
+* feedback: ``seldon_api_model_feedback_total`` and
+  ``seldon_api_model_feedback_reward_total`` (Seldon's);
+* ours: ``unitserve_requests_total{operation,protocol,code,worker_id}``,
+  ``unitserve_request_duration_seconds{operation,protocol,worker_id}``,
+  ``unitserve_requests_in_flight{protocol,worker_id}``,
+  ``unitserve_worker_info{worker_id,pid}`` and, from the supervisor,
+  ``unitserve_worker_restarts_total{reason}``.
+"""
+
+from __future__ import annotations
+
+import glob
+import json
+import os
+import threading
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, values
+from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client.mmap_dict import MmapedDict
+from prometheus_client.multiprocess import MultiProcessCollector, mark_process_dead
+
+from .custom_metrics import COUNTER, GAUGE, TIMER
+from .engine import FEEDBACK, MetricsRecorder
+from .errors import BadMetric
+from .metadata import split_image
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+# Seldon's TIMER buckets: 50 log-spaced upper bounds from 1 ms to 30 s (+Inf added).
+SELDON_BUCKETS = tuple(float(b) for b in np.logspace(-3, np.log10(30), 50))
+REQUEST_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+RESERVED_PREFIXES = ("unitserve_", "seldon_api_")
+
+
+def deployment_labels(env: Mapping[str, str]) -> dict[str, str]:
+    """The labels Seldon puts on every custom metric, from the operator's env vars."""
+    image, version = split_image(
+        env.get("PREDICTIVE_UNIT_IMAGE") or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}"
+    )
+    deployment = env.get("SELDON_DEPLOYMENT_ID") or NOT_IMPLEMENTED
+    try:
+        predictor_labels = json.loads(env.get("PREDICTOR_LABELS") or "{}")
+    except ValueError:
+        predictor_labels = {}
+    predictor_version = (
+        predictor_labels.get("version") if isinstance(predictor_labels, dict) else None
+    ) or NOT_IMPLEMENTED
+    return {
+        "deployment_name": deployment,
+        "seldon_deployment_name": deployment,
+        "model_name": env.get("PREDICTIVE_UNIT_ID") or NOT_IMPLEMENTED,
+        "model_image": image or NOT_IMPLEMENTED,
+        "image_name": image or NOT_IMPLEMENTED,
+        "model_version": version or NOT_IMPLEMENTED,
+        "image_version": version or NOT_IMPLEMENTED,
+        "predictor_name": env.get("PREDICTOR_ID") or NOT_IMPLEMENTED,
+        "predictor_version": str(predictor_version),
+    }
+
+
+def use_directory(directory: str) -> None:
+    """Make this process record into `directory` (call in each worker after fork)."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.MultiProcessValue()
+
+
+class WorkerMetrics(MetricsRecorder):
+    """Everything one worker records: user metrics, feedback, and request metrics."""
+
+    def __init__(self, env: Mapping[str, str], worker_id: str) -> None:
+        self.worker_id = worker_id
+        self.base = {**deployment_labels(env), "worker_id": worker_id}
+        self._families: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+        self._kinds: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._requests = Counter(
+            "unitserve_requests",
+            "Requests answered, by operation, protocol and status code.",
+            ["operation", "protocol", "code", "worker_id"],
+            registry=None,
+        )
+        self._duration = Histogram(
+            "unitserve_request_duration_seconds",
+            "Time to answer a request, in seconds.",
+            ["operation", "protocol", "worker_id"],
+            buckets=REQUEST_BUCKETS,
+            registry=None,
+        )
+        self._in_flight = Gauge(
+            "unitserve_requests_in_flight",
+            "Requests being answered.",
+            ["protocol", "worker_id"],
+            multiprocess_mode="livesum",
+            registry=None,
+        )
+        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
+        self._in_flight_children = {
+            p: self._in_flight.labels(p, worker_id) for p in ("rest", "grpc")
+        }
+        # 'liveall' keeps prometheus_client's own `pid` label: which process serves the slot.
+        info = Gauge(
+            "unitserve_worker_info",
+            "The process serving each worker slot (pid label).",
+            ["worker_id"],
+            multiprocess_mode="liveall",
+            registry=None,
+        )
+        info.labels(worker_id).set(1)
+
+    # ------------------------------------------------------------------ user metrics
+
+    def record(self, metrics: list[dict[str, Any]], method: str) -> None:
+        prepared = [self._prepare(m, method) for m in metrics]  # all valid, or none recorded
+        for kind, child, value in prepared:
+            if kind == COUNTER:
+                child.inc(value)
+            elif kind == GAUGE:
+                child.set(value)
+            else:
+                child.observe(value / 1000.0)  # TIMER values are milliseconds
+
+    def record_feedback(self, reward: float) -> None:
+        labels = {"method": FEEDBACK, **self.base}
+        names = tuple(sorted(labels))
+        self._family(COUNTER, "seldon_api_model_feedback", names).labels(**labels).inc(1)
+        self._family(COUNTER, "seldon_api_model_feedback_reward", names).labels(**labels).inc(
+            reward
+        )
+
+    def _prepare(self, metric: dict[str, Any], method: str) -> tuple[str, Any, float]:
+        kind, key, value = metric["type"], metric["key"], float(metric["value"])
+        if key.startswith(RESERVED_PREFIXES):
+            raise BadMetric(
+                f"Bad metric created during request: key {key!r} uses a reserved "
+                f"prefix ({', '.join(RESERVED_PREFIXES)})"
+            )
+        if kind == COUNTER and value < 0:
+            raise BadMetric(
+                f"Bad metric created during request: COUNTER {key!r} cannot "
+                f"decrease (value {value})"
+            )
+        known = self._kinds.setdefault(key, kind)
+        if known != kind:
+            raise BadMetric(
+                f"Bad metric created during request: {key!r} is a {known}, not a {kind}"
+            )
+        tags = metric.get("tags") or {}
+        labels = {**{str(k): str(v) for k, v in tags.items()}, "method": method, **self.base}
+        child = self._family(kind, key, tuple(sorted(labels))).labels(**labels)
+        return kind, child, value
+
+    def _family(self, kind: str, key: str, labelnames: tuple[str, ...]) -> Any:
+        index = (kind, key, labelnames)
+        family = self._families.get(index)
+        if family is None:
+            with self._lock:
+                family = self._families.get(index)
+                if family is None:
+                    if kind == COUNTER:
+                        family = Counter(key, "", labelnames, registry=None)
+                    elif kind == GAUGE:
+                        family = Gauge(
+                            key, "", labelnames, registry=None, multiprocess_mode="livemostrecent"
+                        )
+                    elif kind == TIMER:
+                        family = Histogram(
+                            key, "", labelnames, registry=None, buckets=SELDON_BUCKETS
+                        )
+                    else:
+                        raise BadMetric(f"Bad metric created during request: type {kind!r}")
+                    self._families[index] = family
+        return family
+
+    # ------------------------------------------------------------------ request metrics
+
+    def request_started(self, protocol: str) -> None:
+        self._in_flight_children[protocol].inc()
+
+    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+        self._in_flight_children[protocol].dec()
+        children = self._request_children.get((operation, protocol, code))
+        if children is None:
+            children = (
+                self._requests.labels(operation, protocol, code, self.worker_id),
+                self._duration.labels(operation, protocol, self.worker_id),
+            )
+            self._request_children[(operation, protocol, code)] = children
+        children[0].inc()
+        children[1].observe(seconds)
+
+
+class NoRequestMetrics:
+    """For a server without a metrics directory (tests of single pieces)."""
+
+    def request_started(self, protocol: str) -> None:
+        pass
+
+    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+        pass
+
+
+# ---------------------------------------------------------------------- supervisor side
+
+
+class _DirectoryCollector:
+    """prometheus_client's multiprocess merge over the files of `directory`, minus the
+    files a starting worker has created but not yet sized (they would fail the read)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def collect(self) -> Any:
+        files = []
+        for path in glob.glob(os.path.join(self.directory, "*.db")):
+            try:
+                if os.path.getsize(path) >= 8:
+                    files.append(path)
+            except FileNotFoundError:
+                continue
+        return MultiProcessCollector.merge(files, accumulate=True)
+
+
+def exposition(directory: str) -> bytes:
+    """The Prometheus text of every worker's files in `directory`."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_DirectoryCollector(directory))
+    return generate_latest(registry)
+
+
+def retire_worker(directory: str, pid: int) -> None:
+    """A worker is gone: drop its live gauges and fold its counters and histograms into
+    the archive, so that totals keep counting it once and its files do not pile up."""
+    mark_process_dead(pid, directory)
+    for kind in ("counter", "histogram"):
+        path = os.path.join(directory, f"{kind}_{pid}.db")
+        if not os.path.exists(path):
+            continue
+        archive = MmapedDict(os.path.join(directory, f"{kind}_archive.db"))
+        try:
+            for key, value, timestamp, _ in MmapedDict.read_all_values_from_file(path):
+                total, _ = archive.read_value(key)
+                archive.write_value(key, total + value, timestamp)
+        finally:
+            archive.close()
+        os.remove(path)
+
+
+class SupervisorMetrics:
+    """What the supervisor itself records (in its own multiprocess file)."""
+
+    def __init__(self) -> None:
+        self._restarts = Counter(
+            "unitserve_worker_restarts", "Workers replaced, by reason.", ["reason"], registry=None
+        )
+
+    def worker_restarted(self, reason: str) -> None:
+        self._restarts.labels(reason).inc()

@@ -1,0 +1,46 @@
+"""Per-request bookkeeping shared by both transports: default metrics, the access
+log, and counting requests for ``--max-requests``."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import Protocol
+
+access_log = logging.getLogger("unitserve.access")
+
+
+class RequestMetrics(Protocol):
+    def request_started(self, protocol: str) -> None: ...
+
+    def request_finished(
+        self, operation: str, protocol: str, code: str, seconds: float
+    ) -> None: ...
+
+
+class RequestObserver:
+    def __init__(
+        self,
+        metrics: RequestMetrics,
+        access_log_enabled: bool = False,
+        max_requests: int = 0,
+        on_limit: Callable[[], None] | None = None,
+    ) -> None:
+        self.metrics = metrics
+        self.access_log_enabled = access_log_enabled
+        self.remaining = max_requests or -1
+        self.on_limit = on_limit
+
+    def started(self, protocol: str) -> None:
+        self.metrics.request_started(protocol)
+
+    def finished(
+        self, operation: str, protocol: str, code: str, seconds: float, what: str, peer: str
+    ) -> None:
+        self.metrics.request_finished(operation, protocol, code, seconds)
+        if self.access_log_enabled:
+            access_log.info("%s %s %s %.2fms", peer, what, code, seconds * 1000)
+        if self.remaining > 0:
+            self.remaining -= 1
+            if self.remaining == 0 and self.on_limit is not None:
+                self.on_limit()
