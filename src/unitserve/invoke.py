@@ -14,12 +14,12 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from .codec.message import Codec
 from .engine import Engine, Outcome, run_async, run_sync
 from .errors import NotReady, Timeout
+from .offload import Offloader
 
 log = logging.getLogger("unitserve")
 
@@ -55,14 +55,14 @@ class Invoker:
 
     def __init__(self, engine: Engine, threads: int, request_timeout: float = 0.0) -> None:
         self.engine = engine
-        self.pool = ThreadPoolExecutor(max_workers=threads, thread_name_prefix="user")
+        self.offloader = Offloader(asyncio.get_running_loop(), threads)
         self.request_timeout = request_timeout or None
         self.on_loop = {op: engine.is_async(*methods) for op, methods in OPERATIONS.items()}
         self.ready = asyncio.Event()
         self.not_ready_reason = "the model is loading: load() has not finished"
 
     async def offload(self, fn: Callable[[], Any]) -> Any:
-        future = asyncio.get_running_loop().run_in_executor(self.pool, fn)
+        future = self.offloader.submit(fn)
         if self.request_timeout is None:
             return await future
         try:
@@ -103,4 +103,4 @@ class Invoker:
         return run_sync(self._operation(op, request, codec))
 
     def close(self) -> None:
-        self.pool.shutdown(wait=False, cancel_futures=True)
+        self.offloader.close()

@@ -27,10 +27,12 @@ Metric names and labels:
 
 from __future__ import annotations
 
+import bisect
 import glob
 import json
 import os
 import threading
+from collections import defaultdict
 from collections.abc import Mapping
 from typing import Any
 
@@ -129,10 +131,15 @@ class WorkerMetrics(MetricsRecorder):
             multiprocess_mode="livesum",
             registry=None,
         )
-        self._request_children: dict[tuple[str, str, str], tuple[Any, Any]] = {}
-        self._in_flight_children = {
-            p: self._in_flight.labels(p, worker_id) for p in ("rest", "grpc")
-        }
+        # Request metrics are tallied in plain Python on the event loop and written to
+        # the shared files by `flush` (a few times a second): a request then costs a
+        # couple of dict updates instead of five locked mmap writes.
+        self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._latencies: dict[tuple[str, str], list[float]] = {}
+        self._in_flight_now = {"rest": 0, "grpc": 0}
+        self._in_flight_written: dict[str, int] = {}
+        for protocol in self._in_flight_now:
+            self._in_flight.labels(protocol, worker_id).set(0)
         # 'liveall' keeps prometheus_client's own `pid` label: which process serves the slot.
         info = Gauge(
             "unitserve_worker_info",
@@ -210,23 +217,42 @@ class WorkerMetrics(MetricsRecorder):
     # ------------------------------------------------------------------ request metrics
 
     def request_started(self, protocol: str) -> None:
-        self._in_flight_children[protocol].inc()
+        self._in_flight_now[protocol] += 1
 
     def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
-        self._in_flight_children[protocol].dec()
-        children = self._request_children.get((operation, protocol, code))
-        if children is None:
-            children = (
-                self._requests.labels(operation, protocol, code, self.worker_id),
-                self._duration.labels(operation, protocol, self.worker_id),
-            )
-            self._request_children[(operation, protocol, code)] = children
-        children[0].inc()
-        children[1].observe(seconds)
+        self._in_flight_now[protocol] -= 1
+        self._counts[(operation, protocol, code)] += 1
+        tally = self._latencies.get((operation, protocol))
+        if tally is None:
+            tally = self._latencies[(operation, protocol)] = [0.0] * (len(REQUEST_BUCKETS) + 2)
+        tally[bisect.bisect_left(REQUEST_BUCKETS, seconds)] += 1  # one past the bounds: +Inf
+        tally[-1] += seconds  # the sum
+
+    def flush(self) -> None:
+        """Write the tallies since the last flush to this worker's metric files."""
+        worker = self.worker_id
+        counts, self._counts = self._counts, defaultdict(int)
+        for (operation, protocol, code), n in counts.items():
+            self._requests.labels(operation, protocol, code, worker).inc(n)
+        latencies, self._latencies = self._latencies, {}
+        for (operation, protocol), tally in latencies.items():
+            child = self._duration.labels(operation, protocol, worker)
+            # prometheus_client has no "add n observations": feed its buckets directly.
+            for i, n in enumerate(tally[:-1]):
+                if n:
+                    child._buckets[i].inc(n)
+            child._sum.inc(tally[-1])
+        for protocol, value in self._in_flight_now.items():
+            if self._in_flight_written.get(protocol) != value:
+                self._in_flight.labels(protocol, worker).set(value)
+                self._in_flight_written[protocol] = value
 
 
 class NoRequestMetrics:
     """For a server without a metrics directory (tests of single pieces)."""
+
+    def flush(self) -> None:
+        pass
 
     def request_started(self, protocol: str) -> None:
         pass

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
@@ -49,6 +50,8 @@ EXIT_LOAD_FAILED = 3
 # How long a stopping worker waits for connections it has just accepted to send their
 # request (they would otherwise be closed unanswered).
 _SETTLE_SECONDS = 1.0
+# How often request metrics tallied on the loop reach the shared metric files.
+_FLUSH_SECONDS = 0.2
 
 
 class _UvicornServer(uvicorn.Server):
@@ -97,6 +100,7 @@ class Worker:
         self._metadata: dict[str, Any] | None = None
         http = self._http_server(invoker, env)
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
+        flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
         grpc_server: GrpcServer | None = None
         try:
             if not await self._load(invoker, engine, env):
@@ -122,6 +126,8 @@ class Worker:
             log.info("worker %d stopped", self.slot)
             return EXIT_OK
         finally:
+            flusher.cancel()
+            request_metrics.flush()
             invoker.close()
 
     async def _drain(
@@ -187,10 +193,10 @@ class Worker:
 
     async def _load(self, invoker: Invoker, engine: Engine, env: dict[str, str]) -> bool:
         """Run the user's load() (unless preloaded), then build the metadata."""
-        loop = asyncio.get_running_loop()
         if not self.loaded:
             try:
-                await loop.run_in_executor(invoker.pool, call_load, self.user)
+                # not invoker.offload: --request-timeout is for requests, not for load()
+                await invoker.offloader.submit(functools.partial(call_load, self.user))
             except Exception:
                 log.exception(
                     "load() of %s failed; worker %d will not serve",
@@ -202,7 +208,7 @@ class Worker:
         user_metadata = None
         if engine.m.init_metadata is not None:
             try:
-                user_metadata = await loop.run_in_executor(invoker.pool, engine.m.init_metadata.fn)
+                user_metadata = await invoker.offloader.submit(engine.m.init_metadata.fn)
             except Exception as exc:
                 if not is_not_implemented(exc):
                     log.exception("init_metadata() failed; using the default metadata")
@@ -235,6 +241,12 @@ def call_load(user: Any) -> None:
     except Exception as exc:
         if not is_not_implemented(exc):
             raise
+
+
+async def _flush_every(metrics: Any, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        metrics.flush()
 
 
 def _connections_without_request(http: _UvicornServer) -> bool:
