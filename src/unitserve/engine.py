@@ -452,7 +452,7 @@ class Engine:
             arr = data if isinstance(data, np.ndarray) else np.array(data)
         except (ValueError, TypeError) as exc:
             raise BadModelOutput(f"the model returned a list that is not an array: {exc}") from None
-        numeric = np.issubdtype(arr.dtype, np.number)
+        numeric = arr.dtype.kind in "iufc"  # np.number: ints, floats, complex (not bool)
         if request_kind in DATA_KINDS:
             kind = request_kind if numeric and request_kind in (TENSOR, TFTENSOR) else NDARRAY
         else:

@@ -174,6 +174,7 @@ class Worker:
             access_log=False,
             server_header=False,
             date_header=False,
+            proxy_headers=False,  # clients' addresses are only logged, never trusted
             timeout_keep_alive=settings.keepalive,
             timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
         )
