@@ -1,11 +1,16 @@
 """Where user code runs.
 
-Synchronous user methods run on the worker's thread pool (``--threads``), so
-the event loop keeps answering health probes, metrics and new connections
+REST: synchronous user methods run on the worker's user threads (``--threads``),
+so the event loop keeps answering health probes, metrics and new connections
 while a slow ``predict`` runs. The whole request — parsing, decoding, the user
 call and encoding — moves to the thread in one hand-off. Operations whose user
 methods are ``async def`` run on the loop instead and only offload the
 synchronous helpers (tags, metrics) they may call.
+
+gRPC: requests arrive on the gRPC server's own threads, which run the operation
+directly (`call_blocking`). A semaphore shared by both transports keeps at most
+``--threads`` synchronous user calls running at once in a worker, as a model
+written for one thread expects.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import threading
 from collections.abc import Callable
 from typing import Any
 
@@ -55,7 +61,9 @@ class Invoker:
 
     def __init__(self, engine: Engine, threads: int, request_timeout: float = 0.0) -> None:
         self.engine = engine
-        self.offloader = Offloader(asyncio.get_running_loop(), threads)
+        self.loop = asyncio.get_running_loop()
+        self.offloader = Offloader(self.loop, threads)
+        self.gate = threading.BoundedSemaphore(threads)
         self.request_timeout = request_timeout or None
         self.on_loop = {op: engine.is_async(*methods) for op, methods in OPERATIONS.items()}
         self.ready = asyncio.Event()
@@ -98,9 +106,21 @@ class Invoker:
             return self.engine.health_status(codec)
         return getattr(self.engine, op)(request, codec)
 
+    def call_blocking(
+        self, op: str, make_request: Callable[[], Any] | None, codec: Codec
+    ) -> Outcome:
+        """`call` for a thread that is not the event loop's: the operation runs right
+        here, unless it needs the loop (async user methods) or a request timeout (the
+        call then goes to the user threads, which can be given up on)."""
+        if self.on_loop[op] or self.request_timeout is not None:
+            future = asyncio.run_coroutine_threadsafe(self.call(op, make_request, codec), self.loop)
+            return future.result()
+        return self._run_sync(op, make_request, codec)
+
     def _run_sync(self, op: str, make_request: Callable[[], Any] | None, codec: Codec) -> Outcome:
-        request = make_request() if make_request is not None else None
-        return run_sync(self._operation(op, request, codec))
+        with self.gate:
+            request = make_request() if make_request is not None else None
+            return run_sync(self._operation(op, request, codec))
 
     def close(self) -> None:
         self.offloader.close()

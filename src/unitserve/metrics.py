@@ -137,6 +137,7 @@ class WorkerMetrics(MetricsRecorder):
         self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
         self._latencies: dict[tuple[str, str], list[float]] = {}
         self._in_flight_now = {"rest": 0, "grpc": 0}
+        self._tally_lock = threading.Lock()
         self._in_flight_written: dict[str, int] = {}
         for protocol in self._in_flight_now:
             self._in_flight.labels(protocol, worker_id).set(0)
@@ -216,25 +217,33 @@ class WorkerMetrics(MetricsRecorder):
 
     # ------------------------------------------------------------------ request metrics
 
+    # The tallies are updated from the event loop (REST) and the gRPC threads.
+
     def request_started(self, protocol: str) -> None:
-        self._in_flight_now[protocol] += 1
+        with self._tally_lock:
+            self._in_flight_now[protocol] += 1
 
     def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
-        self._in_flight_now[protocol] -= 1
-        self._counts[(operation, protocol, code)] += 1
-        tally = self._latencies.get((operation, protocol))
-        if tally is None:
-            tally = self._latencies[(operation, protocol)] = [0.0] * (len(REQUEST_BUCKETS) + 2)
-        tally[bisect.bisect_left(REQUEST_BUCKETS, seconds)] += 1  # one past the bounds: +Inf
-        tally[-1] += seconds  # the sum
+        bucket = bisect.bisect_left(REQUEST_BUCKETS, seconds)  # len(REQUEST_BUCKETS): +Inf
+        with self._tally_lock:
+            self._in_flight_now[protocol] -= 1
+            self._counts[(operation, protocol, code)] += 1
+            tally = self._latencies.get((operation, protocol))
+            if tally is None:
+                tally = [0.0] * (len(REQUEST_BUCKETS) + 2)
+                self._latencies[(operation, protocol)] = tally
+            tally[bucket] += 1
+            tally[-1] += seconds  # the sum
 
     def flush(self) -> None:
         """Write the tallies since the last flush to this worker's metric files."""
         worker = self.worker_id
-        counts, self._counts = self._counts, defaultdict(int)
+        with self._tally_lock:
+            counts, self._counts = self._counts, defaultdict(int)
+            latencies, self._latencies = self._latencies, {}
+            in_flight = dict(self._in_flight_now)
         for (operation, protocol, code), n in counts.items():
             self._requests.labels(operation, protocol, code, worker).inc(n)
-        latencies, self._latencies = self._latencies, {}
         for (operation, protocol), tally in latencies.items():
             child = self._duration.labels(operation, protocol, worker)
             # prometheus_client has no "add n observations": feed its buckets directly.
@@ -242,7 +251,7 @@ class WorkerMetrics(MetricsRecorder):
                 if n:
                     child._buckets[i].inc(n)
             child._sum.inc(tally[-1])
-        for protocol, value in self._in_flight_now.items():
+        for protocol, value in in_flight.items():
             if self._in_flight_written.get(protocol) != value:
                 self._in_flight.labels(protocol, worker).set(value)
                 self._in_flight_written[protocol] = value

@@ -186,10 +186,15 @@ class Worker:
         settings = self.settings
         size = settings.grpc_max_message_size or annotations.grpc_max_message_size(settings.env)
         server = GrpcServer(
-            invoker, lambda: self._metadata, settings.host, settings.grpc_port, size, self.observer
+            invoker,
+            lambda: self._metadata,
+            settings.host,
+            settings.grpc_port,
+            size,
+            self.observer,
+            max(1, settings.grpc_threads),
         )
         await server.start()
-        await server.mark_serving()
         return server
 
     async def _load(self, invoker: Invoker, engine: Engine, env: dict[str, str]) -> bool:

@@ -208,6 +208,8 @@ def test_sigterm_lets_50_in_flight_requests_finish(fresh_server):
 def test_sigterm_finishes_in_flight_grpc(fresh_server):
     server = fresh_server(
         "Slow",
+        "--grpc-threads",
+        "4",
         "--threads",
         "4",
         "--parameters",

@@ -1,17 +1,21 @@
-"""The worker's grpc.aio server: the Seldon services, reflection and the standard
-health service (which says SERVING only once the model is loaded)."""
+"""The worker's gRPC server: the Seldon services, reflection and the standard
+health service, on grpcio's threaded server in the worker process.
+
+It starts once the model is loaded, so its health service answers SERVING from
+the start and NOT_SERVING while the worker drains.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-from grpc_health.v1._async import HealthServicer
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
-from grpc_reflection.v1alpha._async import ReflectionServicer
 
 from ..errors import StartupError
 from ..invoke import Invoker
@@ -24,12 +28,12 @@ log = logging.getLogger("unitserve")
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's own default
 
 
-class _Reflection(ReflectionServicer):
+class _Reflection(reflection.ReflectionServicer):
     """Server reflection answering as Seldon's grpcio-reflection did: without echoing
     the request in each answer (newer grpcio-reflection adds `original_request`)."""
 
-    async def ServerReflectionInfo(self, request_iterator: Any, context: Any) -> Any:
-        async for response in super().ServerReflectionInfo(request_iterator, context):
+    def ServerReflectionInfo(self, request_iterator: Any, context: Any) -> Any:
+        for response in super().ServerReflectionInfo(request_iterator, context):
             response.ClearField("original_request")
             yield response
 
@@ -43,6 +47,7 @@ class GrpcServer:
         port: int,
         max_message_size: int | None,
         observer: RequestObserver,
+        threads: int,
     ) -> None:
         receive = max_message_size or DEFAULT_MAX_RECEIVE
         send = max_message_size or -1
@@ -51,9 +56,13 @@ class GrpcServer:
             ("grpc.max_receive_message_length", receive),
             ("grpc.max_send_message_length", send),
         ]
-        self.server = grpc.aio.server(options=options)
+        # Reflection and health get a thread of their own so that they answer while
+        # every request thread runs user code.
+        self.server = grpc.server(
+            ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
+        )
         self.server.add_generic_rpc_handlers(SeldonGrpc(invoker, metadata, observer).handlers())
-        self.health = HealthServicer()
+        self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         # Reflection lists what Seldon's lists (clients and the conformance suite compare
         # it); the health service is standard and needs no discovery.
@@ -62,7 +71,6 @@ class GrpcServer:
         )
         bracketed = f"[{host}]" if ":" in host else host
         self.address = f"{bracketed}:{port}"
-        self.max_receive = receive
 
     async def start(self) -> None:
         try:
@@ -73,14 +81,12 @@ class GrpcServer:
             ) from None
         if not bound:
             raise StartupError(f"cannot listen for gRPC on {self.address} (--grpc-port)")
-        await self.server.start()
         for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-
-    async def mark_serving(self) -> None:
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.server.start()
 
     async def stop(self, grace: float) -> None:
-        await self.health.enter_graceful_shutdown()
-        await self.server.stop(grace)
+        """Refuse new RPCs at once, let running ones finish within `grace` seconds."""
+        self.health.enter_graceful_shutdown()
+        stopped = self.server.stop(grace)
+        await asyncio.get_running_loop().run_in_executor(None, stopped.wait)

@@ -4,6 +4,7 @@ log, and counting requests for ``--max-requests``."""
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable
 from typing import Protocol
 
@@ -30,6 +31,7 @@ class RequestObserver:
         self.access_log_enabled = access_log_enabled
         self.remaining = max_requests or -1
         self.on_limit = on_limit
+        self._lock = threading.Lock()  # requests finish on the loop and on gRPC threads
 
     def started(self, protocol: str) -> None:
         self.metrics.request_started(protocol)
@@ -41,6 +43,8 @@ class RequestObserver:
         if self.access_log_enabled:
             access_log.info("%s %s %s %.2fms", peer, what, code, seconds * 1000)
         if self.remaining > 0:
-            self.remaining -= 1
-            if self.remaining == 0 and self.on_limit is not None:
+            with self._lock:
+                self.remaining -= 1
+                reached = self.remaining == 0
+            if reached and self.on_limit is not None:
                 self.on_limit()
