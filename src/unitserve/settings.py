@@ -179,8 +179,8 @@ OPTIONS: tuple[Option, ...] = (
         "--threads",
         "GUNICORN_THREADS",
         1,
-        "Threads per worker running synchronous user methods (async methods run on the "
-        "event loop).",
+        "Synchronous user calls running at once per worker, REST and gRPC together (async "
+        "methods run on the event loop).",
         parse=_positive_int,
     ),
     Option(
@@ -255,7 +255,8 @@ OPTIONS: tuple[Option, ...] = (
         "--grpc-threads",
         "GRPC_THREADS",
         1,
-        "Accepted for compatibility: gRPC requests share the worker's --threads pool.",
+        "gRPC requests handled at once per worker (user code still runs at most --threads "
+        "calls at a time).",
         parse=_positive_int,
     ),
     Option(
