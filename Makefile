@@ -39,4 +39,4 @@ lint: $(VENV)/.installed-test
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
 
--include proto.mk benchmarks/bench.mk
+-include proto.mk benchmarks/bench.mk docs.mk
