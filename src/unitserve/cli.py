@@ -7,8 +7,10 @@ import logging
 import os
 import sys
 from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn
 
-from . import logs
+from . import logs, manifest, packaging, s2i, scaffold
 from .errors import StartupError
 from .settings import SettingsError, add_serve_arguments, resolve
 from .version import __version__
@@ -30,21 +32,23 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_serve(args: argparse.Namespace) -> int:
     environ = dict(os.environ)
-    interface = args.interface_name or environ.get("MODEL_NAME")
-    if not interface:
-        print(
-            "unitserve serve: error: no model class given (the INTERFACE argument, or "
-            "MODEL_NAME in the environment)",
-            file=sys.stderr,
-        )
-        return 2
+    interface, s2i_origin = args.interface_name, ""
     try:
+        if not interface:  # s2i-style start: MODEL_NAME etc. from env or .s2i/environment
+            interface, s2i_origin = s2i.apply_start(args, environ, Path.cwd())
+        if not interface:
+            raise SettingsError(
+                "no model class given (the INTERFACE argument, or MODEL_NAME in the "
+                "environment or in .s2i/environment)"
+            )
         settings = resolve(args, environ, interface)
     except SettingsError as exc:
         print(f"unitserve serve: error: {exc}", file=sys.stderr)
         return 2
     logs.configure(settings.log_level)
     log.info("unitserve %s", __version__)
+    if s2i_origin:
+        log.info("s2i start: %s", s2i_origin)
     from . import supervisor
 
     try:
@@ -55,8 +59,16 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         return 1
 
 
+class _Parser(argparse.ArgumentParser):
+    """Usage mistakes as one line: the full usage is one `--help` away. Sub-command
+    parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="unitserve",
         description="Turn a plain Python class into a production model microservice "
         "(a drop-in replacement for the Seldon Core 1.x Python wrapper).",
@@ -64,6 +76,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unitserve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(sub)
+    for module in (scaffold, packaging, manifest):  # init, build, manifest
+        module.add_parser(sub)
     return parser
 
 
