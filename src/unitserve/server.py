@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import inspect
 import logging
 import os
 import random
@@ -201,8 +202,12 @@ class Worker:
         """Run the user's load() (unless preloaded), then build the metadata."""
         if not self.loaded:
             try:
-                # not invoker.offload: --request-timeout is for requests, not for load()
-                await invoker.offloader.submit(functools.partial(call_load, self.user))
+                load = getattr(self.user, "load", None)
+                if inspect.iscoroutinefunction(load):  # on the loop its async predict uses
+                    with _unless_not_implemented():
+                        await load()
+                else:  # not invoker.offload: --request-timeout is for requests, not load()
+                    await invoker.offloader.submit(functools.partial(call_load, self.user))
             except Exception:
                 log.exception(
                     "load() of %s failed; worker %d will not serve",
@@ -214,7 +219,11 @@ class Worker:
         user_metadata = None
         if engine.m.init_metadata is not None:
             try:
-                user_metadata = await invoker.offloader.submit(engine.m.init_metadata.fn)
+                method = engine.m.init_metadata
+                if method.is_async:
+                    user_metadata = await method.fn()
+                else:
+                    user_metadata = await invoker.offloader.submit(method.fn)
             except Exception as exc:
                 if not is_not_implemented(exc):
                     log.exception("init_metadata() failed; using the default metadata")
@@ -235,18 +244,32 @@ class Worker:
                 os.write(self.notes_fd, f"{what} {os.getpid()}\n".encode())
 
 
-def call_load(user: Any) -> None:
-    """The user's load(), if it has one (SeldonComponent's empty default is fine)."""
-    load = getattr(user, "load", None)
-    if load is None or not callable(load):
-        return
+@contextlib.contextmanager
+def _unless_not_implemented() -> Iterator[None]:
+    """A load() that says "not implemented" (SeldonComponent's) is no load at all."""
     try:
-        load()
+        yield
     except NotImplementedError:
         pass
     except Exception as exc:
         if not is_not_implemented(exc):
             raise
+
+
+def call_load(user: Any) -> None:
+    """The user's load(), if it has one, from synchronous code (a user thread, or the
+    supervisor for --preload, where an ``async def load`` gets an event loop of its own)."""
+    load = getattr(user, "load", None)
+    if load is None or not callable(load):
+        return
+    with _unless_not_implemented():
+        result = load()
+        if inspect.isawaitable(result):
+            asyncio.run(_awaited(result))
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
 
 
 async def _flush_every(metrics: Any, seconds: float) -> None:

@@ -57,7 +57,10 @@ def parse_flag_bool(text: str) -> bool:
 
 
 def _positive_int(text: str) -> int:
-    value = int(text)
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
     if value < 0:
         raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
     return value
@@ -150,8 +153,8 @@ OPTIONS: tuple[Option, ...] = (
         "--debug",
         "SELDON_DEBUG",
         False,
-        "Debug mode: one worker, user code on the request thread pool, debug logging of "
-        "requests and responses.",
+        "Accepted for compatibility (Seldon's Flask development server); unitserve runs "
+        "its normal server. Use --log-level DEBUG for more logs.",
         parse=parse_flag_bool,
         kind="switch",
         env_parse=env_bool,

@@ -423,3 +423,11 @@ def test_metadata_defaults_env_and_invalid(fresh_server):
 def test_bindata_multipart_roundtrip(serve):
     r = serve("Identity").post("/predict", files={"binData": ("x.bin", b"\x00\xff")})
     assert base64.b64decode(r.json()["binData"]) == b"\x00\xff"
+
+
+@pytest.mark.parametrize("preload", [False, True])
+def test_async_load_and_init_metadata_are_awaited(fresh_server, preload):
+    server = fresh_server("AsyncLoad", *(["--preload"] if preload else []), grpc=False)
+    assert server.post("/predict", json=ONE).json()["jsonData"] == {"loaded": True}
+    metadata = server.get("/metadata").json()
+    assert metadata["name"] == "async-model" and metadata["custom"] == {"loaded": "True"}

@@ -118,3 +118,10 @@ def test_port_in_use_is_one_clear_line(fresh_server):
     assert result.returncode != 0
     assert f"REST port {server.http_port} is already in use" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_bad_flag_value_is_one_readable_line():
+    result = run_cli("serve", "Identity", "--workers", "x")
+    assert result.returncode == 2
+    assert "expected a whole number, got 'x'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
