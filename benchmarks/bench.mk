@@ -1,0 +1,42 @@
+# Benchmarks (issue 5), included by the top-level Makefile. See benchmarks/README.md.
+#
+#   make bench          the full matrix (~32 min): results/REPORT.md + results/results.jsonl
+#   make bench-quick    small payload, c=8, REST and gRPC, unitserve vs Seldon (+ the ASGI echo
+#                       ceiling), 3 x 5 s: under 3 minutes once the venvs exist
+#   make bench-venvs    install the reference servers into benchmarks/.venvs (done on demand)
+#   make bench-report   rewrite results/REPORT.md from results/results.jsonl
+#
+# Narrow any run with BENCH_* variables (environment or make command line), e.g.
+#   make bench BENCH_SERVERS=unitserve,seldon BENCH_PAYLOADS=small,medium BENCH_CONC=8
+#   make bench-quick BENCH_PROTOS=rest BENCH_REPEATS=1
+# or pass flags through BENCH_ARGS="--servers unitserve,raw-codec --duration 3".
+
+BENCH_DIR   := benchmarks
+BENCH_VENVS := $(BENCH_DIR)/.venvs
+BENCH_PY    := $(abspath $(BIN)/python)
+BENCH_ARGS  ?=
+BENCH_RUN    = cd $(BENCH_DIR) && UNITBENCH_INVOKED_BY="make $@" $(BENCH_PY) -m unitbench run
+
+.PHONY: bench bench-quick bench-venvs bench-report bench-list
+
+$(BENCH_VENVS)/seldon/.installed: $(BENCH_DIR)/setup_venvs.sh
+	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh seldon
+
+$(BENCH_VENVS)/mlserver/.installed: $(BENCH_DIR)/setup_venvs.sh
+	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh mlserver
+
+bench-venvs: $(BENCH_VENVS)/seldon/.installed $(BENCH_VENVS)/mlserver/.installed
+
+## bench: the full side-by-side matrix; writes benchmarks/results/REPORT.md
+bench: $(VENV)/.installed bench-venvs
+	$(BENCH_RUN) --out-dir results $(BENCH_ARGS)
+
+## bench-quick: small payload, one concurrency, REST and gRPC, unitserve vs Seldon (< 3 min)
+bench-quick: $(VENV)/.installed $(BENCH_VENVS)/seldon/.installed
+	$(BENCH_RUN) --quick --out-dir results/raw/quick $(BENCH_ARGS)
+
+bench-report: $(VENV)/.installed
+	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench report results/results.jsonl
+
+bench-list: $(VENV)/.installed
+	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench list

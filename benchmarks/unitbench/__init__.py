@@ -1,0 +1,1 @@
+"""unitbench: side-by-side load benchmarks for unitserve, seldon-core, MLServer and ceilings."""

@@ -1,0 +1,5 @@
+import sys
+
+from unitbench.cli import main
+
+sys.exit(main())

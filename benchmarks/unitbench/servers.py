@@ -1,0 +1,261 @@
+"""The server table: every server under test is one entry, started by a command template.
+
+Placeholders in `argv` and `env`: {http} {grpc} {metrics} (ports), {bench} (benchmarks/),
+{project} (the repository), {venvs} (benchmarks/.venvs), {python} (the harness' interpreter,
+i.e. the project's .venv, whose uvicorn/uvloop/httptools/orjson/numpy/grpcio the ceilings use).
+"""
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from unitbench.paths import BENCH_DIR, MODELS_DIR, PROJECT_DIR, SCRATCH_DIR, VENVS_DIR
+from unitbench.payloads import PAYLOADS
+
+ALL = PAYLOADS
+REST, GRPC = ("rest",), ("grpc",)
+# unitserve from the interpreter running the harness (make: the project's .venv), unless overridden
+UNITSERVE_BIN = os.environ.get("UNITSERVE_BIN", str(Path(sys.executable).parent / "unitserve"))
+
+
+@dataclass(frozen=True)
+class Ports:
+    http: int
+    grpc: int
+    metrics: int
+
+
+@dataclass(frozen=True)
+class ServerSpec:
+    name: str
+    role: str  # "unitserve", "reference" or "ceiling"
+    title: str  # one line for the report
+    argv: tuple[str, ...]
+    protos: tuple[str, ...] = ("rest", "grpc")
+    payloads: tuple[str, ...] = ALL
+    skip: tuple[str, ...] = ()  # "proto:payload" cells left out (to keep `make bench` short)
+    family: str = "seldon"  # wire form of the bodies: "seldon" or "v2"
+    check: str = "seldon"  # see checks.py
+    cwd: Path = BENCH_DIR
+    env: dict[str, str] = field(default_factory=dict)
+    requires: str = ""  # a file that must exist for the server to be runnable
+    venv_python: str = ""  # interpreter whose package versions the report lists
+
+    def fill(self, text: str, ports: Ports) -> str:
+        return text.format(
+            http=ports.http,
+            grpc=ports.grpc,
+            metrics=ports.metrics,
+            bench=BENCH_DIR,
+            project=PROJECT_DIR,
+            venvs=VENVS_DIR,
+            python=sys.executable,
+        )
+
+    def command(self, ports: Ports) -> list[str]:
+        return [self.fill(a, ports) for a in self.argv]
+
+    def environment(self, ports: Ports) -> dict[str, str]:
+        env = dict(os.environ)
+        env.pop("VIRTUAL_ENV", None)
+        env.update({k: self.fill(v, ports) for k, v in self.env.items()})
+        return env
+
+    def missing(self) -> str:
+        """Why this server cannot run here ("" if it can)."""
+        path = self.fill(self.requires, Ports(0, 0, 0)) if self.requires else ""
+        return f"{path} not found" if path and not Path(path).exists() else ""
+
+    def runs(self, proto: str, payload: str) -> bool:
+        return (
+            proto in self.protos
+            and payload in self.payloads
+            and f"{proto}:{payload}" not in self.skip
+        )
+
+
+SELDON_MODEL = MODELS_DIR / "seldon"
+MLSERVER_ENV = {
+    "MLSERVER_HOST": "127.0.0.1",
+    "MLSERVER_METRICS_DIR": str(SCRATCH_DIR / "mlserver-metrics"),
+    "MLSERVER_HTTP_PORT": "{http}",
+    "MLSERVER_GRPC_PORT": "{grpc}",
+    "MLSERVER_METRICS_PORT": "{metrics}",
+}
+
+SERVERS: dict[str, ServerSpec] = {
+    s.name: s
+    for s in (
+        ServerSpec(
+            "unitserve",
+            "unitserve",
+            "unitserve serve IdentityModel (defaults)",
+            (
+                UNITSERVE_BIN,
+                "serve",
+                "IdentityModel",
+                "--http-port",
+                "{http}",
+                "--grpc-port",
+                "{grpc}",
+                "--metrics-port",
+                "{metrics}",
+            ),
+            cwd=SELDON_MODEL,
+            requires=UNITSERVE_BIN,
+            venv_python=str(Path(UNITSERVE_BIN).parent / "python"),
+        ),
+        ServerSpec(
+            "seldon",
+            "reference",
+            "seldon-core-microservice IdentityModel (defaults: gunicorn 1 sync worker,"
+            " gRPC 1 process x 1 thread)",
+            (
+                "{venvs}/seldon/bin/seldon-core-microservice",
+                "IdentityModel",
+                "--http-port",
+                "{http}",
+                "--grpc-port",
+                "{grpc}",
+                "--metrics-port",
+                "{metrics}",
+            ),
+            cwd=SELDON_MODEL,
+            requires="{venvs}/seldon/bin/seldon-core-microservice",
+            venv_python="{venvs}/seldon/bin/python",
+        ),
+        ServerSpec(
+            "mlserver",
+            "reference",
+            "mlserver start, custom identity runtime, V2 protocol (defaults: 1 parallel worker)",
+            ("{venvs}/mlserver/bin/mlserver", "start", str(MODELS_DIR / "mlserver")),
+            payloads=("small", "medium", "large"),
+            family="v2",
+            check="v2",
+            env=MLSERVER_ENV,
+            cwd=SCRATCH_DIR,
+            requires="{venvs}/mlserver/bin/mlserver",
+            venv_python="{venvs}/mlserver/bin/python",
+        ),
+        ServerSpec(
+            "mlserver-pw0",
+            "reference",
+            "MLServer's fastest configuration: parallel_workers=0 (inference in the HTTP/gRPC"
+            " process), debug=false",
+            ("{venvs}/mlserver/bin/mlserver", "start", str(MODELS_DIR / "mlserver")),
+            payloads=("small", "medium"),
+            skip=("grpc:medium",),
+            family="v2",
+            check="v2",
+            cwd=SCRATCH_DIR,
+            env={**MLSERVER_ENV, "MLSERVER_PARALLEL_WORKERS": "0", "MLSERVER_DEBUG": "false"},
+            requires="{venvs}/mlserver/bin/mlserver",
+            venv_python="{venvs}/mlserver/bin/python",
+        ),
+        ServerSpec(
+            "asgi-echo",
+            "ceiling",
+            "bare ASGI app on uvicorn (httptools, uvloop) echoing the body",
+            ("{python}", "-m", "ceilings.asgi_echo", "--port", "{http}"),
+            protos=REST,
+            check="echo",
+            venv_python="{python}",
+        ),
+        ServerSpec(
+            "raw-fixed",
+            "ceiling",
+            "uvloop + httptools protocol: parse the request, fixed reply",
+            ("{python}", "-m", "ceilings.raw_http", "--mode", "fixed", "--port", "{http}"),
+            protos=REST,
+            payloads=("small",),
+            check="status",
+            venv_python="{python}",
+        ),
+        ServerSpec(
+            "raw-codec",
+            "ceiling",
+            "uvloop + httptools + codec round trip: orjson.loads -> numpy -> orjson.dumps",
+            ("{python}", "-m", "ceilings.raw_http", "--mode", "codec", "--port", "{http}"),
+            protos=REST,
+            venv_python="{python}",
+        ),
+        ServerSpec(
+            "grpc-aio-echo",
+            "ceiling",
+            "grpc.aio server echoing the request bytes (no protobuf)",
+            (
+                "{python}",
+                "-m",
+                "ceilings.grpc_echo",
+                "--server",
+                "aio",
+                "--work",
+                "raw",
+                "--port",
+                "{grpc}",
+            ),
+            protos=GRPC,
+            check="echo",
+            venv_python="{python}",
+        ),
+        ServerSpec(
+            "grpc-aio-proto",
+            "ceiling",
+            "grpc.aio server: parse the SeldonMessage, serialise it back",
+            (
+                "{python}",
+                "-m",
+                "ceilings.grpc_echo",
+                "--server",
+                "aio",
+                "--work",
+                "proto",
+                "--port",
+                "{grpc}",
+            ),
+            protos=GRPC,
+            payloads=("small", "medium", "medium-tensor"),
+            venv_python="{python}",
+        ),
+        ServerSpec(
+            "grpc-sync-proto",
+            "ceiling",
+            "sync grpc.server, 1-thread pool: parse the SeldonMessage, serialise it back",
+            (
+                "{python}",
+                "-m",
+                "ceilings.grpc_echo",
+                "--server",
+                "sync",
+                "--work",
+                "proto",
+                "--port",
+                "{grpc}",
+            ),
+            protos=GRPC,
+            payloads=("small", "medium-tensor"),
+            venv_python="{python}",
+        ),
+    )
+}
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "all": tuple(SERVERS),
+    "references": ("seldon", "mlserver", "mlserver-pw0"),
+    "ceilings": tuple(n for n, s in SERVERS.items() if s.role == "ceiling"),
+    "quick": ("unitserve", "seldon"),
+}
+
+
+def select(names: str) -> list[ServerSpec]:
+    """Comma-separated server names and/or group names (all, references, ceilings, quick)."""
+    chosen: list[str] = []
+    for name in filter(None, (n.strip() for n in names.split(","))):
+        for member in GROUPS.get(name, (name,)):
+            if member not in SERVERS:
+                known = ", ".join([*SERVERS, *GROUPS])
+                raise SystemExit(f"unknown server {member!r}; known: {known}")
+            if member not in chosen:
+                chosen.append(member)
+    return [SERVERS[n] for n in chosen]
