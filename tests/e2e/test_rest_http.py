@@ -170,7 +170,7 @@ BAD_REQUESTS = [
     (
         "deep nesting",
         b'{"jsonData": ' + b"[" * 5000 + b"]" * 5000 + b"}",
-        "Can't find JSON in data",
+        "JSON nested deeper than 200 levels",
     ),
     ("invalid utf-8", b'{"strData": "\xff\xfe"}', "Can't find JSON in data"),
 ]

@@ -6,8 +6,8 @@ non-finite floats written as the proto3 JSON strings "NaN", "Infinity",
 "-Infinity" so the body stays valid JSON.
 
 In: orjson; if it refuses the text, a second look with the standard library
-accepts the bare NaN/Infinity tokens that Python clients send, and still rejects
-numbers too large for a double and nesting deeper than we allow.
+accepts the bare NaN/Infinity tokens that Python clients send. Both paths reject
+numbers too large for a double and nesting deeper than `MAX_DEPTH`.
 """
 
 from __future__ import annotations
@@ -24,7 +24,15 @@ from ..errors import BadModelOutput, BadRequest
 
 _DUMP_OPTIONS = orjson.OPT_SERIALIZE_NUMPY | orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS
 _NONFINITE = {math.inf: "Infinity", -math.inf: "-Infinity"}
-MAX_DEPTH = 512
+
+# Deeper JSON is refused. orjson reads up to 1024 levels, but what a request holds
+# is later walked by recursive code (our `finite_tree`, repr() in error messages,
+# the standard json module, protobuf, user code), which fails with a RecursionError
+# (a 500) from about 490 levels. 200 keeps every such walk far from Python's limit
+# and answers stay within orjson's own limit for writing (254 levels), while real
+# payloads never come close: numpy arrays stop at 64 dimensions (32 in numpy 1.x)
+# and protobuf's parser at 100 nested messages.
+MAX_DEPTH = 200
 
 
 def _nonfinite_name(x: float) -> str:
@@ -116,6 +124,13 @@ def dumps(obj: Any) -> bytes:
     return out + b"\n"
 
 
+class TooDeep(BadRequest):
+    """JSON nested deeper than MAX_DEPTH: said as such, not as "invalid JSON"."""
+
+    def __init__(self) -> None:
+        super().__init__(f"JSON nested deeper than {MAX_DEPTH} levels")
+
+
 def _parse_constant(name: str) -> float:
     return float(name)  # NaN, Infinity, -Infinity
 
@@ -127,30 +142,53 @@ def _parse_float(text: str) -> float:
     return value
 
 
+def _parse_int(text: str) -> int | float:
+    """As orjson reads integers: exact within 64 bits, else a double. Without this,
+    int() of a 5000-digit literal fails with Python's own advice on
+    sys.set_int_max_str_digits, and a 400-digit one becomes a Python int that no
+    double can hold."""
+    if len(text) <= 20:
+        value = int(text)
+        if -(1 << 63) <= value < 1 << 64:
+            return value
+    return _parse_float(text)
+
+
 def loads(data: bytes | str) -> Any:
     """Parse a request body. Raises BadRequest with a short reason."""
     try:
-        return orjson.loads(data)
+        value = orjson.loads(data)
     except orjson.JSONDecodeError as first:
         try:
-            value = json.loads(data, parse_constant=_parse_constant, parse_float=_parse_float)
+            value = json.loads(
+                data,
+                parse_constant=_parse_constant,
+                parse_float=_parse_float,
+                parse_int=_parse_int,
+            )
         except RecursionError:
-            raise BadRequest("JSON nested too deeply") from None
+            raise TooDeep() from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(str(exc) or str(first)) from None
-        if _depth_exceeds(value, MAX_DEPTH):
-            raise BadRequest("JSON nested too deeply") from None
-        return value
+    if _too_deep(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
+        raise TooDeep()
+    return value
 
 
-def _depth_exceeds(value: Any, limit: int) -> bool:
-    stack = [(value, 1)]
-    while stack:
-        node, depth = stack.pop()
-        if depth > limit:
-            return True
-        if isinstance(node, dict):
-            stack.extend((v, depth + 1) for v in node.values())
-        elif isinstance(node, list):
-            stack.extend((v, depth + 1) for v in node)
-    return False
+# Nesting depth, measured on the text: C-speed byte operations instead of a walk over
+# the parsed value, which would cost as much as parsing for large arrays.
+_NOT_STRUCTURE = bytes(c for c in range(256) if c not in b'"[]{}')
+_ESCAPE = re.compile(rb"\\.", re.DOTALL)
+_STRING = re.compile(rb'"[^"]*"')
+
+
+def _too_deep(text: bytes) -> bool:
+    """True if valid JSON `text` nests deeper than MAX_DEPTH."""
+    if b"\\" in text:
+        text = _ESCAPE.sub(b"", text)  # now every quote opens or closes a string
+    marks = text.translate(None, _NOT_STRUCTURE)  # quotes and brackets only
+    if marks.count(b"[") + marks.count(b"{") <= MAX_DEPTH:
+        return False  # not even that many brackets in all
+    steps = np.frombuffer(_STRING.sub(b"", marks), dtype=np.uint8)  # brackets in strings out
+    depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1))
+    return int(depth.max(initial=0)) > MAX_DEPTH

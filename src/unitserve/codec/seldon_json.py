@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import base64
 import binascii
+import itertools
+import reprlib
 from typing import Any
 
 import numpy as np
 
 from ..errors import BadRequest
-from . import tftensor
+from . import shapes, tftensor
 from .jsonio import dumps, finite_array, finite_tree
 from .message import (
     BIN,
@@ -31,9 +33,37 @@ from .message import (
 _REPR_LIMIT = 1000
 
 
+class _Repr(reprlib.Repr):
+    """str() of a whole 100 MB request would be built before being cut to _REPR_LIMIT;
+    reprlib stops early, and writes small values as str() does once dicts keep their
+    order (reprlib sorts their keys)."""
+
+    def repr_dict(self, x: dict[Any, Any], level: int) -> str:
+        if not x:
+            return "{}"
+        if level <= 0:
+            return "{...}"
+        items = itertools.islice(x.items(), self.maxdict)
+        pieces = [f"{self.repr1(k, level - 1)}: {self.repr1(v, level - 1)}" for k, v in items]
+        if len(x) > self.maxdict:
+            pieces.append("...")
+        return "{" + ", ".join(pieces) + "}"
+
+
+_REPR = _Repr()
+_REPR.maxlevel = 10
+_REPR.maxdict = _REPR.maxlist = _REPR.maxtuple = 100
+_REPR.maxstring = _REPR.maxother = _REPR.maxlong = _REPR_LIMIT
+
+
 def _shown(value: Any) -> str:
     """Seldon quotes the request with Python's str(); keep that, but bounded."""
-    text = str(value)
+    if isinstance(value, str):
+        text = value[: _REPR_LIMIT + 1]
+    elif isinstance(value, bytes | bytearray):
+        text = str(bytes(value[:_REPR_LIMIT]))
+    else:
+        text = _REPR.repr(value)
     return text if len(text) <= _REPR_LIMIT else text[:_REPR_LIMIT] + "..."
 
 
@@ -61,10 +91,7 @@ def tensor_from_json(tensor: Any) -> np.ndarray:
     arr = ndarray_from_json(values, "data.tensor.values")
     if arr.ndim != 1:
         raise BadRequest("data.tensor.values must be a flat list")
-    expected = int(np.prod(shape, dtype=np.int64))
-    if arr.size != expected:
-        raise BadRequest(f"data.tensor has {arr.size} values but shape {shape} needs {expected}")
-    return arr.reshape(shape)
+    return shapes.reshape(arr, shape, "data.tensor")
 
 
 def _names(data: dict[str, Any]) -> list[Any]:

@@ -14,6 +14,8 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadModelOutput, BadRequest
+from . import shapes
+from .protojson import check_json_types
 
 # DataType id → (numpy dtype, typed value field)
 _TYPES: dict[int, tuple[Any, str]] = {
@@ -42,7 +44,7 @@ def _shape(proto: Any) -> list[int]:
         raise BadRequest("tftensor with unknown rank cannot be decoded")
     shape = [d.size for d in proto.tensor_shape.dim]
     if any(d < 0 for d in shape):
-        raise BadRequest(f"tftensor shape {shape} has unknown (negative) dimensions")
+        raise BadRequest(f"tftensor shape {shapes.shown(shape)} has unknown (negative) dimensions")
     return shape
 
 
@@ -53,15 +55,16 @@ def to_array(proto: Any) -> np.ndarray:
         raise BadRequest(f"tftensor dtype {proto.dtype} is not supported")
     dtype, field = entry
     shape = _shape(proto)
-    count = int(np.prod(shape, dtype=np.int64))
     if proto.tensor_content and dtype is not object:
         dt = np.dtype(dtype).newbyteorder("<")
-        if len(proto.tensor_content) != count * dt.itemsize:
+        content = proto.tensor_content
+        count = shapes.element_count(shape, len(content) // dt.itemsize, "tftensor")
+        if len(content) != count * dt.itemsize:
             raise BadRequest(
-                f"tftensor_content has {len(proto.tensor_content)} bytes, shape "
-                f"{shape} of {np.dtype(dtype).name} needs {count * dt.itemsize}"
+                f"tftensor_content has {len(content)} bytes, shape "
+                f"{shapes.shown(shape)} of {np.dtype(dtype).name} needs {count * dt.itemsize}"
             )
-        return np.frombuffer(proto.tensor_content, dtype=dt).astype(dtype).reshape(shape)
+        return shapes.reshape(np.frombuffer(content, dtype=dt).astype(dtype), shape, "tftensor")
     values = getattr(proto, field)
     if dtype is object:
         flat = np.empty(len(values), dtype=object)
@@ -75,13 +78,12 @@ def to_array(proto: Any) -> np.ndarray:
         flat = (pairs[0::2] + 1j * pairs[1::2]).astype(dtype)
     else:
         flat = np.array(values, dtype=dtype)
-    if flat.size == count:
-        return flat.reshape(shape)
-    if flat.size == 1:
-        return np.full(shape, flat[0], dtype=flat.dtype)
-    if flat.size == 0:
-        return np.zeros(shape, dtype=flat.dtype)
-    raise BadRequest(f"tftensor has {flat.size} values but shape {shape} needs {count}")
+    count = shapes.element_count(shape, flat.size, "tftensor")
+    if flat.size <= 1 and count != flat.size:
+        # TensorFlow's rule: one value fills the whole shape, no value means zeros
+        # (`element_count` has bounded how many elements a shape may imply).
+        return shapes.filled(shape, flat[0] if flat.size else 0, flat.dtype, "tftensor")
+    return shapes.reshape(flat, shape, "tftensor")
 
 
 def from_array(arr: np.ndarray, proto: Any) -> None:
@@ -111,6 +113,7 @@ def from_json(value: Any) -> np.ndarray:
 
     if not isinstance(value, dict):
         raise BadRequest("data.tftensor must be a TensorProto JSON object")
+    check_json_types(value, tensor_pb2.TensorProto.DESCRIPTOR, "data.tftensor")
     proto = tensor_pb2.TensorProto()
     try:
         json_format.ParseDict(value, proto)

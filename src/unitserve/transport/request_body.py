@@ -84,6 +84,8 @@ def request_payload(content_type: str, query_string: bytes, body: bytes) -> Any:
         raise BadRequest(NO_JSON)
     try:
         return jsonio.loads(body)
+    except jsonio.TooDeep:
+        raise  # valid JSON, over a limit: say which
     except BadRequest as exc:
         raise BadRequest(NO_JSON, detail=exc.message) from None
 
