@@ -17,8 +17,12 @@ and the payload kind of the answer (spec §5.1, §5.2).
 
 from __future__ import annotations
 
+import functools
+import inspect
 import logging
+import math
 from collections.abc import Awaitable, Callable, Generator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -110,14 +114,19 @@ class EngineConfig:
 # ----------------------------------------------------------------------------- drivers
 
 
-def run_sync(op: Operation) -> Outcome:
-    """Run an operation calling every user method directly on this thread."""
+_NO_GATE = nullcontext()
+
+
+def run_sync(op: Operation, gate: AbstractContextManager[Any] = _NO_GATE) -> Outcome:
+    """Run an operation calling every user method directly on this thread, each call
+    inside `gate` (the worker's limit on concurrent user calls)."""
     sent: Any = None
     try:
         while True:
             call = op.send(sent)
             try:
-                sent = call.method.fn(*call.args, **(call.kwargs or {}))
+                with gate:
+                    sent = call.method.fn(*call.args, **(call.kwargs or {}))
             except Exception as exc:
                 if call.fallthrough and is_not_implemented(exc):
                     sent = NOT_IMPLEMENTED
@@ -167,15 +176,25 @@ class Engine:
     def __post_init__(self) -> None:
         self.m = MethodTable.of(self.user)
         self.class_names = class_names_of(self.user)
+        self._class_names_method = (
+            _plain_method("class_names", self.class_names) if callable(self.class_names) else None
+        )
         self._own_path = (
             {self.config.unit_id: self.config.unit_image} if self.config.unit_id else {}
+        )
+
+    def wants_message(self, op: str) -> bool:
+        """True if operation `op` may hand the request to a raw or deprecated method,
+        which receive the protobuf message itself (not a decoded Message)."""
+        return any(
+            getattr(self.m, f"{op}{suffix}") is not None for suffix in ("_raw", "_rest", "_grpc")
         )
 
     def is_async(self, *names: str) -> bool:
         """True if any of the named user methods (or tags/metrics/class_names, which
         every answer may call) is ``async def``: the operation then runs on the loop."""
         methods = [getattr(self.m, n) for n in (*names, "tags", "metrics")]
-        if callable(self.class_names) and _is_coroutine_fn(self.class_names):
+        if self._class_names_method is not None and self._class_names_method.is_async:
             return True
         return any(m is not None and m.is_async for m in methods)
 
@@ -292,7 +311,9 @@ class Engine:
         """`request` is a protobuf Feedback on both transports (REST converts first)."""
         m = self.m
         reward = float(getattr(request, "reward", 0.0))
-        if self.config.record_rewards and reward:
+        # A NaN or infinite reward (valid protobuf JSON: "NaN") would make the reward
+        # sum NaN or infinite for the life of the worker: not recorded.
+        if self.config.record_rewards and reward and math.isfinite(reward):
             self.recorder.record_feedback(reward)
         if m.send_feedback_rest is not None or m.send_feedback_grpc is not None:
             return (yield from self._deprecated_feedback(request, codec))
@@ -464,14 +485,13 @@ class Engine:
         return Reply(kind, value, names, meta)
 
     def _class_names(self, arr: np.ndarray) -> Generator[Call, Any, list[Any]]:
-        names = self.class_names
-        if callable(names):
-            got = yield Call(_plain_method("class_names", names), (), fallthrough=True)
+        if self._class_names_method is not None:
+            got = yield Call(self._class_names_method, (), fallthrough=True)
             if got is not NOT_IMPLEMENTED:
                 return list(got)
-        elif names is not None:
-            return names
-        return [f"t:{i}" for i in range(arr.shape[1])]
+        elif self.class_names is not None:
+            return self.class_names
+        return _default_names(arr.shape[1])
 
     def _raw(self, answer: Any, codec: Codec, label: str, with_status: bool = False) -> Outcome:
         metrics = codec.raw_metrics(answer)
@@ -525,11 +545,15 @@ def _is_any(value: Any) -> bool:
     return getattr(descriptor, "full_name", None) == "google.protobuf.Any"
 
 
-def _is_coroutine_fn(fn: Any) -> bool:
-    import inspect
+def _default_names(columns: int) -> list[str]:
+    """Seldon's ``t:0 … t:n-1`` (kept for the usual widths; callers never modify it)."""
+    return _cached_default_names(columns) if columns <= 1024 else [f"t:{i}" for i in range(columns)]
 
-    return inspect.iscoroutinefunction(fn)
+
+@functools.lru_cache(maxsize=64)
+def _cached_default_names(columns: int) -> list[str]:
+    return [f"t:{i}" for i in range(columns)]
 
 
 def _plain_method(name: str, fn: Callable[..., Any]) -> UserMethod:
-    return UserMethod(name, fn, False, _is_coroutine_fn(fn))
+    return UserMethod(name, fn, False, inspect.iscoroutinefunction(fn))

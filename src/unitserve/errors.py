@@ -86,6 +86,10 @@ class BadRequest(ServingError):
     grpc_code = grpc.StatusCode.INVALID_ARGUMENT
 
 
+class MalformedMessage(BadRequest):
+    """Request bytes that are not the protobuf message the RPC takes."""
+
+
 class PayloadTooLarge(BadRequest):
     http_status = 413
     grpc_code = grpc.StatusCode.RESOURCE_EXHAUSTED

@@ -118,9 +118,8 @@ class Invoker:
         return self._run_sync(op, make_request, codec)
 
     def _run_sync(self, op: str, make_request: Callable[[], Any] | None, codec: Codec) -> Outcome:
-        with self.gate:
-            request = make_request() if make_request is not None else None
-            return run_sync(self._operation(op, request, codec))
+        request = make_request() if make_request is not None else None
+        return run_sync(self._operation(op, request, codec), self.gate)
 
     def close(self) -> None:
         self.offloader.close()

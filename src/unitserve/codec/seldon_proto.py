@@ -19,7 +19,7 @@ from ..errors import BadModelOutput, BadRequest
 from ..proto import Any as AnyMessage
 from ..proto import as_local
 from ..proto import prediction_pb2 as pb
-from . import tftensor, wire
+from . import shapes, tftensor, wire
 from .jsonio import dumps, finite_tree
 from .message import (
     BIN,
@@ -34,8 +34,10 @@ from .message import (
     Message,
     Reply,
 )
+from .protojson import check_json_types
 
 SeldonMessage = pb.SeldonMessage
+_SMALL_LIST_BYTES = 1024  # below this a ListValue is read value by value
 _METRIC_TYPES = {name: pb.Metric.MetricType.Value(name) for name in ("COUNTER", "GAUGE", "TIMER")}
 
 
@@ -88,7 +90,7 @@ def python_to_value(obj: Any, value: Any) -> None:
 
 def fill_listvalue(listvalue: Any, arr: Any) -> None:
     """ListValue from an array or list: numbers through `wire`, the rest one by one."""
-    if isinstance(arr, np.ndarray) and arr.dtype.kind in "iuf":
+    if isinstance(arr, np.ndarray) and arr.dtype.kind in "iuf" and arr.size > 64:
         data = wire.numbers_listvalue(arr)
         if data is not None:
             listvalue.MergeFromString(data)
@@ -102,9 +104,11 @@ def fill_listvalue(listvalue: Any, arr: Any) -> None:
 
 
 def listvalue_to_array(listvalue: Any) -> np.ndarray:
-    numbers = wire.listvalue_numbers(listvalue.SerializeToString())
-    if numbers is not None:
-        return numbers
+    # Big all-number arrays through their bytes; small ones are quicker one by one.
+    if listvalue.ByteSize() > _SMALL_LIST_BYTES:
+        numbers = wire.listvalue_numbers(listvalue.SerializeToString())
+        if numbers is not None:
+            return numbers
     items = [value_to_python(v) for v in listvalue.values]
     try:
         return np.array(items)
@@ -118,14 +122,16 @@ def tensor_to_array(tensor: Any) -> np.ndarray:
         shape, values = list(tensor.shape), np.array(tensor.values, dtype=np.float64)
     else:
         shape, values = parsed
+    return tensor_from_parts(shape, values)
+
+
+def tensor_from_parts(shape: list[int], values: np.ndarray) -> np.ndarray:
+    """A Tensor's shape and values as an array: the count must match the shape."""
     if not shape:
         raise BadRequest("data.tensor has no shape")
     if any(d < 0 for d in shape):
-        raise BadRequest(f"data.tensor shape {shape} has a negative dimension")
-    expected = int(np.prod(shape, dtype=np.int64))
-    if values.size != expected:
-        raise BadRequest(f"data.tensor has {values.size} values but shape {shape} needs {expected}")
-    return values.reshape(shape)
+        raise BadRequest(f"data.tensor shape {shapes.shown(shape)} has a negative dimension")
+    return shapes.reshape(values, shape, "data.tensor")
 
 
 def meta_to_dict(msg: Any) -> dict[str, Any]:
@@ -333,6 +339,9 @@ class FeedbackJsonCodec(ProtoCodec):
     answers with the protobuf JSON form, so numbers come back as floats (spec §4.3)."""
 
     def parse_feedback(self, obj: Any) -> Any:
+        # Wrong JSON types first, in words: ParseDict would answer with Python's own
+        # ("'NoneType' object is not iterable", "unhashable type: 'list'").
+        check_json_types(obj, pb.Feedback.DESCRIPTOR, "feedback", prefix="Invalid JSON: ")
         feedback = pb.Feedback()
         try:
             json_format.ParseDict(obj, feedback)

@@ -1,25 +1,32 @@
 """Protobuf wire-format shortcuts for numeric arrays, so that large payloads move
-through numpy in C instead of one Python object per number.
+through numpy in C instead of one Python (or protobuf) object per number.
 
-Only the shapes that matter for speed get a shortcut (packed doubles of a
-`Tensor`, 1-D and 2-D all-number `ListValue`s); everything else is left to the
-regular protobuf classes. Readers return None when the bytes are not in the
-expected layout, and the caller falls back to the general path.
+Only the shapes that matter for speed get a shortcut: the packed doubles of a
+`Tensor` and all-number `ListValue`s (rectangular, any depth). Readers return
+None when the bytes are not in the layout they expect, and the caller falls
+back to the protobuf classes, so a shortcut never changes what a message means.
+Small arrays take a plain-Python route: numpy's per-call overhead would cost
+more than it saves.
 """
 
 from __future__ import annotations
 
+import struct
+from collections.abc import Iterator
+
 import numpy as np
 
-# Wire tags used below: (field number << 3) | wire type.
 _LEN = 2
-_TAG_LIST_VALUES = bytes([(1 << 3) | _LEN])  # ListValue.values = 1 (Value)
-_TAG_NUMBER = bytes([(2 << 3) | 1])  # Value.number_value = 2 (double, fixed64)
-_TAG_LIST = bytes([(6 << 3) | _LEN])  # Value.list_value = 6 (ListValue)
-_NUMBER_VALUE = _TAG_LIST_VALUES + b"\x09" + _TAG_NUMBER  # one Value{number}: 3 bytes + 8
+TAG_LIST_VALUES = 0x0A  # ListValue.values = 1 (Value, length-delimited)
+TAG_NUMBER = 0x11  # Value.number_value = 2 (double: fixed64)
+TAG_LIST = 0x32  # Value.list_value = 6 (ListValue, length-delimited)
+_NUMBER_VALUE = bytes([TAG_LIST_VALUES, 9, TAG_NUMBER])  # one ListValue entry: 3 bytes + 8
+_ITEM = np.dtype([("tag", "S3"), ("v", "<f8")])  # 11 bytes, unaligned
+_SMALL = 64  # at most this many numbers: plain Python
+_DOUBLE = struct.Struct("<d")
 
 
-def varint(n: int) -> bytes:
+def _encode_varint(n: int) -> bytes:
     out = bytearray()
     while True:
         byte = n & 0x7F
@@ -29,6 +36,13 @@ def varint(n: int) -> bytes:
         else:
             out.append(byte)
             return bytes(out)
+
+
+_VARINTS = [_encode_varint(n) for n in range(1 << 14)]  # every one- and two-byte varint
+
+
+def varint(n: int) -> bytes:
+    return _VARINTS[n] if n < 16384 else _encode_varint(n)
 
 
 def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
@@ -44,48 +58,63 @@ def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
         shift += 7
 
 
-def length_delimited(tag: bytes, payload: bytes) -> bytes:
-    return tag + varint(len(payload)) + payload
+def field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field."""
+    return varint(number << 3 | _LEN) + varint(len(payload)) + payload
+
+
+def fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int, int]]:
+    """(field number, wire type, start, end) of each field of a serialised message;
+    for varints and fixed-size fields start..end spans the value. Raises ValueError
+    on malformed bytes (including groups, which proto3 never writes)."""
+    pos, size = 0, len(buf)
+    while pos < size:
+        key, pos = read_varint(buf, pos)
+        number, kind = key >> 3, key & 7
+        start = pos
+        if kind == 0:
+            _, pos = read_varint(buf, pos)
+        elif kind == 1:
+            pos += 8
+        elif kind == _LEN:
+            length, start = read_varint(buf, pos)
+            pos = start + length
+        elif kind == 5:
+            pos += 4
+        else:
+            raise ValueError(f"unsupported wire type {kind}")
+        if number == 0 or pos > size:
+            raise ValueError("truncated or invalid field")
+        yield number, kind, start, pos
 
 
 # ----------------------------------------------------------------------------- Tensor
 
 
-def packed_doubles(values: np.ndarray) -> bytes:
-    """The bytes of a packed ``repeated double`` field's payload."""
-    return np.ascontiguousarray(values, dtype="<f8").tobytes()
-
-
 def tensor_bytes(arr: np.ndarray) -> bytes:
     """A serialised ``seldon.protos.Tensor`` for `arr` (shape = 1, values = 2)."""
-    shape = b"".join(varint(int(d)) for d in arr.shape)
     out = b""
-    if shape:
-        out += length_delimited(b"\x0a", shape)
+    if arr.ndim:
+        out += field(1, b"".join(varint(int(d)) for d in arr.shape))
     if arr.size:
-        out += length_delimited(b"\x12", packed_doubles(arr.ravel()))
+        out += field(2, np.ascontiguousarray(arr, dtype="<f8").tobytes())
     return out
 
 
-def tensor_values(serialised: bytes) -> tuple[list[int], np.ndarray] | None:
-    """(shape, values) from a serialised Tensor written by a protobuf serializer (packed
-    fields in field order). None if the layout is anything else."""
-    pos, shape, values = 0, [], np.empty(0, dtype=np.float64)
-    view = memoryview(serialised)
+def tensor_values(serialised: bytes | memoryview) -> tuple[list[int], np.ndarray] | None:
+    """(shape, values) of a serialised Tensor with packed fields (what every proto3
+    serializer writes); None for anything else."""
+    shape: list[int] = []
+    values = np.empty(0, dtype=np.float64)
     try:
-        while pos < len(view):
-            tag, pos = read_varint(view, pos)
-            size, pos = read_varint(view, pos)
-            end = pos + size
-            if end > len(view):
-                return None
-            if tag == 0x0A:  # shape, packed int32 varints (may be negative: 10 bytes)
-                while pos < end:
-                    dim, pos = read_varint(view, pos)
+        for number, kind, start, end in fields(serialised):
+            if number == 1 and kind == _LEN:
+                pos = start
+                while pos < end:  # int32 varints; negatives take ten bytes
+                    dim, pos = read_varint(serialised, pos)
                     shape.append(dim - (1 << 64) if dim >= 1 << 63 else dim)
-            elif tag == 0x12 and size % 8 == 0:
-                values = np.frombuffer(view[pos:end], dtype="<f8").astype(np.float64, copy=False)
-                pos = end
+            elif number == 2 and kind == _LEN and (end - start) % 8 == 0:
+                values = np.frombuffer(serialised[start:end], dtype="<f8").astype(np.float64)
             else:
                 return None
     except ValueError:
@@ -96,76 +125,114 @@ def tensor_values(serialised: bytes) -> tuple[list[int], np.ndarray] | None:
 # ----------------------------------------------------------------------------- ListValue
 
 
-def numbers_listvalue(arr: np.ndarray) -> bytes | None:
-    """A serialised ``google.protobuf.ListValue`` for a 1-D or 2-D numeric array, or
-    None for other arrays (the caller then builds it the general way)."""
+def numbers_listvalue(arr: np.ndarray) -> bytes:
+    """A serialised ``google.protobuf.ListValue`` holding a numeric array of any
+    rank ≥ 1, nested as JSON-style lists of numbers."""
     if arr.ndim == 1:
         return _number_values(arr)
-    if arr.ndim == 2:
-        rows, cols = arr.shape
-        inner = _number_values(arr.reshape(rows * cols)) if rows and cols else b""
-        row_len = cols * 11
-        row_list = _TAG_LIST + varint(row_len)  # Value{list_value: ListValue{...}}
-        row_value = _TAG_LIST_VALUES + varint(len(row_list) + row_len) + row_list
-        if not cols:
-            return row_value * rows
-        header = np.frombuffer(row_value, dtype=np.uint8)
-        body = np.frombuffer(inner, dtype=np.uint8).reshape(rows, row_len)
-        out = np.empty((rows, len(header) + row_len), dtype=np.uint8)
-        out[:, : len(header)] = header
-        out[:, len(header) :] = body
-        return out.tobytes()
-    return None
+    rows = [numbers_listvalue(row) for row in arr] if arr.shape[0] <= 1 or arr.ndim > 2 else None
+    if rows is None:  # 2-D: every row has the same header: one numpy pass
+        count = arr.shape[1]
+        header = _row_header(count * 11)
+        if count == 0 or arr.size <= _SMALL:
+            return b"".join(header + _number_values(row) for row in arr)
+        body = np.frombuffer(_number_values(arr.reshape(-1)), dtype=np.uint8)
+        table = np.empty((arr.shape[0], len(header) + count * 11), dtype=np.uint8)
+        table[:, : len(header)] = np.frombuffer(header, dtype=np.uint8)
+        table[:, len(header) :] = body.reshape(arr.shape[0], count * 11)
+        return table.tobytes()
+    return b"".join(_row_header(len(row)) + row for row in rows)
+
+
+def _row_header(list_length: int) -> bytes:
+    """The bytes before a row: ListValue entry → Value{list_value: ListValue}."""
+    inner = bytes([TAG_LIST]) + varint(list_length)
+    return bytes([TAG_LIST_VALUES]) + varint(len(inner) + list_length) + inner
 
 
 def _number_values(flat: np.ndarray) -> bytes:
-    items = np.empty(flat.shape[0], dtype=[("tag", "S3"), ("v", "<f8")])
+    if flat.size <= _SMALL:
+        return b"".join(_NUMBER_VALUE + _DOUBLE.pack(v) for v in flat.tolist())
+    items = np.empty(flat.shape[0], dtype=_ITEM)
     items["tag"] = _NUMBER_VALUE
     items["v"] = flat
     return items.tobytes()
 
 
-def _numbers(buf: memoryview) -> np.ndarray | None:
-    """A run of Value{number_value} entries → float64 array, or None."""
-    if len(buf) % 11:
+def listvalue_numbers(serialised: bytes | memoryview) -> np.ndarray | None:
+    """A float64 array from a serialised ListValue that holds only numbers, nested
+    as a rectangular array; None for anything else (strings, bools, nulls, ragged
+    lists, unexpected encodings)."""
+    view = memoryview(serialised)
+    try:
+        return _read_numbers(view)
+    except ValueError:
         return None
-    items = np.frombuffer(buf, dtype=[("tag", "S3"), ("v", "<f8")])
+
+
+def _read_numbers(view: memoryview) -> np.ndarray | None:
+    if len(view) % 11 == 0:
+        flat = _flat_numbers(view)
+        if flat is not None:
+            return flat
+    if len(view) > _SMALL * 11:
+        matrix = _uniform_rows(view)
+        if matrix is not None:
+            return matrix
+    # Nested: rows of Value{list_value: ListValue{...}}.
+    rows: list[np.ndarray] = []
+    for number, kind, start, end in fields(view):
+        if number != 1 or kind != _LEN:
+            return None
+        inner = list(fields(view[start:end]))
+        if len(inner) != 1 or inner[0][:2] != (6, _LEN):
+            return None
+        _, _, a, b = inner[0]
+        row = _read_numbers(view[start + a : start + b]) if b > a else np.empty(0)
+        if row is None or (rows and row.shape != rows[0].shape):
+            return None
+        rows.append(row)
+    if not rows:
+        return None
+    return np.stack(rows)
+
+
+def _uniform_rows(view: memoryview) -> np.ndarray | None:
+    """A 2-D array whose rows all have the same length, in one numpy pass: every row
+    then starts with the same header bytes."""
+    tag, pos = read_varint(view, 0)
+    value_length, pos = read_varint(view, pos)
+    if tag != TAG_LIST_VALUES:
+        return None
+    inner_tag, inner_pos = read_varint(view, pos)
+    list_length, inner_pos = read_varint(view, inner_pos)
+    row_size = pos + value_length
+    if inner_tag != TAG_LIST or inner_pos + list_length != row_size:
+        return None
+    if len(view) % row_size or list_length % 11:
+        return None
+    rows, cols = len(view) // row_size, list_length // 11
+    table = np.frombuffer(view, dtype=np.uint8).reshape(rows, row_size)
+    header = np.frombuffer(view[:inner_pos], dtype=np.uint8)
+    if not (table[:, :inner_pos] == header).all():
+        return None
+    items = np.ascontiguousarray(table[:, inner_pos:]).view(_ITEM).reshape(rows, cols)
     if not (items["tag"] == _NUMBER_VALUE).all():
         return None
     return items["v"].astype(np.float64)
 
 
-def listvalue_numbers(serialised: bytes) -> np.ndarray | None:
-    """A float64 array from a serialised ListValue holding only numbers, 1-D or
-    rectangular 2-D; None otherwise."""
-    view = memoryview(serialised)
-    if not view:
+def _flat_numbers(view: memoryview) -> np.ndarray | None:
+    """A run of ListValue entries Value{number_value} → float64 array, or None."""
+    count = len(view) // 11
+    if count <= _SMALL:
+        out = []
+        for i in range(0, len(view), 11):
+            if view[i : i + 3] != _NUMBER_VALUE:
+                return None
+            out.append(_DOUBLE.unpack_from(view, i + 3)[0])
+        return np.array(out, dtype=np.float64)
+    items = np.frombuffer(view, dtype=_ITEM)
+    if not (items["tag"] == _NUMBER_VALUE).all():
         return None
-    flat = _numbers(view)
-    if flat is not None:
-        return flat
-    # 2-D: rows of Value{list_value: ListValue{numbers}}, every row the same size.
-    try:
-        tag, pos = read_varint(view, 0)
-        value_len, pos = read_varint(view, pos)
-        if tag != 0x0A:
-            return None
-        inner_tag, inner_pos = read_varint(view, pos)
-        list_len, inner_pos = read_varint(view, inner_pos)
-    except ValueError:
-        return None
-    if inner_tag != 0x32 or inner_pos + list_len != pos + value_len:
-        return None
-    row_size = pos + value_len
-    header = bytes(view[:inner_pos])
-    if len(view) % row_size or list_len % 11:
-        return None
-    rows, cols = len(view) // row_size, list_len // 11
-    table = np.frombuffer(view, dtype=np.uint8).reshape(rows, row_size)
-    if not (table[:, : len(header)] == np.frombuffer(header, dtype=np.uint8)).all():
-        return None
-    body = np.ascontiguousarray(table[:, len(header) :])
-    numbers = _numbers(memoryview(body.reshape(-1)))
-    if numbers is None:
-        return None
-    return numbers.reshape(rows, cols)
+    return items["v"].astype(np.float64)

@@ -20,8 +20,9 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import DecodeError
 
+from ..codec import proto_bytes
 from ..codec.seldon_proto import ProtoCodec
-from ..errors import describe, log_error
+from ..errors import MalformedMessage, describe, log_error
 from ..invoke import Invoker
 from ..proto import prediction_pb2 as pb
 from .observe import RequestObserver
@@ -59,11 +60,17 @@ _REQUEST_TYPES: dict[str, Any] = {
 
 
 class BytesCodec(ProtoCodec):
-    """The proto codec, answering serialised bytes (so that serialisation happens in the
-    thread that ran the model, not on the event loop)."""
+    """The proto codec on bytes: requests that are still serialised are read with
+    `proto_bytes` (numeric arrays straight into numpy), answers are serialised
+    bytes."""
+
+    def decode(self, request: Any) -> Any:
+        if isinstance(request, bytes):
+            return proto_bytes.decode(request)
+        return super().decode(request)
 
     def encode(self, reply: Any) -> bytes:
-        return super().encode(reply).SerializeToString()
+        return proto_bytes.encode(reply)
 
     def encode_raw(self, answer: Any) -> bytes:
         return super().encode_raw(answer).SerializeToString()
@@ -77,18 +84,19 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-class _BadBytes(Exception):
-    """The request bytes are not the RPC's message type."""
-
-
-def _parser(op: str, message_type: Any) -> Callable[[bytes], Any]:
+def _parser(message_type: Any) -> Callable[[bytes], Any]:
     def parse(data: bytes) -> Any:
         try:
             return message_type.FromString(data)
         except DecodeError as exc:
-            raise _BadBytes(str(exc)) from None
+            raise MalformedMessage(str(exc)) from None
 
     return parse
+
+
+def _keep_bytes(data: bytes) -> bytes:
+    """SeldonMessage requests stay serialised: the codec reads them (`proto_bytes`)."""
+    return data
 
 
 class SeldonGrpc:
@@ -126,7 +134,11 @@ class SeldonGrpc:
                 request_deserializer=empty_pb2.Empty.FromString,
                 response_serializer=_serialize,
             )
-        parse = _parser(op, _REQUEST_TYPES.get(op, pb.SeldonMessage))
+        if op in _REQUEST_TYPES or self.invoker.engine.wants_message(op):
+            # aggregate, feedback and raw methods work on protobuf objects
+            parse = _parser(_REQUEST_TYPES.get(op, pb.SeldonMessage))
+        else:
+            parse = _keep_bytes
         where = f"/{PACKAGE}.{service}/{name}"
         return grpc.unary_unary_rpc_method_handler(
             self._operation(op, parse, where),
@@ -144,7 +156,8 @@ class SeldonGrpc:
             try:
                 _, answer = self.invoker.call_blocking(op, lambda: parse(data), self.codec)
                 return answer
-            except _BadBytes as exc:
+            except MalformedMessage as exc:
+                # grpcio's own words for a request it cannot deserialise
                 log.info("%s: request bytes do not parse: %s", where, exc)
                 code = grpc.StatusCode.INTERNAL.name
                 context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
