@@ -29,14 +29,14 @@ serve: $(VENV)/.installed
 
 ## test: install with test extras and run the whole test suite
 test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
+	$(BIN)/ruff check src tests soak
 	$(BIN)/python -m pytest
 
 lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests
-	$(BIN)/ruff format --check src tests
+	$(BIN)/ruff check src tests soak
+	$(BIN)/ruff format --check src tests soak
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
 
--include proto.mk benchmarks/bench.mk docs.mk
+-include proto.mk benchmarks/bench.mk docs.mk fuzz.mk soak.mk
