@@ -34,17 +34,27 @@ def test_real_prometheus_scrapes_the_endpoint(fresh_server, tmp_path):
     )
     log = (tmp_path / "prometheus.log").open("wb")
     proc = subprocess.Popen(
-        [PROMETHEUS, f"--config.file={config}", f"--storage.tsdb.path={tmp_path / 'data'}",
-         f"--web.listen-address=127.0.0.1:{port}"],
-        stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        [
+            PROMETHEUS,
+            f"--config.file={config}",
+            f"--storage.tsdb.path={tmp_path / 'data'}",
+            f"--web.listen-address=127.0.0.1:{port}",
+        ],
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+    )
     try:
         api = f"http://127.0.0.1:{port}/api/v1"
         deadline = time.monotonic() + 60
         value = None
         while time.monotonic() < deadline:
             try:
-                result = httpx.get(f"{api}/query", params={
-                    "query": 'sum(tagged_calls_total{method="predict"})'}, timeout=5).json()
+                result = httpx.get(
+                    f"{api}/query",
+                    params={"query": 'sum(tagged_calls_total{method="predict"})'},
+                    timeout=5,
+                ).json()
                 targets = httpx.get(f"{api}/targets", timeout=5).json()
             except httpx.TransportError:
                 time.sleep(0.2)
