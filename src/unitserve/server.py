@@ -38,6 +38,7 @@ from .invoke import Invoker
 from .openapi import document as openapi_document
 from .settings import Settings
 from .transport.flask_errors import error_handlers_of
+from .transport.http_protocol import protocol_class
 from .transport.observe import RequestObserver
 from .transport.rest import RestApp
 
@@ -48,9 +49,6 @@ log = logging.getLogger("unitserve")
 
 EXIT_OK = 0
 EXIT_LOAD_FAILED = 3
-# How long a stopping worker waits for connections it has just accepted to send their
-# request (they would otherwise be closed unanswered).
-_SETTLE_SECONDS = 1.0
 # How often request metrics tallied on the loop reach the shared metric files.
 _FLUSH_SECONDS = 0.2
 
@@ -108,7 +106,7 @@ class Worker:
                 http.should_exit = True
                 await http_task
                 return EXIT_LOAD_FAILED
-            invoker.ready.set()
+            invoker.mark_ready()
             if settings.grpc_enabled and not self.stop.is_set():
                 grpc_server = await self._start_grpc(invoker)
             self._note("ready")
@@ -134,19 +132,18 @@ class Worker:
     async def _drain(
         self, http: _UvicornServer, http_task: asyncio.Task[None], grpc_server: GrpcServer | None
     ) -> None:
-        """Stop accepting at once (the shared socket keeps queueing for other workers),
-        let connections accepted a moment ago deliver their request, then let uvicorn
-        and grpc finish every request in flight within the grace period."""
+        """Stop accepting, serve what the kernel had already accepted, then let uvicorn
+        and gRPC finish every request in flight within the grace period."""
+        spare = socket.socket(fileno=os.dup(self.http_socket.fileno()))  # uvicorn closes its own
         for listener in getattr(http, "servers", []):
             listener.close()
+        taken = _serve_backlog(spare, http)
+        spare.close()  # at once: nothing more may queue between the last accept and this
+        await asyncio.gather(*taken, return_exceptions=True)
         stops = [http_task]
         if grpc_server is not None:
             stops.append(asyncio.create_task(grpc_server.stop(self.settings.graceful_timeout)))
-        loop = asyncio.get_running_loop()
-        settle_until = loop.time() + _SETTLE_SECONDS
-        while loop.time() < settle_until and _connections_without_request(http):
-            await asyncio.sleep(0.01)
-        http.should_exit = True
+        http.should_exit = True  # idle connections get a short grace (http_protocol.py)
         await asyncio.gather(*stops)
 
     def _http_server(self, invoker: Invoker, env: dict[str, str]) -> _UvicornServer:
@@ -170,7 +167,7 @@ class Worker:
         config = uvicorn.Config(
             app,
             lifespan="off",
-            http="httptools",
+            http=protocol_class(settings.http_timeout),
             log_config=None,
             access_log=False,
             server_header=False,
@@ -214,7 +211,9 @@ class Worker:
                     type(self.user).__name__,
                     self.slot,
                 )
-                invoker.not_ready_reason = "load() failed"
+                invoker.mark_failed(
+                    f"load() of {type(self.user).__name__} failed: this worker cannot serve"
+                )
                 return False
         user_metadata = None
         if engine.m.init_metadata is not None:
@@ -278,11 +277,25 @@ async def _flush_every(metrics: Any, seconds: float) -> None:
         metrics.flush()
 
 
-def _connections_without_request(http: _UvicornServer) -> bool:
-    """True while a connection has been accepted but has not sent a request yet."""
-    state = getattr(http, "server_state", None)
-    connections = getattr(state, "connections", ())
-    return any(getattr(c, "cycle", True) is None for c in connections)
+def _serve_backlog(listening: socket.socket, http: _UvicornServer) -> list[asyncio.Task[Any]]:
+    """Connections the kernel has queued on the (shared) listening socket would be reset
+    when its last copy closes: a worker that stops accepting takes them over first."""
+    loop = asyncio.get_running_loop()
+    config = http.config
+
+    def protocol() -> asyncio.Protocol:
+        return config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=http.server_state, app_state=http.lifespan.state
+        )
+
+    tasks = []
+    while True:
+        try:
+            connection, _ = listening.accept()
+        except OSError:  # BlockingIOError: the queue is empty
+            return tasks
+        connection.setblocking(False)
+        tasks.append(loop.create_task(loop.connect_accepted_socket(protocol, connection)))
 
 
 def _address(sock: socket.socket) -> str:

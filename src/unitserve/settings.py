@@ -300,6 +300,16 @@ OPTIONS: tuple[Option, ...] = (
         origin="unitserve",
     ),
     Option(
+        "http_timeout",
+        "--http-timeout",
+        "UNITSERVE_HTTP_TIMEOUT",
+        30.0,
+        "Seconds a client may take to send a request head, or pause within a request "
+        "body, before it is answered 408 and its connection closed.",
+        parse=float,
+        origin="unitserve",
+    ),
+    Option(
         "request_timeout",
         "--request-timeout",
         "UNITSERVE_REQUEST_TIMEOUT",
@@ -429,6 +439,7 @@ class Settings:
     host: str = "0.0.0.0"
     grpc_max_message_size: int | None = None
     max_body_size: int = 100 << 20
+    http_timeout: float = 30.0
     request_timeout: float = 0.0
     graceful_timeout: float = 30.0
     preload: bool = False

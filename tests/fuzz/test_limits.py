@@ -236,13 +236,6 @@ def _chunked(data: bytes, size: int) -> Iterator[bytes]:
         yield data[i : i + size]
 
 
-_FIRST_MESSAGE = (
-    "transport/rest.py (issue 4): RestApp._read_body checks --max-body-size only from the "
-    "second ASGI body message on; a body without Content-Length that arrives whole in the "
-    "first message (one chunk, or chunks uvicorn read together) is accepted at any size"
-)
-
-
 def _check_413(target: Target, chunk: int) -> None:
     body = json.dumps({"strData": "x" * 5000}).encode()
     r = target.request("POST", "/predict", content=_chunked(body, chunk))
@@ -251,7 +244,6 @@ def _check_413(target: Target, chunk: int) -> None:
     target.check_alive()
 
 
-@pytest.mark.xfail(strict=True, reason=_FIRST_MESSAGE)
 def test_max_body_size_holds_for_a_chunked_body_sent_at_once(small_body: Target) -> None:
     """Head and whole chunked body in one write: uvicorn has parsed all of it before the
     app asks for the body, so the body comes as one message."""
@@ -264,9 +256,8 @@ def test_max_body_size_holds_for_a_chunked_body_sent_at_once(small_body: Target)
     assert answer.startswith(b"HTTP/1.1 413 "), answer[:300]
 
 
-# Whether uvicorn hands these over in one body message or several depends on how the
-# chunks arrive: not strict until the first message is checked too.
-@pytest.mark.xfail(strict=False, reason=_FIRST_MESSAGE)
+# uvicorn may hand these over in one body message or several, depending on how the
+# chunks arrive: every message counts.
 @pytest.mark.parametrize("chunk", [1, 100, 1000])
 def test_max_body_size_holds_for_chunked_bodies(small_body: Target, chunk: int) -> None:
     _check_413(small_body, chunk)
@@ -324,12 +315,6 @@ def test_huge_request_heads_do_not_hurt_the_worker(
     t.check_alive()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="transport/rest.py, server.py (issue 4): uvicorn's httptools parser has no limit on "
-    "request heads; a 1 MB header line is accepted (report: 64 KiB head, 100 fields, 8 KiB "
-    "per field, 431 with Seldon's JSON error body)",
-)
 @pytest.mark.parametrize(
     "extra",
     [

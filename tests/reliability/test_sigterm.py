@@ -96,29 +96,21 @@ def zero_loss(fresh_server: Callable[..., Any], **clients_and_model: Any) -> Non
 BUSY = ("Busy", "--threads", "4", "--grpc-threads", "4")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: at the end of the drain uvicorn closes idle keep-alive connections at "
-    "once (Server.shutdown -> connection.shutdown), so a request a client has just sent "
-    "on one is dropped unanswered (RST or EOF)",
-)
 def test_sigterm_loses_no_request_on_keepalive_connections(fresh_server):
     zero_loss(fresh_server, raw_keepalive=64)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: connections still in the shared listening socket's accept backlog when "
-    "its last copy is closed are reset after the client sent its request",
-)
 def test_sigterm_loses_no_request_on_new_connections(fresh_server):
     zero_loss(fresh_server, raw_close=64, model=BUSY)
 
 
 @pytest.mark.xfail(
     strict=True,
-    reason="bug (grpc core, grpc/grpc#41785): server.stop(grace) cancels RPCs that had "
-    "arrived but were not yet handed to a handler thread; their clients get CANCELLED",
+    reason="grpc core (grpc/grpc#41785): when the server stops, RPCs that reached the "
+    "C-core but were not yet picked up by the Python server are CANCELLED, even within the "
+    "grace period; grpcio offers no way to stop accepting new RPCs first. In Kubernetes the "
+    "pod leaves the Service endpoints (and the gRPC health service turns NOT_SERVING) "
+    "before the grace period, so clients have stopped sending when the server stops.",
 )
 def test_sigterm_loses_no_grpc_request(fresh_server):
     zero_loss(fresh_server, grpc_clients=16, model=BUSY)

@@ -80,6 +80,10 @@ ROUTES: dict[str, Route] = {
 }
 
 
+class ClientGone(Exception):
+    """The client went away (or its body timed out) before its request was read."""
+
+
 class Cors:
     """``Access-Control-*`` headers: Seldon's flask-cors defaults (any origin) unless
     `--cors-origins` restricts them."""
@@ -160,6 +164,11 @@ class RestApp:
             try:
                 payload = await self._read_body(receive, headers)
                 status, extra, body = await self._dispatch(route, scope, headers, payload)
+            except ClientGone:  # nobody to answer (the protocol may have answered 408)
+                self.observer.finished(
+                    "unknown", "rest", "499", time.perf_counter() - started, f"{method} {path}", "-"
+                )
+                return
             except Exception as exc:
                 status, extra, body = self.error_answer(exc, f"{method} {path}")
         if method != "OPTIONS" or route is None:
@@ -182,21 +191,20 @@ class RestApp:
             )
 
     async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
-        length = headers.get(b"content-length")
+        """The request body, refused with 413 as soon as it is known to exceed
+        --max-body-size (from Content-Length, else while it arrives, chunked or not)."""
         limit = self.max_body_size
+        length = headers.get(b"content-length")
         if length is not None and length.isdigit() and int(length) > limit:
             raise PayloadTooLarge(
                 f"request body of {int(length)} bytes is larger than the "
                 f"limit of {limit} bytes (--max-body-size)"
             )
-        message = await receive()
-        body = message.get("body", b"")
-        if not message.get("more_body"):
-            return body
-        chunks = [body]
-        size = len(body)
-        while message.get("more_body"):
+        chunks, size, more = [], 0, True
+        while more:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                raise ClientGone
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > limit:
@@ -204,7 +212,8 @@ class RestApp:
                     f"request body is larger than the limit of {limit} bytes (--max-body-size)"
                 )
             chunks.append(chunk)
-        return b"".join(chunks)
+            more = message.get("more_body", False)
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
     async def _dispatch(
         self, route: Route, scope: Scope, headers: dict[bytes, bytes], body: bytes
