@@ -127,11 +127,13 @@ class UnknownPayloadType(BadModelOutput):
 
 class NotReady(ServingError):
     http_status = 503
+    reason = "MICROSERVICE_NOT_READY"
     grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
 class Timeout(ServingError):
     http_status = 504
+    reason = "MICROSERVICE_TIMEOUT"
     grpc_code = grpc.StatusCode.DEADLINE_EXCEEDED
 
 

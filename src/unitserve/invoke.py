@@ -67,6 +67,7 @@ class Invoker:
         self.request_timeout = request_timeout or None
         self.on_loop = {op: engine.is_async(*methods) for op, methods in OPERATIONS.items()}
         self.ready = asyncio.Event()
+        self.settled = asyncio.Event()  # ready, or load() failed: nothing more to wait for
         self.not_ready_reason = "the model is loading: load() has not finished"
 
     async def offload(self, fn: Callable[[], Any]) -> Any:
@@ -80,16 +81,26 @@ class Invoker:
                 f"the model did not answer within the request timeout ({self.request_timeout:g} s)"
             ) from None
 
+    def mark_ready(self) -> None:
+        self.ready.set()
+        self.settled.set()
+
+    def mark_failed(self, reason: str) -> None:
+        """load() failed: requests waiting for it (and later ones) are answered 503."""
+        self.not_ready_reason = reason
+        self.settled.set()
+
     async def wait_ready(self) -> None:
-        if self.ready.is_set():
-            return
-        if self.request_timeout is None:
-            await self.ready.wait()
-            return
-        try:
-            await asyncio.wait_for(self.ready.wait(), self.request_timeout)
-        except TimeoutError:
-            raise NotReady(self.not_ready_reason) from None
+        if not self.settled.is_set():
+            if self.request_timeout is None:
+                await self.settled.wait()
+            else:
+                try:
+                    await asyncio.wait_for(self.settled.wait(), self.request_timeout)
+                except TimeoutError:
+                    raise NotReady(self.not_ready_reason) from None
+        if not self.ready.is_set():
+            raise NotReady(self.not_ready_reason)
 
     async def call(self, op: str, make_request: Callable[[], Any] | None, codec: Codec) -> Outcome:
         """Run engine operation `op` on the request that `make_request()` builds (parsing

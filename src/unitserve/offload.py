@@ -55,6 +55,8 @@ class Offloader:
             if item is _STOP:
                 return
             fn, future = item
+            if future.cancelled():  # given up on (request timeout) while it waited: skip
+                continue
             try:
                 value, ok = fn(), True
             except BaseException as exc:  # handed to the awaiting request, not lost

@@ -94,7 +94,11 @@ class Supervisor:
             sockets.append(metrics_socket)
             if settings.preload:
                 log.info("--preload: running load() once before forking the workers")
-                call_load(self.user)
+                try:
+                    call_load(self.user)
+                except Exception:
+                    log.exception("load() of %s failed; not serving", type(self.user).__name__)
+                    return 1
             if settings.pidfile:
                 with open(settings.pidfile, "w") as f:
                     f.write(f"{os.getpid()}\n")

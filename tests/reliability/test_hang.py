@@ -117,12 +117,6 @@ def test_hung_predict_times_out_while_other_threads_and_workers_serve(fresh_serv
         assert hung_threads(tmp_path) == hung, "the hung calls returned early"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a request answered 504 while it waited in the queue for a user thread "
-    "still runs the user's predict later (Offloader runs every queued call, even when "
-    "its future was cancelled by --request-timeout)",
-)
 def test_requests_that_timed_out_in_the_queue_never_run(fresh_server, tmp_path):
     server = fresh_server(
         "Hang",

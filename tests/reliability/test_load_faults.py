@@ -16,7 +16,6 @@ import time
 from pathlib import Path
 
 import httpx
-import pytest
 
 from .helpers import error_status, grpc_health, params, refuses, session_pids, wait_until
 
@@ -84,12 +83,6 @@ def test_failing_load_exits_nonzero_and_leaves_nothing_behind(fresh_server):
         assert refuses(port), f"port {port} still accepts connections"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: a request waiting for a load() that then fails is never answered; it "
-    "holds the worker until --graceful-timeout (30 s) and then gets uvicorn's "
-    "plain-text 500 (Invoker.wait_ready waits on an event that is never set)",
-)
 def test_requests_waiting_for_a_failing_load_get_503_at_once(fresh_server):
     server = fresh_server("SlowBadLoad", "--parameters", params(seconds="2"), wait="/live")
     # A client timeout, not a timing assert: the answer is due as soon as load() fails
@@ -106,11 +99,6 @@ def test_requests_waiting_for_a_failing_load_get_503_at_once(fresh_server):
     assert code == 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: with --preload a failing load() escapes the supervisor as an uncaught "
-    "traceback through cli.py, with no 'load() failed' line (the worker path logs one)",
-)
 def test_failing_load_with_preload_is_reported_like_without(tmp_path: Path):
     from ..conftest import run_cli
 
