@@ -54,7 +54,6 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     try:
         return supervisor.run(settings)
     except StartupError as exc:
-        log.error("cannot start: %s", exc)
         print(f"unitserve: error: {exc}", file=sys.stderr)
         return 1
 

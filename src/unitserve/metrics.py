@@ -111,6 +111,7 @@ class WorkerMetrics(MetricsRecorder):
         self._families: dict[tuple[str, str, tuple[str, ...]], Any] = {}
         self._kinds: dict[str, str] = {}
         self._lock = threading.Lock()
+        self._reward: Any = None
         self._requests = Counter(
             "unitserve_requests",
             "Requests answered, by operation, protocol and status code.",
@@ -165,11 +166,21 @@ class WorkerMetrics(MetricsRecorder):
 
     def record_feedback(self, reward: float) -> None:
         labels = {"method": FEEDBACK, **self.base}
-        names = tuple(sorted(labels))
-        self._family(COUNTER, "seldon_api_model_feedback", names).labels(**labels).inc(1)
-        self._family(COUNTER, "seldon_api_model_feedback_reward", names).labels(**labels).inc(
-            reward
-        )
+        self._family(COUNTER, "seldon_api_model_feedback", tuple(sorted(labels))).labels(
+            **labels
+        ).inc(1)
+        with self._lock:
+            if self._reward is None:
+                # Rewards may be negative, which a Counter refuses: a Gauge summed over
+                # the workers (dead ones included), under Seldon's counter name.
+                self._reward = Gauge(
+                    "seldon_api_model_feedback_reward_total",
+                    "",
+                    sorted(labels),
+                    registry=None,
+                    multiprocess_mode="sum",
+                ).labels(**labels)
+        self._reward.inc(reward)
 
     def _prepare(self, metric: dict[str, Any], method: str) -> tuple[str, Any, float]:
         kind, key, value = metric["type"], metric["key"], float(metric["value"])
@@ -302,7 +313,7 @@ def retire_worker(directory: str, pid: int) -> None:
     """A worker is gone: drop its live gauges and fold its counters and histograms into
     the archive, so that totals keep counting it once and its files do not pile up."""
     mark_process_dead(pid, directory)
-    for kind in ("counter", "histogram"):
+    for kind in ("counter", "histogram", "gauge_sum"):  # the additive kinds
         path = os.path.join(directory, f"{kind}_{pid}.db")
         if not os.path.exists(path):
             continue

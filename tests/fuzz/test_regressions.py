@@ -126,12 +126,6 @@ def test_non_finite_reward_does_not_poison_the_reward_sum(
         target.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="metrics.py (issue 4): record_feedback adds the reward to a prometheus_client "
-    "Counter, which refuses negative amounts: a negative reward answers 500 'Counters can "
-    "only be incremented by non-negative amounts.'",
-)
 @pytest.mark.parametrize("reward", [-1.0, -0.5])
 def test_negative_feedback_reward_is_recorded(target: Callable[..., Target], reward: float) -> None:
     t = target("Router")

@@ -18,12 +18,6 @@ PREFLIGHT = {
 }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the preflight answer has no Access-Control-Allow-Headers, so browsers "
-    "cannot POST JSON cross-origin even from an allowed origin (flask-cors, Seldon's "
-    "default, echoes the requested headers): Cors.preflight in transport/rest.py",
-)
 @pytest.mark.parametrize("origins", ["*", "http://app.test"])
 def test_preflight_allows_the_json_content_type(fresh_server, origins):
     server = fresh_server("Identity", "--cors-origins", origins, grpc=False)

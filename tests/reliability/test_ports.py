@@ -51,11 +51,6 @@ def test_port_held_by_another_program(flag: str, held_port: int):
 
 
 @pytest.mark.parametrize("held_port", ["listening"], indirect=True)
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the start-up error is written twice on stderr, once by log.error "
-    "('cannot start: ...') and once by print ('unitserve: error: ...'), in cli.py",
-)
 def test_port_in_use_is_one_error_line(held_port: int):
     code, stderr = serve_on("--http-port", held_port)
     assert code == 1

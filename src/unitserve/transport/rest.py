@@ -102,11 +102,18 @@ class Cors:
             return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
         return []
 
-    def preflight(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
+    def preflight(
+        self, origin: bytes | None, requested_headers: bytes | None
+    ) -> list[tuple[bytes, bytes]]:
+        """A preflight answer: the methods, and the headers the browser asked to send
+        (echoed, as flask-cors does: a JSON POST needs ``Content-Type``)."""
         allowed = self.headers(origin)
         if origin is None or not allowed:
             return allowed
-        return [*allowed, (b"access-control-allow-methods", _CORS_METHODS)]
+        out = [*allowed, (b"access-control-allow-methods", _CORS_METHODS)]
+        if requested_headers:
+            out.append((b"access-control-allow-headers", requested_headers))
+        return out
 
 
 class RestApp:
@@ -151,7 +158,7 @@ class RestApp:
             extra = [
                 (b"allow", route.allow),
                 (b"content-type", HTML_TYPE),
-                *self.cors.preflight(origin),
+                *self.cors.preflight(origin, headers.get(b"access-control-request-headers")),
             ]
         elif method not in route.methods and not (method == "HEAD" and "GET" in route.methods):
             status, extra, body = self._error(
