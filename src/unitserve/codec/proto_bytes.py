@@ -49,8 +49,8 @@ def decode(data: bytes) -> Message:
     if len(data) > _SMALL_BYTES:
         try:
             return _decode_fast(memoryview(data))
-        except (_General, ValueError, UnicodeDecodeError):
-            pass
+        except (_General, ValueError, UnicodeDecodeError, DecodeError):
+            pass  # the general path parses it all, and says what is wrong if anything
     return _decode_general(data)
 
 

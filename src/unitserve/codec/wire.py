@@ -165,12 +165,17 @@ def listvalue_numbers(serialised: bytes | memoryview) -> np.ndarray | None:
     lists, unexpected encodings)."""
     view = memoryview(serialised)
     try:
-        return _read_numbers(view)
+        return _read_numbers(view, 0)
     except ValueError:
         return None
 
 
-def _read_numbers(view: memoryview) -> np.ndarray | None:
+_MAX_DEPTH = 32  # deeper lists are left to protobuf (which refuses past 100 messages)
+
+
+def _read_numbers(view: memoryview, depth: int) -> np.ndarray | None:
+    if depth > _MAX_DEPTH:
+        return None
     if len(view) % 11 == 0:
         flat = _flat_numbers(view)
         if flat is not None:
@@ -188,7 +193,7 @@ def _read_numbers(view: memoryview) -> np.ndarray | None:
         if len(inner) != 1 or inner[0][:2] != (6, _LEN):
             return None
         _, _, a, b = inner[0]
-        row = _read_numbers(view[start + a : start + b]) if b > a else np.empty(0)
+        row = _read_numbers(view[start + a : start + b], depth + 1) if b > a else np.empty(0)
         if row is None or (rows and row.shape != rows[0].shape):
             return None
         rows.append(row)

@@ -94,6 +94,22 @@ def _parser(message_type: Any) -> Callable[[bytes], Any]:
     return parse
 
 
+def _checked(
+    message_type: Any, handler: Callable[[Any, grpc.ServicerContext], Any]
+) -> Callable[[bytes, grpc.ServicerContext], Any]:
+    """Parse the request here rather than in grpcio, which answers UNKNOWN to bytes it
+    cannot parse in a deserializer; we answer as for every other RPC."""
+
+    def handle(data: bytes, context: grpc.ServicerContext) -> Any:
+        try:
+            request = message_type.FromString(data)
+        except DecodeError:
+            context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
+        return handler(request, context)
+
+    return handle
+
+
 def _keep_bytes(data: bytes) -> bytes:
     """SeldonMessage requests stay serialised: the codec reads them (`proto_bytes`)."""
     return data
@@ -121,17 +137,14 @@ class SeldonGrpc:
         return out
 
     def _handler(self, service: str, name: str, op: str) -> grpc.RpcMethodHandler:
-        if op == "metadata":
-            request_type = empty_pb2.Empty if name == "Metadata" else pb.SeldonModelMetadataRequest
-            return grpc.unary_unary_rpc_method_handler(
-                self._metadata,
-                request_deserializer=request_type.FromString,
-                response_serializer=_serialize,
+        if op in ("metadata", "graph_metadata"):
+            request_type = (
+                pb.SeldonModelMetadataRequest if name == "ModelMetadata" else empty_pb2.Empty
             )
-        if op == "graph_metadata":
+            answer = self._metadata if op == "metadata" else self._graph_metadata
             return grpc.unary_unary_rpc_method_handler(
-                self._graph_metadata,
-                request_deserializer=empty_pb2.Empty.FromString,
+                _checked(request_type, answer),
+                request_deserializer=_identity,  # parsed in the handler: see _checked
                 response_serializer=_serialize,
             )
         if op in _REQUEST_TYPES or self.invoker.engine.wants_message(op):
