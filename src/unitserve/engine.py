@@ -208,7 +208,7 @@ class Engine:
         if m.predict_raw is not None:
             answer = yield Call(m.predict_raw, (request,), fallthrough=True)
             if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, codec, PREDICT, with_status=True)
+                return self._raw(answer, request, codec, PREDICT, with_status=True)
         msg = codec.decode(request)
         result: Any = []
         if m.predict is not None:
@@ -255,7 +255,7 @@ class Engine:
         if raw is not None:
             answer = yield Call(raw, (request,), fallthrough=True)
             if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, codec, label)
+                return self._raw(answer, request, codec, label)
         msg = codec.decode(request)
         result: Any = NOT_IMPLEMENTED
         if method is not None:
@@ -272,7 +272,7 @@ class Engine:
         if m.route_raw is not None:
             answer = yield Call(m.route_raw, (request,), fallthrough=True)
             if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, codec, ROUTE)
+                return self._raw(answer, request, codec, ROUTE)
         msg = codec.decode(request)
         if m.route is None:
             # A SeldonComponent's inherited stub says so in its own words, as in Seldon.
@@ -294,7 +294,7 @@ class Engine:
         if m.aggregate_raw is not None:
             answer = yield Call(m.aggregate_raw, (request,), fallthrough=True)
             if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, codec, AGGREGATE)
+                return self._raw(answer, request, codec, AGGREGATE)
         msgs = codec.decode_list(request)
         if m.aggregate is None:
             raise NotDefined(
@@ -320,7 +320,7 @@ class Engine:
         if m.send_feedback_raw is not None:
             answer = yield Call(m.send_feedback_raw, (request,), fallthrough=True)
             if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, codec, FEEDBACK)
+                return self._raw(answer, request, codec, FEEDBACK)
         fb = codec.decode_feedback(request, self.config.routing_key)
         result: Any = None
         if m.send_feedback is not None:
@@ -493,10 +493,17 @@ class Engine:
             return self.class_names
         return _default_names(arr.shape[1])
 
-    def _raw(self, answer: Any, codec: Codec, label: str, with_status: bool = False) -> Outcome:
+    def _raw(
+        self, answer: Any, request: Any, codec: Codec, label: str, with_status: bool = False
+    ) -> Outcome:
         metrics = codec.raw_metrics(answer)
         if metrics:
-            self.recorder.record(validate_metrics(metrics), label)
+            # Metrics the client sent and the method handed back are echoed, not recorded
+            # (as for normal methods): a client must not create series on the metrics port.
+            sent = codec.raw_metrics(request)
+            own = [m for m in metrics if m not in sent] if sent else metrics
+            if own:
+                self.recorder.record(validate_metrics(own), label)
             if not self.config.include_metrics:
                 answer = codec.without_raw_metrics(answer)
         status = _raw_status(answer) if with_status and not codec.proto else 200

@@ -123,11 +123,11 @@ class Supervisor:
         self.notes_r, self.notes_w = os.pipe()  # workers write "ready"/"recycle" notes here
         os.set_blocking(self.notes_r, False)
         self.metrics_server = MetricsHttpServer(
-            metrics_socket, self.metrics_dir, settings.metrics_endpoint
+            metrics_socket, self.metrics_dir, settings.metrics_endpoint, self.selector
         )
+
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
         self.selector.register(self.notes_r, selectors.EVENT_READ, "notes")
-        self.selector.register(metrics_socket, selectors.EVENT_READ, "metrics")
         self.signals: list[int] = []
         for sig in (*_TERMINATE, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, self._on_signal)
@@ -143,13 +143,14 @@ class Supervisor:
         try:
             while self.children or self.stopping_at is None:
                 for key, _ in self.selector.select(timeout=0.5):
-                    if key.data == "metrics":
-                        self.metrics_server.handle()
+                    if callable(key.data):  # a metrics-port socket
+                        key.data(key.fileobj)
                     elif key.data == "notes":
                         buffer = self._read_notes(buffer)
                     else:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self.wake_r, 4096)
+                self.metrics_server.expire(time.monotonic())
                 self._handle_signals()
                 self._reap()
                 self._restart_due()
@@ -157,6 +158,7 @@ class Supervisor:
         finally:
             signal.set_wakeup_fd(-1)
             self._stop_custom_service()
+            self.metrics_server.close()
             self.selector.close()
             for fd in (self.wake_r, self.wake_w, self.notes_r, self.notes_w):
                 os.close(fd)
@@ -236,7 +238,7 @@ class Supervisor:
         for sig in (*_TERMINATE, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         self.selector.close()
-        self.metrics_server.close()
+        self.metrics_server.close_in_child()
         if getattr(self, "grpc_reservation", None) is not None:
             self.grpc_reservation.close()
         for fd in (self.wake_r, self.wake_w, self.notes_r):

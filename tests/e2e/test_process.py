@@ -265,9 +265,11 @@ def test_series_stay_bounded_over_20_recycles(fresh_server):
         server, lambda t: total(t, "unitserve_requests_total", operation="predict") == sent
     )
     assert total(text, "tagged_calls_total", method="predict") == sent
-    # Bounded: no growth with recycles. The only wobble is unitserve_worker_info, one
-    # series per live process, while replaced workers drain next to their successor.
-    assert max(counts[2:]) - min(counts[2:]) <= 3, counts  # [:2]: before the first flush
+    # Bounded: no growth with recycles (the first scrapes may come before the first
+    # flush of request metrics). The only wobble is unitserve_worker_info, one series per
+    # live process, while replaced workers drain next to their successor.
+    settled = counts[len(counts) // 3 :]
+    assert max(settled) - min(settled) <= 6, counts  # pid-labelled series would add ~10 per recycle
     files = [f for f in os.listdir(_metrics_dir(server)) if f.startswith("counter_")]
     assert len(files) <= 4, files
 

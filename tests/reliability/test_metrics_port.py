@@ -4,8 +4,8 @@
 Request data must not reach the Prometheus exposition: our own request metrics are
 labelled with a fixed set of values (operation, protocol, status code, worker slot),
 never with a path, a payload, a name or a tag a client sent. User metrics carry the
-tags the user's code chooses; the one way a client can choose them is a raw method
-that hands the request's own ``meta.metrics`` back (xfail below).
+tags the user's code chooses; a raw method that hands the request's own
+``meta.metrics`` back echoes them without recording them.
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ from __future__ import annotations
 import socket
 
 import httpx
-import pytest
 
 from ..e2e.metrics_text import samples
 from .helpers import grpc_predict_json, scrape, wait_until
@@ -50,12 +49,6 @@ def test_request_data_never_reaches_the_metrics_port(fresh_server):
     assert {"predict", "unknown"} <= operations <= {"predict", "unknown", "ready"}, operations
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="security gap (Seldon does the same): the metrics in a raw method's answer "
-    "are recorded, so a raw method that returns the request as it came lets any client "
-    "create metric series of its choosing (names, labels, values) on the metrics port",
-)
 def test_a_client_cannot_create_metric_series(fresh_server):
     server = fresh_server("EchoRaw", grpc=False)
     for i in range(3):
@@ -70,12 +63,6 @@ def test_a_client_cannot_create_metric_series(fresh_server):
     assert "client_chosen" not in scrape(server)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: the supervisor answers the metrics port one connection at a time and "
-    "waits up to 2 s for each request line, so a few idle connections (anyone who can "
-    "reach the port) delay every scrape by 2 s each (MetricsHttpServer.handle)",
-)
 def test_idle_connections_do_not_hold_up_scrapes(fresh_server):
     server = fresh_server("Identity", grpc=False)
     idle = [socket.create_connection(("127.0.0.1", server.metrics_port)) for _ in range(10)]
