@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import weakref
 from typing import Any
 
 import orjson
@@ -52,18 +53,26 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     _refusal: tuple[int, str] | None = None
     _in_head = True  # between the end of a request's head and the start of the next
     _head_bytes = 0  # received while the head is unfinished (httptools keeps it all)
-    _head_timer: asyncio.TimerHandle | None = None
-    _body_timer: asyncio.TimerHandle | None = None
+    # What the connection waits for from the client, and since when (loop time):
+    # "head" (a new connection, or the first bytes of the next request) or "body".
+    # A sweep over all connections enforces `timeout` (no timer per request).
+    _waiting: str | None = None
+    _since = 0.0
     _draining = False
     _idle_close: asyncio.TimerHandle | None = None
     _lingering = -1  # bytes still to drop after a refusal; -1: not lingering
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
-        self._arm_head_timer()
+        self._waiting, self._since = "head", self.loop.time()
+        _Sweeper.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self._cancel_timers()
+        self._waiting = None
+        _Sweeper.forget(self)
+        if self._idle_close is not None:
+            self._idle_close.cancel()
+            self._idle_close = None
         super().connection_lost(exc)
 
     def data_received(self, data: bytes) -> None:
@@ -76,7 +85,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             if self._idle_close is not None:  # a request arrives during the drain grace
                 self._idle_close.cancel()
                 self._idle_close = None
-            self._arm_head_timer()
+            if self._waiting != "head":
+                self._waiting, self._since = "head", self.loop.time()
             self._head_bytes += len(data)
         super().data_received(data)
         # Bytes of an unfinished head never reach on_header: count them as they come.
@@ -109,22 +119,17 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def on_headers_complete(self) -> None:
         self._in_head, self._head_bytes = False, 0
-        if self._head_timer is not None:
-            self._head_timer.cancel()
-            self._head_timer = None
+        self._waiting, self._since = "body", self.loop.time()  # until on_message_complete
         super().on_headers_complete()
         if self._draining and self.cycle is not None:
             self.cycle.keep_alive = False
-        self._arm_body_timer()  # cancelled at once by on_message_complete if no body
 
     def on_body(self, body: bytes) -> None:
-        self._arm_body_timer()
+        self._since = self.loop.time()  # the timeout is for a pause, not the whole body
         super().on_body(body)
 
     def on_message_complete(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-            self._body_timer = None
+        self._waiting = None  # now the client waits for us
         super().on_message_complete()
         self._in_head = True
 
@@ -146,7 +151,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             b"HTTP/1.1 %d %s\r\ncontent-type: application/json\r\ncontent-length: %d\r\n"
             b"connection: close\r\n\r\n%s" % (status, _REASONS[status], len(body), body)
         )
-        self._cancel_timers()
+        self._waiting = None
         if self.transport.can_write_eof():
             self.transport.write_eof()
             self._lingering = LINGER_BYTES
@@ -167,36 +172,29 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._refusal = (status, info)
         return info
 
-    def _arm_head_timer(self) -> None:
-        if self._head_timer is None:
-            self._head_timer = self.loop.call_later(self.timeout, self._head_timed_out)
-
-    def _head_timed_out(self) -> None:
-        self._head_timer = None
-        if not self._in_head or self.transport.is_closing():
+    def check_timeout(self, now: float) -> None:
+        """Called by the sweep: answer 408 to a client that has kept us waiting too long."""
+        if self._waiting is None or now - self._since < self.timeout:
             return
-        if self.cycle is not None and not self.cycle.response_complete:
-            self._arm_head_timer()  # a pipelined head waits for us, not for the client
+        if self.transport.is_closing():
+            self._waiting = None
+            return
+        if self._waiting == "body":
+            self._refuse(
+                408, f"the request body stopped arriving ({self.timeout:g} s without data)"
+            )
+            self.send_400_response("")
+            if self.cycle is not None:  # wake the request waiting for its body
+                self.cycle.disconnected = True
+                self.cycle.message_event.set()
+        elif self.cycle is not None and not self.cycle.response_complete:
+            self._since = now  # a pipelined head waits for us, not for the client
         elif self._head_bytes:
             self._refuse(408, f"no complete request head within {self.timeout:g} s")
             self.send_400_response("")
         else:  # nothing was sent: just close, as for an idle keep-alive connection
+            self._waiting = None
             self.transport.close()
-
-    def _arm_body_timer(self) -> None:
-        if self._body_timer is not None:
-            self._body_timer.cancel()
-        self._body_timer = self.loop.call_later(self.timeout, self._body_timed_out)
-
-    def _body_timed_out(self) -> None:
-        self._body_timer = None
-        if self.transport.is_closing():
-            return
-        self._refuse(408, f"the request body stopped arriving ({self.timeout:g} s without data)")
-        self.send_400_response("")
-        if self.cycle is not None:  # wake the request waiting for its body
-            self.cycle.disconnected = True
-            self.cycle.message_event.set()
 
     def _close_if_idle(self) -> None:
         self._idle_close = None
@@ -208,11 +206,43 @@ class LimitedHttpProtocol(HttpToolsProtocol):
             return
         self.transport.close()
 
-    def _cancel_timers(self) -> None:
-        for timer in (self._head_timer, self._body_timer, self._idle_close):
-            if timer is not None:
-                timer.cancel()
-        self._head_timer = self._body_timer = self._idle_close = None
+
+class _Sweeper:
+    """One periodic check per event loop over every open connection's timeouts."""
+
+    _by_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Sweeper] = (
+        weakref.WeakKeyDictionary()
+    )
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, interval: float) -> None:
+        self.loop = loop
+        self.interval = interval
+        self.connections: set[LimitedHttpProtocol] = set()
+        self.handle: asyncio.TimerHandle | None = None
+
+    @classmethod
+    def watch(cls, protocol: LimitedHttpProtocol) -> None:
+        interval = min(1.0, protocol.timeout / 4)
+        sweeper = cls._by_loop.get(protocol.loop)
+        if sweeper is None:
+            sweeper = cls._by_loop[protocol.loop] = cls(protocol.loop, interval)
+        sweeper.interval = min(sweeper.interval, interval)
+        sweeper.connections.add(protocol)
+        if sweeper.handle is None:
+            sweeper.handle = sweeper.loop.call_later(sweeper.interval, sweeper.sweep)
+
+    @classmethod
+    def forget(cls, protocol: LimitedHttpProtocol) -> None:
+        sweeper = cls._by_loop.get(protocol.loop)
+        if sweeper is not None:
+            sweeper.connections.discard(protocol)
+
+    def sweep(self) -> None:
+        now = self.loop.time()
+        for protocol in list(self.connections):
+            protocol.check_timeout(now)
+        # Stop when no connection is left, so an idle loop has nothing scheduled.
+        self.handle = self.loop.call_later(self.interval, self.sweep) if self.connections else None
 
 
 def _has_unread_data(transport: Any) -> bool:
