@@ -129,12 +129,14 @@ class SeldonGrpc:
         self.observer = observer
         self.codec = BytesCodec()
 
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        out = []
-        for service, methods in SERVICES.items():
-            table = {name: self._handler(service, name, op) for name, op in methods.items()}
-            out.append(grpc.method_handlers_generic_handler(f"{PACKAGE}.{service}", table))
-        return out
+    def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+        """{full service name: {method: handler}} for the seven services."""
+        return {
+            f"{PACKAGE}.{service}": {
+                name: self._handler(service, name, op) for name, op in methods.items()
+            }
+            for service, methods in SERVICES.items()
+        }
 
     def _handler(self, service: str, name: str, op: str) -> grpc.RpcMethodHandler:
         if op in ("metadata", "graph_metadata"):
@@ -179,7 +181,7 @@ class SeldonGrpc:
                 _abort(context, exc, where)
             finally:
                 self.observer.finished(
-                    op, "grpc", code, time.perf_counter() - started, where, context.peer() or "-"
+                    op, "grpc", code, time.perf_counter() - started, where, context.peer
                 )
 
         return handle

@@ -61,7 +61,14 @@ class GrpcServer:
         self.server = grpc.server(
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
-        self.server.add_generic_rpc_handlers(SeldonGrpc(invoker, metadata, observer).handlers())
+        for service, methods in SeldonGrpc(invoker, metadata, observer).services().items():
+            if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64
+                # Registered with the C core: no per-call lookup through Python handlers.
+                self.server.add_registered_method_handlers(service, methods)
+            else:
+                self.server.add_generic_rpc_handlers(
+                    [grpc.method_handlers_generic_handler(service, methods)]
+                )
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         # Reflection lists what Seldon's lists (clients and the conformance suite compare

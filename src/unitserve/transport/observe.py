@@ -37,11 +37,20 @@ class RequestObserver:
         self.metrics.request_started(protocol)
 
     def finished(
-        self, operation: str, protocol: str, code: str, seconds: float, what: str, peer: str
+        self,
+        operation: str,
+        protocol: str,
+        code: str,
+        seconds: float,
+        what: str,
+        peer: str | Callable[[], str],
     ) -> None:
+        """Record a finished request; `peer` may be a callable, called only for the
+        access log (finding it costs a little on every request otherwise)."""
         self.metrics.request_finished(operation, protocol, code, seconds)
         if self.access_log_enabled:
-            access_log.info("%s %s %s %.2fms", peer, what, code, seconds * 1000)
+            client = peer() if callable(peer) else peer
+            access_log.info("%s %s %s %.2fms", client, what, code, seconds * 1000)
         if self.remaining > 0:
             with self._lock:
                 self.remaining -= 1
