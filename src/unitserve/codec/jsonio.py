@@ -42,7 +42,12 @@ def _nonfinite_name(x: float) -> str:
 def finite_array(arr: np.ndarray) -> Any:
     """`arr` itself when every value is finite (the fast path), else an object copy
     with the non-finite floats replaced by their proto3 JSON names."""
-    if arr.dtype.kind != "f" or arr.size == 0 or np.isfinite(arr).all():
+    if arr.dtype.kind != "f" or arr.size == 0:
+        return arr
+    if arr.size <= 64:  # small: Python's isfinite beats numpy's call overhead
+        if all(map(math.isfinite, arr.ravel().tolist())):
+            return arr
+    elif np.isfinite(arr).all():
         return arr
     out = arr.astype(object)
     out[np.isnan(arr)] = "NaN"
