@@ -18,8 +18,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import queue
 import threading
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any
 
 from .codec.message import Codec
@@ -56,6 +58,28 @@ OPERATIONS: dict[str, tuple[str, ...]] = {
 }
 
 
+def user_call_gate(threads: int) -> AbstractContextManager[Any]:
+    """A context manager letting at most `threads` user calls in at once.
+
+    Entered on every request: a plain lock (one thread, the default) or a queue of
+    tokens costs ~0.2-0.4 µs, where `threading.BoundedSemaphore`, written in Python
+    over a condition variable, costs ~1.7 µs."""
+    return threading.Lock() if threads == 1 else _TokenGate(threads)
+
+
+class _TokenGate:
+    def __init__(self, tokens: int) -> None:
+        self._tokens: queue.SimpleQueue[None] = queue.SimpleQueue()
+        for _ in range(tokens):
+            self._tokens.put(None)
+
+    def __enter__(self) -> None:
+        self._tokens.get()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._tokens.put(None)
+
+
 class Invoker:
     """Runs engine operations for the transports of one worker."""
 
@@ -63,7 +87,7 @@ class Invoker:
         self.engine = engine
         self.loop = asyncio.get_running_loop()
         self.offloader = Offloader(self.loop, threads)
-        self.gate = threading.BoundedSemaphore(threads)
+        self.gate = user_call_gate(threads)
         self.request_timeout = request_timeout or None
         self.on_loop = {op: engine.is_async(*methods) for op, methods in OPERATIONS.items()}
         self.ready = asyncio.Event()

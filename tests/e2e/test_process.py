@@ -182,6 +182,31 @@ def test_killed_worker_is_replaced_while_the_other_serves(fresh_server):
     assert "killed by SIGKILL" in server.log()
 
 
+def test_threads_bound_concurrent_user_calls_across_rest_and_grpc(fresh_server):
+    server = fresh_server(
+        "Overlap",
+        "--threads",
+        "2",
+        "--grpc-threads",
+        "4",
+        "--parameters",
+        '[{"name": "target", "value": "2", "type": "INT"}]',
+    )
+
+    def rest() -> float:
+        r = httpx.post(f"{server.url}/predict", json=ONE, timeout=60)
+        assert r.status_code == 200, r.text
+        return r.json()["data"]["ndarray"][0][0]
+
+    def grpc() -> float:
+        return call_json(server.grpc_target, "Model/Predict", ONE)["data"]["ndarray"][0][0]
+
+    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+        futures = [pool.submit(rest if i % 2 else grpc) for i in range(8)]
+        most = max(f.result() for f in futures)
+    assert most == 2, f"{most} user calls ran at once with --threads 2"
+
+
 def test_sigterm_lets_50_in_flight_requests_finish(fresh_server):
     server = fresh_server(
         "Slow",
