@@ -129,6 +129,8 @@ def _decode_data(view: memoryview, meta: dict[str, Any]) -> Message:
 # ----------------------------------------------------------------------------- encode
 
 
+_EMPTY_META = wire.field(2, b"")
+
 _NAMES_CACHE: dict[tuple[Any, ...], bytes] = {}
 
 
@@ -160,6 +162,8 @@ def encode(reply: Reply) -> bytes:
             data = names + wire.field(2, wire.tensor_bytes(value))
         else:
             data = names + wire.field(3, wire.numbers_listvalue(value))
+        if not reply.meta:  # the common case: an empty Meta, always written (as Seldon does)
+            return _EMPTY_META + wire.field(3, data)
         meta = pb.Meta()
         meta_from_dict(reply.meta, meta)
         return wire.field(2, meta.SerializeToString()) + wire.field(3, data)
