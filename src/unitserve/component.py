@@ -21,25 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from .errors import StartupError
+from .settings import STRTOBOOL_WORDS
 from .user_model import SeldonComponent
 
 log = logging.getLogger("unitserve")
 
 PARAMETER_TYPES = ("INT", "FLOAT", "DOUBLE", "STRING", "BOOL", "JSON")
-_BOOL_WORDS = {
-    "y": True,
-    "yes": True,
-    "t": True,
-    "true": True,
-    "on": True,
-    "1": True,
-    "n": False,
-    "no": False,
-    "f": False,
-    "false": False,
-    "off": False,
-    "0": False,
-}
 
 
 def import_user_class(interface_name: str, search_path: str | None = None) -> type:
@@ -96,7 +83,7 @@ def _convert(name: str, value: Any, kind: str) -> Any:
     if kind == "BOOL":
         if isinstance(value, bool):
             return value
-        word = _BOOL_WORDS.get(str(value).strip().lower())
+        word = STRTOBOOL_WORDS.get(str(value).strip().lower())
         if word is None:
             raise bad()
         return word

@@ -27,7 +27,9 @@ SERVICE_TYPES = (
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
 
 _TRUE = frozenset({"1", "true", "t"})
-_STRTOBOOL = {
+# The words distutils' strtobool accepts (Seldon parses flag values and BOOL
+# parameters with it).
+STRTOBOOL_WORDS = {
     "y": True,
     "yes": True,
     "t": True,
@@ -50,7 +52,7 @@ def env_bool(text: str) -> bool:
 
 def parse_flag_bool(text: str) -> bool:
     """An explicit value after a boolean flag (``--debug false``): the strtobool words."""
-    value = _STRTOBOOL.get(text.strip().lower())
+    value = STRTOBOOL_WORDS.get(text.strip().lower())
     if value is None:
         raise argparse.ArgumentTypeError(f"expected a boolean (true/false), got {text!r}")
     return value

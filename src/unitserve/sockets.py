@@ -24,13 +24,7 @@ def bind(host: str, port: int, what: str, flag: str) -> socket.socket:
         sock.listen(2048)
     except OSError as exc:
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise StartupError(
-                f"{what} port {port} is already in use on {host} (change it with {flag})"
-            ) from None
-        raise StartupError(
-            f"cannot listen on {host}:{port} for {what} ({flag}): {exc.strerror}"
-        ) from None
+        raise _port_error(exc, host, port, what, flag, "listen on") from None
     sock.set_inheritable(True)
     return sock
 
@@ -50,11 +44,15 @@ def reserve_reuseport(host: str, port: int, what: str, flag: str) -> socket.sock
         sock.bind(address)
     except OSError as exc:
         sock.close()
-        if exc.errno == errno.EADDRINUSE:
-            raise StartupError(
-                f"{what} port {port} is already in use on {host} (change it with {flag})"
-            ) from None
-        raise StartupError(
-            f"cannot use {host}:{port} for {what} ({flag}): {exc.strerror}"
-        ) from None
+        raise _port_error(exc, host, port, what, flag, "use") from None
     return sock
+
+
+def _port_error(
+    exc: OSError, host: str, port: int, what: str, flag: str, doing: str
+) -> StartupError:
+    if exc.errno == errno.EADDRINUSE:
+        return StartupError(
+            f"{what} port {port} is already in use on {host} (change it with {flag})"
+        )
+    return StartupError(f"cannot {doing} {host}:{port} for {what} ({flag}): {exc.strerror}")
