@@ -14,6 +14,10 @@ traffic needs and httptools lacks.
   connections at once, so a request a client has just sent on one is lost.
   Here an idle connection gets a short grace: a request that arrives meanwhile is
   answered with ``Connection: close``; a connection that stays idle is closed.
+* **One write per response.** uvicorn writes a response's head and its body
+  separately: two system calls and two TCP segments for every small answer. The
+  app asks for the head to be held (``scope[HOLD_HEAD]``) when the body follows
+  at once, and both leave in one write.
 """
 
 from __future__ import annotations
@@ -42,6 +46,55 @@ _REASONS = {431: b"Request Header Fields Too Large", 408: b"Request Timeout"}
 LINGER_SECONDS = 2.0
 LINGER_BYTES = 16 << 20
 
+#: Scope key of a callable the ASGI app calls just before sending a response whose
+#: body it sends right after: the head is then held and written with the body.
+HOLD_HEAD = "unitserve.hold_head"
+# Above this size the body is written after the held head rather than copied onto it.
+_JOIN_LIMIT = 64 * 1024
+
+
+class _OneWriteTransport:
+    """What a request cycle writes through: the connection's transport, except that a
+    response head the app asked to hold waits for the next write and leaves with it.
+    Anything held is written before the transport closes and when the response is
+    complete, so nothing is delayed beyond its own response."""
+
+    __slots__ = ("armed", "held", "transport")
+
+    def __init__(self, transport: Any) -> None:
+        self.transport = transport
+        self.armed = False
+        self.held: bytes | None = None
+
+    def hold_head(self) -> None:
+        self.armed = True
+
+    def write(self, data: bytes) -> None:
+        if self.armed:
+            self.armed, self.held = False, data
+            return
+        held = self.held
+        if held is not None:
+            self.held = None
+            if len(data) <= _JOIN_LIMIT:
+                data = held + data
+            else:
+                self.transport.write(held)
+        self.transport.write(data)
+
+    def flush(self) -> None:
+        self.armed = False
+        held, self.held = self.held, None
+        if held is not None and not self.transport.is_closing():
+            self.transport.write(held)
+
+    def close(self) -> None:
+        self.flush()
+        self.transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.transport, name)
+
 
 class _HeadRefused(Exception):
     """Raised from a parser callback: httptools then stops and uvicorn answers 400,
@@ -64,6 +117,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
 
     def connection_made(self, transport: Any) -> None:  # type: ignore[override]
         super().connection_made(transport)
+        self._writer = _OneWriteTransport(transport)
         self._waiting, self._since = "head", self.loop.time()
         _Sweeper.watch(self)
 
@@ -121,8 +175,16 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         self._in_head, self._head_bytes = False, 0
         self._waiting, self._since = "body", self.loop.time()  # until on_message_complete
         super().on_headers_complete()
-        if self._draining and self.cycle is not None:
-            self.cycle.keep_alive = False
+        cycle = self.cycle
+        if cycle is not None and cycle.scope is self.scope:  # the request's own cycle
+            cycle.transport = self._writer
+            self.scope[HOLD_HEAD] = self._writer.hold_head
+            if self._draining:
+                cycle.keep_alive = False
+
+    def on_response_complete(self) -> None:
+        self._writer.flush()
+        super().on_response_complete()
 
     def on_body(self, body: bytes) -> None:
         self._since = self.loop.time()  # the timeout is for a pause, not the whole body

@@ -28,6 +28,7 @@ from ..errors import (
 )
 from ..invoke import Invoker
 from .flask_errors import FlaskErrorHandlers
+from .http_protocol import HOLD_HEAD
 from .observe import RequestObserver
 from .request_body import raw_payload, request_payload
 
@@ -181,6 +182,8 @@ class RestApp:
         if method != "OPTIONS" or route is None:
             extra.extend(self.cors.headers(origin))
         response_headers = [*extra, (b"content-length", str(len(body)).encode())]
+        if body and method != "HEAD" and (hold_head := scope.get(HOLD_HEAD)) is not None:
+            hold_head()  # the head leaves with the body, in one write
         try:
             await send(
                 {"type": "http.response.start", "status": status, "headers": response_headers}
