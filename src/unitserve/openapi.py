@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .codec import tftensor
 from .version import __version__
 
 _REF = "#/components/schemas/"
@@ -26,24 +27,6 @@ _TENSOR_RULE = (
 _INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
 _FLOAT32 = {"type": "number", "minimum": -3.4e38, "maximum": 3.4e38}
 _PAYLOADS = ("data", "binData", "strData", "jsonData")
-# The tftensor dtypes unitserve decodes (codec/tftensor.py).
-_DTYPES = [
-    "DT_FLOAT",
-    "DT_DOUBLE",
-    "DT_INT32",
-    "DT_UINT8",
-    "DT_INT16",
-    "DT_INT8",
-    "DT_STRING",
-    "DT_COMPLEX64",
-    "DT_INT64",
-    "DT_BOOL",
-    "DT_UINT16",
-    "DT_COMPLEX128",
-    "DT_HALF",
-    "DT_UINT32",
-    "DT_UINT64",
-]
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -62,7 +45,7 @@ def _at_most_one(names: tuple[str, ...]) -> dict[str, Any]:
 
 _TENSOR_PROTO = _strict(
     {
-        "dtype": {"type": "string", "enum": _DTYPES},
+        "dtype": {"type": "string", "enum": tftensor.type_names()},
         "tensorShape": _strict(
             {
                 "dim": {

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..errors import BadModelOutput, BadRequest
+from ..proto import types_pb2
 from . import shapes
 from .protojson import check_json_types
 
@@ -37,6 +38,11 @@ _TYPES: dict[int, tuple[Any, str]] = {
 }
 _BY_DTYPE = {np.dtype(dt): code for code, (dt, _) in _TYPES.items() if dt is not object}
 DT_STRING = 7
+
+
+def type_names() -> list[str]:
+    """The DataType names decoded and encoded here, in id order (the API document's enum)."""
+    return [types_pb2.DataType.Name(code) for code in _TYPES]
 
 
 def _shape(proto: Any) -> list[int]:
