@@ -15,13 +15,15 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 import httpx
 import pytest
 
 FIXTURES = Path(__file__).parent / "fixtures"
+T = TypeVar("T")
 _SCRUB_PREFIXES = (
     "PREDICTIVE_UNIT_",
     "PREDICTOR_",
@@ -54,6 +56,17 @@ def free_ports(n: int) -> list[int]:
     finally:
         for s in socks:
             s.close()
+
+
+def wait_until(predicate: Callable[[], T], timeout: float = 30.0, every: float = 0.05) -> T:
+    """The first truthy value of `predicate()`, polled for at most `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(every)
+    raise AssertionError(f"condition not met within {timeout} s")
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -12,6 +12,7 @@ import time
 import httpx
 import pytest
 
+from ..conftest import wait_until
 from .grpc_client import call_json
 from .metrics_text import samples, total
 
@@ -53,16 +54,6 @@ def wait_for_workers(server, count=2, replacing=()) -> dict[str, str]:
         return pids if fresh else None
 
     return wait_until(check)
-
-
-def wait_until(predicate, timeout=30.0, every=0.05):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(every)
-    raise AssertionError("condition not met in time")
 
 
 def test_two_workers_serve_rest_and_grpc(fresh_server):
