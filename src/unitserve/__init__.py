@@ -6,10 +6,10 @@ What a user class may import::
     from unitserve import create_counter, create_gauge, create_timer
 """
 
-from .custom_metrics import create_counter, create_gauge, create_timer
-from .errors import SeldonMicroserviceException, SeldonNotImplementedError
-from .user_model import SeldonComponent, SeldonResponse
-from .version import __version__
+from unitserve.errors import SeldonMicroserviceException, SeldonNotImplementedError
+from unitserve.user_metrics import create_counter, create_gauge, create_timer
+from unitserve.user_model import SeldonComponent, SeldonResponse
+from unitserve.version import __version__
 
 __all__ = [
     "SeldonComponent",

@@ -20,9 +20,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import StartupError
-from .settings import STRTOBOOL_WORDS
-from .user_model import SeldonComponent
+from unitserve.errors import StartupError
+from unitserve.settings import STRTOBOOL_WORDS
+from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve")
 

@@ -28,7 +28,15 @@ from typing import Any
 
 import numpy as np
 
-from .codec.message import (
+from unitserve.component import MethodTable, UserMethod, class_names_of
+from unitserve.errors import (
+    BadModelOutput,
+    BadRequest,
+    NotDefined,
+    UnknownPayloadType,
+    is_not_implemented,
+)
+from unitserve.protocol.message import (
     BIN,
     CUSTOM,
     DATA_KINDS,
@@ -41,16 +49,8 @@ from .codec.message import (
     Message,
     Reply,
 )
-from .component import MethodTable, UserMethod, class_names_of
-from .custom_metrics import validate_metrics
-from .errors import (
-    BadModelOutput,
-    BadRequest,
-    NotDefined,
-    UnknownPayloadType,
-    is_not_implemented,
-)
-from .user_model import SeldonResponse
+from unitserve.user_metrics import validate_metrics
+from unitserve.user_model import SeldonResponse
 
 log = logging.getLogger("unitserve")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .errors import SeldonNotImplementedError
+from unitserve.errors import SeldonNotImplementedError
 
 
 class SeldonResponse:

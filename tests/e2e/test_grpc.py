@@ -103,7 +103,7 @@ def test_tftensor_every_dtype(serve, dtype, field, values, np_dtype):
         assert answer.data.WhichOneof("data_oneof") == "ndarray"
         return
     back = answer.data.tftensor
-    from unitserve.codec import tftensor
+    from unitserve.protocol.seldon import tftensor
 
     expected = tftensor.to_array(
         json_format.ParseDict(request["data"]["tftensor"], tensor_pb2.TensorProto())
@@ -154,7 +154,7 @@ def test_tftensor_over_rest(serve):
     assert r.status_code == 200
     out = r.json()["data"]
     assert out["names"] == ["t:0", "t:1"] and out["tftensor"]["dtype"] == "DT_FLOAT"
-    from unitserve.codec import tftensor
+    from unitserve.protocol.seldon import tftensor
 
     arr = tftensor.from_json(out["tftensor"])
     assert arr.dtype == np.float32 and arr.tolist() == [[1.0, 2.0]]

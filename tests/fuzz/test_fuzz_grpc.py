@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from unitserve.proto import prediction_pb2 as pb
-from unitserve.transport.grpc import PACKAGE, SERVICES
+from unitserve.transport.grpc.handlers import PACKAGE, SERVICES
 
 from .conftest import MODELS
 from .harness import Target, fuzz

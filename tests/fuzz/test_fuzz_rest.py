@@ -19,7 +19,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from unitserve.transport.rest import ROUTES
+from unitserve.transport.rest.app import ROUTES
 
 from .conftest import MODELS
 from .harness import Target, fuzz

@@ -18,9 +18,9 @@ from typing import Any
 import grpc
 import pytest
 
-from unitserve.codec.jsonio import MAX_DEPTH
-from unitserve.codec.shapes import MAX_IMPLIED_ELEMENTS
 from unitserve.proto import prediction_pb2 as pb
+from unitserve.protocol.jsonio import MAX_DEPTH
+from unitserve.protocol.shapes import MAX_IMPLIED_ELEMENTS
 
 from .harness import Target, check_error_body
 from .strategies import deep, field, nested_list, tensor_message, tftensor_message

@@ -6,7 +6,7 @@ import argparse
 
 import pytest
 
-from unitserve import s2i
+from unitserve.cli import s2i
 from unitserve.settings import SettingsError
 
 

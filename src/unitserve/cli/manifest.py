@@ -1,0 +1,223 @@
+"""`unitserve manifest DIR --image IMAGE`: a SeldonDeployment for one component.
+
+Field names follow the SeldonDeployment ``machinelearning.seldon.io/v1`` types
+(Seldon Core's operator/apis/machinelearning.seldon.io/v1/seldondeployment_types.go,
+"Seldon Deployment CRD" in its reference docs) and what its defaulting webhook
+and controller do with a wrapped container:
+
+* container ports named ``http``, ``grpc`` and ``metrics`` are taken as the
+  component's REST, gRPC and Prometheus ports (instead of numbering new ones),
+  so declaring unitserve's 9000/5000/6000 keeps image and manifest in step;
+* ``PREDICTIVE_UNIT_HTTP_SERVICE_PORT`` / ``_GRPC_SERVICE_PORT`` are added by
+  the operator only when the container does not set them; we set them to the
+  declared ports. ``PREDICTIVE_UNIT_METRICS_SERVICE_PORT`` and
+  ``PREDICTIVE_UNIT_METRICS_ENDPOINT`` (``/prometheus``, which unitserve also
+  answers) are always appended by the operator from the ``metrics`` port, and
+  ``PREDICTIVE_UNIT_ID`` / ``_IMAGE``, ``PREDICTOR_ID`` / ``_LABELS`` and
+  ``SELDON_DEPLOYMENT_ID`` from the deployment: we leave those to it;
+* probes the container already has are kept (otherwise it adds TCP probes):
+  ours are HTTP probes on unitserve's honest ``/live`` and ``/ready``;
+* a graph node must have a container of the same name.
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from unitserve.cli import s2i
+from unitserve.cli.build import USER_ID, PackagingError, write_generated
+from unitserve.settings import SettingsError
+from unitserve.version import __version__
+
+API_VERSION = "machinelearning.seldon.io/v1"
+# The v1 PredictiveUnitType values a graph node may have (no OUTLIER_DETECTOR there).
+GRAPH_TYPES = ("MODEL", "ROUTER", "COMBINER", "TRANSFORMER", "OUTPUT_TRANSFORMER")
+PORTS = {"http": 9000, "grpc": 5000, "metrics": 6000}
+_DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def dns_name(text: str) -> str:
+    """A Kubernetes DNS-1123 label from a folder or class name (``My_Model`` → ``my-model``)."""
+    name = re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")[:63].strip("-")
+    if not _DNS_LABEL.match(name):
+        raise PackagingError(f"cannot make a Kubernetes name from {text!r}: give one with --name")
+    return name
+
+
+def _probe(path: str, period: int, failures: int) -> dict[str, Any]:
+    return {
+        "httpGet": {"path": path, "port": "http"},
+        "periodSeconds": period,
+        "timeoutSeconds": 2,
+        "failureThreshold": failures,
+    }
+
+
+def seldon_deployment(
+    name: str,
+    image: str,
+    graph_type: str,
+    transport: str = "REST",
+    replicas: int = 1,
+    cpu: str = "500m",
+    memory: str = "512Mi",
+) -> dict[str, Any]:
+    """The SeldonDeployment object: one predictor, one container, a one-node graph."""
+    container = {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [
+            {"name": port, "containerPort": number, "protocol": "TCP"}
+            for port, number in PORTS.items()
+        ],
+        "env": [
+            {"name": "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "value": str(PORTS["http"])},
+            {"name": "PREDICTIVE_UNIT_GRPC_SERVICE_PORT", "value": str(PORTS["grpc"])},
+        ],
+        # Slow imports and load() are covered by the startup probe (up to 5 minutes),
+        # so that liveness can be strict afterwards.
+        "startupProbe": _probe("/live", period=5, failures=60),
+        "livenessProbe": _probe("/live", period=10, failures=3),
+        # 503 until load() has finished in a worker: no traffic before the model is loaded.
+        "readinessProbe": _probe("/ready", period=5, failures=3),
+        # Placeholders: size them to the model (memory grows with --workers).
+        "resources": {
+            "requests": {"cpu": cpu, "memory": memory},
+            "limits": {"memory": memory},
+        },
+        "securityContext": {
+            "runAsNonRoot": True,
+            "runAsUser": USER_ID,
+            "allowPrivilegeEscalation": False,
+        },
+    }
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "SeldonDeployment",
+        "metadata": {"name": name},
+        "spec": {
+            "protocol": "seldon",
+            "predictors": [
+                {
+                    "name": "default",
+                    "replicas": replicas,
+                    "componentSpecs": [{"spec": {"containers": [container]}}],
+                    "graph": {
+                        "name": name,
+                        "type": graph_type,
+                        "endpoint": {"type": transport},
+                        "children": [],
+                    },
+                }
+            ],
+        },
+    }
+
+
+def render(sdep: dict[str, Any], source: str) -> str:
+    header = (
+        f"# Generated by `unitserve manifest` {__version__} for {source}.\n"
+        f"# Apply with: kubectl apply -f seldondeployment.yaml (Seldon Core 1.x installed).\n"
+        "# The operator adds PREDICTIVE_UNIT_ID/IMAGE, PREDICTOR_ID/LABELS, "
+        "SELDON_DEPLOYMENT_ID\n# and the metrics port variables; resources are placeholders.\n"
+    )
+    return header + yaml.safe_dump(sdep, sort_keys=False, default_flow_style=False)
+
+
+def _graph_type(directory: Path, given: str | None) -> str:
+    try:
+        env = s2i.read_environment_file(directory / s2i.ENV_FILE)
+        kind = s2i.check_service_type(
+            given or env.get("SERVICE_TYPE") or "MODEL",
+            "--type" if given else str(s2i.ENV_FILE),
+        )
+    except SettingsError as exc:
+        raise PackagingError(str(exc)) from None
+    if kind not in GRAPH_TYPES:
+        raise PackagingError(
+            f"{kind} is not a SeldonDeployment graph node type ({', '.join(GRAPH_TYPES)})"
+        )
+    return kind
+
+
+def add_parser(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "manifest",
+        help="write a SeldonDeployment for a component folder",
+        description="Write DIR/seldondeployment.yaml: a SeldonDeployment "
+        f"({API_VERSION}) running IMAGE (built from `unitserve build DIR`) as a one-node "
+        "graph, with its ports, /live and /ready probes and resource placeholders.",
+    )
+    p.add_argument("directory", metavar="DIR", type=Path, help="the component folder")
+    p.add_argument(
+        "--image", required=True, help="the container image, e.g. registry.example/demo:0.1"
+    )
+    p.add_argument(
+        "--type",
+        dest="service_type",
+        metavar="TYPE",
+        type=str.upper,
+        choices=GRAPH_TYPES,
+        default=None,
+        help=f"graph node type: {', '.join(GRAPH_TYPES)} (default: SERVICE_TYPE from "
+        "DIR/.s2i/environment, else MODEL)",
+    )
+    p.add_argument(
+        "--name",
+        default=None,
+        help="deployment, container and graph node name (default: the folder's name)",
+    )
+    p.add_argument(
+        "--transport",
+        metavar="REST|GRPC",
+        type=str.upper,
+        choices=("REST", "GRPC"),
+        default="REST",
+        help="how the Seldon executor calls the component (default: %(default)s)",
+    )
+    p.add_argument(
+        "--replicas", metavar="N", type=int, default=1, help="pod replicas (default: %(default)s)"
+    )
+    p.add_argument("--cpu", default="500m", help="CPU request (default: %(default)s)")
+    p.add_argument(
+        "--memory", default="512Mi", help="memory request and limit (default: %(default)s)"
+    )
+    p.add_argument("--print", action="store_true", help="print to standard output, write nothing")
+    p.add_argument(
+        "--force", action="store_true", help="replace a file that unitserve did not write"
+    )
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    directory: Path = args.directory
+    try:
+        if not directory.is_dir():
+            raise PackagingError(f"{directory} is not a directory")
+        if not args.image.strip() or any(c.isspace() for c in args.image):
+            raise PackagingError(f"--image {args.image!r} is not an image reference")
+        if args.replicas < 0:
+            raise PackagingError("--replicas must be >= 0")
+        name = dns_name(args.name or directory.resolve().name)
+        kind = _graph_type(directory, args.service_type)
+        sdep = seldon_deployment(
+            name, args.image, kind, args.transport, args.replicas, args.cpu, args.memory
+        )
+        text = render(sdep, f"{directory.resolve().name} ({kind})")
+        if args.print:
+            sys.stdout.write(text)
+            return 0
+        target = directory / "seldondeployment.yaml"
+        write_generated(target, text, args.force)
+    except (PackagingError, OSError) as exc:
+        print(f"unitserve manifest: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"wrote {target}; apply it with: kubectl apply -f {target}")
+    return 0

@@ -1,1 +1,0 @@
-"""Wire formats ⇄ the engine's small internal message (see `message`)."""

@@ -1,0 +1,276 @@
+"""Prometheus metrics across worker processes.
+
+Workers record into prometheus_client's multiprocess files (an mmap per
+process: no inter-process round trip on the request path); the supervisor
+reads every file when scraped and answers one exposition with each metric
+family once.
+
+Series stay bounded however often workers are replaced: the ``worker_id``
+label is the worker's *slot* (0..N-1), not its pid, and when a worker dies the
+supervisor folds its counters and histograms into an archive file (so totals
+keep growing, never counted twice) and drops its live gauges.
+
+Metric names and labels:
+
+* the user's metrics (spec §11.2): COUNTER → ``<key>_total``, GAUGE → ``<key>``,
+  TIMER → a histogram ``<key>`` in seconds with Seldon's 50 log-spaced buckets;
+  labels: the user's tags, ``method``, the deployment labels of
+  `deployment_labels` and ``worker_id``;
+* feedback: ``seldon_api_model_feedback_total`` and
+  ``seldon_api_model_feedback_reward_total`` (Seldon's);
+* ours: ``unitserve_requests_total{operation,protocol,code,worker_id}``,
+  ``unitserve_request_duration_seconds{operation,protocol,worker_id}``,
+  ``unitserve_requests_in_flight{protocol,worker_id}``,
+  ``unitserve_worker_info{worker_id,pid}`` and, from the supervisor,
+  ``unitserve_worker_restarts_total{reason}``.
+"""
+
+from __future__ import annotations
+
+import bisect
+import json
+import os
+import threading
+from collections import defaultdict
+from collections.abc import Mapping
+from typing import Any
+
+import numpy as np
+from prometheus_client import Counter, Gauge, Histogram, values
+
+from unitserve.engine import FEEDBACK, MetricsRecorder
+from unitserve.errors import BadMetric
+from unitserve.metadata import split_image
+from unitserve.user_metrics import COUNTER, GAUGE, TIMER
+
+NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+# Seldon's TIMER buckets: 50 log-spaced upper bounds from 1 ms to 30 s (+Inf added).
+SELDON_BUCKETS = tuple(float(b) for b in np.logspace(-3, np.log10(30), 50))
+REQUEST_BUCKETS = (
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
+    2.5,
+    5.0,
+    10.0,
+)
+RESERVED_PREFIXES = ("unitserve_", "seldon_api_")
+
+
+def deployment_labels(env: Mapping[str, str]) -> dict[str, str]:
+    """The labels Seldon puts on every custom metric, from the operator's env vars."""
+    image, version = split_image(
+        env.get("PREDICTIVE_UNIT_IMAGE") or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}"
+    )
+    deployment = env.get("SELDON_DEPLOYMENT_ID") or NOT_IMPLEMENTED
+    try:
+        predictor_labels = json.loads(env.get("PREDICTOR_LABELS") or "{}")
+    except ValueError:
+        predictor_labels = {}
+    predictor_version = (
+        predictor_labels.get("version") if isinstance(predictor_labels, dict) else None
+    ) or NOT_IMPLEMENTED
+    return {
+        "deployment_name": deployment,
+        "seldon_deployment_name": deployment,
+        "model_name": env.get("PREDICTIVE_UNIT_ID") or NOT_IMPLEMENTED,
+        "model_image": image or NOT_IMPLEMENTED,
+        "image_name": image or NOT_IMPLEMENTED,
+        "model_version": version or NOT_IMPLEMENTED,
+        "image_version": version or NOT_IMPLEMENTED,
+        "predictor_name": env.get("PREDICTOR_ID") or NOT_IMPLEMENTED,
+        "predictor_version": str(predictor_version),
+    }
+
+
+def use_directory(directory: str) -> None:
+    """Make this process record into `directory` (call in each worker after fork)."""
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    values.ValueClass = values.MultiProcessValue()
+
+
+class WorkerMetrics(MetricsRecorder):
+    """Everything one worker records: user metrics, feedback, and request metrics."""
+
+    def __init__(self, env: Mapping[str, str], worker_id: str) -> None:
+        self.worker_id = worker_id
+        self.base = {**deployment_labels(env), "worker_id": worker_id}
+        self._families: dict[tuple[str, str, tuple[str, ...]], Any] = {}
+        self._kinds: dict[str, str] = {}
+        self._lock = threading.Lock()
+        self._reward: Any = None
+        self._requests = Counter(
+            "unitserve_requests",
+            "Requests answered, by operation, protocol and status code.",
+            ["operation", "protocol", "code", "worker_id"],
+            registry=None,
+        )
+        self._duration = Histogram(
+            "unitserve_request_duration_seconds",
+            "Time to answer a request, in seconds.",
+            ["operation", "protocol", "worker_id"],
+            buckets=REQUEST_BUCKETS,
+            registry=None,
+        )
+        self._in_flight = Gauge(
+            "unitserve_requests_in_flight",
+            "Requests being answered.",
+            ["protocol", "worker_id"],
+            multiprocess_mode="livesum",
+            registry=None,
+        )
+        # Request metrics are tallied in plain Python on the event loop and written to
+        # the shared files by `flush` (a few times a second): a request then costs a
+        # couple of dict updates instead of five locked mmap writes.
+        self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
+        self._latencies: dict[tuple[str, str], list[float]] = {}
+        self._in_flight_now = {"rest": 0, "grpc": 0}
+        self._tally_lock = threading.Lock()
+        self._in_flight_written: dict[str, int] = {}
+        for protocol in self._in_flight_now:
+            self._in_flight.labels(protocol, worker_id).set(0)
+        # 'liveall' keeps prometheus_client's own `pid` label: which process serves the slot.
+        info = Gauge(
+            "unitserve_worker_info",
+            "The process serving each worker slot (pid label).",
+            ["worker_id"],
+            multiprocess_mode="liveall",
+            registry=None,
+        )
+        info.labels(worker_id).set(1)
+
+    # ------------------------------------------------------------------ user metrics
+
+    def record(self, metrics: list[dict[str, Any]], method: str) -> None:
+        prepared = [self._prepare(m, method) for m in metrics]  # all valid, or none recorded
+        for kind, child, value in prepared:
+            if kind == COUNTER:
+                child.inc(value)
+            elif kind == GAUGE:
+                child.set(value)
+            else:
+                child.observe(value / 1000.0)  # TIMER values are milliseconds
+
+    def record_feedback(self, reward: float) -> None:
+        labels = {"method": FEEDBACK, **self.base}
+        self._family(COUNTER, "seldon_api_model_feedback", tuple(sorted(labels))).labels(
+            **labels
+        ).inc(1)
+        with self._lock:
+            if self._reward is None:
+                # Rewards may be negative, which a Counter refuses: a Gauge summed over
+                # the workers (dead ones included), under Seldon's counter name.
+                self._reward = Gauge(
+                    "seldon_api_model_feedback_reward_total",
+                    "",
+                    sorted(labels),
+                    registry=None,
+                    multiprocess_mode="sum",
+                ).labels(**labels)
+        self._reward.inc(reward)
+
+    def _prepare(self, metric: dict[str, Any], method: str) -> tuple[str, Any, float]:
+        kind, key, value = metric["type"], metric["key"], float(metric["value"])
+        if key.startswith(RESERVED_PREFIXES):
+            raise BadMetric(
+                f"Bad metric created during request: key {key!r} uses a reserved "
+                f"prefix ({', '.join(RESERVED_PREFIXES)})"
+            )
+        if kind == COUNTER and value < 0:
+            raise BadMetric(
+                f"Bad metric created during request: COUNTER {key!r} cannot "
+                f"decrease (value {value})"
+            )
+        known = self._kinds.setdefault(key, kind)
+        if known != kind:
+            raise BadMetric(
+                f"Bad metric created during request: {key!r} is a {known}, not a {kind}"
+            )
+        tags = metric.get("tags") or {}
+        labels = {**{str(k): str(v) for k, v in tags.items()}, "method": method, **self.base}
+        child = self._family(kind, key, tuple(sorted(labels))).labels(**labels)
+        return kind, child, value
+
+    def _family(self, kind: str, key: str, labelnames: tuple[str, ...]) -> Any:
+        index = (kind, key, labelnames)
+        family = self._families.get(index)
+        if family is None:
+            with self._lock:
+                family = self._families.get(index)
+                if family is None:
+                    if kind == COUNTER:
+                        family = Counter(key, "", labelnames, registry=None)
+                    elif kind == GAUGE:
+                        family = Gauge(
+                            key, "", labelnames, registry=None, multiprocess_mode="livemostrecent"
+                        )
+                    elif kind == TIMER:
+                        family = Histogram(
+                            key, "", labelnames, registry=None, buckets=SELDON_BUCKETS
+                        )
+                    else:
+                        raise BadMetric(f"Bad metric created during request: type {kind!r}")
+                    self._families[index] = family
+        return family
+
+    # ------------------------------------------------------------------ request metrics
+
+    # The tallies are updated from the event loop (REST) and the gRPC threads.
+
+    def request_started(self, protocol: str) -> None:
+        with self._tally_lock:
+            self._in_flight_now[protocol] += 1
+
+    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+        bucket = bisect.bisect_left(REQUEST_BUCKETS, seconds)  # len(REQUEST_BUCKETS): +Inf
+        with self._tally_lock:
+            self._in_flight_now[protocol] -= 1
+            self._counts[(operation, protocol, code)] += 1
+            tally = self._latencies.get((operation, protocol))
+            if tally is None:
+                tally = [0.0] * (len(REQUEST_BUCKETS) + 2)
+                self._latencies[(operation, protocol)] = tally
+            tally[bucket] += 1
+            tally[-1] += seconds  # the sum
+
+    def flush(self) -> None:
+        """Write the tallies since the last flush to this worker's metric files."""
+        worker = self.worker_id
+        with self._tally_lock:
+            counts, self._counts = self._counts, defaultdict(int)
+            latencies, self._latencies = self._latencies, {}
+            in_flight = dict(self._in_flight_now)
+        for (operation, protocol, code), n in counts.items():
+            self._requests.labels(operation, protocol, code, worker).inc(n)
+        for (operation, protocol), tally in latencies.items():
+            child = self._duration.labels(operation, protocol, worker)
+            # prometheus_client has no "add n observations": feed its buckets directly.
+            for i, n in enumerate(tally[:-1]):
+                if n:
+                    child._buckets[i].inc(n)
+            child._sum.inc(tally[-1])
+        for protocol, value in in_flight.items():
+            if self._in_flight_written.get(protocol) != value:
+                self._in_flight.labels(protocol, worker).set(value)
+                self._in_flight_written[protocol] = value
+
+
+class NoRequestMetrics:
+    """For a server without a metrics directory (tests of single pieces)."""
+
+    def flush(self) -> None:
+        pass
+
+    def request_started(self, protocol: str) -> None:
+        pass
+
+    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+        pass

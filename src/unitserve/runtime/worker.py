@@ -1,0 +1,303 @@
+"""One worker: an event loop (uvloop) serving REST (uvicorn + our ASGI app) and
+gRPC (grpc.aio) with one copy of the user object, its thread pool, ``load()``
+and a graceful stop.
+
+The worker answers ``/live`` and ``/health/ping`` from its first moment; data
+requests wait until ``load()`` has finished (``/ready`` says when). gRPC starts
+listening only once the model is loaded, so that gRPC connections go to
+workers that can answer them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import os
+import random
+import signal
+import socket
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import orjson
+import uvicorn
+import uvloop
+
+from unitserve import metadata
+from unitserve.calls import Invoker
+from unitserve.engine import Engine, EngineConfig, MetricsRecorder
+from unitserve.errors import is_not_implemented
+from unitserve.metrics import worker as worker_metrics
+from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
+from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
+from unitserve.runtime import pod_info
+from unitserve.settings import Settings
+from unitserve.transport.accounting import RequestObserver
+from unitserve.transport.rest.app import RestApp
+from unitserve.transport.rest.flask_errors import error_handlers_of
+from unitserve.transport.rest.http_protocol import protocol_class
+from unitserve.transport.rest.openapi import document as openapi_document
+
+if TYPE_CHECKING:
+    from unitserve.transport.grpc.server import GrpcServer
+
+log = logging.getLogger("unitserve")
+
+EXIT_OK = 0
+EXIT_LOAD_FAILED = 3
+# How often request metrics tallied on the loop reach the shared metric files.
+_FLUSH_SECONDS = 0.2
+
+
+class _UvicornServer(uvicorn.Server):
+    """uvicorn's server without its own signal handling: the worker owns signals."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+@dataclass
+class Worker:
+    settings: Settings
+    user: Any
+    http_socket: socket.socket
+    slot: int = 0
+    notes_fd: int | None = None  # where to tell the supervisor "ready" / "recycle"
+    loaded: bool = False  # load() already ran (--preload)
+    metrics_dir: str | None = None
+
+    def run(self) -> int:
+        """Serve until SIGTERM/SIGINT (or --max-requests); returns the exit status."""
+        return uvloop.run(self.serve())
+
+    async def serve(self) -> int:
+        settings = self.settings
+        env = dict(settings.env)
+        self.stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self.stop.set)
+        recorder: MetricsRecorder
+        if self.metrics_dir is not None:
+            recorder = worker_metrics.WorkerMetrics(env, str(self.slot))
+            request_metrics: Any = recorder
+        else:
+            recorder, request_metrics = MetricsRecorder(), worker_metrics.NoRequestMetrics()
+        max_requests = settings.max_requests
+        if max_requests:
+            max_requests += random.randint(0, settings.max_requests_jitter)
+        self.observer = RequestObserver(
+            request_metrics, settings.access_log, max_requests, self._recycle
+        )
+        engine = Engine(self.user, EngineConfig.from_env(env), recorder)
+        invoker = Invoker(engine, settings.user_threads, settings.request_timeout)
+        self._metadata: dict[str, Any] | None = None
+        http = self._http_server(invoker, env)
+        http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
+        flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
+        grpc_server: GrpcServer | None = None
+        try:
+            if not await self._load(invoker, engine, env):
+                http.should_exit = True
+                await http_task
+                return EXIT_LOAD_FAILED
+            invoker.mark_ready()
+            if settings.grpc_enabled and not self.stop.is_set():
+                grpc_server = await self._start_grpc(invoker)
+            self._note("ready")
+            log.info(
+                "worker %d ready (pid %d): REST on %s%s",
+                self.slot,
+                os.getpid(),
+                _address(self.http_socket),
+                f", gRPC on {grpc_server.address}" if grpc_server else "",
+            )
+            stop_task = asyncio.create_task(self.stop.wait())
+            await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
+            stop_task.cancel()
+            log.info("worker %d stopping: finishing in-flight requests", self.slot)
+            await self._drain(http, http_task, grpc_server)
+            log.info("worker %d stopped", self.slot)
+            return EXIT_OK
+        finally:
+            flusher.cancel()
+            request_metrics.flush()
+            invoker.close()
+
+    async def _drain(
+        self, http: _UvicornServer, http_task: asyncio.Task[None], grpc_server: GrpcServer | None
+    ) -> None:
+        """Stop accepting, serve what the kernel had already accepted, then let uvicorn
+        and gRPC finish every request in flight within the grace period."""
+        spare = socket.socket(fileno=os.dup(self.http_socket.fileno()))  # uvicorn closes its own
+        for listener in getattr(http, "servers", []):
+            listener.close()
+        taken = _serve_backlog(spare, http)
+        spare.close()  # at once: nothing more may queue between the last accept and this
+        await asyncio.gather(*taken, return_exceptions=True)
+        stops = [http_task]
+        if grpc_server is not None:
+            stops.append(asyncio.create_task(grpc_server.stop(self.settings.graceful_timeout)))
+        http.should_exit = True  # idle connections get a short grace (http_protocol.py)
+        await asyncio.gather(*stops)
+
+    def _http_server(self, invoker: Invoker, env: dict[str, str]) -> _UvicornServer:
+        settings = self.settings
+        passthrough = env.get("PAYLOAD_PASSTHROUGH", "false").strip().lower() in ("1", "true", "t")
+        app = RestApp(
+            invoker,
+            {
+                "json": JsonCodec(),
+                "passthrough": PassthroughCodec(),
+                "feedback": FeedbackJsonCodec(),
+            },
+            metadata=lambda: self._metadata,
+            openapi=orjson.dumps(openapi_document(), option=orjson.OPT_SORT_KEYS) + b"\n",
+            cors_origins=settings.cors_origins,
+            max_body_size=settings.max_body_size,
+            passthrough=passthrough,
+            error_handlers=error_handlers_of(self.user),
+            observer=self.observer,
+        )
+        config = uvicorn.Config(
+            app,
+            lifespan="off",
+            http=protocol_class(settings.http_timeout),
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            proxy_headers=False,  # clients' addresses are only logged, never trusted
+            timeout_keep_alive=settings.keepalive,
+            timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
+        )
+        return _UvicornServer(config)
+
+    async def _start_grpc(self, invoker: Invoker) -> GrpcServer:
+        from unitserve.transport.grpc.server import GrpcServer
+
+        settings = self.settings
+        size = settings.grpc_max_message_size or pod_info.grpc_max_message_size(settings.env)
+        server = GrpcServer(
+            invoker,
+            lambda: self._metadata,
+            settings.host,
+            settings.grpc_port,
+            size,
+            self.observer,
+            max(1, settings.grpc_threads),
+        )
+        await server.start()
+        return server
+
+    async def _load(self, invoker: Invoker, engine: Engine, env: dict[str, str]) -> bool:
+        """Run the user's load() (unless preloaded), then build the metadata."""
+        if not self.loaded:
+            try:
+                load = getattr(self.user, "load", None)
+                if inspect.iscoroutinefunction(load):  # on the loop its async predict uses
+                    with _unless_not_implemented():
+                        await load()
+                else:  # not invoker.offload: --request-timeout is for requests, not load()
+                    await invoker.offloader.submit(functools.partial(call_load, self.user))
+            except Exception:
+                log.exception(
+                    "load() of %s failed; worker %d will not serve",
+                    type(self.user).__name__,
+                    self.slot,
+                )
+                invoker.mark_failed(
+                    f"load() of {type(self.user).__name__} failed: this worker cannot serve"
+                )
+                return False
+        user_metadata = None
+        if engine.m.init_metadata is not None:
+            try:
+                method = engine.m.init_metadata
+                if method.is_async:
+                    user_metadata = await method.fn()
+                else:
+                    user_metadata = await invoker.offloader.submit(method.fn)
+            except Exception as exc:
+                if not is_not_implemented(exc):
+                    log.exception("init_metadata() failed; using the default metadata")
+        self._metadata = metadata.build(
+            user_metadata, env.get("MODEL_METADATA"), env.get("PREDICTIVE_UNIT_IMAGE")
+        )
+        return True
+
+    def _recycle(self) -> None:
+        """--max-requests reached: ask the supervisor for a replacement; it stops this
+        worker (SIGTERM, then a graceful drain) once the replacement is ready."""
+        log.info("worker %d served its --max-requests: asking for a replacement", self.slot)
+        self._note("recycle")
+
+    def _note(self, what: str) -> None:
+        if self.notes_fd is not None:
+            with contextlib.suppress(OSError):
+                os.write(self.notes_fd, f"{what} {os.getpid()}\n".encode())
+
+
+@contextlib.contextmanager
+def _unless_not_implemented() -> Iterator[None]:
+    """A load() that says "not implemented" (SeldonComponent's) is no load at all."""
+    try:
+        yield
+    except NotImplementedError:
+        pass
+    except Exception as exc:
+        if not is_not_implemented(exc):
+            raise
+
+
+def call_load(user: Any) -> None:
+    """The user's load(), if it has one, from synchronous code (a user thread, or the
+    supervisor for --preload, where an ``async def load`` gets an event loop of its own)."""
+    load = getattr(user, "load", None)
+    if load is None or not callable(load):
+        return
+    with _unless_not_implemented():
+        result = load()
+        if inspect.isawaitable(result):
+            asyncio.run(_awaited(result))
+
+
+async def _awaited(awaitable: Any) -> Any:
+    return await awaitable
+
+
+async def _flush_every(metrics: Any, seconds: float) -> None:
+    while True:
+        await asyncio.sleep(seconds)
+        metrics.flush()
+
+
+def _serve_backlog(listening: socket.socket, http: _UvicornServer) -> list[asyncio.Task[Any]]:
+    """Connections the kernel has queued on the (shared) listening socket would be reset
+    when its last copy closes: a worker that stops accepting takes them over first."""
+    loop = asyncio.get_running_loop()
+    config = http.config
+
+    def protocol() -> asyncio.Protocol:
+        return config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=http.server_state, app_state=http.lifespan.state
+        )
+
+    tasks = []
+    while True:
+        try:
+            connection, _ = listening.accept()
+        except OSError:  # BlockingIOError: the queue is empty
+            return tasks
+        connection.setblocking(False)
+        tasks.append(loop.create_task(loop.connect_accepted_socket(protocol, connection)))
+
+
+def _address(sock: socket.socket) -> str:
+    host, port = sock.getsockname()[:2]
+    return f"{host}:{port}"

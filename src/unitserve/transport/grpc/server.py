@@ -1,0 +1,99 @@
+"""The worker's gRPC server: the Seldon services, reflection and the standard
+health service, on grpcio's threaded server in the worker process.
+
+It starts once the model is loaded, so its health service answers SERVING from
+the start and NOT_SERVING while the worker drains.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
+
+from unitserve.calls import Invoker
+from unitserve.errors import StartupError
+from unitserve.proto import POOL, SERVICE_NAMES
+from unitserve.transport.accounting import RequestObserver
+from unitserve.transport.grpc.handlers import SeldonGrpc
+
+log = logging.getLogger("unitserve")
+
+DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's own default
+
+
+class _Reflection(reflection.ReflectionServicer):
+    """Server reflection answering as Seldon's grpcio-reflection did: without echoing
+    the request in each answer (newer grpcio-reflection adds `original_request`)."""
+
+    def ServerReflectionInfo(self, request_iterator: Any, context: Any) -> Any:
+        for response in super().ServerReflectionInfo(request_iterator, context):
+            response.ClearField("original_request")
+            yield response
+
+
+class GrpcServer:
+    def __init__(
+        self,
+        invoker: Invoker,
+        metadata: Callable[[], dict[str, Any] | None],
+        host: str,
+        port: int,
+        max_message_size: int | None,
+        observer: RequestObserver,
+        threads: int,
+    ) -> None:
+        receive = max_message_size or DEFAULT_MAX_RECEIVE
+        send = max_message_size or -1
+        options = [
+            ("grpc.so_reuseport", 1),
+            ("grpc.max_receive_message_length", receive),
+            ("grpc.max_send_message_length", send),
+        ]
+        # Reflection and health get a thread of their own so that they answer while
+        # every request thread runs user code.
+        self.server = grpc.server(
+            ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
+        )
+        for service, methods in SeldonGrpc(invoker, metadata, observer).services().items():
+            if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64
+                # Registered with the C core: no per-call lookup through Python handlers.
+                self.server.add_registered_method_handlers(service, methods)
+            else:
+                self.server.add_generic_rpc_handlers(
+                    [grpc.method_handlers_generic_handler(service, methods)]
+                )
+        self.health = health.HealthServicer()
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        # Reflection lists what Seldon's lists (clients and the conformance suite compare
+        # it); the health service is standard and needs no discovery.
+        reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
+            _Reflection((*SERVICE_NAMES, reflection.SERVICE_NAME), pool=POOL), self.server
+        )
+        bracketed = f"[{host}]" if ":" in host else host
+        self.address = f"{bracketed}:{port}"
+
+    async def start(self) -> None:
+        try:
+            bound = self.server.add_insecure_port(self.address)
+        except RuntimeError as exc:
+            raise StartupError(
+                f"cannot listen for gRPC on {self.address} (--grpc-port): {exc}"
+            ) from None
+        if not bound:
+            raise StartupError(f"cannot listen for gRPC on {self.address} (--grpc-port)")
+        for name in ("", *SERVICE_NAMES):
+            self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self.server.start()
+
+    async def stop(self, grace: float) -> None:
+        """Refuse new RPCs at once, let running ones finish within `grace` seconds."""
+        self.health.enter_graceful_shutdown()
+        stopped = self.server.stop(grace)
+        await asyncio.get_running_loop().run_in_executor(None, stopped.wait)

@@ -1,0 +1,364 @@
+"""The OpenAPI 3.0 document served at ``/seldon.json``: the SeldonMessage REST API.
+
+Written from the wire format of spec §3.3 (our own text). Kept as data so that
+tests and fuzzers (schemathesis) can read the same contract the server serves.
+
+Two JSON forms live side by side. Predict, transform, route and aggregate bodies
+are read loosely (unknown keys ignored, spec §3.3): `SeldonMessage`. Feedback is
+parsed strictly as the protobuf JSON mapping (unknown keys, two payloads, or a
+number out of a field's range are refused): `Feedback` and its `Proto*`
+schemas say so with ``additionalProperties: false`` and the protobuf ranges.
+What JSON Schema cannot say (an ``ndarray`` is rectangular, a tensor carries
+exactly ``prod(shape)`` values) is said in the descriptions; breaking it is a 400.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from unitserve.protocol.seldon import tftensor
+from unitserve.version import __version__
+
+_REF = "#/components/schemas/"
+_TENSOR_RULE = (
+    "values holds exactly prod(shape) numbers, row-major; a zero-size shape may describe "
+    "at most 2**20 elements in its other dimensions."
+)
+_INT32 = {"type": "integer", "minimum": -(2**31), "maximum": 2**31 - 1}
+_FLOAT32 = {"type": "number", "minimum": -3.4e38, "maximum": 3.4e38}
+_PAYLOADS = ("data", "binData", "strData", "jsonData")
+
+
+def _ref(name: str) -> dict[str, str]:
+    return {"$ref": _REF + name}
+
+
+def _strict(properties: dict[str, Any], **extra: Any) -> dict[str, Any]:
+    return {"type": "object", "properties": properties, "additionalProperties": False, **extra}
+
+
+def _at_most_one(names: tuple[str, ...]) -> dict[str, Any]:
+    """A protobuf oneof: two of `names` together are refused."""
+    pairs = [[a, b] for i, a in enumerate(names) for b in names[i + 1 :]]
+    return {"not": {"anyOf": [{"required": pair} for pair in pairs]}}
+
+
+_TENSOR_PROTO = _strict(
+    {
+        "dtype": {"type": "string", "enum": tftensor.type_names()},
+        "tensorShape": _strict(
+            {
+                "dim": {
+                    "type": "array",
+                    "items": _strict(
+                        {"size": {"type": "integer", "minimum": 0}, "name": {"type": "string"}}
+                    ),
+                }
+            }
+        ),
+        "tensorContent": {"type": "string", "format": "byte"},
+        "floatVal": {"type": "array", "items": _FLOAT32},
+        "doubleVal": {"type": "array", "items": {"type": "number"}},
+        "intVal": {"type": "array", "items": _INT32},
+        "int64Val": {"type": "array", "items": {"type": "integer"}},
+        "boolVal": {"type": "array", "items": {"type": "boolean"}},
+        "stringVal": {"type": "array", "items": {"type": "string", "format": "byte"}},
+    },
+    required=["dtype"],
+    description=(
+        "TensorFlow TensorProto in proto3 JSON. tensorContent (little-endian bytes) or the "
+        "*Val field of the dtype holds the values: as many as the shape needs, or one "
+        "(it fills the shape), or none (zeros); a shape may imply at most 2**20 elements "
+        "beyond the values sent."
+    ),
+)
+
+_SCHEMAS: dict[str, Any] = {
+    "Tensor": {
+        "type": "object",
+        "required": ["shape"],
+        "description": _TENSOR_RULE,
+        "properties": {
+            # Larger integers are read as doubles, like every JSON number beyond 64 bits.
+            "shape": {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 0, "maximum": 2**63 - 1},
+            },
+            "values": {"type": "array", "items": {"type": "number"}},
+        },
+    },
+    "DefaultData": {
+        "type": "object",
+        "description": "At most one of tensor, ndarray, tftensor (the first present is used).",
+        "properties": {
+            "names": {"type": "array", "items": {"type": "string"}},
+            "tensor": _ref("Tensor"),
+            "ndarray": {
+                "type": "array",
+                "items": {},
+                "description": "A rectangular nested array (every row the same length).",
+            },
+            "tftensor": _ref("TensorProto"),
+        },
+    },
+    "TensorProto": _TENSOR_PROTO,
+    "Metric": {
+        "type": "object",
+        "required": ["key", "type", "value"],
+        "properties": {
+            "key": {"type": "string"},
+            "type": {"type": "string", "enum": ["COUNTER", "GAUGE", "TIMER"]},
+            "value": {"type": "number"},
+            "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        },
+    },
+    "Meta": {
+        "type": "object",
+        "properties": {
+            "puid": {"type": "string"},
+            "tags": {"type": "object", "additionalProperties": {}},
+            "routing": {"type": "object", "additionalProperties": {"type": "integer"}},
+            "requestPath": {"type": "object", "additionalProperties": {"type": "string"}},
+            "metrics": {"type": "array", "items": _ref("Metric")},
+        },
+    },
+    "Status": {
+        "type": "object",
+        "properties": {
+            "code": {"type": "integer"},
+            "info": {"type": "string"},
+            "reason": {"type": "string"},
+            "status": {
+                "oneOf": [{"type": "integer"}, {"type": "string", "enum": ["SUCCESS", "FAILURE"]}]
+            },
+        },
+    },
+    "SeldonMessage": {
+        "type": "object",
+        "description": (
+            "One of data, binData (base64), strData or jsonData; when several are present "
+            "the first in that order is used. Other keys are ignored."
+        ),
+        "anyOf": [{"required": [name]} for name in _PAYLOADS],
+        "properties": {
+            "status": _ref("Status"),
+            "meta": _ref("Meta"),
+            "data": _ref("DefaultData"),
+            "binData": {"type": "string", "format": "byte"},
+            "strData": {"type": "string"},
+            "jsonData": {},
+        },
+    },
+    # What the server answers: request meta is echoed as sent (Seldon does not check
+    # it), and names are whatever class_names() returns.
+    "SeldonAnswer": {
+        "type": "object",
+        "properties": {
+            "status": _ref("Status"),
+            "meta": {
+                "type": "object",
+                "description": "The request's meta (puid, tags, metrics, requestPath, echoed "
+                "as sent) merged with the model's tags and metrics.",
+                "properties": {
+                    "puid": {},
+                    "tags": {},
+                    "requestPath": {"type": "object"},
+                    "metrics": {"type": "array"},
+                },
+            },
+            "data": {
+                "type": "object",
+                "properties": {
+                    "names": {"type": "array"},
+                    "tensor": _ref("Tensor"),
+                    "ndarray": {"type": "array"},
+                    "tftensor": {"type": "object"},
+                },
+            },
+            "binData": {"type": "string", "format": "byte"},
+            "strData": {"type": "string"},
+            "jsonData": {},
+        },
+    },
+    "SeldonMessageList": {
+        "type": "object",
+        "required": ["seldonMessages"],
+        "properties": {
+            "seldonMessages": {"type": "array", "minItems": 1, "items": _ref("SeldonMessage")}
+        },
+    },
+    # Feedback: the protobuf JSON mapping, parsed strictly.
+    "ProtoTensor": _strict(
+        {
+            "shape": {"type": "array", "minItems": 1, "items": {**_INT32, "minimum": 0}},
+            "values": {"type": "array", "items": {"type": "number"}},
+        },
+        required=["shape"],
+        description=_TENSOR_RULE,
+    ),
+    "ProtoDefaultData": _strict(
+        {
+            "names": {"type": "array", "items": {"type": "string"}},
+            "tensor": _ref("ProtoTensor"),
+            "ndarray": {
+                "type": "array",
+                "items": {},
+                "description": "A rectangular nested array (every row the same length).",
+            },
+            "tftensor": _ref("TensorProto"),
+        },
+        **_at_most_one(("tensor", "ndarray", "tftensor")),
+    ),
+    "ProtoMetric": _strict(
+        {
+            "key": {"type": "string"},
+            "type": {"type": "string", "enum": ["COUNTER", "GAUGE", "TIMER"]},
+            "value": _FLOAT32,
+            "tags": {"type": "object", "additionalProperties": {"type": "string"}},
+        }
+    ),
+    "ProtoMeta": _strict(
+        {
+            "puid": {"type": "string"},
+            "tags": {"type": "object", "additionalProperties": {}},
+            "routing": {"type": "object", "additionalProperties": _INT32},
+            "requestPath": {"type": "object", "additionalProperties": {"type": "string"}},
+            "metrics": {"type": "array", "items": _ref("ProtoMetric")},
+        }
+    ),
+    "ProtoStatus": _strict(
+        {
+            "code": _INT32,
+            "info": {"type": "string"},
+            "reason": {"type": "string"},
+            "status": {"type": "string", "enum": ["SUCCESS", "FAILURE"]},
+        }
+    ),
+    "ProtoSeldonMessage": _strict(
+        {
+            "status": _ref("ProtoStatus"),
+            "meta": _ref("ProtoMeta"),
+            "data": _ref("ProtoDefaultData"),
+            "binData": {"type": "string", "format": "byte"},
+            "strData": {"type": "string"},
+            "jsonData": {},
+        },
+        description="At most one of data, binData, strData, jsonData.",
+        **_at_most_one(_PAYLOADS),
+    ),
+    "Feedback": _strict(
+        {
+            "request": _ref("ProtoSeldonMessage"),
+            "response": _ref("ProtoSeldonMessage"),
+            "reward": _FLOAT32,
+            "truth": _ref("ProtoSeldonMessage"),
+        }
+    ),
+    "ErrorStatus": {
+        "type": "object",
+        "required": ["status"],
+        "properties": {
+            "status": {
+                "type": "object",
+                "required": ["code", "info", "reason", "status"],
+                "properties": {
+                    "code": {"type": "integer", "enum": [-1]},
+                    "info": {"type": "string"},
+                    "reason": {"type": "string"},
+                    "status": {"type": "integer", "enum": [1]},
+                },
+            }
+        },
+    },
+}
+
+
+def _error(description: str) -> dict[str, Any]:
+    return {
+        "description": description,
+        "content": {"application/json": {"schema": _ref("ErrorStatus")}},
+    }
+
+
+_ERRORS = {
+    "400": _error("The request is not a valid SeldonMessage, or the model rejected it"),
+    "413": _error("The request body is larger than --max-body-size"),
+    "500": _error("The model failed"),
+}
+
+
+def _json(schema: dict[str, Any], description: str = "The answer") -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+def _operation(summary: str, body: str | dict[str, Any]) -> dict[str, Any]:
+    schema = _ref(body) if isinstance(body, str) else body
+    form = {
+        "schema": {"type": "object", "properties": {"json": schema}, "required": ["json"]},
+        "encoding": {"json": {"contentType": "application/json"}},
+    }
+    return {
+        "post": {
+            "summary": summary,
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {"schema": schema},
+                    "application/x-www-form-urlencoded": form,
+                },
+            },
+            "responses": {"200": _json(_ref("SeldonAnswer")), **_ERRORS},
+        }
+    }
+
+
+def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
+    return {"get": {"summary": summary, "responses": responses}}
+
+
+def document() -> dict[str, Any]:
+    aggregate_body = {
+        "oneOf": [
+            _ref("SeldonMessageList"),
+            {"type": "array", "minItems": 1, "items": _ref("SeldonMessage")},
+        ]
+    }
+    probe = _json({"type": "object", "properties": {"status": {"type": "string"}}})
+    not_ready = _error("load() has not finished (or failed)")
+    paths = {
+        "/predict": _operation("Predict", "SeldonMessage"),
+        "/transform-input": _operation("Transform the input", "SeldonMessage"),
+        "/transform-output": _operation("Transform the output", "SeldonMessage"),
+        "/route": _operation("Choose a child (answers [[n]])", "SeldonMessage"),
+        "/aggregate": _operation("Combine several messages", aggregate_body),
+        "/send-feedback": _operation("Send feedback on a prediction", "Feedback"),
+        "/health/ping": _get(
+            "Liveness, without calling the model",
+            {
+                "200": {
+                    "description": "pong",
+                    "content": {"text/html": {"schema": {"type": "string"}}},
+                }
+            },
+        ),
+        "/health/status": _get(
+            "The model's health_status()",
+            {"200": _json(_ref("SeldonAnswer")), **_ERRORS},
+        ),
+        "/metadata": _get(
+            "Model metadata",
+            {"200": _json({"type": "object"}), "500": _error("Invalid model metadata")},
+        ),
+        "/live": _get("The process is up", {"200": probe}),
+        "/ready": _get("load() has finished", {"200": probe, "503": not_ready}),
+    }
+    return {
+        "openapi": "3.0.0",
+        "info": {
+            "title": "unitserve Seldon protocol",
+            "version": __version__,
+            "description": "The Seldon Core 1.x microservice REST API served by unitserve.",
+        },
+        "paths": paths,
+        "components": {"schemas": _SCHEMAS},
+    }
