@@ -7,7 +7,8 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 9000
 
-.PHONY: serve test lint proto docs clean
+.DEFAULT_GOAL := help
+.PHONY: help serve test lint typecheck proto docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -23,19 +24,31 @@ $(VENV)/.installed: pyproject.toml | $(BIN)/python
 	$(BIN)/pip install --quiet -e .
 	touch $@
 
-## serve: install and serve the example identity model on port $(PORT)
+## serve: install and serve the example identity model (port 9000, or PORT=…)
 serve: $(VENV)/.installed
 	cd examples/identity && ../../$(BIN)/unitserve serve MyModel --http-port $(PORT)
 
-## test: install with test extras and run the whole test suite
-test: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests soak
+## test: install with test extras, lint (ruff, ruff format, mypy), run the whole test suite
+test: lint
 	$(BIN)/python -m pytest
 
-lint: $(VENV)/.installed-test
-	$(BIN)/ruff check src tests soak
-	$(BIN)/ruff format --check src tests soak
+LINTED := src tests soak benchmarks scripts examples
 
+## lint: ruff, ruff format --check and the mypy type check, all of which must be clean
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check $(LINTED)
+	$(BIN)/ruff format --check $(LINTED)
+	$(BIN)/mypy
+
+## typecheck: the mypy type check alone (configured in pyproject.toml)
+typecheck: $(VENV)/.installed-test
+	$(BIN)/mypy
+
+## help: list the targets
+help:
+	@grep -h -E '^## ' $(MAKEFILE_LIST) | sed -e 's/^## //' | awk -F': ' '{printf "  %-14s %s\n", $$1, $$2}'
+
+## clean: remove the virtual environment and build output
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info .pytest_cache .ruff_cache
 

@@ -253,9 +253,9 @@ class WorkerMetrics(MetricsRecorder):
         for (operation, protocol), tally in latencies.items():
             child = self._duration.labels(operation, protocol, worker)
             # prometheus_client has no "add n observations": feed its buckets directly.
-            for i, n in enumerate(tally[:-1]):
-                if n:
-                    child._buckets[i].inc(n)
+            for i, seen in enumerate(tally[:-1]):
+                if seen:
+                    child._buckets[i].inc(seen)
             child._sum.inc(tally[-1])
         for protocol, value in in_flight.items():
             if self._in_flight_written.get(protocol) != value:

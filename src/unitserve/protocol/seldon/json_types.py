@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.descriptor import FieldDescriptor
 
 from unitserve.errors import BadRequest
 
@@ -27,9 +27,12 @@ _WELL_KNOWN: dict[str, type | None] = {
 _TEXT = (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_BYTES)
 
 
-def check_json_types(value: Any, descriptor: Descriptor, where: str, prefix: str = "") -> None:
+def check_json_types(value: Any, descriptor: Any, where: str, prefix: str = "") -> None:
     """BadRequest("<prefix><where>.<field> must be ...") at the first value of the wrong
-    JSON type for message `descriptor`. Unknown keys and nulls are left to ParseDict."""
+    JSON type for message `descriptor`. Unknown keys and nulls are left to ParseDict.
+
+    `descriptor` is typed loosely: a message class's ``DESCRIPTOR`` is protobuf's Python
+    descriptor or its C (upb) twin, which its type stubs keep apart."""
     if not isinstance(value, dict):
         raise BadRequest(f"{prefix}{where} must be an object")
     for key, item in value.items():
@@ -62,16 +65,17 @@ def _repeated(field: FieldDescriptor) -> bool:
     is_repeated = getattr(field, "is_repeated", None)
     if is_repeated is not None:
         return bool(is_repeated)
-    return field.label == FieldDescriptor.LABEL_REPEATED
+    return getattr(field, "label", None) == FieldDescriptor.LABEL_REPEATED
 
 
 def _check_field(value: Any, field: FieldDescriptor, path: str, prefix: str) -> None:
     if value is None:
         return
-    if field.type == FieldDescriptor.TYPE_MESSAGE:
-        name = field.message_type.full_name
+    message_type = field.message_type
+    if field.type == FieldDescriptor.TYPE_MESSAGE and message_type is not None:
+        name = message_type.full_name
         if name not in _WELL_KNOWN:
-            check_json_types(value, field.message_type, path, prefix)
+            check_json_types(value, message_type, path, prefix)
         elif _WELL_KNOWN[name] is list:
             _expect(value, list, "an array", path, prefix)
         elif _WELL_KNOWN[name] is dict:

@@ -23,6 +23,8 @@ class FlaskErrorHandlers:
 
     def answer(self, exc: BaseException) -> tuple[int, bytes, str] | None:
         """(status, body, content type) from the user's handler, or None if it has none."""
+        if not isinstance(exc, Exception):  # Flask handles exceptions, not exits
+            return None
         app = self._app
         with app.test_request_context():
             try:

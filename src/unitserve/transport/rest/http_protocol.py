@@ -115,7 +115,7 @@ class LimitedHttpProtocol(HttpToolsProtocol):
     _idle_close: asyncio.TimerHandle | None = None
     _lingering = -1  # bytes still to drop after a refusal; -1: not lingering
 
-    def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+    def connection_made(self, transport: Any) -> None:
         super().connection_made(transport)
         self._writer = _OneWriteTransport(transport)
         self._waiting, self._since = "head", self.loop.time()
@@ -177,8 +177,10 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().on_headers_complete()
         cycle = self.cycle
         if cycle is not None and cycle.scope is self.scope:  # the request's own cycle
-            cycle.transport = self._writer
-            self.scope[HOLD_HEAD] = self._writer.hold_head
+            # The writer stands in for the transport (it forwards everything else), and
+            # the scope takes one key of ours beyond the ASGI ones.
+            cycle.transport = self._writer  # type: ignore[assignment]
+            self.scope[HOLD_HEAD] = self._writer.hold_head  # type: ignore[literal-required]
             if self._draining:
                 cycle.keep_alive = False
 
