@@ -1,4 +1,4 @@
-# Fuzzing (issue 7), included by the top-level Makefile. See tests/fuzz/harness.py.
+# Fuzzing, included by the top-level Makefile. See tests/fuzz/harness.py.
 #
 #   make test    runs tests/fuzz with the short profile: derandomized, a few dozen
 #                examples per test, no shrinking (under a minute)

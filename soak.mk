@@ -1,4 +1,4 @@
-# Soak test (issue 7, part 3), included by the top-level Makefile. See soak/runner.py.
+# Soak test, included by the top-level Makefile. See soak/runner.py.
 #
 #   make soak                       10 minutes of mixed REST and gRPC load (32 + 32
 #                                   connections, closed loop) on 127.0.0.1 against

@@ -1,4 +1,4 @@
-# Benchmarks (issue 5), included by the top-level Makefile. See benchmarks/README.md.
+# Benchmarks, included by the top-level Makefile. See benchmarks/README.md.
 #
 #   make bench          the full matrix (~32 min): results/REPORT.md + results/results.jsonl
 #   make bench-quick    small payload, c=8, REST and gRPC, unitserve vs Seldon (+ the ASGI echo

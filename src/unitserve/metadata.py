@@ -1,4 +1,4 @@
-"""Model metadata (spec §7): defaults from the image, the user's ``init_metadata()``,
+"""Model metadata: defaults from the image, the user's ``init_metadata()``,
 ``MODEL_METADATA`` (YAML or JSON) on top, validated against Seldon's schema.
 
 Computed once per worker, after ``load()`` (Seldon computes it before; a model

@@ -1,6 +1,6 @@
 """The server under fuzz and what every one of its answers must look like.
 
-Invariants (issue 7): every answer is a well-formed 2xx or 4xx, or a 5xx that a
+Invariants: every answer is a well-formed 2xx or 4xx, or a 5xx that a
 model caused (its own exception, or output that cannot be sent), with Seldon's
 JSON error body on REST; no answer carries a traceback or Python's internal
 error text from unitserve's own code; gRPC never answers UNKNOWN; every request
@@ -99,13 +99,6 @@ MODEL_OUTPUT_ERRORS = (
     "the model returned a list that is not an array",
     "Unknown data type returned as payload",
     "the model's answer cannot be written as JSON",  # e.g. complex numbers in a dict
-)
-
-# 500s of known bugs in files being changed for issue 4, each pinned by an xfail test
-# in test_regressions.py: remove an entry when its test passes.
-KNOWN_SERVER_ERRORS = (
-    # test_negative_feedback_reward_is_recorded (metrics.py)
-    "Counters can only be incremented by non-negative amounts",
 )
 
 
@@ -275,7 +268,7 @@ class Target:
     def check_model_caused(self, info: str, where: str) -> None:
         """A 5xx (REST) or INTERNAL (gRPC) answer must come from the model."""
         log = self.new_log()
-        if raised_in_user_code(log) or info.startswith(KNOWN_SERVER_ERRORS):
+        if raised_in_user_code(log):
             return
         assert info.startswith(MODEL_OUTPUT_ERRORS), (
             f"server error not caused by the model: {where}\n{log[-3000:]}"

@@ -1,10 +1,10 @@
-"""Request-level limits, each with a clear client error (issue 7, part 2).
+"""Request-level limits, each with a clear client error.
 
 Deep nesting and enormous numbers are a 400 (REST) or INVALID_ARGUMENT (gRPC) on
 every way a request carries JSON; shapes that describe far more elements than a
 request carries are refused before anything is allocated; ``--max-body-size`` is
 a 413 with or without Content-Length; and oversized request heads are measured
-(uvicorn's httptools parser has no limit of its own: see the report of issue 7).
+(uvicorn's httptools parser has no limit of its own).
 """
 
 from __future__ import annotations

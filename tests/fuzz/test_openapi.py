@@ -6,7 +6,7 @@ never a 5xx: the Inspector model never raises). Valid requests must be accepted,
 except for the few rules JSON Schema cannot state, which the document states in
 words (a rectangular ``ndarray``, as many tensor values as the shape needs).
 Invalid requests are not required to be refused: the Seldon protocol reads
-leniently (unknown keys and all but the first payload are ignored, spec §3.3).
+leniently (unknown keys and all but the first payload are ignored).
 """
 
 from __future__ import annotations

@@ -1,9 +1,7 @@
 """Bugs the fuzzers found, each pinned by a plain deterministic test.
 
 The limits (nesting, numbers, shapes, body size, request heads) have their own
-module, test_limits.py. Tests marked xfail(strict=True) are bugs in files being
-changed for issue 4 (metrics.py, transport/grpc.py): each reason says where and
-what; the report of issue 7 says how to fix it. Remove the mark with the fix.
+module, test_limits.py.
 """
 
 from __future__ import annotations

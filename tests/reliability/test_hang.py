@@ -1,4 +1,4 @@
-"""A ``predict`` that hangs (issue 7, part 4).
+"""A ``predict`` that hangs.
 
 With ``--request-timeout`` the stuck client gets a 504 (REST) or DEADLINE_EXCEEDED
 (gRPC) with a JSON / text reason, while the worker's other threads and the other

@@ -1,4 +1,4 @@
-"""A worker killed with SIGKILL under load (issue 7, part 4).
+"""A worker killed with SIGKILL under load.
 
 tests/e2e/test_process.py kills a worker under one REST keep-alive client and allows
 one failure. Here the load is mixed and concurrent (REST keep-alive, REST with a new

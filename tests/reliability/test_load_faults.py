@@ -1,4 +1,4 @@
-"""Faults in the user's ``load()`` (issue 7, part 4): a slow one and a failing one.
+"""Faults in the user's ``load()``: a slow one and a failing one.
 
 tests/e2e/test_process.py already checks a 3 s load() (/ready 503 once, a data request
 waits) and a failing load() with two workers (exit 1, error logged). Here: /live and

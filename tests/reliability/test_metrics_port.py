@@ -1,5 +1,5 @@
 """What the metrics port gives away, and whether anyone can keep it from answering
-(issue 7, part 5; see docs/security.md).
+(see docs/security.md).
 
 Request data must not reach the Prometheus exposition: our own request metrics are
 labelled with a fixed set of values (operation, protocol, status code, worker slot),

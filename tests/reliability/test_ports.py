@@ -1,4 +1,4 @@
-"""A port already in use (issue 7, part 4): one clear error line, non-zero exit.
+"""A port already in use: one clear error line, non-zero exit.
 
 tests/e2e/test_process.py holds each port with another unitserve server. Here the
 holder is a foreign socket of each kind that takes a port: a plain listener, a

@@ -1,4 +1,4 @@
-"""SIGTERM under load (issue 7, part 4): zero accepted requests lost.
+"""SIGTERM under load: zero accepted requests lost.
 
 tests/e2e/test_process.py proves that requests *in flight* at SIGTERM finish (50 slow
 REST requests, 4 gRPC ones). Here clients keep sending through the whole stop, in a

@@ -1,4 +1,4 @@
-"""The 60-second soak (issue 7, part 3) in `make test`: the code of `make soak`
+"""The 60-second soak in `make test`: the code of `make soak`
 (soak/runner.py) with a modest, rate-limited load, so that it stays sound on a 2-core
 CI machine. The bound on memory growth is looser than the 10-minute run's, since a
 short run has less time to settle; errors are judged exactly as there: none allowed.

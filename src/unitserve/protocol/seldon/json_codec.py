@@ -1,7 +1,8 @@
 """SeldonMessage JSON (the REST path) ⇄ `Message` / `Reply`.
 
 REST keeps JSON numbers as they came: ints stay ints (int64 arrays) and come
-back as ints. See spec §3.3, §4.1, §5.1, §5.2.
+back as ints, as Seldon's REST wrapper does (its protobuf path turns every number into
+a double; that is `proto_codec`).
 """
 
 from __future__ import annotations
@@ -105,7 +106,7 @@ def _names(data: dict[str, Any]) -> list[Any]:
 
 
 def decode_message(obj: Any) -> Message:
-    """One SeldonMessage dict → Message (spec §4.1: data, jsonData, strData, binData)."""
+    """One SeldonMessage dict (data, jsonData, strData or binData) → Message."""
     if not isinstance(obj, dict):
         raise invalid_request(obj)
     meta = obj.get("meta")

@@ -2,7 +2,7 @@
 
 The rules shared with the JSON codec (which payload kind an answer takes, its
 names, its meta) live in the engine; this module only knows the protobuf
-form. On this path every number is a double (spec §4.2, §5.1). Numeric arrays
+form. On this path every number is a double, as in Seldon. Numeric arrays
 move through numpy (`proto_arrays`), never one Python float at a time.
 """
 
@@ -177,7 +177,7 @@ def meta_from_dict(meta: dict[str, Any], target: Any) -> None:
 
 
 def decode_message(msg: Any) -> Message:
-    """SeldonMessage → Message (spec §4.2)."""
+    """SeldonMessage → Message."""
     meta = meta_to_dict(msg)
     which = msg.WhichOneof("data_oneof")
     if which == "data":
@@ -339,7 +339,7 @@ class ProtoCodec:
 
 class FeedbackJsonCodec(ProtoCodec):
     """REST feedback: Seldon converts the JSON to a protobuf Feedback (strictly) and
-    answers with the protobuf JSON form, so numbers come back as floats (spec §4.3)."""
+    answers with the protobuf JSON form, so numbers come back as floats."""
 
     def parse_feedback(self, obj: Any) -> Any:
         # Wrong JSON types first, in words: ParseDict would answer with Python's own
