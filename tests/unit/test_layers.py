@@ -59,7 +59,7 @@ KNOWN_UPWARD = {
     ("unitserve.calls", "unitserve.protocol.message"),
 }
 
-# Neither the package nor the soak harness may reach into these.
+# The package never imports these: they use it, not the other way round.
 TOOLING = ("tests", "benchmarks", "soak", "scripts")
 
 
