@@ -8,7 +8,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from .runner import MIB, RSS_BOUND_WHY, SoakResult
+from .result import MIB, RSS_BOUND_WHY, SoakResult
 
 
 def write(result: SoakResult, out_dir: Path) -> None:

@@ -8,7 +8,7 @@ The run fails on any of:
   or refused connection, any timeout), or a non-2xx/non-OK code in the server's own
   ``unitserve_requests_total``;
 * a server process whose resident memory grew, between the end of the warm-up and the
-  end of the load, by more than `rss_growth_mib` (see `RSS_BOUND_WHY`);
+  end of the load, by more than `rss_growth_mib` (see `result.RSS_BOUND_WHY`);
 * a worker replaced during the run (a crash), the server not stopping with status 0
   after SIGTERM, or a load generator that did not complete.
 """
@@ -26,25 +26,15 @@ import sys
 import threading
 import time
 import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import IO, Any
 
-from . import procs
+from . import procs, report
+from .result import MIB, Sample, SoakResult
 
 ROOT = Path(__file__).resolve().parent.parent
 MODEL_DIR = Path(__file__).resolve().parent / "model"
-MIB = 1024
-
-RSS_BOUND_WHY = (
-    "Why this bound: a worker's memory settles once every code path, buffer pool and "
-    "allocator arena has been used, which is what the warm-up is for; after it, a "
-    "server that does not leak stays flat to within a few MiB (allocator "
-    "fragmentation, buffers of the connections the clients replace). The bound sits "
-    "well above that noise, and low enough that a leak of a few tens of bytes per "
-    "request, over the hundreds of thousands of requests each worker serves in a "
-    "10-minute run, exceeds it."
-)
 
 # Environment variables that configure a Seldon/unitserve server: not inherited, so the
 # soak measures the defaults whatever the shell has set.
@@ -76,30 +66,6 @@ class SoakConfig:
     @property
     def warmup_seconds(self) -> float:
         return self.warmup if self.warmup is not None else min(60.0, self.seconds / 4)
-
-
-@dataclass
-class Sample:
-    t: float  # seconds since the load started (negative: before it)
-    processes: dict[str, dict[str, int]]  # role → {pid, rss_kib, threads, fds}
-
-
-@dataclass
-class SoakResult:
-    config: dict[str, Any]
-    passed: bool = False
-    failures: list[str] = field(default_factory=list)
-    requests: dict[str, Any] = field(default_factory=dict)  # protocol → load summary
-    server_counts: dict[str, float] = field(default_factory=dict)  # code → requests
-    samples: list[Sample] = field(default_factory=list)
-    ticks: dict[str, list[tuple[float, int, int]]] = field(default_factory=dict)
-    rss: dict[str, dict[str, Any]] = field(default_factory=dict)  # role → figures
-    exit_code: int | None = None
-    wall_seconds: float = 0.0
-    started: str = ""
-    host: dict[str, Any] = field(default_factory=dict)
-    report_path: str = ""
-    plot_path: str = ""
 
 
 def free_ports(n: int) -> list[int]:
@@ -459,8 +425,6 @@ class _Abort(Exception):
 
 def run(config: SoakConfig, out_dir: Path) -> SoakResult:
     """Run one soak, write its report (and plot) into `out_dir`, return the result."""
-    from . import report
-
     out_dir.mkdir(parents=True, exist_ok=True)
     result = _Run(config, out_dir).run()
     report.write(result, out_dir)

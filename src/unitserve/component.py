@@ -241,9 +241,6 @@ class MethodTable:
             values[name] = getter(obj, name)
         return cls(**values)
 
-    def any_async(self) -> bool:
-        return any(m is not None and m.is_async for m in vars(self).values())
-
 
 def class_names_of(obj: Any) -> Callable[[int], list[str]] | list[str] | None:
     """The user's class names: a method (called per response), a plain list attribute

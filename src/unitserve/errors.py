@@ -21,7 +21,6 @@ BAD_DATA = "MICROSERVICE_BAD_DATA"
 INTERNAL_ERROR = "MICROSERVICE_INTERNAL_ERROR"
 BAD_METRIC = "MICROSERVICE_BAD_METRIC"
 BAD_METADATA = "MICROSERVICE_BAD_METADATA"
-BAD_PARAMETER = "MICROSERVICE_BAD_PARAMETER"
 
 
 class SeldonMicroserviceException(Exception):
@@ -107,10 +106,6 @@ class BadMetric(ServingError):
     """User metrics that do not follow the metric contract."""
 
     reason = BAD_METRIC
-
-
-class BadMetadata(ServingError):
-    reason = BAD_METADATA
 
 
 class BadModelOutput(ServingError):

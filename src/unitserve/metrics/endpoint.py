@@ -16,7 +16,7 @@ import logging
 import selectors
 import socket
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from unitserve.metrics import supervisor as merged
 
@@ -34,7 +34,6 @@ class _Exchange:
     received: bytes = b""
     answer: bytes = b""
     sent: int = 0
-    writing: bool = field(default=False)
 
 
 class MetricsHttpServer:
@@ -124,7 +123,6 @@ class MetricsHttpServer:
             f"HTTP/1.0 {status} {reason}\r\nContent-Type: {content_type}\r\n"
             f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n"
         ).encode() + (b"" if head else body)
-        exchange.writing = True
         self.selector.modify(conn, selectors.EVENT_WRITE, self._writable)
         self._writable(conn)
 

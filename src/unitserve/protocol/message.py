@@ -21,7 +21,6 @@ JSON = "jsonData"
 CUSTOM = "customData"
 
 DATA_KINDS = frozenset({NDARRAY, TENSOR, TFTENSOR, DATA_EMPTY})
-ARRAY_KINDS = (NDARRAY, TENSOR, TFTENSOR)
 
 
 @dataclass(slots=True)
@@ -37,10 +36,6 @@ class Message:
     features: Any
     names: list[Any] = field(default_factory=list)
     meta: dict[str, Any] | None = None
-
-    @property
-    def meta_dict(self) -> dict[str, Any]:
-        return self.meta if self.meta is not None else {}
 
 
 @dataclass(slots=True)

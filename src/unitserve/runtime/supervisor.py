@@ -58,6 +58,10 @@ class _Slot:
     failures: int = 0  # consecutive deaths before becoming ready
     restart_at: float | None = None
     reason: str = "start"
+    # A replacement that died before it was ready hands the worker it was to retire on
+    # to the next start of the slot: without this, that worker would keep serving
+    # beside the new one for good, skipped by SIGHUP and --max-requests alike.
+    replaces: int | None = None
 
 
 @dataclass
@@ -208,7 +212,7 @@ class Supervisor:
 
     # ------------------------------------------------------------------ workers
 
-    def _spawn(self, slot: int) -> int:
+    def _spawn(self, slot: int, replaces: int | None = None) -> int:
         state = self.slots[slot]
         state.restart_at = None
         pid = os.fork()
@@ -229,7 +233,7 @@ class Supervisor:
                 logging.getLogger("unitserve").exception("worker %d crashed", slot)
             finally:
                 os._exit(code)
-        self.children[pid] = _Child(slot, time.monotonic())
+        self.children[pid] = _Child(slot, time.monotonic(), replaces=replaces)
         log.info("worker %d started (pid %d)", slot, pid)
         return pid
 
@@ -255,8 +259,7 @@ class Supervisor:
             return
         child.retiring = True
         self.own_metrics.worker_restarted(reason)
-        new_pid = self._spawn(child.slot)
-        self.children[new_pid].replaces = pid
+        self._spawn(child.slot, replaces=pid)
 
     def _read_notes(self, buffer: bytes) -> bytes:
         with contextlib.suppress(BlockingIOError):
@@ -298,10 +301,13 @@ class Supervisor:
 
     def _worker_exited(self, pid: int, child: _Child, status: int) -> None:
         how = _describe_exit(status)
+        self._forget_replaced(pid)
         if self.stopping_at is not None or child.retiring:
             log.info("worker %d (pid %d) stopped: %s", child.slot, pid, how)
             return
         state = self.slots[child.slot]
+        if not child.ready and child.replaces is not None:
+            state.replaces = child.replaces
         if os.WIFEXITED(status) and os.WEXITSTATUS(status) == EXIT_LOAD_FAILED:
             if not self.ever_ready:
                 log.error("worker %d could not load the model (see above): stopping", child.slot)
@@ -331,7 +337,17 @@ class Supervisor:
         now = time.monotonic()
         for slot, state in self.slots.items():
             if state.restart_at is not None and now >= state.restart_at:
-                self._spawn(slot)
+                replaces, state.replaces = state.replaces, None
+                self._spawn(slot, replaces=replaces)
+
+    def _forget_replaced(self, pid: int) -> None:
+        """`pid` has exited: no worker may SIGTERM it any more (the pid could be reused)."""
+        for state in self.slots.values():
+            if state.replaces == pid:
+                state.replaces = None
+        for child in self.children.values():
+            if child.replaces == pid:
+                child.replaces = None
 
     # ------------------------------------------------------------------ custom_service
 

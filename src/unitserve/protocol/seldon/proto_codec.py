@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 from google.protobuf import json_format
-from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from unitserve.errors import BadModelOutput, BadRequest
@@ -365,10 +364,3 @@ class FeedbackJsonCodec(ProtoCodec):
 
 def _proto_json(message: Any) -> bytes:
     return dumps(json_format.MessageToDict(message))
-
-
-def parse_seldon_message(data: bytes) -> Any:
-    try:
-        return SeldonMessage.FromString(data)
-    except DecodeError as exc:
-        raise BadRequest(f"the request is not a SeldonMessage: {exc}") from None
