@@ -43,6 +43,13 @@ def from_json(
         raise BadRequest(
             f"{where} data is not rectangular (nested lists of unequal length)"
         ) from None
+    if values.dtype.kind == "f" and datatype.dtype == np.uint64 and _whole(values):
+        # numpy reads a list holding both int64 and uint64-only values as doubles,
+        # which cannot hold 2**64 - 1: read it again as what it was sent for.
+        try:
+            values = np.array(data, dtype=np.uint64)
+        except (OverflowError, ValueError, TypeError):
+            raise BadRequest(f"{where} has values that do not fit datatype UINT64") from None
     if values.size:
         _check_kind(values, datatype, where)
     with np.errstate(over="ignore"):
@@ -50,6 +57,10 @@ def from_json(
         # only integers are range-checked, since they would silently wrap around.
         values = values.astype(datatype.dtype, copy=False)
     return shapes.reshape(values.reshape(-1), shape, where)
+
+
+def _whole(values: np.ndarray) -> bool:
+    return bool(values.size) and bool(np.isfinite(values).all() and (values % 1 == 0).all())
 
 
 def _check_kind(values: np.ndarray, datatype: Datatype, where: str) -> None:
