@@ -172,21 +172,25 @@ def object_array(items: list[Any]) -> np.ndarray:
     return arr
 
 
+def element_bytes(item: Any, where: str) -> bytes:
+    """One BYTES output element as bytes: str as UTF-8, bytes as they are."""
+    if isinstance(item, bytes):
+        return item
+    if isinstance(item, bytearray | memoryview):
+        return bytes(item)
+    if isinstance(item, str):
+        try:
+            return item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadModelOutput(f"{where} is not valid Unicode text") from None
+    raise BadModelOutput(f"{where} is a {type(item).__name__}; BYTES outputs hold str or bytes")
+
+
 def pack_bytes(elements: Sequence[Any], where: str) -> bytes:
     """BYTES elements (str or bytes) in their binary form."""
     parts: list[bytes] = []
     for i, item in enumerate(elements):
-        if isinstance(item, str):
-            try:
-                data = item.encode("utf-8")
-            except UnicodeEncodeError:
-                raise BadModelOutput(f"{where} element {i} is not valid Unicode text") from None
-        elif isinstance(item, bytes | bytearray | memoryview):
-            data = bytes(item)
-        else:
-            raise BadModelOutput(
-                f"{where} element {i} is a {type(item).__name__}; BYTES outputs hold str or bytes"
-            )
+        data = element_bytes(item, f"{where} element {i}")
         parts.append(_LENGTH.pack(len(data)))
         parts.append(data)
     return b"".join(parts)
