@@ -176,7 +176,7 @@ def bad(req, *patterns):
         ("INT32", [1, 2, 3, 4.5], "needs integers; got floating-point numbers"),
         ("INT32", [1, 2, 3, "4"], "needs integers; got strings"),
         ("INT32", [1, 2, 3, None], "mixed or unknown types"),
-        ("BOOL", [1, 0, 1, 0], "needs true or false"),
+        ("BOOL", [1, 0, 1, 0], "needs true or false; got integers"),
         ("FP32", [True, False, True, False], "needs numbers; got true/false"),
         ("FP32", ["1", "2", "3", "4"], "needs numbers; got strings"),
         ("UINT8", [0, 1, 2, 256], "value 256 does not fit datatype UINT8"),

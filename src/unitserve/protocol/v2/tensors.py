@@ -82,8 +82,10 @@ def _check_kind(values: np.ndarray, datatype: Datatype, where: str) -> None:
             got = "strings"
         elif kind == "b":
             got = "true/false"
+        elif kind in "iu":
+            got = "integers"
         else:
-            got = "floating-point numbers" if kind == "f" else f"values of kind {kind}"
+            got = "floating-point numbers" if kind == "f" else f"values of numpy kind {kind!r}"
         raise BadRequest(f"{where} has datatype {datatype.name}, which needs {needs}; got {got}")
     if want in "iu":
         info = np.iinfo(datatype.dtype)
