@@ -20,6 +20,11 @@ from unitserve.protocol.jsonio import finite_array
 from unitserve.protocol.v2 import binary
 from unitserve.protocol.v2.datatypes import Datatype
 
+_NOT_RECTANGULAR = (
+    "data is not rectangular (nested lists of unequal length, or nested deeper than "
+    "numpy's limit on dimensions)"
+)
+
 
 def read_shape(value: Any, where: str) -> list[int]:
     if not isinstance(value, list) or not all(
@@ -40,9 +45,7 @@ def from_json(
     try:
         values = np.asarray(data)
     except (ValueError, TypeError):
-        raise BadRequest(
-            f"{where} data is not rectangular (nested lists of unequal length)"
-        ) from None
+        raise BadRequest(f"{where} {_NOT_RECTANGULAR}") from None
     if values.dtype.kind == "f" and datatype.dtype == np.uint64 and _whole(values):
         # numpy reads a list holding both int64 and uint64-only values as doubles,
         # which cannot hold 2**64 - 1: read it again as what it was sent for.
@@ -105,9 +108,7 @@ def _bytes_from_json(data: list[Any], shape: Sequence[int], as_str: bool, where:
     for i, item in enumerate(flat):
         if not isinstance(item, str):
             if isinstance(item, list):
-                raise BadRequest(
-                    f"{where} data is not rectangular (nested lists of unequal length)"
-                )
+                raise BadRequest(f"{where} {_NOT_RECTANGULAR}")
             raise BadRequest(
                 f"{where} has datatype BYTES; element {i} is {_kind(item)}, not a string"
             )
