@@ -3,5 +3,6 @@ the engine's `Message` and `Reply`.
 
 `datatypes` (names ⇄ numpy dtypes), `tensors` (one tensor ⇄ an array),
 `binary` (the binary tensor data extension), `mapping` (request ⇄ the user's
-arguments, result ⇄ outputs) and `json_codec` (REST bodies).
+arguments, result ⇄ outputs), `json_codec` (REST bodies) and `proto_codec`
+(``inference.ModelInferRequest`` / ``ModelInferResponse``).
 """
