@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import orjson
+import uvicorn
 from google.protobuf import json_format
+from uvicorn.server import ServerState
 
 from unitserve import component
 from unitserve.calls import Invoker
@@ -35,6 +38,7 @@ from unitserve.transport.accounting import RequestObserver
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
+from unitserve.transport.rest.http_protocol import LimitedHttpProtocol, protocol_class
 from unitserve.transport.rest.openapi import document as openapi_document
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
@@ -121,6 +125,7 @@ class Harness:
             observer=observer,
         )
         self.grpc_services = SeldonGrpc(self.invoker, lambda: None, observer).services()
+        self._connections: list[Connection] = []
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
             base_url="http://127.0.0.1",
@@ -168,13 +173,152 @@ class Harness:
     def call_json(self, rpc: str, request: Any) -> dict[str, Any]:
         return json_format.MessageToDict(self.call(rpc, request))
 
+    # ------------------------------------------------------------------ HTTP connection
+
+    def connect(self, http_timeout: float = 30.0, keepalive: float = 5.0) -> Connection:
+        """One HTTP connection to the REST app through the worker's HTTP protocol, over a
+        fake transport: the test feeds bytes in and reads what would go on the wire."""
+        config = uvicorn.Config(
+            self.app,
+            lifespan="off",
+            http=protocol_class(http_timeout),
+            log_config=None,
+            access_log=False,
+            server_header=False,
+            date_header=False,
+            timeout_keep_alive=keepalive,
+        )
+        config.load()
+        protocol = config.http_protocol_class(  # type: ignore[call-arg]
+            config=config, server_state=ServerState(), app_state={}, _loop=self.loop
+        )
+        transport = FakeTransport()
+        protocol.connection_made(transport)
+        connection = Connection(self.loop, protocol, transport)
+        self._connections.append(connection)
+        return connection
+
     # ------------------------------------------------------------------ lifecycle
 
     def close(self) -> None:
+        for connection in self._connections:
+            connection.lose()
         self.loop.run_until_complete(self.client.aclose())
         self.invoker.close()
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
+
+
+class FakeTransport:
+    """The asyncio transport of one connection, keeping what is written."""
+
+    def __init__(self) -> None:
+        self.writes: list[bytes] = []
+        self.closed = False
+        self.eof = False
+
+    @property
+    def output(self) -> bytes:
+        return b"".join(self.writes)
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return {"peername": ("127.0.0.1", 50000), "sockname": ("127.0.0.1", 9000)}.get(
+            name, default
+        )
+
+    def write(self, data: bytes) -> None:
+        assert not self.closed, "write after close"
+        self.writes.append(bytes(data))
+
+    def close(self) -> None:
+        self.closed = True
+
+    def is_closing(self) -> bool:
+        return self.closed
+
+    def can_write_eof(self) -> bool:
+        return True
+
+    def write_eof(self) -> None:
+        self.eof = True
+
+    def pause_reading(self) -> None:
+        pass
+
+    def resume_reading(self) -> None:
+        pass
+
+    def set_write_buffer_limits(self, high: int | None = None, low: int | None = None) -> None:
+        pass
+
+    def set_protocol(self, protocol: Any) -> None:
+        pass
+
+
+class Connection:
+    """A connection driven by the test: `send` bytes, `settle` until the app is done."""
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, protocol: LimitedHttpProtocol, transport: Any
+    ) -> None:
+        self.loop = loop
+        self.protocol = protocol
+        self.transport = transport
+
+    def send(self, data: bytes) -> None:
+        self.protocol.data_received(data)
+
+    def settle(self, responses: int | None = None, limit: float = 10.0) -> list[Response]:
+        """Run the loop until `responses` complete answers were written (or, without a
+        count, until no request is in progress); returns every answer so far."""
+
+        def done() -> bool:
+            if responses is not None:
+                return len(parse_responses(self.transport.output)) >= responses
+            cycle = self.protocol.cycle
+            return cycle is None or cycle.response_complete
+
+        async def wait() -> None:
+            async with asyncio.timeout(limit):  # a safety net for a hang, not a measurement
+                while not done():
+                    await asyncio.sleep(0.001)
+                for _ in range(3):  # let callbacks queued by the last write run
+                    await asyncio.sleep(0)
+
+        self.loop.run_until_complete(wait())
+        return parse_responses(self.transport.output)
+
+    def lose(self) -> None:
+        if not getattr(self, "_lost", False):
+            self._lost = True
+            self.protocol.connection_lost(None)
+
+
+@dataclasses.dataclass
+class Response:
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+
+def parse_responses(data: bytes) -> list[Response]:
+    """The complete HTTP/1.1 responses in `data` (every answer has a Content-Length)."""
+    out = []
+    while (end := data.find(b"\r\n\r\n")) >= 0:
+        lines = data[:end].decode("latin-1").split("\r\n")
+        headers = {}
+        for line in lines[1:]:
+            name, _, value = line.partition(":")
+            headers[name.strip().lower()] = value.strip()
+        length = int(headers.get("content-length", "0"))
+        if len(data) < end + 4 + length:
+            break
+        out.append(Response(int(lines[0].split()[1]), headers, data[end + 4 : end + 4 + length]))
+        data = data[end + 4 + length :]
+    return out
 
 
 @contextlib.contextmanager
