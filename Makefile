@@ -7,7 +7,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PORT   ?= 9000
 
-.PHONY: serve test lint proto docs clean
+.PHONY: serve test test-fast lint proto docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ serve: $(VENV)/.installed
 test: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests soak
 	$(BIN)/python -m pytest
+
+## test-fast: the in-process tests only (no server process): seconds, not minutes
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m "not e2e"
 
 lint: $(VENV)/.installed-test
 	$(BIN)/ruff check src tests soak
