@@ -8,7 +8,7 @@ BIN    := $(VENV)/bin
 PORT   ?= 9000
 
 .DEFAULT_GOAL := help
-.PHONY: help serve test lint typecheck proto docs clean
+.PHONY: help serve test test-fast lint typecheck proto docs clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ serve: $(VENV)/.installed
 ## test: install with test extras, lint (ruff, ruff format, mypy), run the whole test suite
 test: lint
 	$(BIN)/python -m pytest
+
+## test-fast: the in-process tests only (no server process): seconds, not minutes
+test-fast: $(VENV)/.installed-test
+	$(BIN)/python -m pytest -q -m "not e2e"
 
 LINTED := src tests soak benchmarks scripts examples
 

@@ -8,6 +8,7 @@ otherwise, with the Seldon environment variables of this process removed.
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import socket
@@ -17,7 +18,8 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
+from types import CodeType
+from typing import Any, TypeVar
 
 import httpx
 import pytest
@@ -235,3 +237,70 @@ def run_cli(
         text=True,
         timeout=timeout,
     )
+
+
+# ----------------------------------------------------------------------------- markers
+
+TESTS = Path(__file__).parent
+# Every test in these folders talks to a server process (or starts other processes).
+_E2E_FOLDERS = ("e2e", "reliability", "fuzz")
+_SERVER_FIXTURES = {"serve", "fresh_server", "target"}
+# Names whose use in a test (or in a helper of its module) starts a process.
+_PROCESS_NAMES = {"run_cli", "subprocess", "Server", "Popen"}
+# Modules whose tests take more than a few seconds each: traffic for seconds at a time,
+# process kills and restarts, property-based fuzzing against a server, image builds.
+_SLOW_MODULES = {
+    "reliability/test_soak.py",
+    "reliability/test_kill.py",
+    "reliability/test_hang.py",
+    "reliability/test_sigterm.py",
+    "reliability/test_load_faults.py",
+    "fuzz/test_fuzz_rest.py",
+    "fuzz/test_fuzz_grpc.py",
+    "e2e/test_prometheus_server.py",
+    "e2e/test_s2i_start.py",
+}
+
+
+def _names(code: CodeType) -> set[str]:
+    """Global and attribute names a function's code uses, nested functions included."""
+    names = set(code.co_names)
+    for const in code.co_consts:
+        if isinstance(const, CodeType):
+            names |= _names(const)
+    return names
+
+
+def _starts_processes(fn: Any, depth: int = 2) -> bool:
+    """True if `fn`, or a function of its own module it calls, uses `_PROCESS_NAMES`."""
+    code = getattr(fn, "__code__", None)
+    if code is None:
+        return False
+    names = _names(code)
+    if names & _PROCESS_NAMES:
+        return True
+    if depth == 0:
+        return False
+    module_globals = getattr(fn, "__globals__", {})
+    return any(
+        _starts_processes(helper, depth - 1)
+        for helper in (module_globals.get(name) for name in names)
+        if inspect.isfunction(helper) and helper.__module__ == fn.__module__
+    )
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Mark `e2e` every test that needs a process besides pytest (a server, the CLI), and
+    `slow` those of the slow modules, so that nobody has to remember to."""
+    for item in items:
+        path = Path(str(item.path))
+        where = path.relative_to(TESTS).as_posix() if path.is_relative_to(TESTS) else path.name
+        fixtures = set(getattr(item, "fixturenames", ()))
+        if (
+            where.split("/")[0] in _E2E_FOLDERS
+            or fixtures & _SERVER_FIXTURES
+            or _starts_processes(getattr(item, "function", None))
+        ):
+            item.add_marker(pytest.mark.e2e)
+        if where in _SLOW_MODULES:
+            item.add_marker(pytest.mark.slow)

@@ -1,4 +1,5 @@
-"""Every payload kind in and out over REST, against a real server."""
+"""Every payload kind in and out over REST, in-process: what reaches the model and
+what the answer becomes (REST JSON keeps ints as ints)."""
 
 from __future__ import annotations
 
@@ -13,14 +14,14 @@ def predict(server, body):
     return r.status_code, r.json()
 
 
-def test_ndarray_ints_stay_ints_and_names_become_t_i(serve):
-    status, body = predict(serve("Identity"), {"data": {"names": ["a", "b"], "ndarray": [[1, 2]]}})
+def test_ndarray_ints_stay_ints_and_names_become_t_i(model):
+    status, body = predict(model("Identity"), {"data": {"names": ["a", "b"], "ndarray": [[1, 2]]}})
     assert status == 200
     assert body == {"data": {"names": ["t:0", "t:1"], "ndarray": [[1, 2]]}, "meta": {}}
 
 
-def test_ndarray_floats_and_exact_bytes(serve):
-    r = serve("Identity").post("/predict", json={"data": {"ndarray": [[1.0, 2.5]]}})
+def test_ndarray_floats_and_exact_bytes(model):
+    r = model("Identity").post("/predict", json={"data": {"ndarray": [[1.0, 2.5]]}})
     assert r.content == b'{"data":{"names":["t:0","t:1"],"ndarray":[[1.0,2.5]]},"meta":{}}\n'
 
 
@@ -35,16 +36,16 @@ def test_ndarray_floats_and_exact_bytes(serve):
         ([[[1.5], [2.5]]], "float64"),
     ],
 )
-def test_ndarray_dtypes_reach_the_model(serve, ndarray, dtype):
-    status, body = predict(serve("Inspector"), {"data": {"ndarray": ndarray}})
+def test_ndarray_dtypes_reach_the_model(model, ndarray, dtype):
+    status, body = predict(model("Inspector"), {"data": {"ndarray": ndarray}})
     assert status == 200
     assert body["jsonData"]["X"]["dtype"] == dtype
     assert body["jsonData"]["X"]["value"] == ndarray
 
 
-def test_tensor_in_tensor_out(serve):
+def test_tensor_in_tensor_out(model):
     status, body = predict(
-        serve("Identity"), {"data": {"tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]}}}
+        model("Identity"), {"data": {"tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]}}}
     )
     assert status == 200
     assert body["data"] == {
@@ -53,16 +54,16 @@ def test_tensor_in_tensor_out(serve):
     }
 
 
-def test_tensor_1d_has_no_names(serve):
+def test_tensor_1d_has_no_names(model):
     _, body = predict(
-        serve("Identity"), {"data": {"tensor": {"shape": [3], "values": [1.5, 2, 3]}}}
+        model("Identity"), {"data": {"tensor": {"shape": [3], "values": [1.5, 2, 3]}}}
     )
     assert body["data"] == {"names": [], "tensor": {"shape": [3], "values": [1.5, 2.0, 3.0]}}
 
 
-def test_tensor_reaches_model_reshaped(serve):
+def test_tensor_reaches_model_reshaped(model):
     _, body = predict(
-        serve("Inspector"), {"data": {"tensor": {"shape": [1, 2, 2], "values": [1, 2, 3, 4]}}}
+        model("Inspector"), {"data": {"tensor": {"shape": [1, 2, 2], "values": [1, 2, 3, 4]}}}
     )
     assert body["jsonData"]["X"] == {
         "type": "ndarray",
@@ -72,48 +73,48 @@ def test_tensor_reaches_model_reshaped(serve):
     }
 
 
-def test_data_without_array_gives_empty_float_array(serve):
-    _, body = predict(serve("Inspector"), {"data": {"names": ["a"]}})
+def test_data_without_array_gives_empty_float_array(model):
+    _, body = predict(model("Inspector"), {"data": {"names": ["a"]}})
     assert body["jsonData"]["X"]["shape"] == [0]
     assert body["jsonData"]["names"] == ["a"]
 
 
-def test_strdata_roundtrip_and_unicode_escaped(serve):
-    r = serve("Identity").post("/predict", json={"strData": "h\u00e9llo \U0001f600"})
+def test_strdata_roundtrip_and_unicode_escaped(model):
+    r = model("Identity").post("/predict", json={"strData": "h\u00e9llo \U0001f600"})
     assert r.status_code == 200
     assert r.content == b'{"meta":{},"strData":"h\\u00e9llo \\ud83d\\ude00"}\n'
     assert r.json()["strData"] == "h\u00e9llo \U0001f600"
 
 
-def test_strdata_is_never_parsed(serve):
-    _, body = predict(serve("Inspector"), {"strData": '{"a": 1}'})
+def test_strdata_is_never_parsed(model):
+    _, body = predict(model("Inspector"), {"strData": '{"a": 1}'})
     assert body["jsonData"]["X"] == {"type": "str", "value": '{"a": 1}'}
 
 
-def test_bindata_roundtrip(serve):
+def test_bindata_roundtrip(model):
     raw = b"\x00\x01hello\xff"
-    _, body = predict(serve("Identity"), {"binData": base64.b64encode(raw).decode()})
+    _, body = predict(model("Identity"), {"binData": base64.b64encode(raw).decode()})
     assert base64.b64decode(body["binData"]) == raw
 
 
-def test_bindata_reaches_model_as_bytes(serve):
-    _, body = predict(serve("Inspector"), {"binData": "aGk="})
+def test_bindata_reaches_model_as_bytes(model):
+    _, body = predict(model("Inspector"), {"binData": "aGk="})
     assert body["jsonData"]["X"] == {"type": "bytes", "b64": "aGk="}
 
 
-def test_jsondata_keeps_ints(serve):
+def test_jsondata_keeps_ints(model):
     doc = {"a": 1, "b": [1, 2.5], "c": None, "d": {"e": "f"}}
-    _, body = predict(serve("Identity"), {"jsonData": doc})
+    _, body = predict(model("Identity"), {"jsonData": doc})
     assert body == {"jsonData": doc, "meta": {}}
 
 
-def test_jsondata_list_answer_is_a_tensor(serve):
-    _, body = predict(serve("Identity"), {"jsonData": [1, 2, 3]})
+def test_jsondata_list_answer_is_a_tensor(model):
+    _, body = predict(model("Identity"), {"jsonData": [1, 2, 3]})
     assert body["data"] == {"names": [], "tensor": {"shape": [3], "values": [1, 2, 3]}}
 
 
-def test_payload_precedence_data_first(serve):
-    _, body = predict(serve("Inspector"), {"strData": "s", "data": {"ndarray": [1]}})
+def test_payload_precedence_data_first(model):
+    _, body = predict(model("Inspector"), {"strData": "s", "data": {"ndarray": [1]}})
     assert body["jsonData"]["X"]["type"] == "ndarray"
 
 
@@ -143,44 +144,44 @@ def test_payload_precedence_data_first(serve):
         ("bigint", {"jsonData": {"big": 2**70}}),
     ],
 )
-def test_result_types_over_ndarray_requests(serve, kind, expected):
-    status, body = predict(serve("Returns"), {"data": {"names": [kind], "ndarray": [[1]]}})
+def test_result_types_over_ndarray_requests(model, kind, expected):
+    status, body = predict(model("Returns"), {"data": {"names": [kind], "ndarray": [[1]]}})
     assert status == 200
     assert body == {**expected, "meta": {}}
 
 
-def test_float32_results(serve):
-    _, body = predict(serve("Returns"), {"data": {"names": ["float32"], "ndarray": [[1]]}})
+def test_float32_results(model):
+    _, body = predict(model("Returns"), {"data": {"names": ["float32"], "ndarray": [[1]]}})
     assert body["data"]["ndarray"] == [[0.5, 0.25]]
 
 
-def test_numeric_result_for_tensor_request_is_a_tensor(serve):
+def test_numeric_result_for_tensor_request_is_a_tensor(model):
     _, body = predict(
-        serve("Returns"), {"data": {"names": ["int64"], "tensor": {"shape": [1], "values": [1]}}}
+        model("Returns"), {"data": {"names": ["int64"], "tensor": {"shape": [1], "values": [1]}}}
     )
     assert body["data"]["tensor"] == {"shape": [2, 2], "values": [1, 2, 3, 4]}
 
 
-def test_numeric_result_for_strdata_request_is_a_tensor(serve):
-    _, body = predict(serve("Returns"), {"strData": "int64"})
+def test_numeric_result_for_strdata_request_is_a_tensor(model):
+    _, body = predict(model("Returns"), {"strData": "int64"})
     assert body["data"] == {
         "names": ["t:0", "t:1"],
         "tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]},
     }
 
 
-def test_nonfinite_floats_are_valid_json_strings(serve):
-    r = serve("Returns").post("/predict", json={"data": {"names": ["nan"], "ndarray": [[1]]}})
+def test_nonfinite_floats_are_valid_json_strings(model):
+    r = model("Returns").post("/predict", json={"data": {"names": ["nan"], "ndarray": [[1]]}})
     assert r.status_code == 200
     assert b"NaN" in r.content and r.json()["data"]["ndarray"] == [
         ["NaN", "Infinity", "-Infinity", 1.0]
     ]
-    r = serve("Returns").post("/predict", json={"data": {"names": ["dict_nan"], "ndarray": [[1]]}})
+    r = model("Returns").post("/predict", json={"data": {"names": ["dict_nan"], "ndarray": [[1]]}})
     assert r.json()["jsonData"] == {"x": "NaN"}
 
 
-def test_bare_nan_tokens_in_requests_are_accepted(serve):
-    r = serve("Inspector").post(
+def test_bare_nan_tokens_in_requests_are_accepted(model):
+    r = model("Inspector").post(
         "/predict",
         content=b'{"data": {"ndarray": [[NaN, 1.0]]}}',
         headers={"content-type": "application/json"},
@@ -190,14 +191,14 @@ def test_bare_nan_tokens_in_requests_are_accepted(serve):
 
 
 @pytest.mark.parametrize("kind", ["int", "none", "tuple"])
-def test_unknown_result_type_is_400_with_message(serve, kind):
-    status, body = predict(serve("Returns"), {"data": {"names": [kind], "ndarray": [[1]]}})
+def test_unknown_result_type_is_400_with_message(model, kind):
+    status, body = predict(model("Returns"), {"data": {"names": [kind], "ndarray": [[1]]}})
     assert status == 400
     assert body["status"]["info"].startswith("Unknown data type returned as payload")
 
 
 @pytest.mark.parametrize("kind", ["ragged", "complex"])
-def test_unserialisable_results_are_500(serve, kind):
-    status, body = predict(serve("Returns"), {"data": {"names": [kind], "ndarray": [[1]]}})
+def test_unserialisable_results_are_500(model, kind):
+    status, body = predict(model("Returns"), {"data": {"names": [kind], "ndarray": [[1]]}})
     assert status == 500
     assert body["status"]["reason"] == "MICROSERVICE_INTERNAL_ERROR"
