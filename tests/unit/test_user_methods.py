@@ -82,7 +82,9 @@ def test_seldon_component_subclass(model):
 def test_class_names_method_and_attribute(model):
     body = model("Classifier").post("/predict", json={"data": {"ndarray": [[1, 2], [3, 4]]}}).json()
     assert body["data"] == {"names": ["no", "yes"], "ndarray": [[0.25, 0.75], [0.25, 0.75]]}
-    body = model("ClassNamesAttr").post("/predict", json=ONE).json()
+    with pytest.warns(UserWarning, match="class_names as an attribute is deprecated"):
+        attribute = model("ClassNamesAttr")
+    body = attribute.post("/predict", json=ONE).json()
     assert body["data"]["names"] == ["a", "b"]
 
 
