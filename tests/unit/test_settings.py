@@ -161,3 +161,18 @@ def test_zero_means_no_limit_for_every_timeout(flag):
     opt = next(o for o in settings.OPTIONS if o.flag == flag)
     assert getattr(parse(flag, "0"), opt.name) == 0.0
     assert "(0: no limit)" in opt.help
+
+
+@pytest.mark.parametrize(("grace", "limited"), [(0.0, False), (2.0, True)])
+def test_graceful_timeout_zero_never_kills_the_workers(grace, limited):
+    import math
+    import socket
+    from dataclasses import replace
+
+    from unitserve.runtime.supervisor import Supervisor
+
+    supervisor = Supervisor(replace(settings.defaults("Model"), graceful_timeout=grace))
+    supervisor.stopping_at = None
+    supervisor.http_socket = socket.socket()
+    supervisor._begin_stop("SIGTERM")
+    assert math.isfinite(supervisor.stopping_at) == limited

@@ -15,10 +15,12 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import os
 import random
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -141,7 +143,10 @@ class Worker:
         await asyncio.gather(*taken, return_exceptions=True)
         stops = [http_task]
         if grpc_server is not None:
-            stops.append(asyncio.create_task(grpc_server.stop(self.settings.graceful_timeout)))
+            # gRPC reads a grace of 0 (or None) as "cancel every call now"; ours means no
+            # limit, which is the longest wait a thread can be given.
+            grace = self.settings.graceful_timeout or threading.TIMEOUT_MAX
+            stops.append(asyncio.create_task(grpc_server.stop(grace)))
         http.should_exit = True  # idle connections get a short grace (http_protocol.py)
         await asyncio.gather(*stops)
 
@@ -172,7 +177,8 @@ class Worker:
             date_header=False,
             proxy_headers=False,  # clients' addresses are only logged, never trusted
             timeout_keep_alive=settings.keepalive,
-            timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
+            # uvicorn takes whole seconds; None is no limit.
+            timeout_graceful_shutdown=math.ceil(settings.graceful_timeout) or None,
         )
         return _UvicornServer(config)
 
