@@ -155,9 +155,14 @@ class Option:
         if isinstance(value, float) and not math.isfinite(value):
             raise OutOfRange(f"{where} must be a finite number, got {value}")
         if self.low is not None and value < self.low:
-            raise OutOfRange(f"{where} must be at least {self.low:g}, got {value:g}")
+            raise OutOfRange(f"{where} must be at least {_number(self.low)}, got {_number(value)}")
         if self.high is not None and value > self.high:
-            raise OutOfRange(f"{where} must be at most {self.high:g}, got {value:g}")
+            raise OutOfRange(f"{where} must be at most {_number(self.high)}, got {_number(value)}")
+
+
+def _number(value: float) -> str:
+    """A bound or value as the user would write it (1000000, not 1e+06; 0.5, not 0.500)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 class SettingsError(Exception):
