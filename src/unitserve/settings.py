@@ -6,9 +6,9 @@ Precedence, as in Seldon: an explicit flag wins over its environment variable,
 which wins over the default. A few Seldon variables override their flag
 (``SELDON_LOG_LEVEL`` over ``--log-level``); the table says so in `note`.
 
-Only this module reads the environment for the server: `resolve` turns flags and
-variables into one frozen `Settings`, checks every range, and the rest of the
-package takes its values from there.
+The CLI hands the environment to `resolve` once; nothing else in the server reads
+it. `resolve` turns flags and variables into one frozen `Settings`, checks every
+range, and the rest of the package takes its values from there.
 
 Two kinds of mistake, two exit statuses: a value that cannot be read at all (a
 word where a number belongs, an unknown choice) is a usage error, status 2, as
@@ -77,14 +77,12 @@ def _whole_number(text: str) -> int:
 
 
 def _text_or_none(text: str) -> str | None:
-    """Seldon reads these variables with ``os.environ.get(...) or default``: an empty
-    value counts as unset."""
+    """An empty value counts as unset: the option's default applies."""
     return text or None
 
 
 def _predictor_labels(text: str) -> dict[str, Any]:
-    # The operator writes this JSON; Seldon ignores it when it does not parse, and
-    # so do we (it only feeds a metric label).
+    # An unreadable value is ignored rather than refused: it only feeds a metric label.
     try:
         value = json.loads(text or "{}")
     except ValueError:
@@ -93,12 +91,12 @@ def _predictor_labels(text: str) -> dict[str, Any]:
 
 
 def _is_word_true(text: str) -> bool:
-    """Seldon compares INCLUDE_METRICS_IN_CLIENT_RESPONSE with the word ``true`` only."""
+    """Only the word ``true`` (any case) turns INCLUDE_METRICS_IN_CLIENT_RESPONSE on."""
     return text.lower() == "true"
 
 
 def _is_not_word_false(text: str) -> bool:
-    """Seldon turns SELDON_EXECUTOR_ENABLED off with the word ``false`` only."""
+    """Only the word ``false`` (any case) turns SELDON_EXECUTOR_ENABLED off."""
     return text.lower() != "false"
 
 
@@ -161,7 +159,7 @@ class Option:
 
 
 def _number(value: float) -> str:
-    """A bound or value as the user would write it (1000000, not 1e+06; 0.5, not 0.500)."""
+    """A bound or value as the user would write it (1000000, not 1e+06)."""
     return str(value) if isinstance(value, int) else f"{value:g}"
 
 
