@@ -86,10 +86,13 @@ def serve_table() -> list[str]:
 
 def env_table() -> list[str]:
     rows = ["| Environment variable | Default | Effect |", "| --- | --- | --- |"]
-    for name, default, effect in settings.ENV_ONLY:
-        names = " / ".join(f"`{n.strip()}`" for n in name.split("/"))
-        shown = default if default == "unset" else f"`{default}`"
-        rows.append(f"| {names} | {shown} | {_cell(effect)} |")
+    for opt in settings.ENV_ONLY:
+        rows.append(f"| `{opt.env}` | {_default(opt)} | {_cell(opt.help)} |")
+    rows.append(
+        "| `MODEL_NAME` / `SERVICE_TYPE` / `PERSISTENCE` | unset | s2i start: used by "
+        "`unitserve serve` when no interface name is given (also read from "
+        ".s2i/environment). |"
+    )
     return rows
 
 

@@ -97,15 +97,6 @@ class EngineConfig:
     include_metrics: bool = True  # INCLUDE_METRICS_IN_CLIENT_RESPONSE
     record_rewards: bool = True  # SELDON_EXECUTOR_ENABLED
 
-    @classmethod
-    def from_env(cls, env: dict[str, str]) -> EngineConfig:
-        return cls(
-            unit_id=env.get("PREDICTIVE_UNIT_ID") or None,
-            unit_image=env.get("PREDICTIVE_UNIT_IMAGE") or "NOT_IMPLEMENTED:NOT_IMPLEMENTED",
-            include_metrics=env.get("INCLUDE_METRICS_IN_CLIENT_RESPONSE", "true").lower() == "true",
-            record_rewards=env.get("SELDON_EXECUTOR_ENABLED", "true").lower() != "false",
-        )
-
     @property
     def routing_key(self) -> str:
         return self.unit_id or "0"

@@ -5,15 +5,26 @@ all read this table, so they cannot drift apart.
 Precedence, as in Seldon: an explicit flag wins over its environment variable,
 which wins over the default. A few Seldon variables override their flag
 (``SELDON_LOG_LEVEL`` over ``--log-level``); the table says so in `note`.
+
+The CLI hands the environment to `resolve` once; nothing else in the server reads
+it. `resolve` turns flags and variables into one frozen `Settings`, checks every
+range, and the rest of the package takes its values from there.
+
+Two kinds of mistake, two exit statuses: a value that cannot be read at all (a
+word where a number belongs, an unknown choice) is a usage error, status 2, as
+argparse reports it; a value that reads fine but is out of range (``--workers 0``,
+a port above 65535, a negative timeout) is refused by `resolve` with status 1.
+Either way the message is one line naming the flag, or the variable when the
+value came from the environment.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
+import math
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from typing import Any
 
 SERVICE_TYPES = (
@@ -58,14 +69,35 @@ def parse_flag_bool(text: str) -> bool:
     return value
 
 
-def _positive_int(text: str) -> int:
+def _whole_number(text: str) -> int:
     try:
-        value = int(text)
+        return int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
-    return value
+
+
+def _text_or_none(text: str) -> str | None:
+    """An empty value counts as unset: the option's default applies."""
+    return text or None
+
+
+def _predictor_labels(text: str) -> dict[str, Any]:
+    # An unreadable value is ignored rather than refused: it only feeds a metric label.
+    try:
+        value = json.loads(text or "{}")
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
+
+
+def _is_word_true(text: str) -> bool:
+    """Only the word ``true`` (any case) turns INCLUDE_METRICS_IN_CLIENT_RESPONSE on."""
+    return text.lower() == "true"
+
+
+def _is_not_word_false(text: str) -> bool:
+    """Only the word ``false`` (any case) turns SELDON_EXECUTOR_ENABLED off."""
+    return text.lower() != "false"
 
 
 def parse_size(text: str) -> int:
@@ -84,7 +116,9 @@ def parse_size(text: str) -> int:
 
 @dataclass(frozen=True)
 class Option:
-    """One setting. `flag` is None for environment-only settings."""
+    """One setting. `flag` is None for environment-only settings; `default` is the
+    value `Settings` gets when neither the flag nor the variable is set (a reader
+    that returns None also means "unset"). `low`/`high` bound a number."""
 
     name: str
     flag: str | None
@@ -97,6 +131,8 @@ class Option:
     env_parse: Callable[[str], Any] | None = None  # how the env text is read, if not `parse`
     origin: str = "seldon"  # seldon: same as seldon-core-microservice; unitserve: ours
     note: str = ""
+    low: float | None = None
+    high: float | None = None
 
     def from_env(self, environ: Mapping[str, str]) -> Any:
         if self.env is None or self.env not in environ:
@@ -104,14 +140,45 @@ class Option:
         raw = environ[self.env]
         reader = self.env_parse or self.parse
         try:
-            return reader(raw)
+            value = reader(raw)
         except (ValueError, argparse.ArgumentTypeError) as exc:
             raise SettingsError(f"environment variable {self.env}={raw!r}: {exc}") from None
+        return self.default if value is None else value
+
+    def check(self, value: Any, where: str) -> None:
+        """Refuse a number outside [low, high]; `where` names the flag or variable it
+        came from, so the message points at what the user wrote."""
+        if not isinstance(value, int | float) or isinstance(value, bool):
+            return
+        if isinstance(value, float) and not math.isfinite(value):
+            raise OutOfRange(f"{where} must be a finite number, got {value}")
+        if self.low is not None and value < self.low:
+            raise OutOfRange(f"{where} must be at least {_number(self.low)}, got {_number(value)}")
+        if self.high is not None and value > self.high:
+            raise OutOfRange(f"{where} must be at most {_number(self.high)}, got {_number(value)}")
+
+
+def _number(value: float) -> str:
+    """A bound or value as the user would write it (1000000, not 1e+06)."""
+    return str(value) if isinstance(value, int) else f"{value:g}"
 
 
 class SettingsError(Exception):
-    """A bad flag or environment value: reported as one line, exit status 2."""
+    """A flag or environment value that cannot be read: one line, exit status 2."""
 
+    exit_status = 2
+
+
+class OutOfRange(SettingsError):
+    """A value that reads fine but that the server cannot use: one line, exit status 1."""
+
+    exit_status = 1
+
+
+# Port 0 is the system's choice of a free port (tests and local runs use it).
+LOWEST_PORT, HIGHEST_PORT = 0, 65535
+# Every timeout follows one rule: 0 means no limit, a negative value is a mistake.
+NO_LIMIT = 0.0
 
 OPTIONS: tuple[Option, ...] = (
     Option(
@@ -177,7 +244,8 @@ OPTIONS: tuple[Option, ...] = (
         "GUNICORN_WORKERS",
         1,
         "Worker processes; each serves REST and gRPC with its own copy of the model.",
-        parse=_positive_int,
+        parse=_whole_number,
+        low=1,
     ),
     Option(
         "threads",
@@ -186,7 +254,8 @@ OPTIONS: tuple[Option, ...] = (
         1,
         "Synchronous user calls running at once per worker, REST and gRPC together (async "
         "methods run on the event loop).",
-        parse=_positive_int,
+        parse=_whole_number,
+        low=0,
     ),
     Option(
         "max_requests",
@@ -194,7 +263,8 @@ OPTIONS: tuple[Option, ...] = (
         "GUNICORN_MAX_REQUESTS",
         0,
         "Recycle a worker after it served this many requests (0: never).",
-        parse=_positive_int,
+        parse=_whole_number,
+        low=0,
     ),
     Option(
         "max_requests_jitter",
@@ -202,15 +272,17 @@ OPTIONS: tuple[Option, ...] = (
         "GUNICORN_MAX_REQUESTS_JITTER",
         0,
         "Random extra requests (0..N) added per worker to --max-requests.",
-        parse=_positive_int,
+        parse=_whole_number,
+        low=0,
     ),
     Option(
         "keepalive",
         "--keepalive",
         "GUNICORN_KEEPALIVE",
         2,
-        "Seconds an idle HTTP keep-alive connection stays open.",
-        parse=_positive_int,
+        "Seconds an idle HTTP keep-alive connection stays open (0: no keep-alive, as in gunicorn).",
+        parse=_whole_number,
+        low=0,
     ),
     Option(
         "single_threaded",
@@ -225,24 +297,30 @@ OPTIONS: tuple[Option, ...] = (
         "--http-port",
         "PREDICTIVE_UNIT_HTTP_SERVICE_PORT",
         9000,
-        "REST port.",
+        "REST port (0: any free port).",
         parse=int,
+        low=LOWEST_PORT,
+        high=HIGHEST_PORT,
     ),
     Option(
         "grpc_port",
         "--grpc-port",
         "PREDICTIVE_UNIT_GRPC_SERVICE_PORT",
         5000,
-        "gRPC port.",
+        "gRPC port (0: any free port).",
         parse=int,
+        low=LOWEST_PORT,
+        high=HIGHEST_PORT,
     ),
     Option(
         "metrics_port",
         "--metrics-port",
         "PREDICTIVE_UNIT_METRICS_SERVICE_PORT",
         6000,
-        "Prometheus metrics port.",
+        "Prometheus metrics port (0: any free port).",
         parse=int,
+        low=LOWEST_PORT,
+        high=HIGHEST_PORT,
     ),
     Option("pidfile", "--pidfile", None, None, "Write the supervisor's pid to this file."),
     Option(
@@ -262,7 +340,8 @@ OPTIONS: tuple[Option, ...] = (
         1,
         "gRPC requests handled at once per worker (user code still runs at most --threads "
         "calls at a time).",
-        parse=_positive_int,
+        parse=_whole_number,
+        low=0,
     ),
     Option(
         "grpc_workers",
@@ -270,7 +349,8 @@ OPTIONS: tuple[Option, ...] = (
         "GRPC_WORKERS",
         1,
         "0 turns the gRPC server off; any other value serves gRPC in every worker.",
-        parse=_positive_int,
+        parse=_whole_number,
+        low=0,
     ),
     # --- ours -------------------------------------------------------------------------
     Option(
@@ -307,8 +387,9 @@ OPTIONS: tuple[Option, ...] = (
         "UNITSERVE_HTTP_TIMEOUT",
         30.0,
         "Seconds a client may take to send a request head, or pause within a request "
-        "body, before it is answered 408 and its connection closed.",
+        "body, before it is answered 408 and its connection closed (0: no limit).",
         parse=float,
+        low=NO_LIMIT,
         origin="unitserve",
     ),
     Option(
@@ -318,6 +399,7 @@ OPTIONS: tuple[Option, ...] = (
         0.0,
         "Seconds a request may wait for the model before it is answered 504 (0: no limit).",
         parse=float,
+        low=NO_LIMIT,
         origin="unitserve",
     ),
     Option(
@@ -325,8 +407,9 @@ OPTIONS: tuple[Option, ...] = (
         "--graceful-timeout",
         "UNITSERVE_GRACEFUL_TIMEOUT",
         30.0,
-        "Seconds in-flight requests get to finish after SIGTERM/SIGINT.",
+        "Seconds in-flight requests get to finish after SIGTERM/SIGINT (0: no limit).",
         parse=float,
+        low=NO_LIMIT,
         origin="unitserve",
     ),
     Option(
@@ -360,50 +443,89 @@ OPTIONS: tuple[Option, ...] = (
     ),
 )
 
-# Environment-only settings read by the engine (not flags in Seldon either).
-ENV_ONLY: tuple[tuple[str, str, str], ...] = (
-    (
+# Settings with no flag, in Seldon either: the operator sets them on the pod.
+ENV_ONLY: tuple[Option, ...] = (
+    Option(
+        "unit_id",
+        None,
         "PREDICTIVE_UNIT_ID",
-        "unset",
+        None,
         'Node name: requestPath key, model_name label, feedback routing key ("0" when unset).',
+        parse=_text_or_none,
     ),
-    (
+    Option(
+        "unit_image",
+        None,
         "PREDICTIVE_UNIT_IMAGE",
-        "unset",
+        None,
         "Image name:tag: requestPath value, model_image/"
         "model_version labels, metadata name/versions defaults.",
+        parse=_text_or_none,
     ),
-    ("PREDICTOR_ID", "NOT_IMPLEMENTED", "predictor_name metric label."),
-    ("PREDICTOR_LABELS", "{}", "JSON; its `version` key is the predictor_version label."),
-    ("SELDON_DEPLOYMENT_ID", "NOT_IMPLEMENTED", "deployment_name metric label."),
-    (
+    Option(
+        "predictor_id",
+        None,
+        "PREDICTOR_ID",
+        "NOT_IMPLEMENTED",
+        "predictor_name metric label.",
+        parse=_text_or_none,
+    ),
+    Option(
+        "predictor_labels",
+        None,
+        "PREDICTOR_LABELS",
+        {},
+        "JSON; its `version` key is the predictor_version label.",
+        parse=_predictor_labels,
+    ),
+    Option(
+        "deployment_id",
+        None,
+        "SELDON_DEPLOYMENT_ID",
+        "NOT_IMPLEMENTED",
+        "deployment_name metric label.",
+        parse=_text_or_none,
+    ),
+    Option(
+        "record_rewards",
+        None,
         "SELDON_EXECUTOR_ENABLED",
-        "true",
+        True,
         "false: legacy mode, feedback reward metrics are not recorded.",
+        parse=_is_not_word_false,
     ),
-    (
+    Option(
+        "include_metrics",
+        None,
         "INCLUDE_METRICS_IN_CLIENT_RESPONSE",
-        "true",
+        True,
         "Only the word true (any case) puts static "
         "and runtime metrics into responses; they are recorded either way.",
+        parse=_is_word_true,
     ),
-    (
+    Option(
+        "payload_passthrough",
+        None,
         "PAYLOAD_PASSTHROUGH",
-        "false",
+        False,
         "true: the predict routes hand the raw body to "
         "predict_raw and send its return value as the body.",
+        parse=env_bool,
     ),
-    ("MODEL_METADATA", "unset", "YAML or JSON metadata overriding init_metadata()."),
-    (
+    Option(
+        "model_metadata",
+        None,
+        "MODEL_METADATA",
+        None,
+        "YAML or JSON metadata overriding init_metadata().",
+    ),
+    Option(
+        "annotations_path",
+        None,
         "UNITSERVE_ANNOTATIONS_PATH",
         "/etc/podinfo/annotations",
         "Pod annotations file (Kubernetes downward API) read for seldon.io/grpc-max-message-size.",
-    ),
-    (
-        "MODEL_NAME / SERVICE_TYPE / PERSISTENCE",
-        "unset",
-        "s2i start: used by `unitserve serve` "
-        "when no interface name is given (also read from .s2i/environment).",
+        origin="unitserve",
     ),
 )
 
@@ -416,38 +538,51 @@ def _choice(value: str, choices: tuple[str, ...]) -> str:
 
 @dataclass(frozen=True)
 class Settings:
-    """The parsed settings of one `unitserve serve` run."""
+    """The resolved settings of one `unitserve serve` run: one field per option of
+    OPTIONS and ENV_ONLY, same name. The defaults live in those tables only, so
+    every field is required here; `resolve` fills them all."""
 
     interface_name: str
-    service_type: str = "MODEL"
-    persistence: int = 0
-    parameters: str = "[]"
-    log_level: str = "INFO"
-    debug: bool = False
-    tracing: int = 0
-    workers: int = 1
-    threads: int = 1
-    max_requests: int = 0
-    max_requests_jitter: int = 0
-    keepalive: int = 2
-    single_threaded: int = 0
-    http_port: int = 9000
-    grpc_port: int = 5000
-    metrics_port: int = 6000
-    pidfile: str | None = None
-    access_log: bool = False
-    grpc_threads: int = 1
-    grpc_workers: int = 1
-    host: str = "0.0.0.0"
-    grpc_max_message_size: int | None = None
-    max_body_size: int = 100 << 20
-    http_timeout: float = 30.0
-    request_timeout: float = 0.0
-    graceful_timeout: float = 30.0
-    preload: bool = False
-    cors_origins: str = "*"
-    metrics_endpoint: str = "/metrics"
-    env: Mapping[str, str] = field(default_factory=dict, repr=False, compare=False)
+    # flags (OPTIONS)
+    service_type: str
+    persistence: int
+    parameters: str
+    log_level: str
+    debug: bool
+    tracing: int
+    workers: int
+    threads: int
+    max_requests: int
+    max_requests_jitter: int
+    keepalive: int
+    single_threaded: int
+    http_port: int
+    grpc_port: int
+    metrics_port: int
+    pidfile: str | None
+    access_log: bool
+    grpc_threads: int
+    grpc_workers: int
+    host: str
+    grpc_max_message_size: int | None
+    max_body_size: int
+    http_timeout: float
+    request_timeout: float
+    graceful_timeout: float
+    preload: bool
+    cors_origins: str
+    metrics_endpoint: str
+    # environment only (ENV_ONLY)
+    unit_id: str | None
+    unit_image: str | None
+    predictor_id: str
+    predictor_labels: Mapping[str, Any]
+    deployment_id: str
+    record_rewards: bool
+    include_metrics: bool
+    payload_passthrough: bool
+    model_metadata: str | None
+    annotations_path: str
 
     @property
     def user_threads(self) -> int:
@@ -499,35 +634,23 @@ _ENV_WINS = {"log_level"}
 
 
 def resolve(args: argparse.Namespace, environ: Mapping[str, str], interface_name: str) -> Settings:
-    """Merge parsed flags, environment and defaults into Settings."""
+    """Merge parsed flags, environment and defaults into Settings, and check every
+    range against what the user wrote (the flag, or the variable)."""
     values: dict[str, Any] = {}
-    for opt in OPTIONS:
+    for opt in (*OPTIONS, *ENV_ONLY):
         flag_value = getattr(args, opt.name, None) if opt.flag else None
-        if opt.name in _ENV_WINS and opt.env in environ:
-            values[opt.name] = opt.from_env(environ)
-        elif flag_value is not None:
+        if flag_value is not None and not (opt.name in _ENV_WINS and opt.env in environ):
             values[opt.name] = flag_value
+            opt.check(flag_value, str(opt.flag))
         else:
             values[opt.name] = opt.from_env(environ)
+            if opt.env in environ:
+                opt.check(values[opt.name], f"environment variable {opt.env}")
     if values["metrics_endpoint"] and not values["metrics_endpoint"].startswith("/"):
         values["metrics_endpoint"] = "/" + values["metrics_endpoint"]
-    known = {f.name for f in fields(Settings)}
-    return Settings(
-        interface_name=interface_name,
-        env=dict(environ),
-        **{k: v for k, v in values.items() if k in known},
-    )
+    return Settings(interface_name=interface_name, **values)
 
 
-def parse_parameters_json(text: str) -> list[Any]:
-    try:
-        value = json.loads(text)
-    except ValueError as exc:
-        raise SettingsError(f"--parameters is not valid JSON: {exc}") from None
-    if not isinstance(value, list):
-        raise SettingsError("--parameters must be a JSON list of {name, value, type}")
-    return value
-
-
-def environ() -> dict[str, str]:
-    return dict(os.environ)
+def defaults(interface_name: str) -> Settings:
+    """The settings of a run with no flag and an empty environment."""
+    return resolve(argparse.Namespace(), {}, interface_name)

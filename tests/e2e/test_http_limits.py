@@ -76,3 +76,25 @@ def test_oversized_heads_are_431_with_a_json_reason(quick, extra, why):
     assert answer.startswith(b"HTTP/1.1 431 "), answer[:200]
     assert why in answer and b'"reason":"MICROSERVICE_BAD_DATA"' in answer
     assert quick.get("/health/ping").text == "pong"
+
+
+def test_http_timeout_zero_means_no_limit():
+    """0 switches the head and body timeout off, like 0 for --request-timeout; it used
+    to close every connection as soon as it opened."""
+    from ..conftest import Server
+
+    server = Server("Identity", "--http-timeout", "0", grpc=False).start()
+    try:
+        with socket.create_connection(("127.0.0.1", server.http_port), timeout=10) as s:
+            s.sendall(HEAD)  # a head without its end: the client is still typing
+            # Whole requests on other connections go through meanwhile, and the
+            # unfinished head is still welcome after them.
+            for _ in range(3):
+                assert server.post("/predict", json={"strData": "x"}).status_code == 200
+            body = b'{"strData": "late"}'
+            s.sendall(b"Connection: close\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+            answer = read_all(s)
+    finally:
+        server.stop()
+    assert answer.startswith(b"HTTP/1.1 200 "), answer
+    assert b'"late"' in answer

@@ -125,3 +125,25 @@ def test_bad_flag_value_is_one_readable_line():
     assert result.returncode == 2
     assert "expected a whole number, got 'x'" in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (["--workers", "0"], {}, "--workers must be at least 1, got 0"),
+        (["--http-port", "70000"], {}, "--http-port must be at most 65535, got 70000"),
+        (["--metrics-port", "-1"], {}, "--metrics-port must be at least 0, got -1"),
+        (["--request-timeout", "-1"], {}, "--request-timeout must be at least 0, got -1"),
+        (
+            [],
+            {"PREDICTIVE_UNIT_GRPC_SERVICE_PORT": "65536"},
+            "environment variable PREDICTIVE_UNIT_GRPC_SERVICE_PORT must be at most 65535, "
+            "got 65536",
+        ),
+    ],
+)
+def test_a_value_out_of_range_exits_1_with_one_line(args, env, message):
+    result = run_cli("serve", "Identity", "--host", "127.0.0.1", *args, env=env, timeout=30)
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"unitserve serve: error: {message}"]

@@ -45,7 +45,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
         settings = resolve(args, environ, interface)
     except SettingsError as exc:
         print(f"unitserve serve: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_status
     logs.configure(settings.log_level)
     log.info("unitserve %s", __version__)
     if s2i_origin:

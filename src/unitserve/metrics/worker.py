@@ -28,11 +28,9 @@ Metric names and labels:
 from __future__ import annotations
 
 import bisect
-import json
 import os
 import threading
 from collections import defaultdict
-from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -41,6 +39,7 @@ from prometheus_client import Counter, Gauge, Histogram, values
 from unitserve.engine import FEEDBACK, MetricsRecorder
 from unitserve.errors import BadMetric
 from unitserve.metadata import split_image
+from unitserve.settings import Settings
 from unitserve.user_metrics import COUNTER, GAUGE, TIMER
 
 NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
@@ -65,28 +64,20 @@ REQUEST_BUCKETS = (
 RESERVED_PREFIXES = ("unitserve_", "seldon_api_")
 
 
-def deployment_labels(env: Mapping[str, str]) -> dict[str, str]:
+def deployment_labels(settings: Settings) -> dict[str, str]:
     """The labels Seldon puts on every custom metric, from the operator's env vars."""
-    image, version = split_image(
-        env.get("PREDICTIVE_UNIT_IMAGE") or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}"
-    )
-    deployment = env.get("SELDON_DEPLOYMENT_ID") or NOT_IMPLEMENTED
-    try:
-        predictor_labels = json.loads(env.get("PREDICTOR_LABELS") or "{}")
-    except ValueError:
-        predictor_labels = {}
-    predictor_version = (
-        predictor_labels.get("version") if isinstance(predictor_labels, dict) else None
-    ) or NOT_IMPLEMENTED
+    image, version = split_image(settings.unit_image or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}")
+    deployment = settings.deployment_id
+    predictor_version = settings.predictor_labels.get("version") or NOT_IMPLEMENTED
     return {
         "deployment_name": deployment,
         "seldon_deployment_name": deployment,
-        "model_name": env.get("PREDICTIVE_UNIT_ID") or NOT_IMPLEMENTED,
+        "model_name": settings.unit_id or NOT_IMPLEMENTED,
         "model_image": image or NOT_IMPLEMENTED,
         "image_name": image or NOT_IMPLEMENTED,
         "model_version": version or NOT_IMPLEMENTED,
         "image_version": version or NOT_IMPLEMENTED,
-        "predictor_name": env.get("PREDICTOR_ID") or NOT_IMPLEMENTED,
+        "predictor_name": settings.predictor_id,
         "predictor_version": str(predictor_version),
     }
 
@@ -100,9 +91,9 @@ def use_directory(directory: str) -> None:
 class WorkerMetrics(MetricsRecorder):
     """Everything one worker records: user metrics, feedback, and request metrics."""
 
-    def __init__(self, env: Mapping[str, str], worker_id: str) -> None:
+    def __init__(self, settings: Settings, worker_id: str) -> None:
         self.worker_id = worker_id
-        self.base = {**deployment_labels(env), "worker_id": worker_id}
+        self.base = {**deployment_labels(settings), "worker_id": worker_id}
         self._families: dict[tuple[str, str, tuple[str, ...]], Any] = {}
         self._kinds: dict[str, str] = {}
         self._lock = threading.Lock()

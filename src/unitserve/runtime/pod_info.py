@@ -1,19 +1,17 @@
 """Kubernetes pod annotations from the downward API file (``/etc/podinfo/annotations``,
-or ``UNITSERVE_ANNOTATIONS_PATH``), read as Seldon does: one ``key="value"`` per line."""
+or ``UNITSERVE_ANNOTATIONS_PATH``: `Settings.annotations_path`), read as Seldon does:
+one ``key="value"`` per line."""
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 
 log = logging.getLogger("unitserve")
 
-DEFAULT_PATH = "/etc/podinfo/annotations"
 GRPC_MAX_MESSAGE_SIZE = "seldon.io/grpc-max-message-size"
 
 
-def read(environ: Mapping[str, str]) -> dict[str, str]:
-    path = environ.get("UNITSERVE_ANNOTATIONS_PATH", DEFAULT_PATH)
+def read(path: str) -> dict[str, str]:
     try:
         with open(path, encoding="utf-8") as f:
             lines = f.read().splitlines()
@@ -32,8 +30,8 @@ def read(environ: Mapping[str, str]) -> dict[str, str]:
     return out
 
 
-def grpc_max_message_size(environ: Mapping[str, str]) -> int | None:
-    text = read(environ).get(GRPC_MAX_MESSAGE_SIZE)
+def grpc_max_message_size(path: str) -> int | None:
+    text = read(path).get(GRPC_MAX_MESSAGE_SIZE)
     if text is None:
         return None
     try:

@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import errno
 import logging
+import math
 import os
 import random
 import selectors
@@ -190,8 +191,12 @@ class Supervisor:
             self._signal_all(signal.SIGKILL)
             return
         grace = self.settings.graceful_timeout
-        log.info("%s: stopping; in-flight requests have %g s to finish", why, grace)
-        self.stopping_at = time.monotonic() + grace + 5.0
+        if grace:
+            log.info("%s: stopping; in-flight requests have %g s to finish", why, grace)
+            self.stopping_at = time.monotonic() + grace + 5.0
+        else:  # --graceful-timeout 0: no limit, the workers are never killed for being slow
+            log.info("%s: stopping; in-flight requests may take as long as they need", why)
+            self.stopping_at = math.inf
         self._signal_all(signal.SIGTERM)
         # New connections are refused from now on instead of queueing on a socket no
         # worker will accept from again.

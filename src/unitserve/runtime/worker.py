@@ -15,10 +15,12 @@ import contextlib
 import functools
 import inspect
 import logging
+import math
 import os
 import random
 import signal
 import socket
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
@@ -77,14 +79,13 @@ class Worker:
 
     async def serve(self) -> int:
         settings = self.settings
-        env = dict(settings.env)
         self.stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         recorder: MetricsRecorder
         if self.metrics_dir is not None:
-            recorder = worker_metrics.WorkerMetrics(env, str(self.slot))
+            recorder = worker_metrics.WorkerMetrics(settings, str(self.slot))
             request_metrics: Any = recorder
         else:
             recorder, request_metrics = MetricsRecorder(), worker_metrics.NoRequestMetrics()
@@ -94,15 +95,15 @@ class Worker:
         self.observer = RequestObserver(
             request_metrics, settings.access_log, max_requests, self._recycle
         )
-        engine = Engine(self.user, EngineConfig.from_env(env), recorder)
+        engine = Engine(self.user, engine_config(settings), recorder)
         invoker = Invoker(engine, settings.user_threads, settings.request_timeout)
         self._metadata: dict[str, Any] | None = None
-        http = self._http_server(invoker, env)
+        http = self._http_server(invoker)
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
         flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
         grpc_server: GrpcServer | None = None
         try:
-            if not await self._load(invoker, engine, env):
+            if not await self._load(invoker, engine):
                 http.should_exit = True
                 await http_task
                 return EXIT_LOAD_FAILED
@@ -142,13 +143,15 @@ class Worker:
         await asyncio.gather(*taken, return_exceptions=True)
         stops = [http_task]
         if grpc_server is not None:
-            stops.append(asyncio.create_task(grpc_server.stop(self.settings.graceful_timeout)))
+            # gRPC reads a grace of 0 (or None) as "cancel every call now"; ours means no
+            # limit, which is the longest wait a thread can be given.
+            grace = self.settings.graceful_timeout or threading.TIMEOUT_MAX
+            stops.append(asyncio.create_task(grpc_server.stop(grace)))
         http.should_exit = True  # idle connections get a short grace (http_protocol.py)
         await asyncio.gather(*stops)
 
-    def _http_server(self, invoker: Invoker, env: dict[str, str]) -> _UvicornServer:
+    def _http_server(self, invoker: Invoker) -> _UvicornServer:
         settings = self.settings
-        passthrough = env.get("PAYLOAD_PASSTHROUGH", "false").strip().lower() in ("1", "true", "t")
         app = RestApp(
             invoker,
             {
@@ -160,7 +163,7 @@ class Worker:
             openapi=orjson.dumps(openapi_document(), option=orjson.OPT_SORT_KEYS) + b"\n",
             cors_origins=settings.cors_origins,
             max_body_size=settings.max_body_size,
-            passthrough=passthrough,
+            passthrough=settings.payload_passthrough,
             error_handlers=error_handlers_of(self.user),
             observer=self.observer,
         )
@@ -174,7 +177,8 @@ class Worker:
             date_header=False,
             proxy_headers=False,  # clients' addresses are only logged, never trusted
             timeout_keep_alive=settings.keepalive,
-            timeout_graceful_shutdown=int(settings.graceful_timeout) or None,
+            # uvicorn takes whole seconds; None is no limit.
+            timeout_graceful_shutdown=math.ceil(settings.graceful_timeout) or None,
         )
         return _UvicornServer(config)
 
@@ -182,7 +186,9 @@ class Worker:
         from unitserve.transport.grpc.server import GrpcServer
 
         settings = self.settings
-        size = settings.grpc_max_message_size or pod_info.grpc_max_message_size(settings.env)
+        size = settings.grpc_max_message_size or pod_info.grpc_max_message_size(
+            settings.annotations_path
+        )
         server = GrpcServer(
             invoker,
             lambda: self._metadata,
@@ -195,7 +201,7 @@ class Worker:
         await server.start()
         return server
 
-    async def _load(self, invoker: Invoker, engine: Engine, env: dict[str, str]) -> bool:
+    async def _load(self, invoker: Invoker, engine: Engine) -> bool:
         """Run the user's load() (unless preloaded), then build the metadata."""
         if not self.loaded:
             try:
@@ -227,7 +233,7 @@ class Worker:
                 if not is_not_implemented(exc):
                     log.exception("init_metadata() failed; using the default metadata")
         self._metadata = metadata.build(
-            user_metadata, env.get("MODEL_METADATA"), env.get("PREDICTIVE_UNIT_IMAGE")
+            user_metadata, self.settings.model_metadata, self.settings.unit_image
         )
         return True
 
@@ -241,6 +247,17 @@ class Worker:
         if self.notes_fd is not None:
             with contextlib.suppress(OSError):
                 os.write(self.notes_fd, f"{what} {os.getpid()}\n".encode())
+
+
+def engine_config(settings: Settings) -> EngineConfig:
+    """What the engine needs to know about the pod, from the resolved settings."""
+    return EngineConfig(
+        unit_id=settings.unit_id,
+        # Unset, the engine keeps Seldon's placeholder image name.
+        unit_image=settings.unit_image or EngineConfig.unit_image,
+        include_metrics=settings.include_metrics,
+        record_rewards=settings.record_rewards,
+    )
 
 
 @contextlib.contextmanager

@@ -119,7 +119,8 @@ class LimitedHttpProtocol(HttpToolsProtocol):
         super().connection_made(transport)
         self._writer = _OneWriteTransport(transport)
         self._waiting, self._since = "head", self.loop.time()
-        _Sweeper.watch(self)
+        if self.timeout > 0:  # 0: no limit, so nothing to sweep for
+            _Sweeper.watch(self)
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._waiting = None
@@ -324,5 +325,6 @@ def _has_unread_data(transport: Any) -> bool:
 
 
 def protocol_class(timeout: float) -> type[LimitedHttpProtocol]:
-    """The protocol with the configured timeout (uvicorn builds protocols from a class)."""
+    """The protocol with the configured timeout, 0 for none (uvicorn builds protocols
+    from a class)."""
     return type("HttpProtocol", (LimitedHttpProtocol,), {"timeout": timeout})
