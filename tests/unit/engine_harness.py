@@ -14,6 +14,7 @@ change, this file is the one to adapt.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import dataclasses
@@ -29,11 +30,13 @@ from uvicorn.server import ServerState
 
 from unitserve import component
 from unitserve.calls import Invoker
-from unitserve.engine import Engine, EngineConfig, MetricsRecorder
+from unitserve.engine import Engine, MetricsRecorder
 from unitserve.metrics.worker import NoRequestMetrics
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
+from unitserve.runtime.worker import engine_config
+from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestObserver
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
 from unitserve.transport.rest.app import RestApp
@@ -104,7 +107,8 @@ class Harness:
     ) -> None:
         self.user = user
         self.recorder = RecordingMetrics()
-        self.engine = Engine(user, EngineConfig.from_env(env or {}), self.recorder)
+        settings = resolve(argparse.Namespace(), env or {}, type(user).__name__)
+        self.engine = Engine(user, engine_config(settings), self.recorder)
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
         self.invoker.mark_ready()
