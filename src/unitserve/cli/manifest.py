@@ -273,6 +273,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--target",
+        metavar="seldon|kserve",
         choices=TARGETS,
         default="seldon",
         help="seldon: a SeldonDeployment for Seldon Core 1.x; kserve: a ServingRuntime and "
