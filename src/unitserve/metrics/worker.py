@@ -38,9 +38,10 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, values
 
-from unitserve.engine import FEEDBACK, MetricsRecorder
+from unitserve.engine import MetricsRecorder
 from unitserve.errors import BadMetric
 from unitserve.metadata import split_image
+from unitserve.operations import SEND_FEEDBACK
 from unitserve.user_metrics import COUNTER, GAUGE, TIMER
 
 NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
@@ -67,9 +68,7 @@ RESERVED_PREFIXES = ("unitserve_", "seldon_api_")
 
 def deployment_labels(env: Mapping[str, str]) -> dict[str, str]:
     """The labels Seldon puts on every custom metric, from the operator's env vars."""
-    image, version = split_image(
-        env.get("PREDICTIVE_UNIT_IMAGE") or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}"
-    )
+    image, version = split_image(env.get("PREDICTIVE_UNIT_IMAGE") or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}")
     deployment = env.get("SELDON_DEPLOYMENT_ID") or NOT_IMPLEMENTED
     try:
         predictor_labels = json.loads(env.get("PREDICTOR_LABELS") or "{}")
@@ -160,7 +159,7 @@ class WorkerMetrics(MetricsRecorder):
                 child.observe(value / 1000.0)  # TIMER values are milliseconds
 
     def record_feedback(self, reward: float) -> None:
-        labels = {"method": FEEDBACK, **self.base}
+        labels = {"method": SEND_FEEDBACK.label, **self.base}
         self._family(COUNTER, "seldon_api_model_feedback", tuple(sorted(labels))).labels(
             **labels
         ).inc(1)
