@@ -44,7 +44,8 @@ from unitserve.metadata import split_image
 from unitserve.operations import SEND_FEEDBACK
 from unitserve.user_metrics import COUNTER, GAUGE, TIMER
 
-NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+# Seldon's value for a deployment label whose environment variable is unset.
+UNSET_LABEL = "NOT_IMPLEMENTED"
 # Seldon's TIMER buckets: 50 log-spaced upper bounds from 1 ms to 30 s (+Inf added).
 SELDON_BUCKETS = tuple(float(b) for b in np.logspace(-3, np.log10(30), 50))
 REQUEST_BUCKETS = (
@@ -68,24 +69,24 @@ RESERVED_PREFIXES = ("unitserve_", "seldon_api_")
 
 def deployment_labels(env: Mapping[str, str]) -> dict[str, str]:
     """The labels Seldon puts on every custom metric, from the operator's env vars."""
-    image, version = split_image(env.get("PREDICTIVE_UNIT_IMAGE") or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}")
-    deployment = env.get("SELDON_DEPLOYMENT_ID") or NOT_IMPLEMENTED
+    image, version = split_image(env.get("PREDICTIVE_UNIT_IMAGE") or f"{UNSET_LABEL}:{UNSET_LABEL}")
+    deployment = env.get("SELDON_DEPLOYMENT_ID") or UNSET_LABEL
     try:
         predictor_labels = json.loads(env.get("PREDICTOR_LABELS") or "{}")
     except ValueError:
         predictor_labels = {}
     predictor_version = (
         predictor_labels.get("version") if isinstance(predictor_labels, dict) else None
-    ) or NOT_IMPLEMENTED
+    ) or UNSET_LABEL
     return {
         "deployment_name": deployment,
         "seldon_deployment_name": deployment,
-        "model_name": env.get("PREDICTIVE_UNIT_ID") or NOT_IMPLEMENTED,
-        "model_image": image or NOT_IMPLEMENTED,
-        "image_name": image or NOT_IMPLEMENTED,
-        "model_version": version or NOT_IMPLEMENTED,
-        "image_version": version or NOT_IMPLEMENTED,
-        "predictor_name": env.get("PREDICTOR_ID") or NOT_IMPLEMENTED,
+        "model_name": env.get("PREDICTIVE_UNIT_ID") or UNSET_LABEL,
+        "model_image": image or UNSET_LABEL,
+        "image_name": image or UNSET_LABEL,
+        "model_version": version or UNSET_LABEL,
+        "image_version": version or UNSET_LABEL,
+        "predictor_name": env.get("PREDICTOR_ID") or UNSET_LABEL,
         "predictor_version": str(predictor_version),
     }
 
