@@ -3,16 +3,16 @@
 Each operation (predict, transform_input, ..., health_status) is written as a
 generator that reads top to bottom: it decides which user method to call,
 *yields* the call, gets the result back, and returns ``(status, body)`` where
-the body is whatever the codec produced. A driver runs the generator:
-`run_sync` calls user methods directly (the engine then runs on the worker's
-thread pool), `run_async` awaits ``async def`` methods on the event loop. The
-operations are therefore written once for both kinds of user code.
+the body is whatever the codec produced. The drivers in `unitserve.calls` run
+the generator: on a user thread calling methods directly, or on the event loop
+awaiting ``async def`` methods. The operations are therefore written once for
+both kinds of user code.
 
 Seldon's rules implemented here: method precedence (deprecated ``*_rest`` /
 ``*_grpc``, then ``*_raw``, then the normal method), SeldonNotImplementedError
 falling through, `SeldonResponse` unwrapping, the tag / metric / requestPath /
-puid merge (spec §5.3), metric validation, ``INCLUDE_METRICS_IN_CLIENT_RESPONSE``
-and the payload kind of the answer (spec §5.1, §5.2).
+puid merge, metric validation, ``INCLUDE_METRICS_IN_CLIENT_RESPONSE`` and the
+payload kind of the answer.
 """
 
 from __future__ import annotations
@@ -21,20 +21,23 @@ import functools
 import inspect
 import logging
 import math
-from collections.abc import Awaitable, Callable, Generator
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from unitserve.component import MethodTable, UserMethod, class_names_of
-from unitserve.errors import (
-    BadModelOutput,
-    BadRequest,
-    NotDefined,
-    UnknownPayloadType,
-    is_not_implemented,
+from unitserve.errors import BadModelOutput, BadRequest, NotDefined, UnknownPayloadType
+from unitserve.operations import (
+    AGGREGATE,
+    HEALTH_STATUS,
+    OPERATIONS,
+    PREDICT,
+    ROUTE,
+    SEND_FEEDBACK,
+    TRANSFORM_INPUT,
+    TRANSFORM_OUTPUT,
 )
 from unitserve.protocol.message import (
     BIN,
@@ -54,16 +57,9 @@ from unitserve.user_model import SeldonResponse
 
 log = logging.getLogger("unitserve")
 
-# Metric `method` labels, as Seldon names them.
-PREDICT = "predict"
-TRANSFORM_INPUT = "inputtransform"
-TRANSFORM_OUTPUT = "outputtransform"
-ROUTE = "router"
-AGGREGATE = "aggregate"
-FEEDBACK = "feedback"
-HEALTH = "health"
-
-NOT_IMPLEMENTED: Any = object()  # sent back when a user method raised SeldonNotImplementedError
+# What a driver sends back for a fall-through call whose user method raised
+# SeldonNotImplementedError: the operation then goes on as if the method did not exist.
+FELL_THROUGH: Any = object()
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,11 +69,11 @@ class Call:
     method: UserMethod
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] | None = None
-    fallthrough: bool = False  # answer NOT_IMPLEMENTED instead of raising it
+    fallthrough: bool = False  # answer FELL_THROUGH instead of raising it
 
 
 Outcome = tuple[int, Any]
-Operation = Generator[Call, Any, Outcome]
+Steps = Generator[Call, Any, Outcome]  # one run of an operation, driven by unitserve.calls
 
 
 class MetricsRecorder:
@@ -102,70 +98,34 @@ class EngineConfig:
         return self.unit_id or "0"
 
 
-# ----------------------------------------------------------------------------- drivers
-
-
-_NO_GATE = nullcontext()
-
-
-def run_sync(op: Operation, gate: AbstractContextManager[Any] = _NO_GATE) -> Outcome:
-    """Run an operation calling every user method directly on this thread, each call
-    inside `gate` (the worker's limit on concurrent user calls)."""
-    sent: Any = None
-    try:
-        while True:
-            call = op.send(sent)
-            try:
-                with gate:
-                    sent = call.method.fn(*call.args, **(call.kwargs or {}))
-            except Exception as exc:
-                if call.fallthrough and is_not_implemented(exc):
-                    sent = NOT_IMPLEMENTED
-                else:
-                    raise
-    except StopIteration as stop:
-        return stop.value
-
-
-async def run_async(
-    op: Operation, offload: Callable[[Callable[[], Any]], Awaitable[Any]]
-) -> Outcome:
-    """Run an operation on the event loop: ``async def`` methods are awaited here,
-    synchronous ones are handed to `offload` (the worker's thread pool)."""
-    sent: Any = None
-    try:
-        while True:
-            call = op.send(sent)
-            fn, args, kwargs = call.method.fn, call.args, call.kwargs or {}
-            try:
-                if call.method.is_async:
-                    sent = await fn(*args, **kwargs)
-                else:
-                    sent = await offload(
-                        lambda fn=fn, args=args, kwargs=kwargs: fn(*args, **kwargs)
-                    )
-            except Exception as exc:
-                if call.fallthrough and is_not_implemented(exc):
-                    sent = NOT_IMPLEMENTED
-                else:
-                    raise
-    except StopIteration as stop:
-        return stop.value
-
-
 # ----------------------------------------------------------------------------- engine
+
+
+@dataclass(frozen=True, slots=True)
+class _WireMethods:
+    """The user methods of one operation that take the request as it came off the
+    wire (looked up once): a deprecated method for each codec family, then ``*_raw``."""
+
+    json: UserMethod | None  # deprecated, for requests of a JSON codec
+    proto: UserMethod | None  # deprecated, for requests of a protobuf codec
+    raw: UserMethod | None
+    label: str
+    with_status: bool  # a raw answer's ``status.code`` becomes the HTTP status (predict)
 
 
 @dataclass
 class Engine:
-    """One user object and the operations of the Seldon contract around it."""
+    """One user object and the operations of the Seldon contract around it.
+
+    Every operation is a method ``op(request, codec)`` named as in
+    `unitserve.operations` (``health_status`` ignores its request)."""
 
     user: Any
     config: EngineConfig = field(default_factory=EngineConfig)
     recorder: MetricsRecorder = field(default_factory=MetricsRecorder)
 
     def __post_init__(self) -> None:
-        self.m = MethodTable.of(self.user)
+        self.methods = MethodTable.of(self.user)
         self.class_names = class_names_of(self.user)
         self._class_names_method = (
             _plain_method("class_names", self.class_names) if callable(self.class_names) else None
@@ -173,98 +133,105 @@ class Engine:
         self._own_path = (
             {self.config.unit_id: self.config.unit_image} if self.config.unit_id else {}
         )
+        m = self.methods
+        # Predict calls the deprecated method of the request's transport; the other
+        # operations call whichever of *_rest / *_grpc exists (first *_rest), as Seldon.
+        self._wire: dict[str, _WireMethods | None] = {
+            PREDICT.name: _wire_methods(
+                m.predict_rest, m.predict_grpc, m.predict_raw, PREDICT.label, with_status=True
+            ),
+            TRANSFORM_INPUT.name: _wire_methods(
+                _either(m.transform_input_rest, m.transform_input_grpc),
+                _either(m.transform_input_rest, m.transform_input_grpc),
+                m.transform_input_raw,
+                TRANSFORM_INPUT.label,
+            ),
+            TRANSFORM_OUTPUT.name: _wire_methods(
+                _either(m.transform_output_rest, m.transform_output_grpc),
+                _either(m.transform_output_rest, m.transform_output_grpc),
+                m.transform_output_raw,
+                TRANSFORM_OUTPUT.label,
+            ),
+            ROUTE.name: _wire_methods(
+                _either(m.route_rest, m.route_grpc),
+                _either(m.route_rest, m.route_grpc),
+                m.route_raw,
+                ROUTE.label,
+            ),
+            AGGREGATE.name: _wire_methods(
+                _either(m.aggregate_rest, m.aggregate_grpc),
+                _either(m.aggregate_rest, m.aggregate_grpc),
+                m.aggregate_raw,
+                AGGREGATE.label,
+            ),
+            SEND_FEEDBACK.name: _wire_methods(
+                _deprecated_feedback(m),
+                _deprecated_feedback(m),
+                m.send_feedback_raw,
+                SEND_FEEDBACK.label,
+            ),
+        }
 
     def wants_message(self, op: str) -> bool:
         """True if operation `op` may hand the request to a raw or deprecated method,
         which receive the protobuf message itself (not a decoded Message)."""
-        return any(
-            getattr(self.m, f"{op}{suffix}") is not None for suffix in ("_raw", "_rest", "_grpc")
-        )
+        return any(getattr(self.methods, name) is not None for name in OPERATIONS[op].wire_methods)
 
     def is_async(self, *names: str) -> bool:
         """True if any of the named user methods (or tags/metrics/class_names, which
         every answer may call) is ``async def``: the operation then runs on the loop."""
-        methods = [getattr(self.m, n) for n in (*names, "tags", "metrics")]
+        methods = [getattr(self.methods, n) for n in (*names, "tags", "metrics")]
         if self._class_names_method is not None and self._class_names_method.is_async:
             return True
         return any(m is not None and m.is_async for m in methods)
 
     # --------------------------------------------------------------- operations
 
-    def predict(self, request: Any, codec: Codec) -> Operation:
-        m = self.m
-        deprecated = m.predict_grpc if codec.proto else m.predict_rest
-        if deprecated is not None:
-            return (yield from self._deprecated(deprecated, request, codec, True))
-        if m.predict_raw is not None:
-            answer = yield Call(m.predict_raw, (request,), fallthrough=True)
-            if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, request, codec, PREDICT, with_status=True)
+    def predict(self, request: Any, codec: Codec) -> Steps:
+        wire = self._wire[PREDICT.name]
+        if wire is not None and (answered := (yield from self._on_wire(wire, request, codec))):
+            return answered
         msg = codec.decode(request)
+        m = self.methods
         result: Any = []
         if m.predict is not None:
             result = yield self._data_call(m.predict, msg)
-            if result is NOT_IMPLEMENTED:
+            if result is FELL_THROUGH:
                 result = []
-        return (yield from self._respond(result, [msg], codec, PREDICT))
+        return (yield from self._respond(result, [msg], codec, PREDICT.label))
 
-    def transform_input(self, request: Any, codec: Codec) -> Operation:
+    def transform_input(self, request: Any, codec: Codec) -> Steps:
         return (
             yield from self._transform(
-                request,
-                codec,
-                TRANSFORM_INPUT,
-                self.m.transform_input,
-                self.m.transform_input_raw,
-                self.m.transform_input_rest or self.m.transform_input_grpc,
+                request, codec, TRANSFORM_INPUT.name, self.methods.transform_input
             )
         )
 
-    def transform_output(self, request: Any, codec: Codec) -> Operation:
+    def transform_output(self, request: Any, codec: Codec) -> Steps:
         return (
             yield from self._transform(
-                request,
-                codec,
-                TRANSFORM_OUTPUT,
-                self.m.transform_output,
-                self.m.transform_output_raw,
-                self.m.transform_output_rest or self.m.transform_output_grpc,
+                request, codec, TRANSFORM_OUTPUT.name, self.methods.transform_output
             )
         )
 
-    def _transform(
-        self,
-        request: Any,
-        codec: Codec,
-        label: str,
-        method: UserMethod | None,
-        raw: UserMethod | None,
-        deprecated: UserMethod | None,
-    ) -> Operation:
-        if deprecated is not None:
-            return (yield from self._deprecated(deprecated, request, codec, False))
-        if raw is not None:
-            answer = yield Call(raw, (request,), fallthrough=True)
-            if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, request, codec, label)
+    def _transform(self, request: Any, codec: Codec, op: str, method: UserMethod | None) -> Steps:
+        wire = self._wire[op]
+        if wire is not None and (answered := (yield from self._on_wire(wire, request, codec))):
+            return answered
         msg = codec.decode(request)
-        result: Any = NOT_IMPLEMENTED
+        result: Any = FELL_THROUGH
         if method is not None:
             result = yield self._data_call(method, msg)
-        if result is NOT_IMPLEMENTED:  # identity
+        if result is FELL_THROUGH:  # identity
             result = msg.features
-        return (yield from self._respond(result, [msg], codec, label))
+        return (yield from self._respond(result, [msg], codec, OPERATIONS[op].label))
 
-    def route(self, request: Any, codec: Codec) -> Operation:
-        m = self.m
-        deprecated = m.route_rest or m.route_grpc
-        if deprecated is not None:
-            return (yield from self._deprecated(deprecated, request, codec, False))
-        if m.route_raw is not None:
-            answer = yield Call(m.route_raw, (request,), fallthrough=True)
-            if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, request, codec, ROUTE)
+    def route(self, request: Any, codec: Codec) -> Steps:
+        wire = self._wire[ROUTE.name]
+        if wire is not None and (answered := (yield from self._on_wire(wire, request, codec))):
+            return answered
         msg = codec.decode(request)
+        m = self.methods
         if m.route is None:
             # A SeldonComponent's inherited stub says so in its own words, as in Seldon.
             raise NotDefined(
@@ -275,18 +242,14 @@ class Engine:
         if isinstance(child, bool) or not isinstance(child, int | np.integer):
             raise BadRequest(f"Routing response must be int but got {child}")
         response.data = np.array([[int(child)]])
-        return (yield from self._respond(response, [msg], codec, ROUTE, merge_request=False))
+        return (yield from self._respond(response, [msg], codec, ROUTE.label, merge_request=False))
 
-    def aggregate(self, request: Any, codec: Codec) -> Operation:
-        m = self.m
-        deprecated = m.aggregate_rest or m.aggregate_grpc
-        if deprecated is not None:
-            return (yield from self._deprecated(deprecated, request, codec, False))
-        if m.aggregate_raw is not None:
-            answer = yield Call(m.aggregate_raw, (request,), fallthrough=True)
-            if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, request, codec, AGGREGATE)
+    def aggregate(self, request: Any, codec: Codec) -> Steps:
+        wire = self._wire[AGGREGATE.name]
+        if wire is not None and (answered := (yield from self._on_wire(wire, request, codec))):
+            return answered
         msgs = codec.decode_list(request)
+        m = self.methods
         if m.aggregate is None:
             raise NotDefined(
                 "aggregate is not implemented"
@@ -296,23 +259,20 @@ class Engine:
         features = [x.features for x in msgs]
         names = [x.names for x in msgs]
         result = yield Call(m.aggregate, (features, names))
-        return (yield from self._respond(result, msgs, codec, AGGREGATE))
+        return (yield from self._respond(result, msgs, codec, AGGREGATE.label))
 
-    def send_feedback(self, request: Any, codec: Codec) -> Operation:
+    def send_feedback(self, request: Any, codec: Codec) -> Steps:
         """`request` is a protobuf Feedback on both transports (REST converts first)."""
-        m = self.m
         reward = float(getattr(request, "reward", 0.0))
         # A NaN or infinite reward (valid protobuf JSON: "NaN") would make the reward
         # sum NaN or infinite for the life of the worker: not recorded.
         if self.config.record_rewards and reward and math.isfinite(reward):
             self.recorder.record_feedback(reward)
-        if m.send_feedback_rest is not None or m.send_feedback_grpc is not None:
-            return (yield from self._deprecated_feedback(request, codec))
-        if m.send_feedback_raw is not None:
-            answer = yield Call(m.send_feedback_raw, (request,), fallthrough=True)
-            if answer is not NOT_IMPLEMENTED:
-                return self._raw(answer, request, codec, FEEDBACK)
+        wire = self._wire[SEND_FEEDBACK.name]
+        if wire is not None and (answered := (yield from self._on_wire(wire, request, codec))):
+            return answered
         fb = codec.decode_feedback(request, self.config.routing_key)
+        m = self.methods
         result: Any = None
         if m.send_feedback is not None:
             x = fb.request
@@ -322,20 +282,23 @@ class Engine:
                 {"routing": fb.routing},
                 fallthrough=True,
             )
-            if result is NOT_IMPLEMENTED:
+            if result is FELL_THROUGH:
                 result = None
         response = SeldonResponse.create(result)
         if response.data is None:
             response.data = np.array([])
         return (
-            yield from self._respond(response, [fb.request], codec, FEEDBACK, merge_request=False)
+            yield from self._respond(
+                response, [fb.request], codec, SEND_FEEDBACK.label, merge_request=False
+            )
         )
 
-    def health_status(self, codec: Codec) -> Operation:
-        m = self.m
+    def health_status(self, request: Any, codec: Codec) -> Steps:
+        """`request` is unused: a probe has no body."""
+        m = self.methods
         if m.health_status_raw is not None:
             answer = yield Call(m.health_status_raw, (), fallthrough=True)
-            if answer is not NOT_IMPLEMENTED:
+            if answer is not FELL_THROUGH:
                 return 200, codec.encode_raw(answer)
         # A SeldonComponent's inherited stub counts as "not implemented", as in Seldon.
         result: Any = (
@@ -345,7 +308,7 @@ class Engine:
         )
         if m.health_status is not None:
             result = yield Call(m.health_status, (), fallthrough=True)
-            if result is NOT_IMPLEMENTED:
+            if result is FELL_THROUGH:
                 result = "not implemented - assuming healthy"
         # Unlike Seldon, a probe does not call metrics(): probes must not bump counters.
         return (
@@ -353,11 +316,29 @@ class Engine:
                 result,
                 [Message(None, None)],
                 codec,
-                HEALTH,
+                HEALTH_STATUS.label,
                 merge_request=False,
                 static_metrics=False,
             )
         )
+
+    def _on_wire(
+        self, wire: _WireMethods, request: Any, codec: Codec
+    ) -> Generator[Call, Any, Outcome | None]:
+        """The methods that take the request as it came off the wire, in Seldon's order:
+        a deprecated method answers as is; a ``*_raw`` one unless it raised
+        SeldonNotImplementedError. None when neither answered: the operation goes on
+        with the decoded request and the normal method."""
+        deprecated = wire.proto if codec.proto else wire.json
+        if deprecated is not None:
+            answer = yield Call(deprecated, (request,))
+            status = _raw_status(answer) if wire.with_status and not codec.proto else 200
+            return status, codec.encode_raw(answer)
+        if wire.raw is not None:
+            answer = yield Call(wire.raw, (request,), fallthrough=True)
+            if answer is not FELL_THROUGH:
+                return self._raw(answer, request, codec, wire.label, wire.with_status)
+        return None
 
     # --------------------------------------------------------------- building answers
 
@@ -373,22 +354,22 @@ class Engine:
         label: str,
         merge_request: bool = True,
         static_metrics: bool = True,
-    ) -> Operation:
+    ) -> Steps:
         """Turn a user result into the codec's answer: metrics, tags, payload, names."""
         response = SeldonResponse.create(result)
         metrics: list[dict[str, Any]] = []
-        if static_metrics and self.m.metrics is not None:
-            static = yield Call(self.m.metrics, (), fallthrough=True)
-            if static is not NOT_IMPLEMENTED and static is not None:
+        if static_metrics and self.methods.metrics is not None:
+            static = yield Call(self.methods.metrics, (), fallthrough=True)
+            if static is not FELL_THROUGH and static is not None:
                 metrics = list(validate_metrics(static))
         if response.metrics:
             metrics.extend(validate_metrics(response.metrics))
         if metrics:
             self.recorder.record(metrics, label)
         static_tags: Any = None
-        if self.m.tags is not None:
-            static_tags = yield Call(self.m.tags, (), fallthrough=True)
-            if static_tags is NOT_IMPLEMENTED:
+        if self.methods.tags is not None:
+            static_tags = yield Call(self.methods.tags, (), fallthrough=True)
+            if static_tags is FELL_THROUGH:
                 static_tags = None
         meta = self._meta(
             msgs,
@@ -478,7 +459,7 @@ class Engine:
     def _class_names(self, arr: np.ndarray) -> Generator[Call, Any, list[Any]]:
         if self._class_names_method is not None:
             got = yield Call(self._class_names_method, (), fallthrough=True)
-            if got is not NOT_IMPLEMENTED:
+            if got is not FELL_THROUGH:
                 return list(got)
         elif self.class_names is not None:
             return self.class_names
@@ -499,23 +480,6 @@ class Engine:
                 answer = codec.without_raw_metrics(answer)
         status = _raw_status(answer) if with_status and not codec.proto else 200
         return status, codec.encode_raw(answer)
-
-    def _deprecated(
-        self, method: UserMethod, request: Any, codec: Codec, with_status: bool
-    ) -> Operation:
-        """Deprecated *_rest/*_grpc methods: called with the wire request, answer sent as is."""
-        answer = yield Call(method, (request,))
-        status = _raw_status(answer) if with_status and not codec.proto else 200
-        return status, codec.encode_raw(answer)
-
-    def _deprecated_feedback(self, request: Any, codec: Codec) -> Operation:
-        from google.protobuf import json_format
-
-        if self.m.send_feedback_rest is not None:
-            answer = yield Call(self.m.send_feedback_rest, (json_format.MessageToJson(request),))
-        else:
-            answer = yield Call(self.m.send_feedback_grpc, (request,))
-        return 200, codec.encode_raw(answer if answer is not None else {})
 
 
 def _merge_tags(tags: Any, update: Any, where: str) -> Any:
@@ -555,3 +519,53 @@ def _cached_default_names(columns: int) -> list[str]:
 
 def _plain_method(name: str, fn: Callable[..., Any]) -> UserMethod:
     return UserMethod(name, fn, False, inspect.iscoroutinefunction(fn))
+
+
+def _either(first: UserMethod | None, second: UserMethod | None) -> UserMethod | None:
+    return first if first is not None else second
+
+
+def _wire_methods(
+    json: UserMethod | None,
+    proto: UserMethod | None,
+    raw: UserMethod | None,
+    label: str | None,
+    with_status: bool = False,
+) -> _WireMethods | None:
+    """None when the operation has no such method: it then goes straight to the normal
+    method, with no step to skip per request."""
+    if json is None and proto is None and raw is None:
+        return None
+    assert label is not None  # every engine operation has a metric label
+    return _WireMethods(json, proto, raw, label, with_status)
+
+
+def _deprecated_feedback(m: MethodTable) -> UserMethod | None:
+    """The deprecated feedback method, called alike on both transports (the first of
+    ``send_feedback_rest``, which gets the Feedback as protobuf JSON text, and
+    ``send_feedback_grpc``, which gets the message), with a None answer made ``{}``."""
+    method = _either(m.send_feedback_rest, m.send_feedback_grpc)
+    if method is None:
+        return None
+    fn = method.fn
+    as_text = method is m.send_feedback_rest
+    call: Callable[[Any], Any]
+    if method.is_async:
+
+        async def call(request: Any) -> Any:
+            answer = await fn(_feedback_json(request) if as_text else request)
+            return {} if answer is None else answer
+
+    else:
+
+        def call(request: Any) -> Any:
+            answer = fn(_feedback_json(request) if as_text else request)
+            return {} if answer is None else answer
+
+    return UserMethod(method.name, call, False, method.is_async)
+
+
+def _feedback_json(request: Any) -> str:
+    from google.protobuf import json_format
+
+    return json_format.MessageToJson(request)

@@ -37,7 +37,7 @@ from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
 from unitserve.runtime.worker import engine_config
 from unitserve.settings import resolve
-from unitserve.transport.accounting import RequestObserver
+from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
@@ -112,7 +112,7 @@ class Harness:
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
         self.invoker.mark_ready()
-        observer = RequestObserver(NoRequestMetrics())
+        accounting = RequestAccounting(NoRequestMetrics())
         self.app = RestApp(
             self.invoker,
             {
@@ -126,9 +126,9 @@ class Harness:
             max_body_size=max_body_size,
             passthrough=passthrough,
             error_handlers=error_handlers_of(user),
-            observer=observer,
+            accounting=accounting,
         )
-        self.grpc_services = SeldonGrpc(self.invoker, lambda: None, observer).services()
+        self.grpc_services = SeldonGrpc(self.invoker, lambda: None, accounting).services()
         self._connections: list[Connection] = []
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),

@@ -7,7 +7,8 @@ import numpy as np
 import orjson
 import pytest
 
-from unitserve.engine import Engine, run_sync
+from unitserve.calls import run_sync
+from unitserve.engine import Engine
 from unitserve.errors import BadModelOutput
 from unitserve.protocol.message import BIN, JSON, NDARRAY, STR, TENSOR, Reply
 from unitserve.protocol.v2 import mapping

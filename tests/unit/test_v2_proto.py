@@ -8,7 +8,8 @@ import re
 import numpy as np
 import pytest
 
-from unitserve.engine import Engine, run_sync
+from unitserve.calls import run_sync
+from unitserve.engine import Engine
 from unitserve.errors import BadModelOutput, BadRequest, MalformedMessage
 from unitserve.proto import _pool
 from unitserve.proto import inference_pb2 as pb

@@ -36,13 +36,15 @@ from typing import Any
 import numpy as np
 from prometheus_client import Counter, Gauge, Histogram, values
 
-from unitserve.engine import FEEDBACK, MetricsRecorder
+from unitserve.engine import MetricsRecorder
 from unitserve.errors import BadMetric
 from unitserve.metadata import split_image
+from unitserve.operations import SEND_FEEDBACK
 from unitserve.settings import Settings
 from unitserve.user_metrics import COUNTER, GAUGE, TIMER
 
-NOT_IMPLEMENTED = "NOT_IMPLEMENTED"
+# Seldon's value for a deployment label whose environment variable is unset.
+UNSET_LABEL = "NOT_IMPLEMENTED"
 # Seldon's TIMER buckets: 50 log-spaced upper bounds from 1 ms to 30 s (+Inf added).
 SELDON_BUCKETS = tuple(float(b) for b in np.logspace(-3, np.log10(30), 50))
 REQUEST_BUCKETS = (
@@ -66,17 +68,17 @@ RESERVED_PREFIXES = ("unitserve_", "seldon_api_")
 
 def deployment_labels(settings: Settings) -> dict[str, str]:
     """The labels Seldon puts on every custom metric, from the operator's env vars."""
-    image, version = split_image(settings.unit_image or f"{NOT_IMPLEMENTED}:{NOT_IMPLEMENTED}")
+    image, version = split_image(settings.unit_image or f"{UNSET_LABEL}:{UNSET_LABEL}")
     deployment = settings.deployment_id
-    predictor_version = settings.predictor_labels.get("version") or NOT_IMPLEMENTED
+    predictor_version = settings.predictor_labels.get("version") or UNSET_LABEL
     return {
         "deployment_name": deployment,
         "seldon_deployment_name": deployment,
-        "model_name": settings.unit_id or NOT_IMPLEMENTED,
-        "model_image": image or NOT_IMPLEMENTED,
-        "image_name": image or NOT_IMPLEMENTED,
-        "model_version": version or NOT_IMPLEMENTED,
-        "image_version": version or NOT_IMPLEMENTED,
+        "model_name": settings.unit_id or UNSET_LABEL,
+        "model_image": image or UNSET_LABEL,
+        "image_name": image or UNSET_LABEL,
+        "model_version": version or UNSET_LABEL,
+        "image_version": version or UNSET_LABEL,
         "predictor_name": settings.predictor_id,
         "predictor_version": str(predictor_version),
     }
@@ -151,7 +153,7 @@ class WorkerMetrics(MetricsRecorder):
                 child.observe(value / 1000.0)  # TIMER values are milliseconds
 
     def record_feedback(self, reward: float) -> None:
-        labels = {"method": FEEDBACK, **self.base}
+        labels = {"method": SEND_FEEDBACK.label, **self.base}
         self._family(COUNTER, "seldon_api_model_feedback", tuple(sorted(labels))).labels(
             **labels
         ).inc(1)

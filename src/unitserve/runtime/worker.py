@@ -38,7 +38,7 @@ from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
 from unitserve.runtime import pod_info
 from unitserve.settings import Settings
-from unitserve.transport.accounting import RequestObserver
+from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import protocol_class
@@ -92,7 +92,7 @@ class Worker:
         max_requests = settings.max_requests
         if max_requests:
             max_requests += random.randint(0, settings.max_requests_jitter)
-        self.observer = RequestObserver(
+        self.accounting = RequestAccounting(
             request_metrics, settings.access_log, max_requests, self._recycle
         )
         engine = Engine(self.user, engine_config(settings), recorder)
@@ -165,7 +165,7 @@ class Worker:
             max_body_size=settings.max_body_size,
             passthrough=settings.payload_passthrough,
             error_handlers=error_handlers_of(self.user),
-            observer=self.observer,
+            accounting=self.accounting,
         )
         config = uvicorn.Config(
             app,
@@ -195,7 +195,7 @@ class Worker:
             settings.host,
             settings.grpc_port,
             size,
-            self.observer,
+            self.accounting,
             max(1, settings.grpc_threads),
         )
         await server.start()
@@ -222,9 +222,9 @@ class Worker:
                 )
                 return False
         user_metadata = None
-        if engine.m.init_metadata is not None:
+        if engine.methods.init_metadata is not None:
             try:
-                method = engine.m.init_metadata
+                method = engine.methods.init_metadata
                 if method.is_async:
                     user_metadata = await method.fn()
                 else:

@@ -1,4 +1,4 @@
-"""Per-request bookkeeping shared by both transports: default metrics, the access
+"""Per-request bookkeeping shared by both transports: request metrics, the access
 log, and counting requests for ``--max-requests``."""
 
 from __future__ import annotations
@@ -19,7 +19,10 @@ class RequestMetrics(Protocol):
     ) -> None: ...
 
 
-class RequestObserver:
+class RequestAccounting:
+    """Told when each request starts and finishes: records the request metrics, writes
+    the access log line and, after ``--max-requests`` requests, calls `on_limit`."""
+
     def __init__(
         self,
         metrics: RequestMetrics,

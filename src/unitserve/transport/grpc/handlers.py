@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -22,35 +23,26 @@ from google.protobuf.message import DecodeError
 
 from unitserve.calls import Invoker
 from unitserve.errors import MalformedMessage, describe, log_error
+from unitserve.operations import GRPC_SERVICES, OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
+from unitserve.protocol.message import Codec
 from unitserve.protocol.seldon import proto_fast
 from unitserve.protocol.seldon.proto_codec import ProtoCodec
-from unitserve.transport.accounting import RequestObserver
+from unitserve.transport.accounting import RequestAccounting
 
 log = logging.getLogger("unitserve")
 
 PACKAGE = "seldon.protos"
 
-# service → {method: engine operation}
+# service → {method: operation name}, from the operation table
 SERVICES: dict[str, dict[str, str]] = {
-    "Generic": {
-        "TransformInput": "transform_input",
-        "TransformOutput": "transform_output",
-        "Route": "route",
-        "Aggregate": "aggregate",
-        "SendFeedback": "send_feedback",
-    },
-    "Model": {"Predict": "predict", "SendFeedback": "send_feedback", "Metadata": "metadata"},
-    "Router": {"Route": "route", "SendFeedback": "send_feedback"},
-    "Transformer": {"TransformInput": "transform_input"},
-    "OutputTransformer": {"TransformOutput": "transform_output"},
-    "Combiner": {"Aggregate": "aggregate"},
-    "Seldon": {
-        "Predict": "predict",
-        "SendFeedback": "send_feedback",
-        "ModelMetadata": "metadata",
-        "GraphMetadata": "graph_metadata",
-    },
+    service: {
+        method: op.name
+        for op in OPERATIONS.values()
+        for in_service, method in op.grpc
+        if in_service == service
+    }
+    for service in GRPC_SERVICES
 }
 
 _REQUEST_TYPES: dict[str, Any] = {
@@ -61,7 +53,7 @@ _REQUEST_TYPES: dict[str, Any] = {
 
 class BytesCodec(ProtoCodec):
     """The proto codec on bytes: requests that are still serialised are read with
-    `proto_bytes` (numeric arrays straight into numpy), answers are serialised
+    `proto_fast` (numeric arrays straight into numpy), answers are serialised
     bytes."""
 
     def decode(self, request: Any) -> Any:
@@ -84,16 +76,6 @@ def _identity(data: bytes) -> bytes:
     return data
 
 
-def _parser(message_type: Any) -> Callable[[bytes], Any]:
-    def parse(data: bytes) -> Any:
-        try:
-            return message_type.FromString(data)
-        except DecodeError as exc:
-            raise MalformedMessage(str(exc)) from None
-
-    return parse
-
-
 def _checked(
     message_type: Any, handler: Callable[[Any, grpc.ServicerContext], Any]
 ) -> Callable[[bytes, grpc.ServicerContext], Any]:
@@ -110,9 +92,23 @@ def _checked(
     return handle
 
 
-def _keep_bytes(data: bytes) -> bytes:
-    """SeldonMessage requests stay serialised: the codec reads them (`proto_bytes`)."""
-    return data
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3x per request
+class GrpcRequest:
+    """An RPC's request bytes, with the codec that reads them and the protobuf message
+    type to parse them into (None: SeldonMessage requests stay serialised, for the
+    codec's fast reader)."""
+
+    body: bytes
+    codec: Codec
+    message_type: Any
+
+    def read(self) -> Any:
+        if self.message_type is None:
+            return self.body
+        try:
+            return self.message_type.FromString(self.body)
+        except DecodeError as exc:
+            raise MalformedMessage(str(exc)) from None
 
 
 class SeldonGrpc:
@@ -122,11 +118,11 @@ class SeldonGrpc:
         self,
         invoker: Invoker,
         metadata: Callable[[], dict[str, Any] | None],
-        observer: RequestObserver,
+        accounting: RequestAccounting,
     ) -> None:
         self.invoker = invoker
         self.metadata = metadata
-        self.observer = observer
+        self.accounting = accounting
         self.codec = BytesCodec()
 
     def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
@@ -149,27 +145,29 @@ class SeldonGrpc:
                 request_deserializer=_identity,  # parsed in the handler: see _checked
                 response_serializer=_serialize,
             )
+        message_type = None
         if op in _REQUEST_TYPES or self.invoker.engine.wants_message(op):
             # aggregate, feedback and raw methods work on protobuf objects
-            parse = _parser(_REQUEST_TYPES.get(op, pb.SeldonMessage))
-        else:
-            parse = _keep_bytes
+            message_type = _REQUEST_TYPES.get(op, pb.SeldonMessage)
         where = f"/{PACKAGE}.{service}/{name}"
         return grpc.unary_unary_rpc_method_handler(
-            self._operation(op, parse, where),
+            self._operation(op, message_type, where),
             request_deserializer=_identity,
             response_serializer=_serialize,
         )
 
     def _operation(
-        self, op: str, parse: Callable[[bytes], Any], where: str
+        self, op: str, message_type: Any, where: str
     ) -> Callable[[bytes, grpc.ServicerContext], Any]:
+        codec = self.codec
+
         def handle(data: bytes, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
-            self.observer.started("grpc")
+            self.accounting.started("grpc")
             code = "OK"
             try:
-                _, answer = self.invoker.call_blocking(op, lambda: parse(data), self.codec)
+                request = GrpcRequest(data, codec, message_type)
+                _, answer = self.invoker.call_blocking(op, request)
                 return answer
             except MalformedMessage as exc:
                 # grpcio's own words for a request it cannot deserialise
@@ -180,7 +178,7 @@ class SeldonGrpc:
                 code = describe(exc)[3].name
                 _abort(context, exc, where)
             finally:
-                self.observer.finished(
+                self.accounting.finished(
                     op, "grpc", code, time.perf_counter() - started, where, context.peer
                 )
 

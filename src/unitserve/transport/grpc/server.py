@@ -20,7 +20,7 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 from unitserve.calls import Invoker
 from unitserve.errors import StartupError
 from unitserve.proto import POOL, SERVICE_NAMES
-from unitserve.transport.accounting import RequestObserver
+from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import SeldonGrpc
 
 log = logging.getLogger("unitserve")
@@ -46,7 +46,7 @@ class GrpcServer:
         host: str,
         port: int,
         max_message_size: int | None,
-        observer: RequestObserver,
+        accounting: RequestAccounting,
         threads: int,
     ) -> None:
         receive = max_message_size or DEFAULT_MAX_RECEIVE
@@ -61,7 +61,7 @@ class GrpcServer:
         self.server = grpc.server(
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
-        for service, methods in SeldonGrpc(invoker, metadata, observer).services().items():
+        for service, methods in SeldonGrpc(invoker, metadata, accounting).services().items():
             if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64
                 # Registered with the C core: no per-call lookup through Python handlers.
                 self.server.add_registered_method_handlers(service, methods)

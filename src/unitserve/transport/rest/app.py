@@ -2,14 +2,14 @@
 
 It knows HTTP and nothing about models: it maps a path to an engine operation,
 hands the body to the codec via the invoker, and turns errors into a status
-and Seldon's JSON error body. Paths and methods are those of spec §6 and §8.4,
-plus ``/live`` and ``/ready``. Unknown paths answer 404 and wrong methods 405,
-in the same JSON shape (Seldon answers 500 for both).
+and Seldon's JSON error body. Paths and methods come from the operation table
+(`unitserve.operations`): Seldon's, plus ``/live`` and ``/ready``. Unknown
+paths answer 404 and wrong methods 405, in the same JSON shape (Seldon answers
+500 for both).
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -25,9 +25,10 @@ from unitserve.errors import (
     log_error,
     status_body,
 )
+from unitserve.operations import OPERATIONS
 from unitserve.protocol import jsonio
 from unitserve.protocol.message import Codec
-from unitserve.transport.accounting import RequestObserver
+from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
@@ -40,9 +41,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 JSON_TYPE = b"application/json"
 HTML_TYPE = b"text/html; charset=utf-8"
-_GET = frozenset({"GET"})
-_POST = frozenset({"POST"})
-_GET_POST = frozenset({"GET", "POST"})
 _CORS_METHODS = b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
 
 
@@ -60,25 +58,32 @@ class Route:
 
 
 ROUTES: dict[str, Route] = {
-    "/predict": Route("predict", _GET_POST),
-    "/api/v1.0/predictions": Route("predict", _POST),
-    "/api/v0.1/predictions": Route("predict", _POST),
-    "/transform-input": Route("transform_input", _GET_POST),
-    "/transform-output": Route("transform_output", _GET_POST),
-    "/route": Route("route", _GET_POST),
-    "/aggregate": Route("aggregate", _GET_POST),
-    "/send-feedback": Route("send_feedback", _GET_POST),
-    "/api/v1.0/feedback": Route("send_feedback", _POST),
-    "/api/v0.1/feedback": Route("send_feedback", _POST),
-    "/health/ping": Route("ping", _GET),
-    "/health/status": Route("health_status", _GET),
-    "/api/v1.0/health/status": Route("health_status", _GET),
-    "/metadata": Route("metadata", _GET),
-    "/api/v1.0/metadata": Route("metadata", _GET),
-    "/seldon.json": Route("openapi", _GET),
-    "/live": Route("live", _GET),
-    "/ready": Route("ready", _GET),
+    path: Route(op.name, methods) for op in OPERATIONS.values() for path, methods in op.rest
 }
+
+
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3x per request
+class RestRequest:
+    """A REST request's body, with what reads it (`read` runs where the user code runs)."""
+
+    body: bytes
+    codec: Codec
+    content_type: str
+    query: bytes
+    reader: Callable[[str, bytes, bytes], Any]  # (content type, query string, body) → payload
+
+    def read(self) -> Any:
+        return self.reader(self.content_type, self.query, self.body)
+
+
+@dataclass(frozen=True, slots=True)
+class NoBody:
+    """A request without a body (health status): one per app, shared by every probe."""
+
+    codec: Codec
+
+    def read(self) -> None:
+        return None
 
 
 class ClientGone(Exception):
@@ -131,7 +136,7 @@ class RestApp:
         max_body_size: int = 100 << 20,
         passthrough: bool = False,
         error_handlers: FlaskErrorHandlers | None = None,
-        observer: RequestObserver,
+        accounting: RequestAccounting,
     ) -> None:
         self.invoker = invoker
         self.codecs = codecs
@@ -141,13 +146,27 @@ class RestApp:
         self.max_body_size = max_body_size
         self.passthrough = passthrough
         self.error_handlers = error_handlers
-        self.observer = observer
+        self.accounting = accounting
+        # How each engine operation's body is read, and by which codec: decided once.
+        json_codec, feedback_codec = codecs["json"], codecs["feedback"]
+        feedback_codec_: Any = feedback_codec  # the feedback codec also parses protobuf JSON
+
+        def read_feedback(content_type: str, query: bytes, body: bytes) -> Any:
+            return feedback_codec_.parse_feedback(request_payload(content_type, query, body))
+
+        self.readers: dict[str, tuple[Callable[[str, bytes, bytes], Any], Codec]] = {
+            op.name: (request_payload, json_codec) for op in OPERATIONS.values() if op.in_engine
+        }
+        self.readers["send_feedback"] = (read_feedback, feedback_codec)
+        if passthrough:
+            self.readers["predict"] = (raw_payload, codecs["passthrough"])
+        self.probe = NoBody(json_codec)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
-        self.observer.started("rest")
+        self.accounting.started("rest")
         headers = dict(scope["headers"])  # lower-case names; last one wins
         origin = headers.get(b"origin")
         path, method = scope["path"], scope["method"]
@@ -173,7 +192,7 @@ class RestApp:
                 payload = await self._read_body(receive, headers)
                 status, extra, body = await self._dispatch(route, scope, headers, payload)
             except ClientGone:  # nobody to answer (the protocol may have answered 408)
-                self.observer.finished(
+                self.accounting.finished(
                     "unknown", "rest", "499", time.perf_counter() - started, f"{method} {path}", "-"
                 )
                 return
@@ -191,7 +210,7 @@ class RestApp:
             await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
         finally:
             client = scope.get("client")
-            self.observer.finished(
+            self.accounting.finished(
                 route.kind if route is not None else "unknown",
                 "rest",
                 str(status),
@@ -245,21 +264,13 @@ class RestApp:
             if meta is None:
                 return self._error(500, BAD_METADATA, "Model metadata unavailable")
             return 200, [(b"content-type", JSON_TYPE)], jsonio.dumps(meta)
-        ctype = headers.get(b"content-type", b"").decode("latin-1")
-        query = scope.get("query_string", b"")
         if kind == "health_status":
-            make_request = None
-            codec = self.codecs["json"]
-        elif kind == "predict" and self.passthrough:
-            make_request = functools.partial(raw_payload, ctype, query, body)
-            codec = self.codecs["passthrough"]
-        elif kind == "send_feedback":
-            codec = self.codecs["feedback"]
-            make_request = functools.partial(_feedback_request, codec, ctype, query, body)
+            request: RestRequest | NoBody = self.probe
         else:
-            make_request = functools.partial(request_payload, ctype, query, body)
-            codec = self.codecs["json"]
-        status, answer = await self.invoker.call(kind, make_request, codec)
+            reader, codec = self.readers[kind]
+            ctype = headers.get(b"content-type", b"").decode("latin-1")
+            request = RestRequest(body, codec, ctype, scope.get("query_string", b""), reader)
+        status, answer = await self.invoker.call(kind, request)
         return status, [(b"content-type", JSON_TYPE)], answer
 
     def _error(self, status: int, reason: str, info: str) -> tuple[int, list, bytes]:
@@ -277,7 +288,3 @@ class RestApp:
         log_error(exc, where)
         status, reason, message, _ = describe(exc)
         return self._error(status, reason, message)
-
-
-def _feedback_request(codec: Any, ctype: str, query: bytes, body: bytes) -> Any:
-    return codec.parse_feedback(request_payload(ctype, query, body))

@@ -1,10 +1,12 @@
 """The OpenAPI 3.0 document served at ``/seldon.json``: the SeldonMessage REST API.
 
-Written from the wire format of spec §3.3 (our own text). Kept as data so that
-tests and fuzzers (schemathesis) can read the same contract the server serves.
+Written from the Seldon wire format (our own text). Kept as data so that tests
+and fuzzers (schemathesis) can read the same contract the server serves. Its
+paths are those of the route table, aliases included: each path is documented
+by what its operation takes and answers.
 
 Two JSON forms live side by side. Predict, transform, route and aggregate bodies
-are read loosely (unknown keys ignored, spec §3.3): `SeldonMessage`. Feedback is
+are read loosely (unknown keys ignored, as Seldon does): `SeldonMessage`. Feedback is
 parsed strictly as the protobuf JSON mapping (unknown keys, two payloads, or a
 number out of a field's range are refused): `Feedback` and its `Proto*`
 schemas say so with ``additionalProperties: false`` and the protobuf ranges.
@@ -17,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from unitserve.protocol.seldon import tftensor
+from unitserve.transport.rest.app import ROUTES
 from unitserve.version import __version__
 
 _REF = "#/components/schemas/"
@@ -291,7 +294,7 @@ def _json(schema: dict[str, Any], description: str = "The answer") -> dict[str, 
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _operation(summary: str, body: str | dict[str, Any]) -> dict[str, Any]:
+def _post(summary: str, body: str | dict[str, Any]) -> dict[str, Any]:
     schema = _ref(body) if isinstance(body, str) else body
     form = {
         "schema": {"type": "object", "properties": {"json": schema}, "required": ["json"]},
@@ -325,14 +328,16 @@ def document() -> dict[str, Any]:
     }
     probe = _json({"type": "object", "properties": {"status": {"type": "string"}}})
     not_ready = _error("load() has not finished (or failed)")
-    paths = {
-        "/predict": _operation("Predict", "SeldonMessage"),
-        "/transform-input": _operation("Transform the input", "SeldonMessage"),
-        "/transform-output": _operation("Transform the output", "SeldonMessage"),
-        "/route": _operation("Choose a child (answers [[n]])", "SeldonMessage"),
-        "/aggregate": _operation("Combine several messages", aggregate_body),
-        "/send-feedback": _operation("Send feedback on a prediction", "Feedback"),
-        "/health/ping": _get(
+    # What each operation's paths take and answer, by HTTP method. A data path also
+    # takes GET with a ``json=`` query parameter (Seldon's form); only POST is described.
+    by_operation = {
+        "predict": _post("Predict", "SeldonMessage"),
+        "transform_input": _post("Transform the input", "SeldonMessage"),
+        "transform_output": _post("Transform the output", "SeldonMessage"),
+        "route": _post("Choose a child (answers [[n]])", "SeldonMessage"),
+        "aggregate": _post("Combine several messages", aggregate_body),
+        "send_feedback": _post("Send feedback on a prediction", "Feedback"),
+        "ping": _get(
             "Liveness, without calling the model",
             {
                 "200": {
@@ -341,16 +346,25 @@ def document() -> dict[str, Any]:
                 }
             },
         ),
-        "/health/status": _get(
+        "health_status": _get(
             "The model's health_status()",
             {"200": _json(_ref("SeldonAnswer")), **_ERRORS},
         ),
-        "/metadata": _get(
+        "metadata": _get(
             "Model metadata",
             {"200": _json({"type": "object"}), "500": _error("Invalid model metadata")},
         ),
-        "/live": _get("The process is up", {"200": probe}),
-        "/ready": _get("load() has finished", {"200": probe, "503": not_ready}),
+        "openapi": _get("This document", {"200": _json({"type": "object"})}),
+        "live": _get("The process is up", {"200": probe}),
+        "ready": _get("load() has finished", {"200": probe, "503": not_ready}),
+    }
+    paths = {
+        path: {
+            method: item
+            for method, item in by_operation[route.kind].items()
+            if method.upper() in route.methods
+        }
+        for path, route in ROUTES.items()
     }
     return {
         "openapi": "3.0.0",
