@@ -29,8 +29,8 @@ from typing import Any, Protocol
 
 from unitserve.engine import FELL_THROUGH, Engine, Outcome, Steps
 from unitserve.errors import NotReady, Timeout, is_not_implemented
+from unitserve.message import Codec
 from unitserve.operations import ENGINE_OPERATIONS
-from unitserve.protocol.message import Codec
 
 log = logging.getLogger("unitserve")
 

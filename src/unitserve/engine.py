@@ -29,17 +29,7 @@ import numpy as np
 
 from unitserve.component import MethodTable, UserMethod, class_names_of
 from unitserve.errors import BadModelOutput, BadRequest, NotDefined, UnknownPayloadType
-from unitserve.operations import (
-    AGGREGATE,
-    HEALTH_STATUS,
-    OPERATIONS,
-    PREDICT,
-    ROUTE,
-    SEND_FEEDBACK,
-    TRANSFORM_INPUT,
-    TRANSFORM_OUTPUT,
-)
-from unitserve.protocol.message import (
+from unitserve.message import (
     BIN,
     CUSTOM,
     DATA_KINDS,
@@ -51,6 +41,16 @@ from unitserve.protocol.message import (
     Codec,
     Message,
     Reply,
+)
+from unitserve.operations import (
+    AGGREGATE,
+    HEALTH_STATUS,
+    OPERATIONS,
+    PREDICT,
+    ROUTE,
+    SEND_FEEDBACK,
+    TRANSFORM_INPUT,
+    TRANSFORM_OUTPUT,
 )
 from unitserve.user_metrics import validate_metrics
 from unitserve.user_model import SeldonResponse

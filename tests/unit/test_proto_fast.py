@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from unitserve.errors import BadRequest, MalformedMessage
+from unitserve.message import NDARRAY, TENSOR, Reply
 from unitserve.proto import ListValue
 from unitserve.proto import prediction_pb2 as pb
-from unitserve.protocol.message import NDARRAY, TENSOR, Reply
 from unitserve.protocol.seldon import proto_arrays, proto_codec, proto_fast
 
 floats = st.floats(allow_nan=False, width=64)

@@ -9,8 +9,8 @@ import orjson
 import pytest
 
 from unitserve.errors import BadRequest
+from unitserve.message import NDARRAY, Reply
 from unitserve.protocol import jsonio
-from unitserve.protocol.message import NDARRAY, Reply
 from unitserve.protocol.v2 import binary
 from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.protocol.v2.json_codec import V2JsonCodec

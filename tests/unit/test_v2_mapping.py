@@ -10,7 +10,7 @@ import pytest
 from unitserve.calls import run_sync
 from unitserve.engine import Engine
 from unitserve.errors import BadModelOutput
-from unitserve.protocol.message import BIN, JSON, NDARRAY, STR, TENSOR, Reply
+from unitserve.message import BIN, JSON, NDARRAY, STR, TENSOR, Reply
 from unitserve.protocol.v2 import mapping
 from unitserve.protocol.v2.json_codec import V2JsonCodec
 

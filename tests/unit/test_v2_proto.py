@@ -11,9 +11,9 @@ import pytest
 from unitserve.calls import run_sync
 from unitserve.engine import Engine
 from unitserve.errors import BadModelOutput, BadRequest, MalformedMessage
+from unitserve.message import JSON, NDARRAY, Reply
 from unitserve.proto import _pool
 from unitserve.proto import inference_pb2 as pb
-from unitserve.protocol.message import JSON, NDARRAY, Reply
 from unitserve.protocol.v2.proto_codec import V2ProtoCodec, parameters_to_dict
 
 # The numbers clients depend on (the protocol's own .proto and Triton's).

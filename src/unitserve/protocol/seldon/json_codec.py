@@ -16,9 +16,7 @@ from typing import Any
 import numpy as np
 
 from unitserve.errors import BadRequest
-from unitserve.protocol import shapes
-from unitserve.protocol.jsonio import dumps, finite_array, finite_tree
-from unitserve.protocol.message import (
+from unitserve.message import (
     BIN,
     DATA_EMPTY,
     JSON,
@@ -30,6 +28,8 @@ from unitserve.protocol.message import (
     Message,
     Reply,
 )
+from unitserve.protocol import shapes
+from unitserve.protocol.jsonio import dumps, finite_array, finite_tree
 from unitserve.protocol.seldon import tftensor
 
 _REPR_LIMIT = 1000

@@ -15,12 +15,7 @@ from google.protobuf import json_format
 from google.protobuf.message import Message as ProtoMessage
 
 from unitserve.errors import BadModelOutput, BadRequest
-from unitserve.proto import Any as AnyMessage
-from unitserve.proto import as_local
-from unitserve.proto import prediction_pb2 as pb
-from unitserve.protocol import shapes
-from unitserve.protocol.jsonio import dumps, finite_tree
-from unitserve.protocol.message import (
+from unitserve.message import (
     BIN,
     CUSTOM,
     DATA_EMPTY,
@@ -33,6 +28,11 @@ from unitserve.protocol.message import (
     Message,
     Reply,
 )
+from unitserve.proto import Any as AnyMessage
+from unitserve.proto import as_local
+from unitserve.proto import prediction_pb2 as pb
+from unitserve.protocol import shapes
+from unitserve.protocol.jsonio import dumps, finite_tree
 from unitserve.protocol.seldon import proto_arrays, tftensor
 from unitserve.protocol.seldon.json_types import check_json_types
 

@@ -20,10 +20,7 @@ from google.protobuf.message import DecodeError
 from google.protobuf.message import Message as ProtoMessage
 
 from unitserve.errors import BadRequest, MalformedMessage
-from unitserve.proto import Any as AnyMessage
-from unitserve.proto import ListValue, Value, tensor_pb2
-from unitserve.proto import prediction_pb2 as pb
-from unitserve.protocol.message import (
+from unitserve.message import (
     BIN,
     CUSTOM,
     DATA_EMPTY,
@@ -35,6 +32,9 @@ from unitserve.protocol.message import (
     Message,
     Reply,
 )
+from unitserve.proto import Any as AnyMessage
+from unitserve.proto import ListValue, Value, tensor_pb2
+from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_arrays, tftensor
 from unitserve.protocol.seldon.proto_codec import (
     encode_reply,

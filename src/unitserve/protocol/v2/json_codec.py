@@ -19,8 +19,8 @@ from __future__ import annotations
 from typing import Any
 
 from unitserve.errors import BadRequest
+from unitserve.message import FeedbackMessage, Message, Reply
 from unitserve.protocol.jsonio import dumps, finite_tree
-from unitserve.protocol.message import FeedbackMessage, Message, Reply
 from unitserve.protocol.v2 import binary, datatypes, mapping, tensors
 from unitserve.protocol.v2.binary import BinaryAnswer, InferBody
 from unitserve.protocol.v2.mapping import InferRequest, RequestedOutput, Unsupported

@@ -24,7 +24,7 @@ import grpc
 import numpy as np
 
 from unitserve.errors import BAD_DATA, BadModelOutput, BadRequest, ServingError
-from unitserve.protocol.message import BIN, JSON, NDARRAY, STR, TENSOR, TFTENSOR, Message, Reply
+from unitserve.message import BIN, JSON, NDARRAY, STR, TENSOR, TFTENSOR, Message, Reply
 from unitserve.protocol.v2 import binary, datatypes
 from unitserve.protocol.v2.datatypes import Datatype
 

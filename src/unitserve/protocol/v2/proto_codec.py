@@ -24,10 +24,10 @@ import orjson
 from google.protobuf.message import DecodeError
 
 from unitserve.errors import BadModelOutput, BadRequest, MalformedMessage
+from unitserve.message import FeedbackMessage, Message, Reply
 from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol import shapes
 from unitserve.protocol.jsonio import dumps, finite_tree
-from unitserve.protocol.message import FeedbackMessage, Message, Reply
 from unitserve.protocol.v2 import binary, datatypes, mapping, tensors
 from unitserve.protocol.v2.datatypes import FP16, Datatype
 from unitserve.protocol.v2.mapping import InferRequest, RequestedOutput, Unsupported

@@ -23,9 +23,9 @@ from google.protobuf.message import DecodeError
 
 from unitserve.calls import Invoker
 from unitserve.errors import MalformedMessage, describe, log_error
+from unitserve.message import Codec
 from unitserve.operations import GRPC_SERVICES, OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
-from unitserve.protocol.message import Codec
 from unitserve.protocol.seldon import proto_fast
 from unitserve.protocol.seldon.proto_codec import ProtoCodec
 from unitserve.transport.accounting import RequestAccounting

@@ -25,9 +25,9 @@ from unitserve.errors import (
     log_error,
     status_body,
 )
+from unitserve.message import Codec
 from unitserve.operations import OPERATIONS
 from unitserve.protocol import jsonio
-from unitserve.protocol.message import Codec
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
