@@ -88,9 +88,7 @@ async def run_async(
                 if call.method.is_async:
                     sent = await fn(*args, **kwargs)
                 else:
-                    sent = await offload(
-                        lambda fn=fn, args=args, kwargs=kwargs: fn(*args, **kwargs)
-                    )
+                    sent = await offload(functools.partial(fn, *args, **kwargs))
             except Exception as exc:
                 if call.fallthrough and is_not_implemented(exc):
                     sent = FELL_THROUGH

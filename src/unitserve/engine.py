@@ -127,6 +127,7 @@ class Engine:
     def __post_init__(self) -> None:
         self.methods = MethodTable.of(self.user)
         self.class_names = class_names_of(self.user)
+        self._class_names_list = None if callable(self.class_names) else self.class_names
         self._class_names_method = (
             _plain_method("class_names", self.class_names) if callable(self.class_names) else None
         )
@@ -461,8 +462,8 @@ class Engine:
             got = yield Call(self._class_names_method, (), fallthrough=True)
             if got is not FELL_THROUGH:
                 return list(got)
-        elif self.class_names is not None:
-            return self.class_names
+        elif self._class_names_list is not None:
+            return self._class_names_list
         return _default_names(arr.shape[1])
 
     def _raw(
@@ -529,14 +530,13 @@ def _wire_methods(
     json: UserMethod | None,
     proto: UserMethod | None,
     raw: UserMethod | None,
-    label: str | None,
+    label: str,
     with_status: bool = False,
 ) -> _WireMethods | None:
     """None when the operation has no such method: it then goes straight to the normal
     method, with no step to skip per request."""
     if json is None and proto is None and raw is None:
         return None
-    assert label is not None  # every engine operation has a metric label
     return _WireMethods(json, proto, raw, label, with_status)
 
 

@@ -39,7 +39,7 @@ class Operation:
     # request as it came off the wire (``*_raw`` and the deprecated ``*_rest``/``*_grpc``).
     method: str | None = None
     wire_methods: tuple[str, ...] = ()
-    label: str | None = None  # ``method`` label of user metrics, as Seldon names it
+    label: str = ""  # ``method`` label of user metrics, as Seldon names it ("": none)
     rest: tuple[tuple[str, frozenset[str]], ...] = ()  # (path, HTTP methods)
     grpc: tuple[tuple[str, str], ...] = ()  # (service, method)
 

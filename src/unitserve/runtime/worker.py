@@ -305,7 +305,7 @@ def _serve_backlog(listening: socket.socket, http: _UvicornServer) -> list[async
             config=config, server_state=http.server_state, app_state=http.lifespan.state
         )
 
-    tasks = []
+    tasks: list[asyncio.Task[Any]] = []
     while True:
         try:
             connection, _ = listening.accept()

@@ -202,4 +202,4 @@ def array_buffer(arr: np.ndarray, datatype: Datatype, where: str) -> memoryview:
     if datatype.is_bytes:
         return memoryview(pack_bytes(arr.reshape(-1).tolist(), where))
     wire = np.ascontiguousarray(arr, dtype=datatype.wire)
-    return memoryview(wire.reshape(-1).view(np.uint8))
+    return wire.reshape(-1).view(np.uint8).data

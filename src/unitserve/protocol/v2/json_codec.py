@@ -170,9 +170,9 @@ class V2JsonCodec:
         answer: dict[str, Any] = {"model_name": self.model_name, "id": request.id}
         if self.model_version is not None:
             answer["model_version"] = self.model_version
-        params = mapping.answer_parameters(reply.meta)
-        if params is not None:
-            answer["parameters"] = finite_tree(params)
+        answer_params = mapping.answer_parameters(reply.meta)
+        if answer_params is not None:
+            answer["parameters"] = finite_tree(answer_params)
         answer["outputs"] = records
         header = dumps(answer)
         if not buffers:

@@ -187,7 +187,8 @@ class SeldonGrpc:
     def _metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         meta = self.metadata()  # the gRPC server starts once the model and metadata are ready
         if meta is None:
-            context.abort(grpc.StatusCode.INTERNAL, "Model metadata unavailable")
+            context.abort(grpc.StatusCode.INTERNAL, "Model metadata unavailable")  # raises
+            return None
         return json_format.ParseDict(meta, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
 
     def _graph_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:

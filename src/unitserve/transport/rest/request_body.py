@@ -48,7 +48,9 @@ def parse_multipart(content_type: str, body: bytes) -> dict[str, Any]:
         name = part.get_param("name", header="content-disposition")
         if not isinstance(name, str) or not name:
             continue
-        payload = part.get_payload(decode=True) or b""
+        payload = part.get_payload(decode=True)
+        if not isinstance(payload, bytes):  # a part that is itself multipart: no bytes
+            payload = b""
         if part.get_filename() is not None:  # a file
             out[name] = payload if name == "binData" else _utf8(payload, name)
         elif name == "strData":
