@@ -441,6 +441,27 @@ OPTIONS: tuple[Option, ...] = (
         "/metrics",
         "Path of the Prometheus endpoint on the metrics port (/prometheus also answers).",
     ),
+    Option(
+        "model_name",
+        "--model-name",
+        "UNITSERVE_MODEL_NAME",
+        None,
+        "Name of the model on the Open Inference Protocol (/v2/models/NAME/..., gRPC "
+        "model_name); requests for another name are answered 404. Default: the class name.",
+        parse=_text_or_none,
+        origin="unitserve",
+    ),
+    Option(
+        "model_version",
+        "--model-version",
+        "UNITSERVE_MODEL_VERSION",
+        None,
+        "Version of the model on the Open Inference Protocol: accepted in "
+        "/v2/models/NAME/versions/VERSION/... and reported in metadata and answers. "
+        "Default: none (any version in a path is answered 404).",
+        parse=_text_or_none,
+        origin="unitserve",
+    ),
 )
 
 # Settings with no flag, in Seldon either: the operator sets them on the pod.
@@ -572,6 +593,8 @@ class Settings:
     preload: bool
     cors_origins: str
     metrics_endpoint: str
+    model_name: str | None
+    model_version: str | None
     # environment only (ENV_ONLY)
     unit_id: str | None
     unit_image: str | None
@@ -587,6 +610,11 @@ class Settings:
     @property
     def user_threads(self) -> int:
         return 1 if self.single_threaded else max(1, self.threads)
+
+    @property
+    def served_model_name(self) -> str:
+        """The model's name on the Open Inference Protocol: --model-name, or the class."""
+        return self.model_name or self.interface_name.rpartition(".")[2]
 
     @property
     def grpc_enabled(self) -> bool:
