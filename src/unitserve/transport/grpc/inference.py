@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -103,27 +103,29 @@ class InferenceGrpc:
         self.model = ServedModel(model_name, model_version or None, invoker.model_state)
         self.service_type = service_type
 
+    #: Each RPC: its request type and the method answering it.
+    RPCS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "ServerLive": (pb.ServerLiveRequest, "server_live"),
+        "ServerReady": (pb.ServerReadyRequest, "server_ready"),
+        "ModelReady": (pb.ModelReadyRequest, "model_ready"),
+        "ServerMetadata": (pb.ServerMetadataRequest, "server_metadata"),
+        "ModelMetadata": (pb.ModelMetadataRequest, "model_metadata"),
+        "ModelInfer": (pb.ModelInferRequest, "model_infer"),
+        "RepositoryIndex": (pb.RepositoryIndexRequest, "repository_index"),
+        "RepositoryModelLoad": (pb.RepositoryModelLoadRequest, "repository_load"),
+        "RepositoryModelUnload": (pb.RepositoryModelUnloadRequest, "repository_unload"),
+    }
+
     def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
         """{full service name: {method: handler}}."""
-        rpcs: dict[str, tuple[Any, Callable[[Any], Any]]] = {
-            "ServerLive": (pb.ServerLiveRequest, self.server_live),
-            "ServerReady": (pb.ServerReadyRequest, self.server_ready),
-            "ModelReady": (pb.ModelReadyRequest, self.model_ready),
-            "ServerMetadata": (pb.ServerMetadataRequest, self.server_metadata),
-            "ModelMetadata": (pb.ModelMetadataRequest, self.model_metadata),
-            "ModelInfer": (pb.ModelInferRequest, self.model_infer),
-            "RepositoryIndex": (pb.RepositoryIndexRequest, self.repository_index),
-            "RepositoryModelLoad": (pb.RepositoryModelLoadRequest, self.repository_load),
-            "RepositoryModelUnload": (pb.RepositoryModelUnloadRequest, self.repository_unload),
-        }
         return {
             SERVICE: {
                 name: grpc.unary_unary_rpc_method_handler(
-                    self._handler(name, message_type, answer),
+                    self._handler(name, message_type, getattr(self, answer)),
                     request_deserializer=_identity,  # parsed in the handler
                     response_serializer=_serialize,
                 )
-                for name, (message_type, answer) in rpcs.items()
+                for name, (message_type, answer) in self.RPCS.items()
             }
         }
 
