@@ -96,7 +96,7 @@ def test_error_codes(serve):
     assert err.value.code == grpc.StatusCode.INTERNAL
 
 
-def test_reflection_lists_the_seven_services(serve):
+def test_reflection_lists_the_seven_services_and_the_inference_service(serve):
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
     async def list_services(target):
@@ -110,6 +110,7 @@ def test_reflection_lists_the_seven_services(serve):
     assert names == sorted(
         [
             "grpc.reflection.v1alpha.ServerReflection",
+            "inference.GRPCInferenceService",
             *[
                 f"seldon.protos.{s}"
                 for s in (

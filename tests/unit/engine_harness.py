@@ -29,9 +29,11 @@ from google.protobuf import json_format
 from uvicorn.server import ServerState
 
 from unitserve import component
+from unitserve import metadata as model_metadata
 from unitserve.calls import Invoker
 from unitserve.engine import Engine, MetricsRecorder
 from unitserve.metrics.worker import NoRequestMetrics
+from unitserve.proto import inference_pb2 as v2pb
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
@@ -39,6 +41,8 @@ from unitserve.runtime.worker import engine_config
 from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
+from unitserve.transport.grpc.inference import SERVICE as V2_SERVICE
+from unitserve.transport.grpc.inference import InferenceGrpc
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import LimitedHttpProtocol, protocol_class
@@ -104,15 +108,18 @@ class Harness:
         max_body_size: int = 100 << 20,
         cors_origins: str = "*",
         threads: int = 1,
+        flags: dict[str, Any] | None = None,
     ) -> None:
         self.user = user
         self.recorder = RecordingMetrics()
-        settings = resolve(argparse.Namespace(), env or {}, type(user).__name__)
+        settings = resolve(argparse.Namespace(**(flags or {})), env or {}, type(user).__name__)
+        self.settings = settings
         self.engine = Engine(user, engine_config(settings), self.recorder)
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
         self.invoker.mark_ready()
         accounting = RequestAccounting(NoRequestMetrics())
+        self.accounting = accounting
         self.app = RestApp(
             self.invoker,
             {
@@ -129,11 +136,26 @@ class Harness:
             accounting=accounting,
         )
         self.grpc_services = SeldonGrpc(self.invoker, lambda: None, accounting).services()
+        # The Open Inference Protocol's service, with the metadata a worker builds after
+        # load() (built here on first use: a test may change the user object first).
+        self.v2_grpc_services = InferenceGrpc(
+            self.invoker,
+            self._v2_metadata,
+            accounting,
+            settings.served_model_name,
+            settings.model_version,
+            settings.service_type,
+        ).services()
         self._connections: list[Connection] = []
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
             base_url="http://127.0.0.1",
         )
+
+    def _v2_metadata(self) -> dict[str, Any] | None:
+        init = getattr(self.user, "init_metadata", None)
+        found = init() if callable(init) else None
+        return model_metadata.build(found, self.settings.model_metadata, self.settings.unit_image)
 
     async def _invoker(self, threads: int) -> Invoker:
         return Invoker(self.engine, threads)  # needs the running loop
@@ -176,6 +198,24 @@ class Harness:
 
     def call_json(self, rpc: str, request: Any) -> dict[str, Any]:
         return json_format.MessageToDict(self.call(rpc, request))
+
+    def call_v2_bytes(self, method: str, data: bytes) -> bytes:
+        """Call a method of ``inference.GRPCInferenceService`` with request bytes."""
+        handler = self.v2_grpc_services[V2_SERVICE][method]
+
+        def run() -> bytes:
+            answer = handler.unary_unary(handler.request_deserializer(data), _Context())
+            return handler.response_serializer(answer)
+
+        return self.loop.run_until_complete(self.loop.run_in_executor(None, run))
+
+    def call_v2(self, method: str, request: Any) -> Any:
+        """Call a method of ``inference.GRPCInferenceService`` with a message (or its
+        JSON form); returns the answer message. Raises RpcError as a client would see it."""
+        if isinstance(request, dict):
+            request = json_format.ParseDict(request, getattr(v2pb, f"{method}Request")())
+        data = self.call_v2_bytes(method, request.SerializeToString())
+        return getattr(v2pb, f"{method}Response").FromString(data)
 
     # ------------------------------------------------------------------ HTTP connection
 

@@ -27,6 +27,7 @@ from typing import Final, TypeVar, overload
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
+from unitserve.proto import inference_pb2 as inference_pb2
 from unitserve.proto import prediction_pb2 as prediction_pb2
 from unitserve.proto import prediction_pb2_grpc as prediction_pb2_grpc
 from unitserve.proto._pool import POOL, Any, Empty, ListValue, Struct, Value
@@ -36,6 +37,7 @@ from unitserve.proto.tensorflow import tensor_shape_pb2 as tensor_shape_pb2
 from unitserve.proto.tensorflow import types_pb2 as types_pb2
 
 __all__ = [
+    "INFERENCE_SERVICE_NAME",
     "POOL",
     "SERVICE_NAMES",
     "Any",
@@ -44,6 +46,7 @@ __all__ = [
     "Struct",
     "Value",
     "as_local",
+    "inference_pb2",
     "is_local",
     "prediction_pb2",
     "prediction_pb2_grpc",
@@ -64,6 +67,9 @@ SERVICE_NAMES: Final[tuple[str, ...]] = (
     "seldon.protos.Combiner",
     "seldon.protos.Seldon",
 )
+
+#: The Open Inference Protocol's service (``inference.proto``), served beside Seldon's.
+INFERENCE_SERVICE_NAME: Final[str] = "inference.GRPCInferenceService"
 
 M = TypeVar("M", bound=Message)
 

@@ -197,6 +197,9 @@ class Worker:
             size,
             self.accounting,
             max(1, settings.grpc_threads),
+            settings.served_model_name,
+            settings.model_version,
+            settings.service_type,
         )
         await server.start()
         return server

@@ -1,5 +1,6 @@
-"""The worker's gRPC server: the Seldon services, reflection and the standard
-health service, on grpcio's threaded server in the worker process.
+"""The worker's gRPC server: the Seldon services, the Open Inference Protocol's
+service, reflection and the standard health service, on grpcio's threaded server
+in the worker process.
 
 It starts once the model is loaded, so its health service answers SERVING from
 the start and NOT_SERVING while the worker drains.
@@ -19,9 +20,10 @@ from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from unitserve.calls import Invoker
 from unitserve.errors import StartupError
-from unitserve.proto import POOL, SERVICE_NAMES
+from unitserve.proto import INFERENCE_SERVICE_NAME, POOL, SERVICE_NAMES
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import SeldonGrpc
+from unitserve.transport.grpc.inference import InferenceGrpc
 
 log = logging.getLogger("unitserve")
 
@@ -48,6 +50,9 @@ class GrpcServer:
         max_message_size: int | None,
         accounting: RequestAccounting,
         threads: int,
+        model_name: str,
+        model_version: str | None = None,
+        service_type: str = "MODEL",
     ) -> None:
         receive = max_message_size or DEFAULT_MAX_RECEIVE
         send = max_message_size or -1
@@ -61,7 +66,13 @@ class GrpcServer:
         self.server = grpc.server(
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
-        for service, methods in SeldonGrpc(invoker, metadata, accounting).services().items():
+        services = {
+            **SeldonGrpc(invoker, metadata, accounting).services(),
+            **InferenceGrpc(
+                invoker, metadata, accounting, model_name, model_version, service_type
+            ).services(),
+        }
+        for service, methods in services.items():
             if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64
                 # Registered with the C core: no per-call lookup through Python handlers.
                 self.server.add_registered_method_handlers(service, methods)
@@ -72,9 +83,13 @@ class GrpcServer:
         self.health = health.HealthServicer()
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         # Reflection lists what Seldon's lists (clients and the conformance suite compare
-        # it); the health service is standard and needs no discovery.
+        # it) and the Open Inference Protocol's service; the health service is standard
+        # and needs no discovery.
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            _Reflection((*SERVICE_NAMES, reflection.SERVICE_NAME), pool=POOL), self.server
+            _Reflection(
+                (*SERVICE_NAMES, INFERENCE_SERVICE_NAME, reflection.SERVICE_NAME), pool=POOL
+            ),
+            self.server,
         )
         bracketed = f"[{host}]" if ":" in host else host
         self.address = f"{bracketed}:{port}"
@@ -88,7 +103,7 @@ class GrpcServer:
             ) from None
         if not bound:
             raise StartupError(f"cannot listen for gRPC on {self.address} (--grpc-port)")
-        for name in ("", *SERVICE_NAMES):
+        for name in ("", *SERVICE_NAMES, INFERENCE_SERVICE_NAME):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.server.start()
 

@@ -1,0 +1,244 @@
+"""The Open Inference Protocol over gRPC: ``inference.GRPCInferenceService``, on the
+same server, port and threads as the Seldon services, calling the same invoker.
+
+Every RPC parses its own request bytes (grpcio would answer UNKNOWN to bytes it
+cannot parse), so that each failure is a proper status with a sentence in
+``details``: INVALID_ARGUMENT for a bad request, NOT_FOUND for another model or
+version, UNAVAILABLE while the model is not ready or unloaded, FAILED_PRECONDITION
+for a component type inference has no meaning for, and the user's own status for
+an exception it raises.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+import grpc
+from google.protobuf.message import DecodeError
+
+from unitserve.calls import Invoker
+from unitserve.errors import BadRequest, ServingError, describe, log_error
+from unitserve.message import Codec
+from unitserve.proto import INFERENCE_SERVICE_NAME
+from unitserve.proto import inference_pb2 as pb
+from unitserve.protocol.v2.mapping import Unsupported
+from unitserve.protocol.v2.proto_codec import V2ProtoCodec
+from unitserve.protocol.v2.served import ServedModel, server_metadata
+from unitserve.transport.accounting import RequestAccounting
+
+log = logging.getLogger("unitserve")
+
+SERVICE = INFERENCE_SERVICE_NAME
+
+# The request metric labels of ModelInfer. The protocol label stays the transport's
+# ("grpc") for now: the worker's in-flight gauge knows only "rest" and "grpc".
+OPERATION_LABEL = "infer"
+PROTOCOL_LABEL = "grpc"
+
+# The engine operation that answers an inference, by component type.
+_INFER_OPERATIONS = {
+    "MODEL": "predict",
+    "TRANSFORMER": "transform_input",
+    "OUTPUT_TRANSFORMER": "transform_output",
+}
+
+
+def infer_operation(service_type: str) -> str:
+    """The engine operation a ModelInfer runs for a component of `service_type`.
+
+    The one place that chooses it: once the engine has an operation of its own for
+    the Open Inference Protocol, this returns that operation's name."""
+    op = _INFER_OPERATIONS.get(service_type)
+    if op is None:
+        raise Unsupported(
+            f"a {service_type} component has no Open Inference Protocol form: only MODEL, "
+            "TRANSFORMER and OUTPUT_TRANSFORMER components answer inference requests"
+        )
+    return op
+
+
+class InvalidRequest(BadRequest):
+    """Request bytes that are not the message the RPC takes."""
+
+
+def _identity(data: bytes) -> bytes:
+    return data
+
+
+def _serialize(response: Any) -> bytes:
+    return response if isinstance(response, bytes) else response.SerializeToString()
+
+
+@dataclass(slots=True)
+class _InferRequest:
+    """A parsed ModelInferRequest with the codec of this one call (it remembers the
+    request's id and raw-ness for the answer)."""
+
+    message: Any
+    codec: Codec
+
+    def read(self) -> Any:
+        return self.message
+
+
+class InferenceGrpc:
+    """Handlers for the RPCs of ``inference.GRPCInferenceService``."""
+
+    def __init__(
+        self,
+        invoker: Invoker,
+        metadata: Callable[[], dict[str, Any] | None],
+        accounting: RequestAccounting,
+        model_name: str,
+        model_version: str | None = None,
+        service_type: str = "MODEL",
+    ) -> None:
+        self.invoker = invoker
+        self.metadata = metadata
+        self.accounting = accounting
+        self.model = ServedModel(model_name, model_version or None, invoker.model_state)
+        self.service_type = service_type
+
+    #: Each RPC: its request type and the method answering it.
+    RPCS: ClassVar[dict[str, tuple[Any, str]]] = {
+        "ServerLive": (pb.ServerLiveRequest, "server_live"),
+        "ServerReady": (pb.ServerReadyRequest, "server_ready"),
+        "ModelReady": (pb.ModelReadyRequest, "model_ready"),
+        "ServerMetadata": (pb.ServerMetadataRequest, "server_metadata"),
+        "ModelMetadata": (pb.ModelMetadataRequest, "model_metadata"),
+        "ModelInfer": (pb.ModelInferRequest, "model_infer"),
+        "RepositoryIndex": (pb.RepositoryIndexRequest, "repository_index"),
+        "RepositoryModelLoad": (pb.RepositoryModelLoadRequest, "repository_load"),
+        "RepositoryModelUnload": (pb.RepositoryModelUnloadRequest, "repository_unload"),
+    }
+
+    def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
+        """{full service name: {method: handler}}."""
+        return {
+            SERVICE: {
+                name: grpc.unary_unary_rpc_method_handler(
+                    self._handler(name, message_type, getattr(self, answer)),
+                    request_deserializer=_identity,  # parsed in the handler
+                    response_serializer=_serialize,
+                )
+                for name, (message_type, answer) in self.RPCS.items()
+            }
+        }
+
+    def _handler(
+        self, name: str, message_type: Any, answer: Callable[[Any], Any]
+    ) -> Callable[[bytes, grpc.ServicerContext], Any]:
+        where = f"/{SERVICE}/{name}"
+        counted = name == "ModelInfer"
+
+        def handle(data: bytes, context: grpc.ServicerContext) -> Any:
+            started = time.perf_counter()
+            if counted:
+                self.accounting.started(PROTOCOL_LABEL)
+            code = "OK"
+            failure: BaseException | None = None
+            try:
+                try:
+                    request = message_type.FromString(data)
+                except DecodeError as exc:
+                    raise InvalidRequest(
+                        f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
+                    ) from None
+                return answer(request)
+            except Exception as exc:
+                failure = exc
+                code = describe(exc)[3].name
+            finally:
+                if counted:
+                    self.accounting.finished(
+                        OPERATION_LABEL,
+                        PROTOCOL_LABEL,
+                        code,
+                        time.perf_counter() - started,
+                        where,
+                        context.peer,
+                    )
+            # Outside the try: abort raises, and that must reach grpcio untouched.
+            assert failure is not None
+            log_error(failure, where)
+            _, _, message, status = describe(failure)
+            context.abort(status, message or type(failure).__name__)
+
+        return handle
+
+    # ------------------------------------------------------------------ health
+
+    @property
+    def _loaded(self) -> bool:
+        return self.invoker.ready.is_set()
+
+    def server_live(self, request: Any) -> Any:
+        return pb.ServerLiveResponse(live=True)
+
+    def server_ready(self, request: Any) -> Any:
+        # One model per server: the server is ready when its model is.
+        return pb.ServerReadyResponse(ready=self.model.ready(self._loaded))
+
+    def model_ready(self, request: Any) -> Any:
+        self.model.check(request.name, request.version)
+        return pb.ModelReadyResponse(ready=self.model.ready(self._loaded))
+
+    # ------------------------------------------------------------------ metadata
+
+    def server_metadata(self, request: Any) -> Any:
+        return pb.ServerMetadataResponse(**server_metadata())
+
+    def model_metadata(self, request: Any) -> Any:
+        self.model.check(request.name, request.version)
+        meta = self.metadata()
+        if meta is None:
+            raise ServingError(
+                "the model metadata is not available: init_metadata() or MODEL_METADATA "
+                "is invalid (the server's log says why)"
+            )
+        answer = pb.ModelMetadataResponse()
+        found = self.model.metadata(meta)
+        answer.name = found["name"]
+        answer.versions.extend(found["versions"])
+        answer.platform = found["platform"]
+        for key in ("inputs", "outputs"):
+            for tensor in found[key]:
+                try:
+                    getattr(answer, key).add(**tensor)
+                except (TypeError, ValueError) as exc:
+                    raise ServingError(f"model metadata {key} entry {tensor!r}: {exc}") from None
+        return answer
+
+    # ------------------------------------------------------------------ inference
+
+    def model_infer(self, request: Any) -> Any:
+        self.model.check(request.model_name, request.model_version)
+        self.model.require_ready(self._loaded, self.invoker.not_ready_reason)
+        op = infer_operation(self.service_type)
+        codec = V2ProtoCodec(self.model.name, self.model.version)
+        _, answer = self.invoker.call_blocking(op, _InferRequest(request, codec))
+        return answer
+
+    # ------------------------------------------------------------------ repository
+
+    def repository_index(self, request: Any) -> Any:
+        answer = pb.RepositoryIndexResponse()
+        for entry in self.model.index(self._loaded, request.ready):
+            answer.models.add(**entry)
+        return answer
+
+    def repository_load(self, request: Any) -> Any:
+        self.model.check(request.model_name)
+        self.model.state.load()
+        log.info("model %r loaded through the model repository", self.model.name)
+        return pb.RepositoryModelLoadResponse()
+
+    def repository_unload(self, request: Any) -> Any:
+        self.model.check(request.model_name)
+        self.model.state.unload()
+        log.info("model %r unloaded through the model repository", self.model.name)
+        return pb.RepositoryModelUnloadResponse()
