@@ -72,7 +72,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "--host",
         default=_env("HOST", "istio-ingressgateway.istio-system.svc.cluster.local:80"),
     )
-    p.add_argument("-t", "--transport", choices=["rest", "grpc"], default=_env("TRANSPORT", "rest"))
+    # In seldon-batch-processor -t is declared twice and the later one, --batch-interval,
+    # is the one that takes effect: kept so, for its command lines to mean the same here.
+    p.add_argument("--transport", choices=["rest", "grpc"], default=_env("TRANSPORT", "rest"))
     p.add_argument(
         "-a",
         "--data-type",
@@ -106,7 +108,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("-b", "--benchmark", action="store_true", default=bool(_env("BENCHMARK", "")))
     p.add_argument("-u", "--batch-id", default=_env("ID", str(uuid.uuid1())))
     p.add_argument("-s", "--batch-size", type=int, default=int(_env("SIZE", 1)))
-    p.add_argument("--batch-interval", type=float, default=float(_env("MIN_INTERVAL", 0)))
+    p.add_argument("-t", "--batch-interval", type=float, default=float(_env("MIN_INTERVAL", 0)))
     p.add_argument("--use-ssl", type=_bool, default=_bool(_env("USE_SSL", "false")))
     p.add_argument("--call-credentials-token", default=_env("CALL_CREDENTIALS_TOKEN", ""))
     p.add_argument("--ssl-verify", type=_bool, default=_bool(_env("SSL_VERIFY", "true")))
