@@ -31,6 +31,7 @@ LAYER_OF = {
     "cli": "cli",
     "runtime": "runtime",
     "transport": "transport",
+    "client": "transport",  # knows HTTP and gRPC, uses the codecs; the CLI's tools use it
     "protocol": "protocol",
     "metrics": "metrics",
     # the core: what the user imports, the component contract, and what it needs
