@@ -207,6 +207,10 @@ class Invoker:
         self.settled = asyncio.Event()  # ready, or load() failed: nothing more to wait for
         self.not_ready_reason = "the model is loading: load() has not finished"
 
+    def wants_message(self, op: str) -> bool:
+        """True if `op` hands the request to a user method as a protobuf message."""
+        return self.engine.wants_message(op)
+
     async def offload(self, fn: Callable[[], Any]) -> Any:
         future = self.offloader.submit(fn)
         if self.request_timeout is None:

@@ -21,6 +21,7 @@ from unitserve.calls import Invoker
 from unitserve.errors import StartupError
 from unitserve.proto import POOL, SERVICE_NAMES
 from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import SeldonGrpc
 
 log = logging.getLogger("unitserve")
@@ -48,6 +49,7 @@ class GrpcServer:
         max_message_size: int | None,
         accounting: RequestAccounting,
         threads: int,
+        graph: GraphFront | None = None,
     ) -> None:
         receive = max_message_size or DEFAULT_MAX_RECEIVE
         send = max_message_size or -1
@@ -61,7 +63,7 @@ class GrpcServer:
         self.server = grpc.server(
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
-        for service, methods in SeldonGrpc(invoker, metadata, accounting).services().items():
+        for service, methods in SeldonGrpc(invoker, metadata, accounting, graph).services().items():
             if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64
                 # Registered with the C core: no per-call lookup through Python handlers.
                 self.server.add_registered_method_handlers(service, methods)
