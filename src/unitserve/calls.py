@@ -211,6 +211,10 @@ class Invoker:
         # by the REST and gRPC transports of this worker.
         self.model_state = ModelState()
 
+    def wants_message(self, op: str) -> bool:
+        """True if `op` hands the request to a user method as a protobuf message."""
+        return self.engine.wants_message(op)
+
     async def offload(self, fn: Callable[[], Any]) -> Any:
         future = self.offloader.submit(fn)
         if self.request_timeout is None:

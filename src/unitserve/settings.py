@@ -631,8 +631,13 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         help="The user class: `Module` (file Module.py, class Module) or `pkg.module.Class`. "
         "Default: MODEL_NAME from the environment or .s2i/environment.",
     )
+    add_option_arguments(parser)
+
+
+def add_option_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] = ()) -> None:
+    """Declare the flags of OPTIONS (but those named in `skip`) on `parser`."""
     for opt in OPTIONS:
-        if opt.flag is None:
+        if opt.flag is None or opt.name in skip:
             continue
         where = f" [env {opt.env}]" if opt.env else ""
         default = "unset" if opt.default is None else opt.default

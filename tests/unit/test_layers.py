@@ -1,6 +1,6 @@
 """Imports follow the one-way flow of a request.
 
-The package is layered, top to bottom: ``cli`` → ``runtime`` → ``transport`` →
+The package is layered, top to bottom: ``cli`` → ``graph`` → ``runtime`` → ``transport`` →
 ``protocol`` and ``metrics`` (side by side) → the core (the engine, the user-facing
 API, settings, errors, the protobuf classes). A module may import modules of its own
 layer and of the layers below it, never one above: the engine knows nothing of the
@@ -25,10 +25,11 @@ SRC = ROOT / "src"
 
 # The layer of each top-level name under unitserve/, from the top (highest rank) down.
 # protocol and metrics share a rank but are separate layers: neither may import the other.
-RANKS = {"cli": 4, "runtime": 3, "transport": 2, "protocol": 1, "metrics": 1, "core": 0}
+RANKS = {"cli": 5, "graph": 4, "runtime": 3, "transport": 2, "protocol": 1, "metrics": 1, "core": 0}
 LAYER_OF = {
     "__main__": "cli",  # `python -m unitserve` is the command line
     "cli": "cli",
+    "graph": "graph",  # a SeldonDeployment's graph: runs engines, transports and runtime
     "runtime": "runtime",
     "transport": "transport",
     "client": "transport",  # knows HTTP and gRPC, uses the codecs; the CLI's tools use it

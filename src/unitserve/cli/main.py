@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from unitserve.cli import batch, build, init, manifest, s2i, tester
+from unitserve.cli import batch, build, graph, init, manifest, s2i, tester
 from unitserve.errors import StartupError
 from unitserve.runtime import logs
 from unitserve.settings import SettingsError, add_serve_arguments, resolve
@@ -76,7 +76,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unitserve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(sub)
-    for module in (init, build, manifest, tester, batch):
+    for module in (graph, init, build, manifest, tester, batch):
         module.add_parser(sub)
     return parser
 

@@ -28,6 +28,7 @@ Metric names and labels:
 from __future__ import annotations
 
 import bisect
+import copy
 import os
 import threading
 from collections import defaultdict
@@ -100,6 +101,7 @@ class WorkerMetrics(MetricsRecorder):
         self._kinds: dict[str, str] = {}
         self._lock = threading.Lock()
         self._reward: Any = None
+        self._node_families: tuple[Any, Any] | None = None
         self._requests = Counter(
             "unitserve_requests",
             "Requests answered, by operation, protocol and status code.",
@@ -139,6 +141,51 @@ class WorkerMetrics(MetricsRecorder):
             registry=None,
         )
         info.labels(worker_id).set(1)
+
+    def for_unit(self, unit_id: str, image: str | None) -> WorkerMetrics:
+        """The same worker's recorder for one node of a graph: its user metrics and
+        rewards carry the node's name (``model_name``) and image, as each node's own
+        pod would label them."""
+        clone = copy.copy(self)
+        name, version = split_image(image or f"{UNSET_LABEL}:{UNSET_LABEL}")
+        clone.base = {
+            **self.base,
+            "model_name": unit_id,
+            "model_image": name or UNSET_LABEL,
+            "image_name": name or UNSET_LABEL,
+            "model_version": version or UNSET_LABEL,
+            "image_version": version or UNSET_LABEL,
+        }
+        clone._reward = None
+        return clone
+
+    def node_call(self, node: str, operation: str, code: str, seconds: float) -> None:
+        """One call of a graph's node: ``unitserve_graph_node_duration_seconds`` and, for
+        an error, ``unitserve_graph_node_errors_total``."""
+        families = self._node_families
+        if families is None:
+            with self._lock:
+                if self._node_families is None:
+                    self._node_families = (
+                        Histogram(
+                            "unitserve_graph_node_duration_seconds",
+                            "Time a graph's node took to answer, in seconds.",
+                            ["node", "operation", "worker_id"],
+                            buckets=REQUEST_BUCKETS,
+                            registry=None,
+                        ),
+                        Counter(
+                            "unitserve_graph_node_errors",
+                            "Calls of a graph's node that answered an error, by status.",
+                            ["node", "operation", "code", "worker_id"],
+                            registry=None,
+                        ),
+                    )
+                families = self._node_families
+        duration, errors = families
+        duration.labels(node, operation, self.worker_id).observe(seconds)
+        if code != "200":
+            errors.labels(node, operation, code, self.worker_id).inc()
 
     # ------------------------------------------------------------------ user metrics
 

@@ -82,7 +82,7 @@ class Supervisor:
         log.debug("metrics directory %s", self.metrics_dir)
         sockets: list[socket.socket] = []
         try:
-            self.user = component.load_component(settings.interface_name, settings.parameters)
+            self.user = self._load_user()
             log.info(
                 "serving %s (%s) with %d worker(s)",
                 settings.interface_name,
@@ -225,15 +225,7 @@ class Supervisor:
             code = 1
             try:
                 self._become_worker(slot)
-                code = Worker(
-                    self.settings,
-                    self.user,
-                    self.http_socket,
-                    slot=slot,
-                    notes_fd=self.notes_w,
-                    loaded=self.settings.preload,
-                    metrics_dir=self.metrics_dir,
-                ).run()
+                code = self._new_worker(slot).run()
             except BaseException:
                 logging.getLogger("unitserve").exception("worker %d crashed", slot)
             finally:
@@ -241,6 +233,21 @@ class Supervisor:
         self.children[pid] = _Child(slot, time.monotonic(), replaces=replaces)
         log.info("worker %d started (pid %d)", slot, pid)
         return pid
+
+    def _load_user(self) -> Any:
+        """What every worker serves, built once before forking (a graph: its plan)."""
+        return component.load_component(self.settings.interface_name, self.settings.parameters)
+
+    def _new_worker(self, slot: int) -> Worker:
+        return Worker(
+            self.settings,
+            self.user,
+            self.http_socket,
+            slot=slot,
+            notes_fd=self.notes_w,
+            loaded=self.settings.preload,
+            metrics_dir=self.metrics_dir,
+        )
 
     def _become_worker(self, slot: int) -> None:
         """In the forked child: drop the supervisor's signal set-up and descriptors."""

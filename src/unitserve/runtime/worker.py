@@ -39,6 +39,7 @@ from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
 from unitserve.runtime import pod_info
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import protocol_class
@@ -95,15 +96,14 @@ class Worker:
         self.accounting = RequestAccounting(
             request_metrics, settings.access_log, max_requests, self._recycle
         )
-        engine = Engine(self.user, engine_config(settings), recorder)
-        invoker = Invoker(engine, settings.user_threads, settings.request_timeout)
+        invoker = self._invoker(recorder)
         self._metadata: dict[str, Any] | None = None
         http = self._http_server(invoker)
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
         flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
         grpc_server: GrpcServer | None = None
         try:
-            if not await self._load(invoker, engine):
+            if not await self._load(invoker):
                 http.should_exit = True
                 await http_task
                 return EXIT_LOAD_FAILED
@@ -129,6 +129,15 @@ class Worker:
             flusher.cancel()
             request_metrics.flush()
             invoker.close()
+
+    def _invoker(self, recorder: MetricsRecorder) -> Invoker:
+        """The invoker of this worker's requests (a graph worker has its own)."""
+        self.engine = Engine(self.user, engine_config(self.settings), recorder)
+        return Invoker(self.engine, self.settings.user_threads, self.settings.request_timeout)
+
+    def _graph_front(self) -> GraphFront | None:
+        """What a graph worker answers beyond the operations (None: a plain worker)."""
+        return None
 
     async def _drain(
         self, http: _UvicornServer, http_task: asyncio.Task[None], grpc_server: GrpcServer | None
@@ -166,6 +175,7 @@ class Worker:
             passthrough=settings.payload_passthrough,
             error_handlers=error_handlers_of(self.user),
             accounting=self.accounting,
+            graph=self._graph_front(),
         )
         config = uvicorn.Config(
             app,
@@ -200,12 +210,14 @@ class Worker:
             settings.served_model_name,
             settings.model_version,
             settings.service_type,
+            graph=self._graph_front(),
         )
         await server.start()
         return server
 
-    async def _load(self, invoker: Invoker, engine: Engine) -> bool:
+    async def _load(self, invoker: Invoker) -> bool:
         """Run the user's load() (unless preloaded), then build the metadata."""
+        engine = self.engine
         if not self.loaded:
             try:
                 load = getattr(self.user, "load", None)

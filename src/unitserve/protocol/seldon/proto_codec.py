@@ -156,6 +156,8 @@ def meta_from_dict(meta: dict[str, Any], target: Any) -> None:
             python_to_value(finite_tree(value), target.tags[str(key)])
     for key, value in (meta.get("requestPath") or {}).items():
         target.requestPath[str(key)] = str(value)
+    for key, value in (meta.get("routing") or {}).items():  # set by a graph only
+        target.routing[str(key)] = int(value)
     for metric in meta.get("metrics") or []:
         if not isinstance(metric, dict):
             raise BadRequest("meta.metrics must hold metric objects")

@@ -29,6 +29,7 @@ from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_fast
 from unitserve.protocol.seldon.proto_codec import ProtoCodec
 from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.graph_front import GraphFront
 
 log = logging.getLogger("unitserve")
 
@@ -101,6 +102,7 @@ class GrpcRequest:
     body: bytes
     codec: Codec
     message_type: Any
+    puid: str | None = None  # a graph's request id (seldon-puid), read and set by the graph
 
     def read(self) -> Any:
         if self.message_type is None:
@@ -119,8 +121,10 @@ class SeldonGrpc:
         invoker: Invoker,
         metadata: Callable[[], dict[str, Any] | None],
         accounting: RequestAccounting,
+        graph: GraphFront | None = None,
     ) -> None:
         self.invoker = invoker
+        self.graph = graph
         self.metadata = metadata
         self.accounting = accounting
         self.codec = BytesCodec()
@@ -146,7 +150,7 @@ class SeldonGrpc:
                 response_serializer=_serialize,
             )
         message_type = None
-        if op in _REQUEST_TYPES or self.invoker.engine.wants_message(op):
+        if op in _REQUEST_TYPES or self.invoker.wants_message(op):
             # aggregate, feedback and raw methods work on protobuf objects
             message_type = _REQUEST_TYPES.get(op, pb.SeldonMessage)
         where = f"/{PACKAGE}.{service}/{name}"
@@ -160,6 +164,7 @@ class SeldonGrpc:
         self, op: str, message_type: Any, where: str
     ) -> Callable[[bytes, grpc.ServicerContext], Any]:
         codec = self.codec
+        graph = self.graph is not None
 
         def handle(data: bytes, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -167,7 +172,11 @@ class SeldonGrpc:
             code = "OK"
             try:
                 request = GrpcRequest(data, codec, message_type)
+                if graph:
+                    request.puid = dict(context.invocation_metadata() or ()).get("seldon-puid")
                 _, answer = self.invoker.call_blocking(op, request)
+                if graph and request.puid:
+                    context.send_initial_metadata((("seldon-puid", str(request.puid)),))
                 return answer
             except MalformedMessage as exc:
                 # grpcio's own words for a request it cannot deserialise
@@ -185,6 +194,12 @@ class SeldonGrpc:
         return handle
 
     def _metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if self.graph is not None:  # a graph: the metadata of the node named in the request
+            node = self.graph.node_metadata(request.name)
+            if node is None:
+                context.abort(grpc.StatusCode.NOT_FOUND, f"the graph has no node {request.name!r}")
+                return None
+            return json_format.ParseDict(node, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
         meta = self.metadata()  # the gRPC server starts once the model and metadata are ready
         if meta is None:
             context.abort(grpc.StatusCode.INTERNAL, "Model metadata unavailable")  # raises
@@ -192,6 +207,17 @@ class SeldonGrpc:
         return json_format.ParseDict(meta, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
 
     def _graph_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        if self.graph is not None:
+            meta = self.graph.graph_metadata()
+            as_proto = {
+                "name": meta["name"],
+                "models": meta["models"],
+                "inputs": meta["graphinputs"],
+                "outputs": meta["graphoutputs"],
+            }
+            return json_format.ParseDict(
+                as_proto, pb.SeldonGraphMetadata(), ignore_unknown_fields=True
+            )
         context.abort(
             grpc.StatusCode.UNIMPLEMENTED, "GraphMetadata not available on the Model level."
         )

@@ -22,6 +22,7 @@ from unitserve.calls import Invoker
 from unitserve.errors import StartupError
 from unitserve.proto import INFERENCE_SERVICE_NAME, POOL, SERVICE_NAMES
 from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import SeldonGrpc
 from unitserve.transport.grpc.inference import InferenceGrpc
 
@@ -53,6 +54,7 @@ class GrpcServer:
         model_name: str,
         model_version: str | None = None,
         service_type: str = "MODEL",
+        graph: GraphFront | None = None,
     ) -> None:
         receive = max_message_size or DEFAULT_MAX_RECEIVE
         send = max_message_size or -1
@@ -66,12 +68,13 @@ class GrpcServer:
         self.server = grpc.server(
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
-        services = {
-            **SeldonGrpc(invoker, metadata, accounting).services(),
-            **InferenceGrpc(
-                invoker, metadata, accounting, model_name, model_version, service_type
-            ).services(),
-        }
+        services = SeldonGrpc(invoker, metadata, accounting, graph).services()
+        if graph is None:  # a graph answers the Seldon protocol only
+            services.update(
+                InferenceGrpc(
+                    invoker, metadata, accounting, model_name, model_version, service_type
+                ).services()
+            )
         for service, methods in services.items():
             if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64
                 # Registered with the C core: no per-call lookup through Python handlers.

@@ -29,6 +29,7 @@ from unitserve.message import Codec
 from unitserve.operations import OPERATIONS
 from unitserve.protocol import jsonio
 from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
@@ -60,6 +61,22 @@ class Route:
 ROUTES: dict[str, Route] = {
     path: Route(op.name, methods) for op in OPERATIONS.values() for path, methods in op.rest
 }
+# A graph answers the orchestrator's external API only (the component paths such as
+# /predict belong to its nodes), plus one node's metadata or status by name.
+GRAPH_PATHS = (
+    "/api/v1.0/predictions",
+    "/api/v0.1/predictions",
+    "/api/v1.0/feedback",
+    "/api/v0.1/feedback",
+    "/api/v1.0/metadata",
+    "/live",
+    "/ready",
+)
+GRAPH_ROUTES: dict[str, Route] = {path: ROUTES[path] for path in GRAPH_PATHS}
+NODE_PREFIXES = {
+    "/api/v1.0/metadata/": Route("node_metadata", frozenset({"GET"})),
+    "/api/v1.0/status/": Route("node_status", frozenset({"GET"})),
+}
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3x per request
@@ -71,6 +88,7 @@ class RestRequest:
     content_type: str
     query: bytes
     reader: Callable[[str, bytes, bytes], Any]  # (content type, query string, body) → payload
+    puid: str | None = None  # a graph's request id (Seldon-Puid), read and set by the graph
 
     def read(self) -> Any:
         return self.reader(self.content_type, self.query, self.body)
@@ -137,8 +155,11 @@ class RestApp:
         passthrough: bool = False,
         error_handlers: FlaskErrorHandlers | None = None,
         accounting: RequestAccounting,
+        graph: GraphFront | None = None,
     ) -> None:
         self.invoker = invoker
+        self.graph = graph
+        self.routes = ROUTES if graph is None else GRAPH_ROUTES
         self.codecs = codecs
         self.metadata = metadata
         self.openapi = openapi
@@ -170,7 +191,9 @@ class RestApp:
         headers = dict(scope["headers"])  # lower-case names; last one wins
         origin = headers.get(b"origin")
         path, method = scope["path"], scope["method"]
-        route = ROUTES.get(path)
+        route = self.routes.get(path)
+        if route is None and self.graph is not None:
+            route = _node_route(path)
         if route is None:
             status, extra, body = self._error(404, "MICROSERVICE_NOT_FOUND", f"Not Found: {path}")
         elif method == "OPTIONS":
@@ -264,14 +287,38 @@ class RestApp:
             if meta is None:
                 return self._error(500, BAD_METADATA, "Model metadata unavailable")
             return 200, [(b"content-type", JSON_TYPE)], jsonio.dumps(meta)
+        if self.graph is not None and kind in ("node_metadata", "node_status"):
+            return await self._node(kind, scope["path"].rpartition("/")[2])
         if kind == "health_status":
             request: RestRequest | NoBody = self.probe
         else:
             reader, codec = self.readers[kind]
             ctype = headers.get(b"content-type", b"").decode("latin-1")
             request = RestRequest(body, codec, ctype, scope.get("query_string", b""), reader)
+            if self.graph is not None:
+                puid = headers.get(b"seldon-puid")
+                request.puid = puid.decode("latin-1") if puid else None
         status, answer = await self.invoker.call(kind, request)
+        if self.graph is not None and isinstance(request, RestRequest) and request.puid:
+            return (
+                status,
+                [(b"content-type", JSON_TYPE), (b"seldon-puid", request.puid.encode("latin-1"))],
+                answer,
+            )
         return status, [(b"content-type", JSON_TYPE)], answer
+
+    async def _node(self, kind: str, name: str) -> tuple[int, list, bytes]:
+        assert self.graph is not None
+        await self.invoker.wait_ready()
+        if kind == "node_metadata":
+            meta = self.graph.node_metadata(name)
+            if meta is None:
+                return self._error(404, "MICROSERVICE_NOT_FOUND", f"the graph has no node {name!r}")
+            return 200, [(b"content-type", JSON_TYPE)], jsonio.dumps(meta)
+        if self.graph.node_metadata(name) is None:
+            return self._error(404, "MICROSERVICE_NOT_FOUND", f"the graph has no node {name!r}")
+        status, body = await self.graph.node_status(name)
+        return status, [(b"content-type", JSON_TYPE)], body
 
     def _error(self, status: int, reason: str, info: str) -> tuple[int, list, bytes]:
         return status, [(b"content-type", JSON_TYPE)], jsonio.dumps(status_body(info, reason))
@@ -288,3 +335,11 @@ class RestApp:
         log_error(exc, where)
         status, reason, message, _ = describe(exc)
         return self._error(status, reason, message)
+
+
+def _node_route(path: str) -> Route | None:
+    """A graph's ``/api/v1.0/metadata/<node>`` or ``/api/v1.0/status/<node>``."""
+    for prefix, route in NODE_PREFIXES.items():
+        if path.startswith(prefix) and "/" not in path[len(prefix) :] and len(path) > len(prefix):
+            return route
+    return None

@@ -1,0 +1,329 @@
+"""A graph served with the lifecycle of `unitserve serve`: the same supervisor (ports,
+workers, replacement, drain) and the same worker (event loop, REST and gRPC servers),
+with the graph's walk where one model's engine would be.
+
+Each worker holds its own copy of every local node (``load()`` runs per worker, as for
+one model) and walks a request on one of its graph threads: local nodes are called on
+that thread (each behind its own ``--threads`` gate), ``async def`` methods on the
+worker's loop, and remote nodes through their client.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import inspect
+import logging
+import uuid
+from dataclasses import dataclass, replace
+from typing import Any
+
+from google.protobuf import json_format
+
+from unitserve import metadata
+from unitserve.calls import Invoker, Offloader, Request, user_call_gate
+from unitserve.engine import MetricsRecorder, Outcome
+from unitserve.errors import ServingError, StartupError, is_not_implemented
+from unitserve.graph.nodes import (
+    GRPC_FAMILY,
+    REST_FAMILY,
+    AnyNode,
+    BuiltinNode,
+    GrpcNode,
+    LocalNode,
+    LocalSource,
+    NodeFailed,
+    RestNode,
+    load_user,
+)
+from unitserve.graph.spec import GraphSpec
+from unitserve.graph.walk import Graph
+from unitserve.protocol import jsonio
+from unitserve.runtime.supervisor import Supervisor
+from unitserve.runtime.worker import Worker, call_load, engine_config
+from unitserve.settings import Settings
+from unitserve.transport.graph_front import GraphFront
+from unitserve.transport.grpc.handlers import GrpcRequest
+
+log = logging.getLogger("unitserve")
+
+
+class NotAGraphOperation(ServingError):
+    http_status = 404
+    reason = "MICROSERVICE_NOT_FOUND"
+
+
+class PassedThrough(ServingError):
+    """A node's gRPC error, given to the client with the node's code and details."""
+
+    def __init__(self, failed: NodeFailed) -> None:
+        super().__init__(failed.details)
+        self.grpc_code = failed.code
+        self.http_status = failed.status
+
+
+@dataclass
+class GraphPlan:
+    """Everything known before forking: the graph, each node's class and user object."""
+
+    spec: GraphSpec
+    sources: dict[str, LocalSource | None]
+    users: dict[str, Any]
+    routing_injection: bool = True
+
+    def load(self) -> None:
+        """--preload: every local node's load(), once, before the workers fork."""
+        for user in self.users.values():
+            call_load(user)
+
+
+def build_plan(
+    spec: GraphSpec, sources: dict[str, LocalSource | None], routing_injection: bool
+) -> GraphPlan:
+    users = {}
+    for node in spec.root.walk():
+        source = sources.get(node.name)
+        if source is not None:
+            users[node.name] = load_user(node, source)
+    return GraphPlan(spec, sources, users, routing_injection)
+
+
+def make_nodes(
+    plan: GraphPlan, settings: Settings, recorder: MetricsRecorder
+) -> dict[str, AnyNode]:
+    nodes: dict[str, AnyNode] = {}
+    timeout = settings.request_timeout or None
+    for node in plan.spec.root.walk():
+        user = plan.users.get(node.name)
+        if user is not None:
+            config = replace(engine_config(settings), unit_id=node.name, unit_image=node.image)
+            for_unit = getattr(recorder, "for_unit", None)
+            node_recorder = for_unit(node.name, node.image) if for_unit else recorder
+            nodes[node.name] = LocalNode(node, user, config, node_recorder, settings.user_threads)
+        elif node.endpoint is not None:
+            if node.endpoint.kind == "GRPC":
+                nodes[node.name] = GrpcNode(node, timeout)
+            else:
+                nodes[node.name] = RestNode(node, timeout)
+        else:
+            nodes[node.name] = BuiltinNode(node)
+    return nodes
+
+
+class GraphInvoker(Invoker):
+    """The invoker of a graph's worker: predictions and feedback walk the graph on the
+    graph threads; nothing else is an operation of a graph."""
+
+    def __init__(self, graph: Graph, threads: int, request_timeout: float = 0.0) -> None:
+        self.graph = graph
+        self.loop = asyncio.get_running_loop()
+        local = sum(isinstance(n, LocalNode) for n in graph.nodes.values())
+        # Enough walking threads for each local node to use its own --threads at once.
+        self.offloader = Offloader(self.loop, min(64, threads * max(1, local)), "graph")
+        self.node_offloader = Offloader(self.loop, threads, "user")
+        self.gate = user_call_gate(threads)
+        self.request_timeout = request_timeout or None
+        self.entries = {}
+        self.on_loop = {}
+        self.ready = asyncio.Event()
+        self.settled = asyncio.Event()
+        self.not_ready_reason = "the graph is loading: the nodes' load() has not finished"
+        from unitserve.graph.nodes import Runner
+
+        runner = Runner(self.loop, self._node_offload)
+        for node in graph.nodes.values():
+            if isinstance(node, LocalNode):
+                node.runner = runner
+
+    async def _node_offload(self, fn: Any) -> Any:
+        return await self.node_offloader.submit(fn)
+
+    def wants_message(self, op: str) -> bool:
+        return False
+
+    async def call(self, op: str, request: Request) -> Outcome:
+        if not self.ready.is_set():
+            await self.wait_ready()
+        return await self.offload(functools.partial(self._walk, op, request))
+
+    def call_blocking(self, op: str, request: Request) -> Outcome:
+        if self.request_timeout is not None:
+            future = asyncio.run_coroutine_threadsafe(self.call(op, request), self.loop)
+            return future.result()
+        if not self.ready.is_set():
+            asyncio.run_coroutine_threadsafe(self.wait_ready(), self.loop).result()
+        return self._walk(op, request)
+
+    def _walk(self, op: str, request: Any) -> Outcome:
+        on_grpc = isinstance(request, GrpcRequest)
+        family = GRPC_FAMILY if on_grpc else REST_FAMILY
+        codec = request.codec
+        try:
+            if op == "predict":
+                msg = codec.decode(request.read())
+                puid = request.puid or (msg.meta or {}).get("puid") or str(uuid.uuid4())
+                request.puid = str(puid)
+                return 200, codec.encode(self.graph.predict(msg, family, str(puid)))
+            if op == "send_feedback":
+                feedback = request.read()
+                answer = self.graph.feedback(feedback, family)
+                if answer is not None:
+                    return 200, codec.encode(answer)
+                # No node took the feedback: echo it (gRPC answers an empty message).
+                if on_grpc:
+                    return 200, b""
+                return 200, jsonio.dumps(json_format.MessageToDict(feedback))
+        except NodeFailed as failed:
+            if on_grpc:
+                raise PassedThrough(failed) from None
+            return failed.status, failed.body
+        raise NotAGraphOperation(f"a graph answers predictions and feedback, not {op}")
+
+    def close(self) -> None:
+        super().close()
+        self.node_offloader.close()
+        self.graph.close()
+
+
+class _Front:
+    """The graph's metadata and its nodes' metadata and status, for the transports."""
+
+    def __init__(self, graph: Graph, invoker: GraphInvoker) -> None:
+        self.graph = graph
+        self.invoker = invoker
+
+    def graph_metadata(self) -> dict[str, Any]:
+        return self.graph.metadata()
+
+    def node_metadata(self, name: str) -> dict[str, Any] | None:
+        node = self.graph.nodes.get(name)
+        if node is None:
+            return None
+        return node.metadata or {}
+
+    async def node_status(self, name: str) -> tuple[int, bytes]:
+        node = self.graph.nodes[name]
+        if isinstance(node, RestNode):
+            return await self.invoker.offload(functools.partial(node.get_json, "/health/status"))
+        if isinstance(node, LocalNode):
+            from unitserve.protocol.seldon.json_codec import JsonCodec
+
+            step = functools.partial(lambda n: _run_status(n, JsonCodec()), node)
+            return await self.invoker.offload(step)
+        return 200, jsonio.dumps({"status": "ready", "node": name})
+
+
+def _run_status(node: LocalNode, codec: Any) -> tuple[int, bytes]:
+    from unitserve.calls import run_sync
+
+    steps = node.engine.health_status(None, codec)
+    if "health_status" in node.async_ops and node.runner is not None:
+        return node.runner.on_loop(steps)
+    return run_sync(steps, node.gate)
+
+
+@dataclass
+class GraphWorker(Worker):
+    plan: GraphPlan | None = None
+
+    def _invoker(self, recorder: MetricsRecorder) -> Invoker:
+        assert self.plan is not None
+        nodes = make_nodes(self.plan, self.settings, recorder)
+        metrics = recorder if hasattr(recorder, "node_call") else None
+        self.graph = Graph(
+            self.plan.spec,
+            nodes,
+            routing_injection=self.plan.routing_injection,
+            metrics=metrics,
+        )
+        invoker = GraphInvoker(
+            self.graph, self.settings.user_threads, self.settings.request_timeout
+        )
+        self.front = _Front(self.graph, invoker)
+        return invoker
+
+    def _graph_front(self) -> GraphFront | None:
+        return self.front
+
+    async def _load(self, invoker: Invoker) -> bool:
+        """Every local node's load() (unless preloaded) and metadata; remote nodes'
+        metadata is asked for once."""
+        for name, node in self.graph.nodes.items():
+            if isinstance(node, LocalNode):
+                if not self.loaded:
+                    try:
+                        load = getattr(node.user, "load", None)
+                        if inspect.iscoroutinefunction(load):
+                            with contextlib.suppress(NotImplementedError):
+                                await load()
+                        else:
+                            await invoker.offloader.submit(functools.partial(call_load, node.user))
+                    except Exception as exc:
+                        if not is_not_implemented(exc):
+                            log.exception(
+                                "load() of node %r failed; worker %d will not serve",
+                                name,
+                                self.slot,
+                            )
+                            invoker.mark_failed(
+                                f"load() of node {name!r} failed: this worker cannot serve"
+                            )
+                            return False
+                node.metadata = await self._node_metadata(node, invoker)
+            elif isinstance(node, RestNode):
+                status, body = await invoker.offloader.submit(
+                    functools.partial(node.get_json, "/metadata")
+                )
+                if status == 200:
+                    with contextlib.suppress(ValueError):
+                        node.metadata = jsonio.loads(body)
+        self._metadata = self.graph.metadata()
+        return True
+
+    async def _node_metadata(self, node: LocalNode, invoker: Invoker) -> dict[str, Any] | None:
+        user_metadata = None
+        method = node.engine.methods.init_metadata
+        if method is not None:
+            try:
+                if method.is_async:
+                    user_metadata = await method.fn()
+                else:
+                    user_metadata = await invoker.offloader.submit(method.fn)
+            except Exception as exc:
+                if not is_not_implemented(exc):
+                    log.exception(
+                        "init_metadata() of node %r failed; using the default", node.spec.name
+                    )
+        return metadata.build(user_metadata, None, node.spec.image)
+
+
+@dataclass
+class GraphSupervisor(Supervisor):
+    plan: GraphPlan | None = None
+
+    def _load_user(self) -> Any:
+        return self.plan
+
+    def _new_worker(self, slot: int) -> Worker:
+        return GraphWorker(
+            self.settings,
+            self.plan,
+            self.http_socket,
+            slot=slot,
+            notes_fd=self.notes_w,
+            loaded=self.settings.preload,
+            metrics_dir=self.metrics_dir,
+            plan=self.plan,
+        )
+
+
+def run(settings: Settings, plan: GraphPlan) -> int:
+    try:
+        return GraphSupervisor(settings, plan=plan).run()
+    except OSError as exc:
+        import errno
+
+        if exc.errno == errno.EADDRINUSE:
+            raise StartupError(str(exc)) from None
+        raise

@@ -1,0 +1,168 @@
+"""A SeldonDeployment's graph served in-process, with no socket and no server process.
+
+`GraphHarness` wires a graph as a graph worker does (nodes, walk, invoker, the REST app
+and the gRPC handlers with the graph's front) and drives it as `engine_harness` drives
+one model: REST through httpx's ASGI transport, gRPC by calling the handlers.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import httpx
+from google.protobuf import json_format
+
+from unitserve import metadata
+from unitserve.graph import spec as graph_spec
+from unitserve.graph.nodes import LocalNode, LocalSource
+from unitserve.graph.serving import GraphInvoker, _Front, build_plan, make_nodes
+from unitserve.graph.walk import Graph
+from unitserve.metrics.worker import NoRequestMetrics
+from unitserve.proto import prediction_pb2 as pb
+from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
+from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
+from unitserve.settings import resolve
+from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
+from unitserve.transport.rest.app import RestApp
+
+from .engine_harness import RecordingMetrics, RpcError
+
+GRAPHS = Path(__file__).parents[1] / "fixtures" / "graphs"
+NODES = GRAPHS / "nodes"
+
+
+class _Context:
+    def __init__(self, metadata: tuple[tuple[str, str], ...] = ()) -> None:
+        self.metadata = metadata
+        self.sent: tuple[tuple[str, str], ...] = ()
+
+    def abort(self, code: Any, details: str) -> None:
+        raise RpcError(code, details)
+
+    def peer(self) -> str:
+        return "ipv4:127.0.0.1:1"
+
+    def invocation_metadata(self) -> tuple[tuple[str, str], ...]:
+        return self.metadata
+
+    def send_initial_metadata(self, metadata: tuple[tuple[str, str], ...]) -> None:
+        self.sent = metadata
+
+
+class NodeCalls:
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, str, str]] = []
+
+    def node_call(self, node: str, operation: str, code: str, seconds: float) -> None:
+        self.calls.append((node, operation, code))
+
+
+class GraphHarness:
+    """`document`: a SeldonDeployment (YAML text); `classes`: node name → class in
+    tests/fixtures/graphs/nodes/GraphNodes.py (nodes not listed must be remote or
+    built in)."""
+
+    def __init__(
+        self,
+        document: str,
+        classes: dict[str, str],
+        tmp_path: Path,
+        *,
+        routing_injection: bool = True,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        path = tmp_path / "graph.yaml"
+        path.write_text(document)
+        self.spec = graph_spec.load(path)
+        sources: dict[str, LocalSource | None] = {
+            name: LocalSource(NODES, f"GraphNodes.{cls}") for name, cls in classes.items()
+        }
+        plan = build_plan(self.spec, sources, routing_injection)
+        settings = resolve(argparse.Namespace(), env or {}, "graph")
+        self.recorder = RecordingMetrics()
+        self.node_calls = NodeCalls()
+        nodes = make_nodes(plan, settings, self.recorder)
+        self.graph = Graph(
+            self.spec, nodes, routing_injection=routing_injection, metrics=self.node_calls
+        )
+        for node in nodes.values():
+            if isinstance(node, LocalNode):
+                node.metadata = metadata.build(None, None, node.spec.image)
+        self.loop = asyncio.new_event_loop()
+        self.invoker: GraphInvoker = self.loop.run_until_complete(self._invoker())
+        self.invoker.mark_ready()
+        front = _Front(self.graph, self.invoker)
+        accounting = RequestAccounting(NoRequestMetrics())
+        self.app = RestApp(
+            self.invoker,
+            {
+                "json": JsonCodec(),
+                "passthrough": PassthroughCodec(),
+                "feedback": FeedbackJsonCodec(),
+            },
+            metadata=self.graph.metadata,
+            openapi=b"{}",
+            accounting=accounting,
+            graph=front,
+        )
+        self.grpc_services = SeldonGrpc(
+            self.invoker, self.graph.metadata, accounting, front
+        ).services()
+        self.client = httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
+            base_url="http://127.0.0.1",
+        )
+
+    async def _invoker(self) -> GraphInvoker:
+        return GraphInvoker(self.graph, 1)
+
+    def user(self, node: str) -> Any:
+        impl = self.graph.nodes[node]
+        assert isinstance(impl, LocalNode)
+        return impl.user
+
+    def post(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.post(path, **kwargs))
+
+    def get(self, path: str, **kwargs: Any) -> httpx.Response:
+        return self.loop.run_until_complete(self.client.get(path, **kwargs))
+
+    def predict(self, body: dict[str, Any]) -> httpx.Response:
+        return self.post("/api/v1.0/predictions", json=body)
+
+    def call(
+        self, rpc: str, request: Any, metadata: tuple[tuple[str, str], ...] = ()
+    ) -> tuple[dict[str, Any], _Context]:
+        """A gRPC call (``Service/Method``) with a message or its JSON form: the answer's
+        JSON form and the context (initial metadata sent)."""
+        service, method = rpc.split("/")
+        handler = self.grpc_services[f"{PACKAGE}.{service}"][method]
+        types = {
+            "SendFeedback": pb.Feedback,
+            "ModelMetadata": pb.SeldonModelMetadataRequest,
+        }
+        if isinstance(request, dict):
+            request = json_format.ParseDict(request, types.get(method, pb.SeldonMessage)())
+        context = _Context(metadata)
+        data = request.SerializeToString()
+
+        def run() -> bytes:
+            return handler.response_serializer(handler.unary_unary(data, context))
+
+        raw = self.loop.run_until_complete(self.loop.run_in_executor(None, run))
+        answer_type = {
+            "GraphMetadata": pb.SeldonGraphMetadata,
+            "ModelMetadata": pb.SeldonModelMetadata,
+        }
+        message = answer_type.get(method, pb.SeldonMessage).FromString(raw)
+        return json_format.MessageToDict(message), context
+
+    def close(self) -> None:
+        self.loop.run_until_complete(self.client.aclose())
+        self.invoker.close()
+        self.loop.run_until_complete(self.loop.shutdown_default_executor())
+        self.loop.close()
