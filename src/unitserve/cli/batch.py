@@ -106,7 +106,12 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("-l", "--log-level", choices=list(LOG_LEVELS), default=_env("LOG_LEVEL", "info"))
     p.add_argument("-b", "--benchmark", action="store_true", default=bool(_env("BENCHMARK", "")))
-    p.add_argument("-u", "--batch-id", default=_env("ID", str(uuid.uuid1())))
+    p.add_argument(
+        "-u",
+        "--batch-id",
+        default=_env("ID", None),
+        help="the batch_id tag of every request (default: a new UUID for each run)",
+    )
     p.add_argument("-s", "--batch-size", type=int, default=int(_env("SIZE", 1)))
     p.add_argument("-t", "--batch-interval", type=float, default=float(_env("MIN_INTERVAL", 0)))
     p.add_argument("--use-ssl", type=_bool, default=_bool(_env("USE_SSL", "false")))
@@ -505,6 +510,8 @@ def run(args: argparse.Namespace) -> int:
     )
     # One line per request from the HTTP library would bury the progress and the summary.
     logging.getLogger("httpx").setLevel(max(logging.WARNING, LOG_LEVELS[args.log_level]))
+    if args.batch_id is None:
+        args.batch_id = str(uuid.uuid1())
     problem = _check(args)
     if problem:
         print(f"unitserve batch: error: {problem}", file=sys.stderr)
