@@ -39,10 +39,12 @@ from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
 from unitserve.runtime import pod_info
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.model_state import ModelState
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import protocol_class
 from unitserve.transport.rest.openapi import document as openapi_document
+from unitserve.transport.rest.v2 import V2Rest
 
 if TYPE_CHECKING:
     from unitserve.transport.grpc.server import GrpcServer
@@ -98,6 +100,8 @@ class Worker:
         engine = Engine(self.user, engine_config(settings), recorder)
         invoker = Invoker(engine, settings.user_threads, settings.request_timeout)
         self._metadata: dict[str, Any] | None = None
+        # The Open Inference Protocol's view of the model, shared by REST and gRPC.
+        self.model_state = ModelState(invoker, settings.served_model_name, settings.model_version)
         http = self._http_server(invoker)
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
         flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
@@ -166,6 +170,7 @@ class Worker:
             passthrough=settings.payload_passthrough,
             error_handlers=error_handlers_of(self.user),
             accounting=self.accounting,
+            v2=V2Rest(invoker, self.model_state, lambda: self._metadata),
         )
         config = uvicorn.Config(
             app,
@@ -257,6 +262,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         unit_image=settings.unit_image or EngineConfig.unit_image,
         include_metrics=settings.include_metrics,
         record_rewards=settings.record_rewards,
+        service_type=settings.service_type,
     )
 
 
