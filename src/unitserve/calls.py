@@ -30,7 +30,6 @@ from typing import Any, Protocol
 from unitserve.engine import FELL_THROUGH, Engine, Outcome, Steps
 from unitserve.errors import NotReady, Timeout, is_not_implemented
 from unitserve.message import Codec
-from unitserve.model_state import ModelState
 from unitserve.operations import ENGINE_OPERATIONS
 
 log = logging.getLogger("unitserve")
@@ -207,9 +206,6 @@ class Invoker:
         self.ready = asyncio.Event()
         self.settled = asyncio.Event()  # ready, or load() failed: nothing more to wait for
         self.not_ready_reason = "the model is loading: load() has not finished"
-        # Unloaded or not through the Open Inference Protocol's model repository: shared
-        # by the REST and gRPC transports of this worker.
-        self.model_state = ModelState()
 
     def wants_message(self, op: str) -> bool:
         """True if `op` hands the request to a user method as a protobuf message."""

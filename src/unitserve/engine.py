@@ -17,6 +17,7 @@ payload kind of the answer.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import logging
@@ -28,7 +29,13 @@ from typing import Any
 import numpy as np
 
 from unitserve.component import MethodTable, UserMethod, class_names_of
-from unitserve.errors import BadModelOutput, BadRequest, NotDefined, UnknownPayloadType
+from unitserve.errors import (
+    BadModelOutput,
+    BadRequest,
+    NotDefined,
+    UnknownPayloadType,
+    WrongComponent,
+)
 from unitserve.message import (
     BIN,
     CUSTOM,
@@ -92,6 +99,7 @@ class EngineConfig:
     unit_image: str = "NOT_IMPLEMENTED:NOT_IMPLEMENTED"  # PREDICTIVE_UNIT_IMAGE
     include_metrics: bool = True  # INCLUDE_METRICS_IN_CLIENT_RESPONSE
     record_rewards: bool = True  # SELDON_EXECUTOR_ENABLED
+    service_type: str = "MODEL"  # what the Open Inference Protocol's inference calls
 
     @property
     def routing_key(self) -> str:
@@ -172,6 +180,13 @@ class Engine:
                 SEND_FEEDBACK.label,
             ),
         }
+        # Open Inference Protocol inference: the operation of the service type, decided once.
+        self._infer_op = _INFER_BY_SERVICE.get(self.config.service_type)
+        infer_wire = self._wire.get(self._infer_op.name) if self._infer_op else None
+        # A raw answer's ``status.code`` is a Seldon message's: an inference answer has none.
+        self._infer_wire = (
+            dataclasses.replace(infer_wire, with_status=False) if infer_wire is not None else None
+        )
 
     def wants_message(self, op: str) -> bool:
         """True if operation `op` may hand the request to a raw or deprecated method,
@@ -323,6 +338,39 @@ class Engine:
             )
         )
 
+    def infer(self, request: Any, codec: Codec) -> Steps:
+        """The Open Inference Protocol's inference: the component's main method by its
+        service type, with the same method precedence, meta merge, metrics and errors
+        as the Seldon operation of that method. The answer is built from the user's
+        result as it is (a tuple, a list of arrays of different shapes, a scalar, a
+        str), for the codec to turn into outputs; only the class's own class_names
+        ride along, never the default ``t:0`` ... names."""
+        op = self._infer_op
+        if op is None:
+            raise WrongComponent(
+                f"a {self.config.service_type} has no inference on the Open Inference "
+                "Protocol: it answers the Seldon protocol only (serve the component as a "
+                "MODEL, TRANSFORMER or OUTPUT_TRANSFORMER)"
+            )
+        wire = self._infer_wire
+        if wire is not None:
+            # The raw and deprecated methods get the request in the protocol's own form
+            # (REST: the JSON object), which a codec may have to rebuild from the body.
+            wire_form = getattr(codec, "wire_request", None)
+            on_wire = wire_form(request) if wire_form is not None else request
+            if answered := (yield from self._on_wire(wire, on_wire, codec)):
+                return answered
+        msg = codec.decode(request)
+        method: UserMethod | None = getattr(self.methods, op.name)
+        result: Any = FELL_THROUGH
+        if method is not None:
+            result = yield self._data_call(method, msg)
+        if result is FELL_THROUGH:
+            # As the Seldon operations: predict answers an empty list, a transformer
+            # hands its input on.
+            result = [] if op is PREDICT else msg.features
+        return (yield from self._respond(result, [msg], codec, op.label, as_is=True))
+
     def _on_wire(
         self, wire: _WireMethods, request: Any, codec: Codec
     ) -> Generator[Call, Any, Outcome | None]:
@@ -355,6 +403,7 @@ class Engine:
         label: str,
         merge_request: bool = True,
         static_metrics: bool = True,
+        as_is: bool = False,
     ) -> Steps:
         """Turn a user result into the codec's answer: metrics, tags, payload, names."""
         response = SeldonResponse.create(result)
@@ -379,7 +428,10 @@ class Engine:
             response.tags,
             metrics if self.config.include_metrics else [],
         )
-        reply = yield from self._reply(response.data, msgs[0].kind, meta, codec.proto)
+        if as_is:
+            reply = yield from self._reply_as_is(response.data, meta)
+        else:
+            reply = yield from self._reply(response.data, msgs[0].kind, meta, codec.proto)
         return 200, codec.encode(reply)
 
     def _meta(
@@ -457,6 +509,31 @@ class Engine:
         value = data if kind == NDARRAY and isinstance(data, list) else arr
         return Reply(kind, value, names, meta)
 
+    def _reply_as_is(self, data: Any, meta: dict[str, Any]) -> Generator[Call, Any, Reply]:
+        """The user's result for a codec that names outputs itself (Open Inference
+        Protocol): nothing is refused or converted here. The kind says only which
+        shape it has: a dict, a str, bytes, or anything else (arrays, lists, tuples,
+        numbers) as NDARRAY. Names are the class's own class_names, asked for only
+        when the result may be a table that they label."""
+        if isinstance(data, dict):
+            return Reply(JSON, data, None, meta)
+        if isinstance(data, str):
+            return Reply(STR, data, None, meta)
+        if isinstance(data, bytes | bytearray):
+            return Reply(BIN, bytes(data), None, meta)
+        names: list[Any] | None = None
+        table = (isinstance(data, np.ndarray) and data.ndim >= 2) or (
+            isinstance(data, list) and bool(data) and isinstance(data[0], list)
+        )
+        if table:
+            if self._class_names_method is not None:
+                got = yield Call(self._class_names_method, (), fallthrough=True)
+                if got is not FELL_THROUGH and got is not None:
+                    names = list(got)
+            elif self._class_names_list is not None:
+                names = list(self._class_names_list)
+        return Reply(NDARRAY, data, names, meta)
+
     def _class_names(self, arr: np.ndarray) -> Generator[Call, Any, list[Any]]:
         if self._class_names_method is not None:
             got = yield Call(self._class_names_method, (), fallthrough=True)
@@ -481,6 +558,13 @@ class Engine:
                 answer = codec.without_raw_metrics(answer)
         status = _raw_status(answer) if with_status and not codec.proto else 200
         return status, codec.encode_raw(answer)
+
+
+_INFER_BY_SERVICE = {
+    "MODEL": PREDICT,
+    "TRANSFORMER": TRANSFORM_INPUT,
+    "OUTPUT_TRANSFORMER": TRANSFORM_OUTPUT,
+}
 
 
 def _merge_tags(tags: Any, update: Any, where: str) -> Any:

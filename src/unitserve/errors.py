@@ -120,6 +120,23 @@ class UnknownPayloadType(BadModelOutput):
     reason = BAD_DATA
 
 
+class UnknownModel(ServingError):
+    """A request for a model (or a version) this server does not serve."""
+
+    http_status = 404
+    reason = "MICROSERVICE_NOT_FOUND"
+    grpc_code = grpc.StatusCode.NOT_FOUND
+
+
+class WrongComponent(ServingError):
+    """An operation this kind of component has no answer to (inference on a router or
+    a combiner): the client asked the wrong component, not with a wrong body."""
+
+    http_status = 400
+    reason = BAD_DATA
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class NotReady(ServingError):
     http_status = 503
     reason = "MICROSERVICE_NOT_READY"

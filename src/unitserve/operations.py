@@ -132,6 +132,44 @@ OPENAPI = Operation("openapi", rest=(("/seldon.json", GET),))
 LIVE = Operation("live", rest=(("/live", GET),))
 READY = Operation("ready", rest=(("/ready", GET),))
 
+# ----------------------------------------------------------------------------- V2
+# The Open Inference Protocol. Its REST paths carry the model's name (and version),
+# so they are not exact paths: the REST transport matches them itself under /v2
+# (transport/rest/v2.py), and the names below are what its requests are counted under.
+
+#: Inference: the component's main method by service type (predict, transform_input or
+#: transform_output; see `Engine.infer`). Every method it may call is listed, so that
+#: the invoker runs it on the event loop if any of them is ``async def``. Its user
+#: metrics keep the label of the method that ran (``predict``, ...): no label here.
+INFER = Operation(
+    "infer",
+    method="predict",
+    wire_methods=(
+        "predict_raw",
+        "predict_rest",
+        "predict_grpc",
+        "transform_input",
+        "transform_input_raw",
+        "transform_input_rest",
+        "transform_input_grpc",
+        "transform_output",
+        "transform_output_raw",
+        "transform_output_rest",
+        "transform_output_grpc",
+    ),
+)
+SERVER_LIVE = Operation("server_live")
+SERVER_READY = Operation("server_ready")
+SERVER_METADATA = Operation("server_metadata")
+MODEL_READY = Operation("model_ready")
+MODEL_METADATA = Operation("model_metadata")
+REPOSITORY_INDEX = Operation("repository_index")
+REPOSITORY_MODEL_LOAD = Operation("repository_model_load")
+REPOSITORY_MODEL_UNLOAD = Operation("repository_model_unload")
+
+#: The ``protocol`` label of every Open Inference Protocol request, REST or gRPC.
+V2_PROTOCOL = "v2"
+
 OPERATIONS: dict[str, Operation] = {
     op.name: op
     for op in (
@@ -148,6 +186,15 @@ OPERATIONS: dict[str, Operation] = {
         OPENAPI,
         LIVE,
         READY,
+        INFER,
+        SERVER_LIVE,
+        SERVER_READY,
+        SERVER_METADATA,
+        MODEL_READY,
+        MODEL_METADATA,
+        REPOSITORY_INDEX,
+        REPOSITORY_MODEL_LOAD,
+        REPOSITORY_MODEL_UNLOAD,
     )
 }
 

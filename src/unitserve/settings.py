@@ -187,7 +187,9 @@ OPTIONS: tuple[Option, ...] = (
         None,
         "MODEL",
         "Graph node type of the component. Recorded in logs and used by `unitserve init` "
-        "and `manifest`; every endpoint is served whatever the type, as in Seldon.",
+        "and `manifest`; every endpoint is served whatever the type, as in Seldon. "
+        "Open Inference Protocol inference calls the type's method (MODEL: predict, "
+        "TRANSFORMER: transform_input, OUTPUT_TRANSFORMER: transform_output).",
         choices=SERVICE_TYPES,
     ),
     Option(

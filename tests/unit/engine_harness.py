@@ -43,10 +43,12 @@ from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
 from unitserve.transport.grpc.inference import SERVICE as V2_SERVICE
 from unitserve.transport.grpc.inference import InferenceGrpc
+from unitserve.transport.model_state import ModelState
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import LimitedHttpProtocol, protocol_class
 from unitserve.transport.rest.openapi import document as openapi_document
+from unitserve.transport.rest.v2 import V2Rest
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
 
@@ -75,6 +77,17 @@ class RecordingMetrics(MetricsRecorder):
 
     def record_feedback(self, reward: float) -> None:
         self.rewards.append(reward)
+
+
+class CountingRequestMetrics(NoRequestMetrics):
+    """Keeps the request counts a worker would write, by (operation, protocol, code)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.finished: list[tuple[str, str, str]] = []
+
+    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+        self.finished.append((operation, protocol, code))
 
 
 class RpcError(Exception):
@@ -108,6 +121,8 @@ class Harness:
         max_body_size: int = 100 << 20,
         cors_origins: str = "*",
         threads: int = 1,
+        metadata: dict[str, Any] | None = None,
+        ready: bool = True,
         flags: dict[str, Any] | None = None,
     ) -> None:
         self.user = user
@@ -117,8 +132,14 @@ class Harness:
         self.engine = Engine(user, engine_config(settings), self.recorder)
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
-        self.invoker.mark_ready()
-        accounting = RequestAccounting(NoRequestMetrics())
+        if ready:
+            self.invoker.mark_ready()
+        self.metadata = metadata  # what a worker builds after load() (None: invalid)
+        self.model_state = ModelState(
+            self.invoker, settings.served_model_name, settings.model_version
+        )
+        self.accounting_metrics = CountingRequestMetrics()
+        accounting = RequestAccounting(self.accounting_metrics)
         self.accounting = accounting
         self.app = RestApp(
             self.invoker,
@@ -134,6 +155,7 @@ class Harness:
             passthrough=passthrough,
             error_handlers=error_handlers_of(user),
             accounting=accounting,
+            v2=V2Rest(self.invoker, self.model_state, lambda: self.metadata),
         )
         self.grpc_services = SeldonGrpc(self.invoker, lambda: None, accounting).services()
         # The Open Inference Protocol's service, with the metadata a worker builds after
@@ -142,8 +164,7 @@ class Harness:
             self.invoker,
             self._v2_metadata,
             accounting,
-            settings.served_model_name,
-            settings.model_version,
+            self.model_state,
             settings.service_type,
         ).services()
         self._connections: list[Connection] = []

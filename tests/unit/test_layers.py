@@ -45,7 +45,6 @@ LAYER_OF = {
     "settings": "core",
     "errors": "core",
     "metadata": "core",
-    "model_state": "core",
     "user_metrics": "core",
     "user_model": "core",
     "proto": "core",

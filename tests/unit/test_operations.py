@@ -81,6 +81,8 @@ EXPECTED_LABELS = {
     "aggregate": "aggregate",
     "send_feedback": "feedback",
     "health_status": "health",
+    # Open Inference Protocol inference: the label of the method its service type calls.
+    "infer": "",
 }
 
 

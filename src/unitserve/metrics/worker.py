@@ -40,7 +40,7 @@ from prometheus_client import Counter, Gauge, Histogram, values
 from unitserve.engine import MetricsRecorder
 from unitserve.errors import BadMetric
 from unitserve.metadata import split_image
-from unitserve.operations import SEND_FEEDBACK
+from unitserve.operations import SEND_FEEDBACK, V2_PROTOCOL
 from unitserve.settings import Settings
 from unitserve.user_metrics import COUNTER, GAUGE, TIMER
 
@@ -127,7 +127,8 @@ class WorkerMetrics(MetricsRecorder):
         # couple of dict updates instead of five locked mmap writes.
         self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
         self._latencies: dict[tuple[str, str], list[float]] = {}
-        self._in_flight_now = {"rest": 0, "grpc": 0}
+        # "v2": the Open Inference Protocol, REST and gRPC alike.
+        self._in_flight_now = {"rest": 0, "grpc": 0, V2_PROTOCOL: 0}
         self._tally_lock = threading.Lock()
         self._in_flight_written: dict[str, int] = {}
         for protocol in self._in_flight_now:

@@ -40,10 +40,12 @@ from unitserve.runtime import pod_info
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
+from unitserve.transport.model_state import ModelState
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import protocol_class
 from unitserve.transport.rest.openapi import document as openapi_document
+from unitserve.transport.rest.v2 import V2Rest
 
 if TYPE_CHECKING:
     from unitserve.transport.grpc.server import GrpcServer
@@ -98,6 +100,8 @@ class Worker:
         )
         invoker = self._invoker(recorder)
         self._metadata: dict[str, Any] | None = None
+        # The Open Inference Protocol's view of the model, shared by REST and gRPC.
+        self.model_state = ModelState(invoker, settings.served_model_name, settings.model_version)
         http = self._http_server(invoker)
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
         flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
@@ -161,6 +165,7 @@ class Worker:
 
     def _http_server(self, invoker: Invoker) -> _UvicornServer:
         settings = self.settings
+        graph = self._graph_front()
         app = RestApp(
             invoker,
             {
@@ -175,7 +180,11 @@ class Worker:
             passthrough=settings.payload_passthrough,
             error_handlers=error_handlers_of(self.user),
             accounting=self.accounting,
-            graph=self._graph_front(),
+            graph=graph,
+            # A graph answers the Seldon protocol only.
+            v2=None
+            if graph is not None
+            else V2Rest(invoker, self.model_state, lambda: self._metadata),
         )
         config = uvicorn.Config(
             app,
@@ -196,6 +205,7 @@ class Worker:
         from unitserve.transport.grpc.server import GrpcServer
 
         settings = self.settings
+        graph = self._graph_front()
         size = settings.grpc_max_message_size or pod_info.grpc_max_message_size(
             settings.annotations_path
         )
@@ -207,10 +217,9 @@ class Worker:
             size,
             self.accounting,
             max(1, settings.grpc_threads),
-            settings.served_model_name,
-            settings.model_version,
+            None if graph is not None else self.model_state,
             settings.service_type,
-            graph=self._graph_front(),
+            graph=graph,
         )
         await server.start()
         return server
@@ -272,6 +281,7 @@ def engine_config(settings: Settings) -> EngineConfig:
         unit_image=settings.unit_image or EngineConfig.unit_image,
         include_metrics=settings.include_metrics,
         record_rewards=settings.record_rewards,
+        service_type=settings.service_type,
     )
 
 

@@ -120,6 +120,12 @@ def _requested(value: Any) -> list[RequestedOutput] | None:
     return out
 
 
+def _plain(arr: Any) -> list[Any]:
+    """A decoded input as a flat JSON-ready list (BYTES elements as text when they are)."""
+    items = arr.reshape(-1).tolist()
+    return [x.decode("utf-8", "replace") if isinstance(x, bytes) else x for x in items]
+
+
 class V2JsonCodec:
     """The codec of one REST inference request (see the module doc)."""
 
@@ -134,6 +140,26 @@ class V2JsonCodec:
     def decode(self, request: Any) -> Message:
         self.request = parse_request(request)
         return mapping.to_message(self.request)
+
+    def wire_request(self, request: Any) -> Any:
+        """What a ``*_raw`` (or deprecated ``*_rest``) method receives: the request's JSON
+        object. Inputs sent as binary data are given there as ``data`` (flat lists),
+        their ``binary_data_size`` dropped, so that the method sees one form only."""
+        if not isinstance(request, InferBody):
+            return request
+        header = request.header
+        if not len(request.binary) or not isinstance(header, dict):
+            return header
+        decoded = dict(parse_request(request).inputs)
+        inputs = []
+        for raw in header.get("inputs") or []:
+            params = dict(raw.get("parameters") or {})
+            if "binary_data_size" in params:
+                del params["binary_data_size"]
+                arr = decoded[raw["name"]]
+                raw = {**raw, "parameters": params, "data": _plain(arr)}
+            inputs.append(raw)
+        return {**header, "inputs": inputs}
 
     def decode_list(self, request: Any) -> list[Message]:
         raise Unsupported(

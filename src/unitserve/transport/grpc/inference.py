@@ -23,12 +23,14 @@ from google.protobuf.message import DecodeError
 from unitserve.calls import Invoker
 from unitserve.errors import BadRequest, ServingError, describe, log_error
 from unitserve.message import Codec
+from unitserve.operations import INFER, V2_PROTOCOL
 from unitserve.proto import INFERENCE_SERVICE_NAME
 from unitserve.proto import inference_pb2 as pb
-from unitserve.protocol.v2.mapping import Unsupported
+from unitserve.protocol.v2.model_metadata import model_metadata
 from unitserve.protocol.v2.proto_codec import V2ProtoCodec
-from unitserve.protocol.v2.served import ServedModel, server_metadata
+from unitserve.protocol.v2.served import server_metadata
 from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.model_state import READY, ModelState
 
 log = logging.getLogger("unitserve")
 
@@ -37,28 +39,7 @@ SERVICE = INFERENCE_SERVICE_NAME
 # The request metric labels of ModelInfer. The protocol label stays the transport's
 # ("grpc") for now: the worker's in-flight gauge knows only "rest" and "grpc".
 OPERATION_LABEL = "infer"
-PROTOCOL_LABEL = "grpc"
-
-# The engine operation that answers an inference, by component type.
-_INFER_OPERATIONS = {
-    "MODEL": "predict",
-    "TRANSFORMER": "transform_input",
-    "OUTPUT_TRANSFORMER": "transform_output",
-}
-
-
-def infer_operation(service_type: str) -> str:
-    """The engine operation a ModelInfer runs for a component of `service_type`.
-
-    The one place that chooses it: once the engine has an operation of its own for
-    the Open Inference Protocol, this returns that operation's name."""
-    op = _INFER_OPERATIONS.get(service_type)
-    if op is None:
-        raise Unsupported(
-            f"a {service_type} component has no Open Inference Protocol form: only MODEL, "
-            "TRANSFORMER and OUTPUT_TRANSFORMER components answer inference requests"
-        )
-    return op
+PROTOCOL_LABEL = V2_PROTOCOL  # counted apart from the Seldon protocol's RPCs
 
 
 class InvalidRequest(BadRequest):
@@ -93,14 +74,13 @@ class InferenceGrpc:
         invoker: Invoker,
         metadata: Callable[[], dict[str, Any] | None],
         accounting: RequestAccounting,
-        model_name: str,
-        model_version: str | None = None,
+        model: ModelState,
         service_type: str = "MODEL",
     ) -> None:
         self.invoker = invoker
         self.metadata = metadata
         self.accounting = accounting
-        self.model = ServedModel(model_name, model_version or None, invoker.model_state)
+        self.model = model
         self.service_type = service_type
 
     #: Each RPC: its request type and the method answering it.
@@ -172,20 +152,16 @@ class InferenceGrpc:
 
     # ------------------------------------------------------------------ health
 
-    @property
-    def _loaded(self) -> bool:
-        return self.invoker.ready.is_set()
-
     def server_live(self, request: Any) -> Any:
         return pb.ServerLiveResponse(live=True)
 
     def server_ready(self, request: Any) -> Any:
         # One model per server: the server is ready when its model is.
-        return pb.ServerReadyResponse(ready=self.model.ready(self._loaded))
+        return pb.ServerReadyResponse(ready=self.model.ready)
 
     def model_ready(self, request: Any) -> Any:
         self.model.check(request.name, request.version)
-        return pb.ModelReadyResponse(ready=self.model.ready(self._loaded))
+        return pb.ModelReadyResponse(ready=self.model.ready)
 
     # ------------------------------------------------------------------ metadata
 
@@ -201,9 +177,9 @@ class InferenceGrpc:
                 "is invalid (the server's log says why)"
             )
         answer = pb.ModelMetadataResponse()
-        found = self.model.metadata(meta)
+        found = model_metadata(meta, self.model.name, self.model.version)
         answer.name = found["name"]
-        answer.versions.extend(found["versions"])
+        answer.versions.extend(found.get("versions", []))
         answer.platform = found["platform"]
         for key in ("inputs", "outputs"):
             for tensor in found[key]:
@@ -217,28 +193,26 @@ class InferenceGrpc:
 
     def model_infer(self, request: Any) -> Any:
         self.model.check(request.model_name, request.model_version)
-        self.model.require_ready(self._loaded, self.invoker.not_ready_reason)
-        op = infer_operation(self.service_type)
+        self.model.require_ready()
         codec = V2ProtoCodec(self.model.name, self.model.version)
-        _, answer = self.invoker.call_blocking(op, _InferRequest(request, codec))
+        _, answer = self.invoker.call_blocking(INFER.name, _InferRequest(request, codec))
         return answer
 
     # ------------------------------------------------------------------ repository
 
     def repository_index(self, request: Any) -> Any:
         answer = pb.RepositoryIndexResponse()
-        for entry in self.model.index(self._loaded, request.ready):
+        entry = self.model.index_entry()
+        if not request.ready or entry["state"] == READY:
             answer.models.add(**entry)
         return answer
 
     def repository_load(self, request: Any) -> Any:
-        self.model.check(request.model_name)
-        self.model.state.load()
+        self.model.load(request.model_name)
         log.info("model %r loaded through the model repository", self.model.name)
         return pb.RepositoryModelLoadResponse()
 
     def repository_unload(self, request: Any) -> Any:
-        self.model.check(request.model_name)
-        self.model.state.unload()
+        self.model.unload(request.model_name)
         log.info("model %r unloaded through the model repository", self.model.name)
         return pb.RepositoryModelUnloadResponse()

@@ -25,6 +25,7 @@ from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import SeldonGrpc
 from unitserve.transport.grpc.inference import InferenceGrpc
+from unitserve.transport.model_state import ModelState
 
 log = logging.getLogger("unitserve")
 
@@ -51,8 +52,7 @@ class GrpcServer:
         max_message_size: int | None,
         accounting: RequestAccounting,
         threads: int,
-        model_name: str,
-        model_version: str | None = None,
+        model_state: ModelState | None = None,
         service_type: str = "MODEL",
         graph: GraphFront | None = None,
     ) -> None:
@@ -69,11 +69,9 @@ class GrpcServer:
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
         services = SeldonGrpc(invoker, metadata, accounting, graph).services()
-        if graph is None:  # a graph answers the Seldon protocol only
+        if model_state is not None:  # the Open Inference Protocol (not for a graph)
             services.update(
-                InferenceGrpc(
-                    invoker, metadata, accounting, model_name, model_version, service_type
-                ).services()
+                InferenceGrpc(invoker, metadata, accounting, model_state, service_type).services()
             )
         for service, methods in services.items():
             if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64

@@ -26,13 +26,16 @@ from unitserve.errors import (
     status_body,
 )
 from unitserve.message import Codec
-from unitserve.operations import OPERATIONS
+from unitserve.operations import OPERATIONS, V2_PROTOCOL
 from unitserve.protocol import jsonio
+from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
+from unitserve.transport.rest.v2 import V2Rest, error_body
+from unitserve.transport.rest.v2 import match as match_v2
 
 log = logging.getLogger("unitserve")
 
@@ -156,6 +159,7 @@ class RestApp:
         error_handlers: FlaskErrorHandlers | None = None,
         accounting: RequestAccounting,
         graph: GraphFront | None = None,
+        v2: V2Rest | None = None,
     ) -> None:
         self.invoker = invoker
         self.graph = graph
@@ -168,6 +172,7 @@ class RestApp:
         self.passthrough = passthrough
         self.error_handlers = error_handlers
         self.accounting = accounting
+        self.v2 = v2  # the Open Inference Protocol's routes (None: not served)
         # How each engine operation's body is read, and by which codec: decided once.
         json_codec, feedback_codec = codecs["json"], codecs["feedback"]
         feedback_codec_: Any = feedback_codec  # the feedback codec also parses protobuf JSON
@@ -187,13 +192,19 @@ class RestApp:
         if scope["type"] != "http":
             return
         started = time.perf_counter()
+        path = scope["path"]
+        route = self.routes.get(path)
+        if route is None:
+            # Looked at only once the exact paths have missed: the Seldon routes pay nothing.
+            if self.v2 is not None and path.startswith("/v2"):
+                await self._serve_v2(scope, receive, send, started)
+                return
+            if self.graph is not None:
+                route = _node_route(path)
         self.accounting.started("rest")
         headers = dict(scope["headers"])  # lower-case names; last one wins
         origin = headers.get(b"origin")
-        path, method = scope["path"], scope["method"]
-        route = self.routes.get(path)
-        if route is None and self.graph is not None:
-            route = _node_route(path)
+        method = scope["method"]
         if route is None:
             status, extra, body = self._error(404, "MICROSERVICE_NOT_FOUND", f"Not Found: {path}")
         elif method == "OPTIONS":
@@ -241,6 +252,81 @@ class RestApp:
                 f"{method} {path}",
                 client[0] if client else "-",
             )
+
+    async def _serve_v2(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
+        """A request under /v2 (see transport/rest/v2.py): counted with protocol "v2",
+        errors answered ``{"error": ...}``, binary answers written buffer by buffer."""
+        assert self.v2 is not None
+        self.accounting.started(V2_PROTOCOL)
+        headers = dict(scope["headers"])
+        origin = headers.get(b"origin")
+        path, method = scope["path"], scope["method"]
+        route = match_v2(path)
+        extra: list[tuple[bytes, bytes]]
+        body: bytes | BinaryAnswer
+        if route is None:
+            status, extra, body = self._v2_error(404, f"Not Found: {path}")
+        elif method == "OPTIONS":
+            status, body = 200, b""
+            extra = [
+                (b"allow", route.allow),
+                (b"content-type", HTML_TYPE),
+                *self.cors.preflight(origin, headers.get(b"access-control-request-headers")),
+            ]
+        elif method not in route.methods and not (method == "HEAD" and "GET" in route.methods):
+            status, extra, body = self._v2_error(
+                405, f"Method Not Allowed: {method} {path} (allowed: {route.allow.decode()})"
+            )
+            extra.append((b"allow", route.allow))
+        else:
+            try:
+                payload = await self._read_body(receive, headers)
+                status, extra, body = await self.v2.answer(route, headers, payload)
+            except ClientGone:
+                self.accounting.finished(
+                    route.kind, V2_PROTOCOL, "499", time.perf_counter() - started,
+                    f"{method} {path}", "-",
+                )  # fmt: skip
+                return
+            except Exception as exc:
+                log_error(exc, f"{method} {path}")
+                status, extra, body = self._v2_error(describe(exc)[0], describe(exc)[2])
+        if method != "OPTIONS" or route is None:
+            extra.extend(self.cors.headers(origin))
+        response_headers = [*extra, (b"content-length", str(len(body)).encode())]
+        try:
+            await send(
+                {"type": "http.response.start", "status": status, "headers": response_headers}
+            )
+            if method == "HEAD":
+                await send({"type": "http.response.body", "body": b""})
+                return
+            hold_head = scope.get(HOLD_HEAD)
+            if len(body) and hold_head is not None:
+                hold_head()  # the head leaves with the (first part of the) body, in one write
+            if isinstance(body, BinaryAnswer):
+                # The outputs' buffers are views of the user's arrays: written as they
+                # are, one after the other, never joined into one copy.
+                await send({"type": "http.response.body", "body": body.header, "more_body": True})
+                last = len(body.buffers) - 1
+                for i, buffer in enumerate(body.buffers):
+                    more = i < last
+                    await send({"type": "http.response.body", "body": buffer, "more_body": more})
+            else:
+                await send({"type": "http.response.body", "body": body})
+        finally:
+            client = scope.get("client")
+            self.accounting.finished(
+                route.kind if route is not None else "unknown",
+                V2_PROTOCOL,
+                str(status),
+                time.perf_counter() - started,
+                f"{method} {path}",
+                client[0] if client else "-",
+            )
+
+    def _v2_error(self, status: int, message: str) -> tuple[int, list, bytes]:
+        return status, [(b"content-type", JSON_TYPE)], error_body(message)
 
     async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
         """The request body, refused with 413 as soon as it is known to exceed

@@ -1,0 +1,36 @@
+"""Model metadata in the Open Inference Protocol's shape.
+
+The Seldon metadata (``init_metadata()`` with ``MODEL_METADATA`` on top, see
+`unitserve.metadata`) already describes tensors as ``{name, datatype, shape}`` when
+the user writes them for this protocol; those are served as they are. Seldon message
+descriptions (``{"messagetype": ...}``) have no tensor form and are left out. The name
+is the served model's (the one in the request path), not the metadata's ``name``,
+which defaults to the image name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+def _tensors(items: Any) -> list[dict[str, Any]]:
+    if not isinstance(items, list):
+        return []
+    return [
+        {"name": t["name"], "datatype": t["datatype"], "shape": list(t["shape"])}
+        for t in items
+        if isinstance(t, dict) and {"name", "datatype", "shape"} <= t.keys()
+    ]
+
+
+def model_metadata(seldon: dict[str, Any], name: str, version: str | None) -> dict[str, Any]:
+    """``{"name", "versions"?, "platform", "inputs", "outputs"}`` for the served model."""
+    out: dict[str, Any] = {"name": name}
+    if version is not None:
+        # Only the configured version: it is the one the paths accept (the metadata's
+        # own ``versions`` default to the image tag, which no path would accept).
+        out["versions"] = [version]
+    out["platform"] = str(seldon.get("platform") or "")
+    out["inputs"] = _tensors(seldon.get("inputs"))
+    out["outputs"] = _tensors(seldon.get("outputs"))
+    return out

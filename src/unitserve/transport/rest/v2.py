@@ -1,0 +1,230 @@
+"""The Open Inference Protocol's REST routes, on the same port as the Seldon routes.
+
+Its paths carry the model's name (and optional version), so they are matched here
+rather than in the exact-path table: the app looks a path up in that table first and
+comes here only for a path under ``/v2`` that is not in it, so the Seldon routes pay
+nothing for these. Errors are the protocol's ``{"error": "<sentence>"}``.
+
+    GET  /v2                                          server metadata
+    GET  /v2/health/live | /v2/health/ready           server health
+    GET  /v2/models/M[/versions/V]                    model metadata
+    GET  /v2/models/M[/versions/V]/ready              model readiness
+    POST /v2/models/M[/versions/V]/infer              inference
+    POST /v2/repository/index                         the repository extension
+    POST /v2/repository/models/M/load | /unload
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from unitserve.calls import Invoker
+from unitserve.errors import BadRequest, NotReady, ServingError
+from unitserve.message import Codec
+from unitserve.operations import (
+    INFER,
+    MODEL_METADATA,
+    MODEL_READY,
+    REPOSITORY_INDEX,
+    REPOSITORY_MODEL_LOAD,
+    REPOSITORY_MODEL_UNLOAD,
+    SERVER_LIVE,
+    SERVER_METADATA,
+    SERVER_READY,
+)
+from unitserve.protocol import jsonio
+from unitserve.protocol.v2 import binary
+from unitserve.protocol.v2.binary import BinaryAnswer
+from unitserve.protocol.v2.json_codec import V2JsonCodec
+from unitserve.protocol.v2.model_metadata import model_metadata
+from unitserve.protocol.v2.served import server_metadata
+from unitserve.transport.model_state import ModelState
+
+GET = frozenset({"GET"})
+POST = frozenset({"POST"})
+
+JSON_TYPE = b"application/json"
+BINARY_TYPE = b"application/octet-stream"
+
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, "bytes | BinaryAnswer"]
+
+
+class NoSuchRoute(ServingError):
+    http_status = 404
+    reason = "MICROSERVICE_NOT_FOUND"
+
+
+@dataclass(frozen=True, slots=True)
+class V2Route:
+    kind: str  # an operation name (unitserve.operations), the requests' metric label
+    methods: frozenset[str]
+    model: str | None = None
+    version: str | None = None
+
+    @property
+    def allow(self) -> bytes:
+        names = set(self.methods) | {"OPTIONS"}
+        if "GET" in names:
+            names.add("HEAD")
+        return ", ".join(sorted(names)).encode()
+
+
+_FIXED = {
+    "": V2Route(SERVER_METADATA.name, GET),
+    "health/live": V2Route(SERVER_LIVE.name, GET),
+    "health/ready": V2Route(SERVER_READY.name, GET),
+    "repository/index": V2Route(REPOSITORY_INDEX.name, POST),
+}
+_MODEL_TAILS = {
+    (): (MODEL_METADATA.name, GET),
+    ("ready",): (MODEL_READY.name, GET),
+    ("infer",): (INFER.name, POST),
+}
+_REPOSITORY_ACTIONS = {
+    "load": REPOSITORY_MODEL_LOAD.name,
+    "unload": REPOSITORY_MODEL_UNLOAD.name,
+}
+
+
+def match(path: str) -> V2Route | None:
+    """The route of a path under /v2 (already percent-decoded by the server), or None."""
+    if path == "/v2":
+        return _FIXED[""]
+    if not path.startswith("/v2/"):
+        return None
+    rest = path[4:]
+    fixed = _FIXED.get(rest)
+    if fixed is not None and rest:
+        return fixed
+    parts = rest.split("/")
+    if len(parts) >= 2 and parts[0] == "models" and parts[1]:
+        tail = parts[2:]
+        version = None
+        if len(tail) >= 2 and tail[0] == "versions" and tail[1]:
+            version, tail = tail[1], tail[2:]
+        found = _MODEL_TAILS.get(tuple(tail))
+        if found is None:
+            return None
+        return V2Route(found[0], found[1], parts[1], version)
+    if len(parts) == 4 and parts[:2] == ["repository", "models"] and parts[2]:
+        action = _REPOSITORY_ACTIONS.get(parts[3])
+        if action is not None:
+            return V2Route(action, POST, parts[2])
+    return None
+
+
+@dataclass(slots=True)
+class V2Request:
+    """An inference body and its codec; split (JSON header, binary part) where the user
+    code runs, as the Seldon bodies are parsed."""
+
+    body: bytes
+    codec: Codec
+    header_length: int | None
+
+    def read(self) -> Any:
+        return binary.read_body(self.body, self.header_length)
+
+
+def _json(status: int, value: Any) -> Answer:
+    return status, [(b"content-type", JSON_TYPE)], jsonio.dumps(value)
+
+
+def error_body(message: str) -> bytes:
+    return jsonio.dumps({"error": message})
+
+
+def _optional_object(body: bytes, what: str) -> dict[str, Any]:
+    """A repository request's body: nothing (tritonclient sends none) or a JSON object."""
+    if not body.strip():
+        return {}
+    value = jsonio.loads(body)
+    if not isinstance(value, dict):
+        raise BadRequest(f"the body of {what} must be a JSON object (or empty)")
+    return value
+
+
+class V2Rest:
+    """Answers the routes of one worker (see the module doc)."""
+
+    def __init__(
+        self,
+        invoker: Invoker,
+        model: ModelState,
+        metadata: Callable[[], dict[str, Any] | None],
+    ) -> None:
+        self.invoker = invoker
+        self.model = model
+        self.metadata = metadata
+        self.server_metadata = jsonio.dumps(server_metadata())
+
+    async def answer(self, route: V2Route, headers: dict[bytes, bytes], body: bytes) -> Answer:
+        kind, model = route.kind, self.model
+        if kind == INFER.name:
+            assert route.model is not None
+            model.check(route.model, route.version)
+            model.require_ready()
+            header_length = binary.parse_header_length(headers.get(binary.HEADER_LENGTH.encode()))
+            codec = V2JsonCodec(model.name, model.version)  # one per request: it keeps the id
+            status, answer = await self.invoker.call(kind, V2Request(body, codec, header_length))
+            if isinstance(answer, BinaryAnswer):
+                return (
+                    status,
+                    [
+                        (b"content-type", BINARY_TYPE),
+                        (binary.HEADER_LENGTH.encode(), str(answer.header_length).encode()),
+                    ],
+                    answer,
+                )
+            return status, [(b"content-type", JSON_TYPE)], answer
+        if kind == SERVER_LIVE.name:
+            return _json(200, {"live": True})
+        if kind == SERVER_READY.name:
+            ready = model.ready
+            return _json(200 if ready else 503, {"ready": ready})
+        if kind == SERVER_METADATA.name:
+            return 200, [(b"content-type", JSON_TYPE)], self.server_metadata
+        if kind == MODEL_READY.name:
+            assert route.model is not None
+            model.check(route.model, route.version)
+            ready = model.ready
+            return _json(200 if ready else 503, {"name": model.name, "ready": ready})
+        if kind == MODEL_METADATA.name:
+            assert route.model is not None
+            model.check(route.model, route.version)
+            if not self.invoker.ready.is_set():
+                raise NotReady(f"model {model.name!r} is not ready: {model.reason}")
+            seldon = self.metadata()
+            if seldon is None:
+                # Logged at start-up: init_metadata() / MODEL_METADATA broke the schema.
+                raise ServingError("the model's metadata is invalid (see the server's log)")
+            return _json(200, model_metadata(seldon, model.name, model.version))
+        if kind == REPOSITORY_INDEX.name:
+            request = _optional_object(body, "a repository index request")
+            only_ready = request.get("ready", False)
+            if not isinstance(only_ready, bool):
+                raise BadRequest("ready must be true or false")
+            entries = [] if only_ready and not model.ready else [model.index_entry()]
+            return _json(200, entries)
+        if kind in (REPOSITORY_MODEL_LOAD.name, REPOSITORY_MODEL_UNLOAD.name):
+            assert route.model is not None
+            request = _optional_object(body, "a repository load or unload request")
+            if kind == REPOSITORY_MODEL_LOAD.name:
+                params = request.get("parameters") or {}
+                if not isinstance(params, dict):
+                    raise BadRequest("parameters must be a JSON object")
+                if any(k == "config" or k.startswith("file:") for k in params):
+                    # Triton would load another configuration or files: this server
+                    # serves its one class and cannot.
+                    raise BadRequest(
+                        "loading with a configuration or files is not supported: this "
+                        "server serves the one model it was started with"
+                    )
+                model.load(route.model)
+            else:
+                model.unload(route.model)
+            return 200, [(b"content-type", JSON_TYPE)], b""
+        raise NoSuchRoute(f"Not Found: {kind}")  # every kind is answered above
