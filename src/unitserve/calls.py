@@ -27,6 +27,7 @@ from collections.abc import Awaitable, Callable
 from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
+from unitserve import tracing
 from unitserve.engine import FELL_THROUGH, Engine, Outcome, Steps
 from unitserve.errors import NotReady, Timeout, is_not_implemented
 from unitserve.message import Codec
@@ -206,6 +207,42 @@ class Invoker:
         self.ready = asyncio.Event()
         self.settled = asyncio.Event()  # ready, or load() failed: nothing more to wait for
         self.not_ready_reason = "the model is loading: load() has not finished"
+        if tracing.ACTIVE is not None:
+            self._trace(tracing.ACTIVE)
+
+    def _trace(self, active: tracing.Tracing) -> None:
+        """With tracing on: decoding and encoding run in child spans (the engine traces
+        the user methods), and
+        work handed to the user threads keeps the request's span as its parent. The
+        traced variants are instance attributes, so that with tracing off the methods
+        run as written, without a test per request."""
+        plain_entries, plain_offload = dict(self.entries), self.offload
+
+        def entry(op: str) -> Callable[[Any, Codec], Steps]:
+            run = plain_entries[op]
+            return lambda payload, codec: run(payload, tracing.TracedCodec(codec, active))
+
+        def parse(request: Request) -> Any:
+            with active.span("parse"):
+                return request.read()
+
+        async def offload(fn: Callable[[], Any]) -> Any:
+            return await plain_offload(active.bind(fn))
+
+        async def call(op: str, request: Request) -> Outcome:
+            if not self.ready.is_set():
+                await self.wait_ready()
+            if self.on_loop[op]:
+                return await run_async(self.entries[op](parse(request), request.codec), offload)
+            return await offload(functools.partial(run_sync_, op, request))
+
+        def run_sync_(op: str, request: Request) -> Outcome:
+            return run_sync(self.entries[op](parse(request), request.codec), self.gate)
+
+        self.entries = {op: entry(op) for op in plain_entries}
+        self.offload = offload  # type: ignore[method-assign]
+        self.call = call  # type: ignore[method-assign]
+        self._run_sync = run_sync_  # type: ignore[method-assign]
 
     def wants_message(self, op: str) -> bool:
         """True if `op` hands the request to a user method as a protobuf message."""

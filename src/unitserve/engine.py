@@ -28,6 +28,7 @@ from typing import Any
 
 import numpy as np
 
+from unitserve import tracing
 from unitserve.component import MethodTable, UserMethod, class_names_of
 from unitserve.errors import (
     BadModelOutput,
@@ -134,6 +135,8 @@ class Engine:
 
     def __post_init__(self) -> None:
         self.methods = MethodTable.of(self.user)
+        if tracing.ACTIVE is not None:  # each user call in a span of its own
+            self.methods = tracing.ACTIVE.traced_methods(self.methods)
         self.class_names = class_names_of(self.user)
         self._class_names_list = None if callable(self.class_names) else self.class_names
         self._class_names_method = (

@@ -235,8 +235,11 @@ OPTIONS: tuple[Option, ...] = (
         "--tracing",
         "TRACING",
         0,
-        "Accepted for compatibility; OpenTracing/Jaeger tracing is not supported "
-        "(a warning is logged when set).",
+        "OpenTelemetry tracing (1: on): a span per request, user method, decode and "
+        "encode, sent over OTLP as the OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT, "
+        "OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER; the service name defaults to "
+        "the model's); Seldon's JAEGER_* variables are mapped where they have a meaning. "
+        "Needs pip install 'unitserve[tracing]'. See docs/observability.md.",
         parse=int,
         kind="optional-int",
     ),

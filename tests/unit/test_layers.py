@@ -49,6 +49,7 @@ LAYER_OF = {
     "user_model": "core",
     "proto": "core",
     "version": "core",
+    "tracing": "core",  # spans around what every layer does; OpenTelemetry only when on
 }
 
 # Upward imports that are known and accepted: none. An entry must still occur, so that

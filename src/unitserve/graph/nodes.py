@@ -30,7 +30,7 @@ import numpy as np
 import orjson
 from google.protobuf import json_format
 
-from unitserve import component
+from unitserve import component, tracing
 from unitserve.calls import run_async, run_sync, user_call_gate
 from unitserve.engine import Engine, EngineConfig, MetricsRecorder, Outcome, Steps
 from unitserve.errors import ServingError, StartupError, grpc_code_for_http
@@ -362,9 +362,10 @@ class RestNode:
 
     def _post(self, path: str, body: bytes) -> httpx.Response:
         try:
-            response = self.client.post(
-                path, content=body, headers={"content-type": "application/json"}
-            )
+            headers = {"content-type": "application/json"}
+            if tracing.ACTIVE is not None:  # the node's spans join this request's trace
+                tracing.ACTIVE.inject(headers)
+            response = self.client.post(path, content=body, headers=headers)
         except httpx.HTTPError as exc:
             reason = f"node {self.spec.name!r} at {self.base}: {type(exc).__name__}: {exc}"
             raise NodeFailed(
@@ -442,7 +443,10 @@ class GrpcNode:
         else:
             body = proto_fast.encode(payload)
         try:
-            answer = self.methods[op](body, timeout=self.timeout)
+            metadata = (
+                tuple(tracing.ACTIVE.inject({}).items()) if tracing.ACTIVE is not None else None
+            )
+            answer = self.methods[op](body, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
             details = (exc.details() if callable(getattr(exc, "details", None)) else "") or ""

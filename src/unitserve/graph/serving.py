@@ -21,7 +21,7 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from unitserve import metadata
+from unitserve import metadata, tracing
 from unitserve.calls import Invoker, Offloader, Request, user_call_gate
 from unitserve.engine import MetricsRecorder, Outcome
 from unitserve.errors import ServingError, StartupError, is_not_implemented
@@ -131,12 +131,17 @@ class GraphInvoker(Invoker):
         self.not_ready_reason = "the graph is loading: the nodes' load() has not finished"
         from unitserve.graph.nodes import Runner
 
+        if tracing.ACTIVE is not None:  # the walk and the user calls keep the request's span
+            active, offload = tracing.ACTIVE, self.offload
+            self.offload = lambda fn: offload(active.bind(fn))  # type: ignore[method-assign]
         runner = Runner(self.loop, self._node_offload)
         for node in graph.nodes.values():
             if isinstance(node, LocalNode):
                 node.runner = runner
 
     async def _node_offload(self, fn: Any) -> Any:
+        if tracing.ACTIVE is not None:
+            fn = tracing.ACTIVE.bind(fn)
         return await self.node_offloader.submit(fn)
 
     def wants_message(self, op: str) -> bool:

@@ -15,6 +15,7 @@ unless SELDON_ENABLE_ROUTING_INJECTION is explicitly false (there: only when set
 
 from __future__ import annotations
 
+import functools
 import random
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -23,6 +24,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from unitserve import tracing
 from unitserve.errors import ServingError, describe
 from unitserve.graph.nodes import AnyNode, BuiltinNode, Family, NodeFailed
 from unitserve.graph.spec import GraphSpec, NodeSpec, ratio_a
@@ -157,9 +159,15 @@ class Graph:
         lowest index gives the error, as in the orchestrator."""
         if len(children) == 1 or self.fanout is None:
             return [self._predict(c, m, family, routing) for c in children]
-        futures: list[Future[Reply]] = [
-            self.fanout.submit(self._predict, c, m, family, routing) for c in children[1:]
-        ]
+        submit: Any = self.fanout.submit
+        if tracing.ACTIVE is not None:  # each child's spans under this request's
+            bind = tracing.ACTIVE.bind
+            futures: list[Future[Reply]] = [
+                submit(bind(functools.partial(self._predict, c, m, family, routing)))
+                for c in children[1:]
+            ]
+        else:
+            futures = [submit(self._predict, c, m, family, routing) for c in children[1:]]
         results: list[Any] = []
         try:
             results.append(self._predict(children[0], m, family, routing))
@@ -176,6 +184,12 @@ class Graph:
         return results
 
     def _call(self, node: NodeSpec, op: str, payload: Any, family: Family) -> Reply:
+        if tracing.ACTIVE is not None:
+            with tracing.ACTIVE.node_span(node.name, op, self.nodes[node.name]):
+                return self._call_node(node, op, payload, family)
+        return self._call_node(node, op, payload, family)
+
+    def _call_node(self, node: NodeSpec, op: str, payload: Any, family: Family) -> Reply:
         impl: Any = self.nodes[node.name]
         if self.metrics is None:
             return impl.call(op, payload, family)

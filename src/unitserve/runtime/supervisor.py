@@ -30,7 +30,7 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from unitserve import component
+from unitserve import component, tracing
 from unitserve.errors import StartupError
 from unitserve.metrics import supervisor as merged_metrics
 from unitserve.metrics import worker as worker_metrics
@@ -76,7 +76,9 @@ class Supervisor:
         if settings.persistence:
             log.warning("Persistence: ignored, persistence is deprecated")
         if settings.tracing:
-            log.warning("--tracing / TRACING: tracing is not supported by unitserve; ignored")
+            problem = tracing.check()
+            if problem is not None:
+                raise StartupError(problem)
         self.metrics_dir = tempfile.mkdtemp(prefix="unitserve-metrics-")
         worker_metrics.use_directory(self.metrics_dir)
         log.debug("metrics directory %s", self.metrics_dir)

@@ -29,7 +29,7 @@ import orjson
 import uvicorn
 import uvloop
 
-from unitserve import metadata
+from unitserve import metadata, tracing
 from unitserve.calls import Invoker
 from unitserve.engine import Engine, EngineConfig, MetricsRecorder
 from unitserve.errors import is_not_implemented
@@ -98,6 +98,8 @@ class Worker:
         self.accounting = RequestAccounting(
             request_metrics, settings.access_log, max_requests, self._recycle
         )
+        if settings.tracing:  # here, after the fork: the exporter's thread is this worker's
+            tracing.start(settings.served_model_name)
         invoker = self._invoker(recorder)
         self._metadata: dict[str, Any] | None = None
         # The Open Inference Protocol's view of the model, shared by REST and gRPC.
@@ -133,6 +135,7 @@ class Worker:
             flusher.cancel()
             request_metrics.flush()
             invoker.close()
+            tracing.stop()
 
     def _invoker(self, recorder: MetricsRecorder) -> Invoker:
         """The invoker of this worker's requests (a graph worker has its own)."""
@@ -186,8 +189,9 @@ class Worker:
             if graph is not None
             else V2Rest(invoker, self.model_state, lambda: self._metadata),
         )
+        served: Any = app if tracing.ACTIVE is None else tracing.ACTIVE.asgi(app)
         config = uvicorn.Config(
-            app,
+            served,
             lifespan="off",
             http=protocol_class(settings.http_timeout),
             log_config=None,

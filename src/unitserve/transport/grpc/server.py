@@ -18,6 +18,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
+from unitserve import tracing
 from unitserve.calls import Invoker
 from unitserve.errors import StartupError
 from unitserve.proto import INFERENCE_SERVICE_NAME, POOL, SERVICE_NAMES
@@ -73,6 +74,14 @@ class GrpcServer:
             services.update(
                 InferenceGrpc(invoker, metadata, accounting, model_state, service_type).services()
             )
+        if tracing.ACTIVE is not None:  # one server span per RPC; nothing added when off
+            services = {
+                service: {
+                    name: tracing.ACTIVE.grpc_handler(f"/{service}/{name}", handler)
+                    for name, handler in methods.items()
+                }
+                for service, methods in services.items()
+            }
         for service, methods in services.items():
             if hasattr(self.server, "add_registered_method_handlers"):  # grpcio >= 1.64
                 # Registered with the C core: no per-call lookup through Python handlers.

@@ -1,0 +1,171 @@
+"""OpenTelemetry tracing end to end: a real server with --tracing exports over OTLP to
+a collector this test runs on 127.0.0.1 (tests/otlp_collector.py), which decodes the
+protobuf it receives. Nothing of the SDK is mocked."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+from collections.abc import Iterator
+from typing import Any
+
+import grpc
+import pytest
+
+pytest.importorskip("opentelemetry.sdk", reason="the tracing extra is not installed")
+pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto is not installed")
+
+from tests.conftest import wait_until
+from tests.otlp_collector import SERVER_KIND, STATUS_ERROR, Collector
+from unitserve.proto import prediction_pb2 as pb
+
+TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
+PARENT_ID = "00f067aa0ba902b7"
+TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+BODY = {"data": {"ndarray": [[1.0, 2.0]]}, "meta": {"puid": "puid-123"}}
+
+
+@pytest.fixture
+def collector() -> Iterator[Collector]:
+    c = Collector()
+    yield c
+    c.close()
+
+
+def tracing_env(endpoint: str, **extra: str) -> dict[str, str]:
+    return {
+        "TRACING": "1",
+        "OTEL_EXPORTER_OTLP_ENDPOINT": endpoint,
+        "OTEL_BSP_SCHEDULE_DELAY": "50",  # milliseconds: spans arrive while the test waits
+        **extra,
+    }
+
+
+def spans_of(collector: Collector, trace_id: str, count: int) -> list[Any]:
+    return wait_until(lambda: len(s := collector.trace(trace_id)) >= count and s, timeout=20)
+
+
+def by_name(spans: list[Any]) -> dict[str, Any]:
+    return {s.name: s for s in spans}
+
+
+def test_rest_request_is_one_server_span_with_children(fresh_server: Any, collector: Collector):
+    server = fresh_server("Identity", env=tracing_env(collector.endpoint))
+    answer = server.post(
+        "/api/v1.0/predictions",
+        json=BODY,
+        headers={"traceparent": TRACEPARENT, "tracestate": "vendor=value"},
+    )
+    assert answer.status_code == 200
+    spans = by_name(spans_of(collector, TRACE_ID, 5))
+    root = spans["POST /api/v1.0/predictions"]
+    assert root.kind == SERVER_KIND
+    assert root.parent_id == PARENT_ID  # the caller's span, from traceparent
+    assert root.attributes["http.request.method"] == "POST"
+    assert root.attributes["http.route"] == "/api/v1.0/predictions"
+    assert root.attributes["http.response.status_code"] == 200
+    assert root.attributes["unitserve.model.name"] == "Identity"
+    assert root.attributes["seldon.puid"] == "puid-123"
+    assert root.resource["service.name"] == "Identity"  # OTEL_SERVICE_NAME unset
+    for child in ("parse", "decode", "predict", "encode"):
+        assert spans[child].parent_id == root.span_id, child
+    assert root.status != STATUS_ERROR
+    assert collector.paths[0] == "/v1/traces"
+
+
+def test_a_500_marks_the_server_span_failed(fresh_server: Any, collector: Collector):
+    server = fresh_server("Failing", env=tracing_env(collector.endpoint))
+    answer = server.post("/api/v1.0/predictions", json=BODY, headers={"traceparent": TRACEPARENT})
+    assert answer.status_code == 500
+    spans = by_name(spans_of(collector, TRACE_ID, 3))
+    root = spans["POST /api/v1.0/predictions"]
+    assert root.status == STATUS_ERROR
+    assert root.attributes["http.response.status_code"] == 500
+    assert root.attributes["error.type"] == "500"
+    predict = spans["predict"]
+    assert predict.status == STATUS_ERROR
+    assert "exception" in predict.events
+    assert predict.parent_id == root.span_id
+
+
+def test_open_inference_and_grpc_requests_are_traced(fresh_server: Any, collector: Collector):
+    server = fresh_server("Identity", env=tracing_env(collector.endpoint))
+    infer = {"inputs": [{"name": "x", "shape": [1, 2], "datatype": "FP64", "data": [1, 2]}]}
+    answer = server.post(
+        "/v2/models/Identity/infer", json=infer, headers={"traceparent": TRACEPARENT}
+    )
+    assert answer.status_code == 200, answer.text
+    grpc_trace = "0af7651916cd43dd8448eb211c80319c"
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        predict = channel.unary_unary(
+            "/seldon.protos.Model/Predict",
+            request_serializer=pb.SeldonMessage.SerializeToString,
+            response_deserializer=pb.SeldonMessage.FromString,
+        )
+        message = pb.SeldonMessage()
+        message.data.ndarray.values.add().list_value.values.add().number_value = 1.0
+        predict(message, metadata=(("traceparent", f"00-{grpc_trace}-{PARENT_ID}-01"),))
+    rest = by_name(spans_of(collector, TRACE_ID, 2))
+    assert rest["POST /v2/models/{model}/infer"].kind == SERVER_KIND
+    assert rest["predict"].parent_id == rest["POST /v2/models/{model}/infer"].span_id
+    rpc = by_name(spans_of(collector, grpc_trace, 2))
+    root = rpc["seldon.protos.Model/Predict"]
+    assert root.kind == SERVER_KIND and root.parent_id == PARENT_ID
+    assert root.attributes["rpc.system"] == "grpc"
+    assert root.attributes["rpc.service"] == "seldon.protos.Model"
+    assert root.attributes["rpc.method"] == "Predict"
+    assert root.attributes["rpc.grpc.status_code"] == 0
+    assert rpc["predict"].parent_id == root.span_id
+
+
+@pytest.mark.parametrize(
+    "traceparent",
+    [
+        "00-not-a-trace-01",
+        f"00-{'0' * 32}-{PARENT_ID}-01",  # the all-zero trace id is invalid
+        f"00-{TRACE_ID}-{PARENT_ID}-01" + "x" * 4000,  # oversized (within the server's head limit)
+        "ff-" + "a" * 60,
+    ],
+)
+def test_a_bad_traceparent_starts_a_new_trace(
+    fresh_server: Any, collector: Collector, traceparent: str
+):
+    server = fresh_server("Identity", env=tracing_env(collector.endpoint))
+    answer = server.post(
+        "/api/v1.0/predictions",
+        json=BODY,
+        headers={"traceparent": traceparent, "tracestate": "k=" + "v" * 4000},
+    )
+    assert answer.status_code == 200
+    root = wait_until(lambda: collector.named("POST /api/v1.0/predictions"), timeout=20)[0]
+    assert root.parent_id == ""  # a new trace: no parent
+    assert root.trace_id not in (TRACE_ID, "0" * 32)
+
+
+def test_otlp_over_grpc(fresh_server: Any, collector: Collector):
+    endpoint = collector.start_grpc()
+    env = tracing_env(endpoint, OTEL_EXPORTER_OTLP_PROTOCOL="grpc", OTEL_SERVICE_NAME="svc")
+    server = fresh_server("Identity", env=env)
+    assert server.post("/api/v1.0/predictions", json=BODY).status_code == 200
+    root = wait_until(lambda: collector.named("POST /api/v1.0/predictions"), timeout=20)[0]
+    assert root.resource["service.name"] == "svc"
+
+
+def test_an_unreachable_collector_costs_requests_nothing(fresh_server: Any):
+    # A collector that accepts connections and never answers: the worst case, where
+    # each export waits for its whole timeout. Requests must not wait with it.
+    with socket.socket() as blackhole:
+        blackhole.bind(("127.0.0.1", 0))
+        blackhole.listen(1)
+        endpoint = f"http://127.0.0.1:{blackhole.getsockname()[1]}"
+        env = tracing_env(endpoint, OTEL_BSP_MAX_QUEUE_SIZE="8", OTEL_BSP_MAX_EXPORT_BATCH_SIZE="8")
+        server = fresh_server("Identity", env=env)
+        for _ in range(60):
+            answer = server.post("/api/v1.0/predictions", json=BODY)
+            assert answer.status_code == 200
+        assert server.proc is not None
+        os.kill(server.proc.pid, signal.SIGTERM)
+        server.proc.wait(timeout=60)
+        log = server.log()
+        assert "spans were dropped (the export queue was full" in log, log[-3000:]
