@@ -23,7 +23,9 @@ GRAPHS = FIXTURES / "graphs"
 
 
 class GraphServer:
-    def __init__(self, yaml: Path, *flags: str, cwd: Path = GRAPHS) -> None:
+    def __init__(
+        self, yaml: Path, *flags: str, cwd: Path = GRAPHS, env: dict[str, str] | None = None
+    ) -> None:
         self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
         self.log = tempfile.NamedTemporaryFile(prefix="unitserve-graph-", suffix=".log")  # noqa: SIM115
         self.proc = subprocess.Popen(
@@ -44,7 +46,7 @@ class GraphServer:
                 *flags,
             ],
             cwd=cwd,
-            env=clean_env(),
+            env=clean_env(env),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,

@@ -8,6 +8,7 @@ import os
 import signal
 import socket
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -16,13 +17,15 @@ import pytest
 pytest.importorskip("opentelemetry.sdk", reason="the tracing extra is not installed")
 pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto is not installed")
 
-from tests.conftest import wait_until
-from tests.otlp_collector import SERVER_KIND, STATUS_ERROR, Collector
+from tests.conftest import FIXTURES, wait_until
+from tests.e2e.test_graph_cli import GraphServer
+from tests.otlp_collector import CLIENT_KIND, SERVER_KIND, STATUS_ERROR, Collector
 from unitserve.proto import prediction_pb2 as pb
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
+GRAPHS = FIXTURES / "graphs"
 BODY = {"data": {"ndarray": [[1.0, 2.0]]}, "meta": {"puid": "puid-123"}}
 
 
@@ -169,3 +172,42 @@ def test_an_unreachable_collector_costs_requests_nothing(fresh_server: Any):
         server.proc.wait(timeout=60)
         log = server.log()
         assert "spans were dropped (the export queue was full" in log, log[-3000:]
+
+
+def test_a_graph_traces_each_node_and_the_remote_node_joins_the_trace(
+    fresh_server: Any, collector: Collector, tmp_path: Path
+):
+    env = tracing_env(collector.endpoint)
+    model = fresh_server("Node", cwd=GRAPHS / "chain" / "model", env=env)
+    yaml = tmp_path / "remote.yaml"
+    yaml.write_text((GRAPHS / "remote.yaml").read_text().replace("PORT", str(model.http_port)))
+    graph = GraphServer(yaml, "--node", f"input={GRAPHS / 'chain' / 'input'}", env=env)
+    try:
+        wait_until(graph.ready, timeout=60)
+        answer = graph.client.post(
+            "/api/v1.0/predictions",
+            json={"data": {"ndarray": [[1, 2]]}},
+            headers={"traceparent": TRACEPARENT},
+        )
+        assert answer.status_code == 200, answer.text
+        # graph server span, node input (local), node model (client), and in the model's
+        # process: its server span and its predict
+        spans = spans_of(collector, TRACE_ID, 6)
+        named = by_name(spans)
+        front = [s for s in spans if s.name == "POST /api/v1.0/predictions"]
+        graph_root = next(s for s in front if s.parent_id == PARENT_ID)
+        local = named["node input transform_input"]
+        remote = named["node model predict"]
+        assert local.parent_id == graph_root.span_id and remote.parent_id == graph_root.span_id
+        assert remote.kind == CLIENT_KIND
+        assert named["transform_input"].parent_id == local.span_id
+        node_server = wait_until(
+            lambda: [s for s in collector.trace(TRACE_ID) if s.parent_id == remote.span_id]
+        )[0]
+        assert node_server.name == "POST /predict" and node_server.kind == SERVER_KIND
+        node_predict = wait_until(
+            lambda: [s for s in collector.named("predict") if s.parent_id == node_server.span_id]
+        )
+        assert node_predict[0].trace_id == TRACE_ID
+    finally:
+        graph.stop()
