@@ -161,6 +161,13 @@ def stop() -> None:
         tracing.shutdown()
 
 
+def current_trace_id() -> str | None:
+    """The trace id of the request being answered (32 hex digits), for its log lines
+    (an access line is written while the request's server span is current); None when
+    tracing is off or no span is."""
+    return None if ACTIVE is None else ACTIVE.trace_id()
+
+
 class Tracing:
     """The tracer provider of one worker and the helpers the layers use."""
 
@@ -248,6 +255,10 @@ class Tracing:
             f"node {node} {op}", self.CLIENT if remote else self.INTERNAL, attributes
         ) as span:
             yield span
+
+    def trace_id(self) -> str | None:
+        found = self._trace.get_current_span().get_span_context()
+        return format(found.trace_id, "032x") if found.is_valid else None
 
     def set_puid(self, puid: Any) -> None:
         """The Seldon request id on the request's server span (read from its meta)."""

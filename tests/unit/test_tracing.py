@@ -100,3 +100,22 @@ def test_http_route_templates_keep_names_out_of_span_names():
         "/v2/repository/models/{model}/load"
     )
     assert tracing.http_route("/v2/health/ready") == "/v2/health/ready"
+
+
+def test_the_current_trace_id_is_there_for_log_lines(monkeypatch):
+    # Spans go nowhere: nothing listens on port 9 of loopback, and none is ever ended.
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:9")
+    assert tracing.current_trace_id() is None
+    active = tracing.start("M")
+    try:
+        assert tracing.current_trace_id() is None  # no request being answered
+        span = active.tracer.start_span("request")
+        token = active._context.attach(active._trace.set_span_in_context(span))
+        try:
+            found = tracing.current_trace_id()
+            assert found == format(span.get_span_context().trace_id, "032x")
+        finally:
+            active._context.detach(token)
+    finally:
+        tracing.stop()
+    assert tracing.current_trace_id() is None
