@@ -401,7 +401,7 @@ def _expectations(window: float) -> dict[tuple[str, str], Callable[[list[dict[st
                 ("predict", "grpc"): N_GRPC,
                 ("unknown", "rest"): N_404,
                 ("send_feedback", "rest"): len(REWARDS),
-                ("infer", "grpc"): N_INFER,
+                ("infer", "v2"): N_INFER,
             },
             "operation",
             "protocol",
@@ -419,13 +419,13 @@ def _expectations(window: float) -> dict[tuple[str, str], Callable[[list[dict[st
             },
             "code",
         ),
-        ("Requests in flight", "A"): lambda r: _by(r, "protocol") == {("rest",): 0, ("grpc",): 0},
+        ("Requests in flight", "A"): lambda r: set(_by(r, "protocol").values()) == {0},
         (p, "A"): quantiles,
         (p, "B"): quantiles,
         (p, "C"): quantiles,
         ("Mean latency by operation", "A"): quantiles,
         ("Open Inference Protocol: inferences per second by protocol and code", "A"): rates(
-            {("grpc", "OK"): N_INFER}, "protocol", "code"
+            {("v2", "OK"): N_INFER}, "protocol", "code"
         ),
         # No graph runner yet: the panel is there, with no data until it records.
         ("Graph: per-node latency p50 / p99", "A"): empty,
