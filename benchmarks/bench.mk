@@ -12,7 +12,10 @@
 # or pass flags through BENCH_ARGS="--servers unitserve,raw-codec --duration 3".
 
 BENCH_DIR   := benchmarks
-BENCH_VENVS := $(BENCH_DIR)/.venvs
+# The reference servers' venvs live outside the clone (shared with tests/client_venvs.py, which
+# builds mlserver and kserve there too), so a fresh clone or worktree does not rebuild them.
+BENCH_VENVS ?= $(HOME)/.cache/unitserve/venvs
+export BENCH_VENVS
 BENCH_PY    := $(abspath $(BIN)/python)
 BENCH_ARGS  ?=
 BENCH_RUN    = cd $(BENCH_DIR) && UNITBENCH_INVOKED_BY="make $@" $(BENCH_PY) -m unitbench run
@@ -25,7 +28,11 @@ $(BENCH_VENVS)/seldon/.installed: $(BENCH_DIR)/setup_venvs.sh
 $(BENCH_VENVS)/mlserver/.installed: $(BENCH_DIR)/setup_venvs.sh
 	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh mlserver
 
-bench-venvs: $(BENCH_VENVS)/seldon/.installed $(BENCH_VENVS)/mlserver/.installed
+$(BENCH_VENVS)/kserve/.installed: $(BENCH_DIR)/setup_venvs.sh
+	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh kserve
+
+bench-venvs: $(BENCH_VENVS)/seldon/.installed $(BENCH_VENVS)/mlserver/.installed \
+	$(BENCH_VENVS)/kserve/.installed
 
 ## bench: the full side-by-side matrix; writes benchmarks/results/REPORT.md
 bench: $(VENV)/.installed bench-venvs

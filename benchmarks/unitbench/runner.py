@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unitbench import checks, load, procs
-from unitbench.payloads import Body, body
+from unitbench.payloads import Body, body, is_large
 from unitbench.procs import MIB, ServerProcess
 from unitbench.servers import Ports, ServerSpec
 
@@ -121,7 +121,7 @@ class Session:
     def __init__(self, spec: ServerSpec, req: Body, opts: Options, ports: Ports, emit: Emit):
         self.spec, self.req, self.opts, self.ports, self.emit = spec, req, opts, ports, emit
         self.port = ports.grpc if req.proto == "grpc" else ports.http
-        large = req.payload == "large"
+        large = is_large(req.payload)
         self.concs = opts.large_concs if large else opts.concs
         self.duration = opts.large_duration if large else opts.duration
         self.ident = {
