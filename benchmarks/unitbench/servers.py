@@ -5,13 +5,14 @@ Placeholders in `argv` and `env`: {http} {grpc} {metrics} (ports), {bench} (benc
 i.e. the project's .venv, whose uvicorn/uvloop/httptools/orjson/numpy/grpcio the ceilings use).
 """
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitbench.paths import BENCH_DIR, MODELS_DIR, PROJECT_DIR, SCRATCH_DIR, VENVS_DIR
-from unitbench.payloads import SELDON_PAYLOADS, V2_ONLY
+from unitbench.payloads import SELDON_PAYLOADS, V2_ONLY, Body, body
 
 ALL = SELDON_PAYLOADS  # the Seldon-protocol rows; the V2 rows are asked for by name
 REST, GRPC = ("rest",), ("grpc",)
@@ -41,6 +42,14 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     requires: str = ""  # a file that must exist for the server to be runnable
     venv_python: str = ""  # interpreter whose package versions the report lists
+    rest_path: str = ""  # another URL path for the same bodies (a graph's external API)
+    grpc_path: str = ""  # another /package.Service/Method for the same bodies
+
+    def request(self, payload: str, proto: str) -> Body | None:
+        """The body this server gets for a payload, at the path it serves it on."""
+        req = body(payload, proto, self.family)
+        path = self.grpc_path if proto == "grpc" else self.rest_path
+        return dataclasses.replace(req, path=path) if req and path else req
 
     def fill(self, text: str, ports: Ports) -> str:
         return text.format(
@@ -130,6 +139,29 @@ SERVERS: dict[str, ServerSpec] = {
             cwd=SELDON_MODEL,
             requires=UNITSERVE_BIN,
             venv_python=str(Path(UNITSERVE_BIN).parent / "python"),
+        ),
+        ServerSpec(
+            "unitserve-graph",
+            "unitserve",
+            "unitserve graph: a three-node identity chain (transformer -> model -> output"
+            " transformer) in one process, through the orchestrator's external API (defaults)",
+            (
+                UNITSERVE_BIN,
+                "graph",
+                str(MODELS_DIR / "graph" / "chain.yaml"),
+                "--http-port",
+                "{http}",
+                "--grpc-port",
+                "{grpc}",
+                "--metrics-port",
+                "{metrics}",
+            ),
+            payloads=("small",),
+            cwd=MODELS_DIR / "graph",
+            requires=UNITSERVE_BIN,
+            venv_python=str(Path(UNITSERVE_BIN).parent / "python"),
+            rest_path="/api/v1.0/predictions",
+            grpc_path="/seldon.protos.Seldon/Predict",
         ),
         ServerSpec(
             "seldon",
@@ -288,6 +320,8 @@ SERVERS: dict[str, ServerSpec] = {
 GROUPS: dict[str, tuple[str, ...]] = {
     "all": tuple(SERVERS),
     "references": ("seldon", "mlserver", "mlserver-pw0", "kserve"),
+    # a local graph against one node served alone
+    "graph": ("unitserve", "unitserve-graph"),
     # the Open Inference Protocol rows: unitserve vs MLServer (both settings) and KServe
     "v2": ("unitserve-v2", "mlserver", "mlserver-pw0", "kserve"),
     "ceilings": tuple(n for n, s in SERVERS.items() if s.role == "ceiling"),
