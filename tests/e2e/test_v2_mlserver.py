@@ -330,3 +330,26 @@ def test_grpc_nan(mlserver: MLServer, serve: Any) -> None:
     with pytest.raises(grpc.RpcError) as failed:
         model_infer(mlserver.grpc_target, request)
     assert failed.value.code() == grpc.StatusCode.INTERNAL
+
+
+def test_json_without_a_content_type(both: tuple[str, str]) -> None:
+    body = (DATA / "inference-request.json").read_bytes()
+    theirs, ours = (httpx.post(f"{url}/v2/models/{MODEL}/infer", content=body) for url in both)
+    # tritonclient.http sends JSON with no Content-Type: both read it as JSON.
+    request = json.loads(body)
+    assert theirs.status_code == ours.status_code == 200
+    assert normal(ours.json(), request) == normal(theirs.json(), request)
+
+
+def test_nan_tokens_in_json(both: tuple[str, str]) -> None:
+    body = b'{"inputs": [{"name": "x", "shape": [2], "datatype": "FP64", "data": [NaN, 1]}]}'
+    theirs, ours = (
+        httpx.post(
+            f"{url}/v2/models/{MODEL}/infer",
+            content=body,
+            headers={"content-type": "application/json"},
+        )
+        for url in both
+    )
+    assert theirs.status_code == 422
+    assert ours.status_code == 200 and ours.json()["outputs"][0]["data"] == ["NaN", 1.0]
