@@ -4,6 +4,7 @@ is still the first one (no bad request crashed or replaced it)."""
 
 from __future__ import annotations
 
+import gzip
 import re
 import socket
 from typing import Any
@@ -43,5 +44,9 @@ def test_bad_requests_do_not_hurt_the_worker(fresh_server: Any) -> None:
                 pass  # a reset is as good as an answer here
         r = wait_until(lambda: client.post(INFER, content=body(X)), timeout=10)
         assert r.status_code == 200, r.text
+        r = client.post(
+            INFER, content=gzip.compress(body(X, id="gz")), headers={"Content-Encoding": "gzip"}
+        )
+        assert r.status_code == 200 and r.json()["id"] == "gz", r.text
     assert worker_starts(server) == first, server.log()[-3000:]
     assert "Traceback" not in server.log(), server.log()[-3000:]

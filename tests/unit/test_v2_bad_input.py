@@ -9,12 +9,15 @@ at least one case, in both transports where it has a meaning there.
 
 from __future__ import annotations
 
+import gzip
 import json
 import struct
+import zlib
 from collections.abc import Iterator
 from typing import Any
 
 import grpc
+import numpy as np
 import orjson
 import pytest
 
@@ -211,3 +214,41 @@ def test_grpc_bytes_that_do_not_parse(h: Harness, data: bytes) -> None:
     with pytest.raises(RpcError) as err:
         h.call_v2_bytes("ModelInfer", data)
     assert err.value.code == grpc.StatusCode.INVALID_ARGUMENT, err.value
+
+
+# ----------------------------------------------------------------------------- compressed bodies
+
+
+def test_gzip_and_deflate_bodies(h: Harness) -> None:
+    plain = body(X, id="z")
+    raw_deflate = zlib.compressobj(wbits=-zlib.MAX_WBITS)
+    for encoding, content in (
+        ("gzip", gzip.compress(plain)),
+        ("deflate", zlib.compress(plain)),
+        ("deflate", raw_deflate.compress(plain) + raw_deflate.flush()),
+        ("identity", plain),
+    ):
+        r = h.post(INFER, content=content, headers={"Content-Encoding": encoding})
+        assert r.status_code == 200 and r.json()["id"] == "z", (encoding, r.text)
+
+
+def test_compressed_binary_body(h: Harness) -> None:
+    content, headers = binary(
+        {"inputs": [{**XB, "parameters": {"binary_data_size": 8}}]},
+        np.array([1, 2], dtype="<f4").tobytes(),
+    )
+    r = h.post(
+        INFER, content=gzip.compress(content), headers={**headers, "Content-Encoding": "gzip"}
+    )
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == [1.0, 2.0], r.text
+
+
+def test_bad_compressed_bodies(h: Harness) -> None:
+    bomb = gzip.compress(b" " * (1 << 20))  # 1 MiB of blanks in about 1 KiB
+    assert len(bomb) < 1 << 16
+    refused(h, bomb, 413, "expands to more than", **{"Content-Encoding": "gzip"})
+    refused(h, gzip.compress(body(X))[:-10], 400, "cut short", **{"Content-Encoding": "gzip"})
+    refused(h, body(X), 400, "not valid gzip", **{"Content-Encoding": "gzip"})
+    refused(h, body(X), 400, "not valid deflate", **{"Content-Encoding": "deflate"})
+    refused(h, body(X), 415, "'br' is not supported", **{"Content-Encoding": "br"})
+    still_answers(h)
