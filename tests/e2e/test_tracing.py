@@ -4,6 +4,7 @@ protobuf it receives. Nothing of the SDK is mocked."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -54,7 +55,9 @@ def by_name(spans: list[Any]) -> dict[str, Any]:
 
 
 def test_rest_request_is_one_server_span_with_children(fresh_server: Any, collector: Collector):
-    server = fresh_server("Identity", env=tracing_env(collector.endpoint))
+    server = fresh_server(
+        "Identity", "--access-log", "--log-format", "json", env=tracing_env(collector.endpoint)
+    )
     answer = server.post(
         "/api/v1.0/predictions",
         json=BODY,
@@ -75,6 +78,15 @@ def test_rest_request_is_one_server_span_with_children(fresh_server: Any, collec
         assert spans[child].parent_id == root.span_id, child
     assert root.status != STATUS_ERROR
     assert collector.paths[0] == "/v1/traces"
+    # the JSON access line carries the request's trace id
+    access = wait_until(
+        lambda: [
+            line
+            for line in server.log().splitlines()
+            if '"unitserve.access"' in line and "/api/v1.0/predictions" in line
+        ]
+    )
+    assert json.loads(access[0])["trace_id"] == TRACE_ID
 
 
 def test_a_500_marks_the_server_span_failed(fresh_server: Any, collector: Collector):
