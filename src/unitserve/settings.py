@@ -134,6 +134,7 @@ class Option:
     note: str = ""
     low: float | None = None
     high: float | None = None
+    negatable: bool = False  # a switch that also has a --no-<name> flag
 
     def from_env(self, environ: Mapping[str, str]) -> Any:
         if self.env is None or self.env not in environ:
@@ -255,6 +256,19 @@ OPTIONS: tuple[Option, ...] = (
         "Needs pip install 'unitserve[tracing]'. See docs/observability.md.",
         parse=int,
         kind="optional-int",
+    ),
+    Option(
+        "docs",
+        "--docs",
+        "UNITSERVE_DOCS",
+        True,
+        "Serve the interactive API docs page at GET /docs (Swagger UI over /seldon.json, "
+        "from files in the package: no other host is contacted); --no-docs turns it off.",
+        parse=parse_flag_bool,
+        kind="switch",
+        env_parse=env_bool,
+        origin="unitserve",
+        negatable=True,
     ),
     Option(
         "workers",
@@ -590,6 +604,7 @@ class Settings:
     log_format: str
     debug: bool
     tracing: int
+    docs: bool
     workers: int
     threads: int
     max_requests: int
@@ -671,6 +686,14 @@ def add_option_arguments(parser: argparse.ArgumentParser, skip: tuple[str, ...] 
                 metavar="BOOL",
                 help=text,
             )
+            if opt.negatable:
+                parser.add_argument(
+                    "--no-" + opt.flag[2:],
+                    dest=opt.flag[2:].replace("-", "_"),
+                    action="store_const",
+                    const=False,
+                    help=f"The opposite of {opt.flag}.",
+                )
         elif opt.kind == "optional-int":
             parser.add_argument(
                 opt.flag, nargs="?", const=1, default=None, type=opt.parse, help=text

@@ -45,6 +45,7 @@ from unitserve.transport.grpc.inference import SERVICE as V2_SERVICE
 from unitserve.transport.grpc.inference import InferenceGrpc
 from unitserve.transport.model_state import ModelState
 from unitserve.transport.rest.app import RestApp
+from unitserve.transport.rest.docs_page import DocsPage
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import LimitedHttpProtocol, protocol_class
 from unitserve.transport.rest.openapi import document as openapi_document
@@ -156,6 +157,7 @@ class Harness:
             error_handlers=error_handlers_of(user),
             accounting=accounting,
             v2=V2Rest(self.invoker, self.model_state, lambda: self.metadata),
+            docs=DocsPage(settings.served_model_name) if settings.docs else None,
         )
         self.grpc_services = SeldonGrpc(self.invoker, lambda: None, accounting).services()
         # The Open Inference Protocol's service, with the metadata a worker builds after

@@ -42,6 +42,7 @@ from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.model_state import ModelState
 from unitserve.transport.rest.app import RestApp
+from unitserve.transport.rest.docs_page import DocsPage
 from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import protocol_class
 from unitserve.transport.rest.openapi import document as openapi_document
@@ -177,7 +178,8 @@ class Worker:
                 "feedback": FeedbackJsonCodec(),
             },
             metadata=lambda: self._metadata,
-            openapi=orjson.dumps(openapi_document(), option=orjson.OPT_SORT_KEYS) + b"\n",
+            openapi=orjson.dumps(openapi_document(v2=graph is None), option=orjson.OPT_SORT_KEYS)
+            + b"\n",
             cors_origins=settings.cors_origins,
             max_body_size=settings.max_body_size,
             passthrough=settings.payload_passthrough,
@@ -188,6 +190,7 @@ class Worker:
             v2=None
             if graph is not None
             else V2Rest(invoker, self.model_state, lambda: self._metadata),
+            docs=DocsPage(settings.served_model_name) if settings.docs else None,
         )
         served: Any = app if tracing.ACTIVE is None else tracing.ACTIVE.asgi(app)
         config = uvicorn.Config(

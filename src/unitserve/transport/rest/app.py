@@ -33,6 +33,8 @@ from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.content_encoding import decoded
+from unitserve.transport.rest.docs_page import PREFIX as DOCS_PREFIX
+from unitserve.transport.rest.docs_page import DocsPage
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
@@ -162,6 +164,7 @@ class RestApp:
         accounting: RequestAccounting,
         graph: GraphFront | None = None,
         v2: V2Rest | None = None,
+        docs: DocsPage | None = None,
     ) -> None:
         self.invoker = invoker
         self.graph = graph
@@ -175,6 +178,7 @@ class RestApp:
         self.error_handlers = error_handlers
         self.accounting = accounting
         self.v2 = v2  # the Open Inference Protocol's routes (None: not served)
+        self.docs = docs  # the API docs page (None: --no-docs)
         # How each engine operation's body is read, and by which codec: decided once.
         json_codec, feedback_codec = codecs["json"], codecs["feedback"]
         feedback_codec_: Any = feedback_codec  # the feedback codec also parses protobuf JSON
@@ -201,6 +205,11 @@ class RestApp:
             if self.v2 is not None and path.startswith("/v2"):
                 await self._serve_v2(scope, receive, send, started)
                 return
+            if self.docs is not None and path.startswith(DOCS_PREFIX):
+                found = self.docs.find(path)
+                if found is not None:
+                    await self._serve_docs(scope, send, started, found)
+                    return
             if self.graph is not None:
                 route = _node_route(path)
         self.accounting.started("rest")
@@ -333,6 +342,31 @@ class RestApp:
                 f"{method} {path}",
                 client[0] if client else "-",
             )
+
+    async def _serve_docs(
+        self, scope: Scope, send: Send, started: float, found: tuple[bytes, bytes]
+    ) -> None:
+        """The API docs page or one of its assets (GET and HEAD only)."""
+        self.accounting.started("rest")
+        method, path = scope["method"], scope["path"]
+        content_type, body = found
+        status, extra = 200, [(b"content-type", content_type)]
+        if method not in ("GET", "HEAD"):
+            status, extra, body = self._error(
+                405, "MICROSERVICE_METHOD_NOT_ALLOWED",
+                f"Method Not Allowed: {method} {path} (allowed: GET, HEAD)",
+            )  # fmt: skip
+            extra.append((b"allow", b"GET, HEAD"))
+        headers = [*extra, (b"content-length", str(len(body)).encode())]
+        try:
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
+        finally:
+            client = scope.get("client")
+            self.accounting.finished(
+                "docs", "rest", str(status), time.perf_counter() - started,
+                f"{method} {path}", client[0] if client else "-",
+            )  # fmt: skip
 
     def _v2_error(self, status: int, message: str) -> tuple[int, list, bytes]:
         return status, [(b"content-type", JSON_TYPE)], error_body(message)

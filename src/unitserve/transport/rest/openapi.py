@@ -19,6 +19,7 @@ from __future__ import annotations
 from typing import Any
 
 from unitserve.protocol.seldon import tftensor
+from unitserve.transport.rest import openapi_v2
 from unitserve.transport.rest.app import ROUTES
 from unitserve.version import __version__
 
@@ -276,11 +277,27 @@ _SCHEMAS: dict[str, Any] = {
 }
 
 
-def _error(description: str) -> dict[str, Any]:
+def _error(description: str, example: str = "the model failed: ValueError") -> dict[str, Any]:
+    body = {"status": {"code": -1, "info": example, "reason": "MICROSERVICE_BAD_DATA", "status": 1}}
     return {
         "description": description,
-        "content": {"application/json": {"schema": _ref("ErrorStatus")}},
+        "content": {"application/json": {"schema": _ref("ErrorStatus"), "example": body}},
     }
+
+
+# The examples the docs page offers to "try it out" with: each is an answer a model
+# that echoes its input (the quick-start's) would give, or a request it takes.
+MESSAGE_EXAMPLE = {"data": {"names": ["a", "b"], "ndarray": [[1.0, 2.0]]}}
+_ANSWER_EXAMPLE = {"data": {"names": ["a", "b"], "ndarray": [[1.0, 2.0]]}, "meta": {}}
+_EXAMPLES: dict[str, Any] = {
+    "SeldonMessage": MESSAGE_EXAMPLE,
+    "Feedback": {
+        "request": MESSAGE_EXAMPLE,
+        "response": {"data": {"ndarray": [[1.0, 2.0]]}},
+        "reward": 1.0,
+    },
+    "aggregate": {"seldonMessages": [MESSAGE_EXAMPLE, MESSAGE_EXAMPLE]},
+}
 
 
 _ERRORS = {
@@ -290,12 +307,18 @@ _ERRORS = {
 }
 
 
-def _json(schema: dict[str, Any], description: str = "The answer") -> dict[str, Any]:
-    return {"description": description, "content": {"application/json": {"schema": schema}}}
+def _json(
+    schema: dict[str, Any], example: Any = None, description: str = "The answer"
+) -> dict[str, Any]:
+    media: dict[str, Any] = {"schema": schema}
+    if example is not None:
+        media["example"] = example
+    return {"description": description, "content": {"application/json": media}}
 
 
 def _post(summary: str, body: str | dict[str, Any]) -> dict[str, Any]:
     schema = _ref(body) if isinstance(body, str) else body
+    example = _EXAMPLES["aggregate" if not isinstance(body, str) else body]
     form = {
         "schema": {"type": "object", "properties": {"json": schema}, "required": ["json"]},
         "encoding": {"json": {"contentType": "application/json"}},
@@ -306,27 +329,39 @@ def _post(summary: str, body: str | dict[str, Any]) -> dict[str, Any]:
             "requestBody": {
                 "required": True,
                 "content": {
-                    "application/json": {"schema": schema},
+                    "application/json": {"schema": schema, "example": example},
                     "application/x-www-form-urlencoded": form,
                 },
             },
-            "responses": {"200": _json(_ref("SeldonAnswer")), **_ERRORS},
+            "responses": {"200": _json(_ref("SeldonAnswer"), _ANSWER_EXAMPLE), **_ERRORS},
         }
     }
+
+
+_METADATA_EXAMPLE = {
+    "name": "MyModel",
+    "versions": [""],
+    "platform": "",
+    "inputs": [{"messagetype": "tensor", "schema": {"names": ["a", "b"], "shape": [2]}}],
+    "outputs": [{"messagetype": "tensor", "schema": {"shape": [2]}}],
+}
 
 
 def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": responses}}
 
 
-def document() -> dict[str, Any]:
+def document(v2: bool = True) -> dict[str, Any]:
+    """The document; `v2`: with the Open Inference Protocol's paths (not for a graph,
+    which does not serve them)."""
     aggregate_body = {
         "oneOf": [
             _ref("SeldonMessageList"),
             {"type": "array", "minItems": 1, "items": _ref("SeldonMessage")},
         ]
     }
-    probe = _json({"type": "object", "properties": {"status": {"type": "string"}}})
+    status = {"type": "object", "properties": {"status": {"type": "string"}}}
+    live, ready = _json(status, {"status": "alive"}), _json(status, {"status": "ready"})
     not_ready = _error("load() has not finished (or failed)")
     # What each operation's paths take and answer, by HTTP method. A data path also
     # takes GET with a ``json=`` query parameter (Seldon's form); only POST is described.
@@ -342,21 +377,24 @@ def document() -> dict[str, Any]:
             {
                 "200": {
                     "description": "pong",
-                    "content": {"text/html": {"schema": {"type": "string"}}},
+                    "content": {"text/html": {"schema": {"type": "string"}, "example": "pong"}},
                 }
             },
         ),
         "health_status": _get(
             "The model's health_status()",
-            {"200": _json(_ref("SeldonAnswer")), **_ERRORS},
+            {"200": _json(_ref("SeldonAnswer"), _ANSWER_EXAMPLE), **_ERRORS},
         ),
         "metadata": _get(
             "Model metadata",
-            {"200": _json({"type": "object"}), "500": _error("Invalid model metadata")},
+            {
+                "200": _json({"type": "object"}, _METADATA_EXAMPLE),
+                "500": _error("Invalid model metadata", "Model metadata unavailable"),
+            },
         ),
-        "openapi": _get("This document", {"200": _json({"type": "object"})}),
-        "live": _get("The process is up", {"200": probe}),
-        "ready": _get("load() has finished", {"200": probe, "503": not_ready}),
+        "openapi": _get("This document", {"200": _json({"type": "object"}, {"openapi": "3.0.3"})}),
+        "live": _get("The process is up", {"200": live}),
+        "ready": _get("load() has finished", {"200": ready, "503": not_ready}),
     }
     paths = {
         path: {
@@ -366,13 +404,18 @@ def document() -> dict[str, Any]:
         }
         for path, route in ROUTES.items()
     }
+    schemas = dict(_SCHEMAS)
+    if v2:
+        paths.update(openapi_v2.paths())
+        schemas.update(openapi_v2.SCHEMAS)
     return {
         "openapi": "3.0.0",
         "info": {
             "title": "unitserve Seldon protocol",
             "version": __version__,
-            "description": "The Seldon Core 1.x microservice REST API served by unitserve.",
+            "description": "The Seldon Core 1.x microservice REST API served by unitserve"
+            + (", and the Open Inference Protocol (V2)." if v2 else "."),
         },
         "paths": paths,
-        "components": {"schemas": _SCHEMAS},
+        "components": {"schemas": schemas},
     }
