@@ -21,10 +21,12 @@ pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto is not in
 from tests.conftest import FIXTURES, wait_until
 from tests.e2e.test_graph_cli import GraphServer
 from tests.otlp_collector import CLIENT_KIND, SERVER_KIND, STATUS_ERROR, Collector
+from unitserve.proto import inference_pb2 as v2pb
 from unitserve.proto import prediction_pb2 as pb
 
 TRACE_ID = "4bf92f3577b34da6a3ce929d0e0e4736"
 PARENT_ID = "00f067aa0ba902b7"
+V2_TRACE = "11f067aa0ba902b700f067aa0ba902b7"
 TRACEPARENT = f"00-{TRACE_ID}-{PARENT_ID}-01"
 GRAPHS = FIXTURES / "graphs"
 BODY = {"data": {"ndarray": [[1.0, 2.0]]}, "meta": {"puid": "puid-123"}}
@@ -121,6 +123,15 @@ def test_open_inference_and_grpc_requests_are_traced(fresh_server: Any, collecto
         message = pb.SeldonMessage()
         message.data.ndarray.values.add().list_value.values.add().number_value = 1.0
         predict(message, metadata=(("traceparent", f"00-{grpc_trace}-{PARENT_ID}-01"),))
+        infer_rpc = channel.unary_unary(
+            "/inference.GRPCInferenceService/ModelInfer",
+            request_serializer=v2pb.ModelInferRequest.SerializeToString,
+            response_deserializer=v2pb.ModelInferResponse.FromString,
+        )
+        request = v2pb.ModelInferRequest(model_name="Identity")
+        tensor = request.inputs.add(name="x", datatype="FP64", shape=[1, 2])
+        tensor.contents.fp64_contents.extend([1.0, 2.0])
+        infer_rpc(request, metadata=(("traceparent", f"00-{V2_TRACE}-{PARENT_ID}-01"),))
     rest = by_name(spans_of(collector, TRACE_ID, 2))
     assert rest["POST /v2/models/{model}/infer"].kind == SERVER_KIND
     assert rest["predict"].parent_id == rest["POST /v2/models/{model}/infer"].span_id
@@ -132,6 +143,10 @@ def test_open_inference_and_grpc_requests_are_traced(fresh_server: Any, collecto
     assert root.attributes["rpc.method"] == "Predict"
     assert root.attributes["rpc.grpc.status_code"] == 0
     assert rpc["predict"].parent_id == root.span_id
+    v2 = by_name(spans_of(collector, V2_TRACE, 2))
+    v2_root = v2["inference.GRPCInferenceService/ModelInfer"]
+    assert v2_root.kind == SERVER_KIND and v2_root.parent_id == PARENT_ID
+    assert v2["predict"].parent_id == v2_root.span_id
 
 
 @pytest.mark.parametrize(
