@@ -125,6 +125,8 @@ def run_batch(
             work / "batch-seldon.txt",
         ),
     }
+    for _, out in runs.values():  # never compare an output left by an earlier run
+        out.unlink(missing_ok=True)
     log = opts.log_dir / "tools-batch.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     for who, (argv, out) in runs.items():
@@ -139,7 +141,6 @@ def run_batch(
                 }
             )
             continue
-        out.unlink(missing_ok=True)
         wait_idle(server, opts.settle_limit)
         pids = server.pids()
         before = procs.cpu_snapshot(pids)
