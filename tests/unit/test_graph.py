@@ -306,3 +306,103 @@ def test_yaml_cycle_is_refused(tmp_path: Path) -> None:
     text = doc("&top\nname: a\nchildren:\n- *top\n")
     with pytest.raises(graph_spec.GraphError, match="cycle"):
         load(tmp_path, text)
+
+
+# ----------------------------------------------------------------------------- async and raw
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_async_node_methods_run_in_the_walk(make: Any, transport: str) -> None:
+    graph = doc(
+        """
+name: in
+type: TRANSFORMER
+children:
+- name: model
+"""
+    )
+    h = make(graph, {"in": "AddOne", "model": "AsyncDouble"})
+    if transport == "rest":
+        answer = h.predict(body()).json()
+        assert answer["data"]["ndarray"] == [[4, 6]]
+        feedback = {"request": body(), "response": answer, "reward": 3}
+        assert h.post("/api/v1.0/feedback", json=feedback).status_code == 200
+    else:
+        answer, _ = h.call("Seldon/Predict", body())
+        assert answer["data"]["ndarray"] == [[4.0, 6.0]]
+        h.call("Seldon/SendFeedback", {"request": body(), "response": answer, "reward": 3})
+    assert h.user("model").fed == [3.0]
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_raw_methods_get_the_wire_form_of_the_clients_transport(make: Any, transport: str) -> None:
+    graph = doc(
+        """
+name: in
+type: TRANSFORMER
+children:
+- name: model
+"""
+    )
+    h = make(graph, {"in": "AddOne", "model": "RawAddTen"})
+    if transport == "rest":
+        answer = h.predict(body()).json()
+    else:
+        answer, _ = h.call("Seldon/Predict", body())
+    assert answer["data"]["ndarray"] == [[12, 13]]
+    # a raw method's answer is its own: the request's tags are not merged into it, as for
+    # `unitserve serve` and Seldon's wrapper
+    assert answer["meta"]["tags"] == {"raw": "predict"}
+    assert answer["meta"]["routing"] == {"in": -1, "model": -1}
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+@pytest.mark.parametrize("x, child", [(5, 0), (-5, 1)])
+def test_raw_router_and_raw_combiner(make: Any, transport: str, x: int, child: int) -> None:
+    graph = doc(
+        """
+name: top
+type: COMBINER
+children:
+- name: router
+  type: ROUTER
+  children:
+  - name: c0
+    parameters: [{name: value, value: "1", type: FLOAT}]
+  - name: c1
+    parameters: [{name: value, value: "2", type: FLOAT}]
+- name: c2
+  parameters: [{name: value, value: "3", type: FLOAT}]
+"""
+    )
+    classes = {"top": "RawCombiner", "router": "RawRouter", **CONSTANTS}
+    h = make(graph, classes)
+    if transport == "rest":
+        answer = h.predict(body([[x]])).json()
+    else:
+        answer, _ = h.call("Seldon/Predict", body([[x]]))
+    assert answer["data"]["ndarray"] == [[child + 1.0, 3.0]]
+    assert answer["meta"]["routing"]["router"] == child
+
+
+def test_the_graphs_grpc_server_offers_only_the_orchestrators_service(make: Any) -> None:
+    from unitserve.metrics.worker import NoRequestMetrics
+    from unitserve.proto import INFERENCE_SERVICE_NAME, SERVICE_NAMES
+    from unitserve.transport.accounting import RequestAccounting
+    from unitserve.transport.grpc.server import GrpcServer
+
+    h = make(CHAIN, {"out": "Negate", "in": "AddOne", "model": "Double"})
+    assert set(h.grpc_services) == {"seldon.protos.Seldon"}
+    accounting = RequestAccounting(NoRequestMetrics())
+    graph_server = GrpcServer(
+        h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, graph=object()
+    )
+    # what reflection lists and health reports: the Seldon service alone
+    assert graph_server.served == ["seldon.protos.Seldon"]
+    from unitserve.transport.model_state import ModelState
+
+    state = ModelState(h.invoker, "m", "")
+    one_model = GrpcServer(
+        h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, model_state=state
+    )
+    assert one_model.served == [*SERVICE_NAMES, INFERENCE_SERVICE_NAME]

@@ -457,6 +457,19 @@ class GrpcNode:
             raise NodeFailed(self.spec.name, status, body_out, code, details) from None
         return as_reply(proto_fast.decode(answer))
 
+    def get_metadata(self) -> dict[str, Any] | None:
+        """The node's metadata (``Model/Metadata``), or None if it does not answer."""
+        method = self.channel.unary_unary("/seldon.protos.Model/Metadata")
+        try:
+            answer = method(b"", timeout=self.timeout or 10)
+        except grpc.RpcError:
+            return None
+        meta = json_format.MessageToDict(pb.SeldonModelMetadata.FromString(answer))
+        # protobuf has no empty list: put back the ones the node's REST /metadata has
+        for key in ("versions", "inputs", "outputs"):
+            meta.setdefault(key, [])
+        return meta
+
     def close(self) -> None:
         self.channel.close()
 

@@ -278,6 +278,8 @@ class GraphWorker(Worker):
                 if status == 200:
                     with contextlib.suppress(ValueError):
                         node.metadata = jsonio.loads(body)
+            elif isinstance(node, GrpcNode):
+                node.metadata = await invoker.offloader.submit(node.get_metadata)
         self._metadata = self.graph.metadata()
         return True
 
@@ -295,7 +297,7 @@ class GraphWorker(Worker):
                     log.exception(
                         "init_metadata() of node %r failed; using the default", node.spec.name
                     )
-        return metadata.build(user_metadata, None, node.spec.image)
+        return metadata.build(user_metadata, node.spec.model_metadata, node.spec.image)
 
 
 @dataclass
