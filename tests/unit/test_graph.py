@@ -406,3 +406,13 @@ def test_the_graphs_grpc_server_offers_only_the_orchestrators_service(make: Any)
         h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, model_state=state
     )
     assert one_model.served == [*SERVICE_NAMES, INFERENCE_SERVICE_NAME]
+
+
+def test_error_bodies_are_json_and_not_html_escaped(make: Any) -> None:
+    graph = doc("name: in\ntype: TRANSFORMER\nchildren:\n- name: model\n")
+    h = make(graph, {"in": "AddOne", "model": "Picky"})
+    r = h.predict(body())
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["status"]["info"] == "x must be > 0 & < 10, not <script>"
+    assert b"\\u003c" not in r.content and b"&lt;" not in r.content
