@@ -218,3 +218,44 @@ def test_seldon_client_in_gateway_mode(graph_server: Any, transport: str) -> Non
     assert feedback["success"], feedback
     # the root (the router) answers the feedback: its first one
     assert feedback["response"]["data"]["ndarray"] == [[1.0]]
+
+
+def test_init_graph_serves_and_answers_out_of_the_box(graph_server: Any, tmp_path: Path) -> None:
+    done = run_cli("init", "demo-graph", "--graph", cwd=tmp_path)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "demo-graph"
+    server = graph_server(folder / "graph.yaml")
+    r = server.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1.0, 2.0]]}})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["ndarray"] == [[1.0, 2.0]]  # the starters echo
+    assert r.json()["meta"]["routing"] == {"output": -1, "input": -1, "model": -1}
+    # each node's own test passes as written
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            "output",
+            "input",
+            "model",
+        ],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert tests.returncode == 0 and "3 passed" in tests.stdout, tests.stdout + tests.stderr
+    # and the same file gives a SeldonDeployment
+    images = [f"--image={n}=demo-{n}:0.1" for n in ("output", "input", "model")]
+    done = run_cli("manifest", "graph.yaml", *images, "--print", cwd=folder)
+    assert done.returncode == 0, done.stderr
+    assert "kind: SeldonDeployment" in done.stdout
+
+
+def test_init_graph_refuses_a_type(tmp_path: Path) -> None:
+    done = run_cli("init", "g", "--graph", "--type", "ROUTER", cwd=tmp_path)
+    assert done.returncode == 1
+    assert "--type and --class-name are for one component" in done.stderr
