@@ -259,3 +259,28 @@ def test_init_graph_refuses_a_type(tmp_path: Path) -> None:
     done = run_cli("init", "g", "--graph", "--type", "ROUTER", cwd=tmp_path)
     assert done.returncode == 1
     assert "--type and --class-name are for one component" in done.stderr
+
+
+@pytest.mark.parametrize("kind", ["REST", "GRPC"])
+def test_a_remote_nodes_error_passes_through(graph_server: Any, tmp_path: Path, kind: str) -> None:
+    model = Server("Nodes.Model", cwd=FEEDBACK / "nodes").start()
+    try:
+        port = f"httpPort: {model.http_port}" if kind == "REST" else f"grpcPort: {model.grpc_port}"
+        text = (GRAPHS / "remote.yaml").read_text().replace("httpPort: PORT", port)
+        (tmp_path / "remote.yaml").write_text(text.replace("type: REST", f"type: {kind}"))
+        server = graph_server(
+            tmp_path / "remote.yaml", "--node", f"input={GRAPHS / 'chain' / 'input'}"
+        )
+        bad = {"data": {"ndarray": [[-5, 2]]}}  # still negative after the input's + 1
+        r = server.client.post("/api/v1.0/predictions", json=bad)
+        assert r.status_code == 500, r.text
+        assert "negative input" in r.json()["status"]["info"]
+        with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+            stub = prediction_pb2_grpc.SeldonStub(channel)
+            with pytest.raises(grpc.RpcError) as raised:
+                stub.Predict(json_format.ParseDict(bad, pb.SeldonMessage()), timeout=10)
+        assert "negative input" in (raised.value.details() or "")
+        good = server.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1, 2]]}})
+        assert good.status_code == 200 and good.json()["data"]["ndarray"] == [[4.0, 6.0]]
+    finally:
+        model.stop()

@@ -416,3 +416,28 @@ def test_error_bodies_are_json_and_not_html_escaped(make: Any) -> None:
     assert r.headers["content-type"] == "application/json"
     assert r.json()["status"]["info"] == "x must be > 0 & < 10, not <script>"
     assert b"\\u003c" not in r.content and b"&lt;" not in r.content
+
+
+@pytest.mark.parametrize("kind", ["REST", "GRPC"])
+def test_an_unreachable_remote_node_is_a_500_naming_it(make: Any, kind: str) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "httpPort" if kind == "REST" else "grpcPort"
+    graph = doc(
+        f"""
+name: in
+type: TRANSFORMER
+children:
+- name: model
+  endpoint: {{service_host: 127.0.0.1, {key}: {port}, type: {kind}}}
+"""
+    )
+    h = make(graph, {"in": "AddOne"}, env={"UNITSERVE_REQUEST_TIMEOUT": "5"})
+    for _ in range(2):  # and the graph keeps answering
+        r = h.predict(body())
+        assert r.status_code == 500
+        status = r.json()["status"]
+        assert status["status"] == "FAILURE" and "node 'model'" in status["info"]
