@@ -14,6 +14,7 @@ import grpc
 import httpx
 import pytest
 from google.protobuf import json_format
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.proto import prediction_pb2_grpc
@@ -23,6 +24,10 @@ from ..conftest import FIXTURES, Server, clean_env, free_ports, run_cli, wait_un
 
 GRAPHS = FIXTURES / "graphs"
 CLIENTS = Path(__file__).parent / "clients"
+
+
+def request_message() -> pb.SeldonMessage:
+    return json_format.ParseDict({"data": {"ndarray": [[1, 2]]}}, pb.SeldonMessage())
 
 
 class GraphServer:
@@ -103,6 +108,16 @@ def test_three_node_chain_over_rest_grpc_and_metrics(graph_server: Any) -> None:
         request = json_format.ParseDict({"data": {"ndarray": [[1, 2]]}}, pb.SeldonMessage())
         reply = json_format.MessageToDict(stub.Predict(request, timeout=10))
         assert reply["data"]["ndarray"] == [[-4.0, -6.0]]
+    # reflection offers what the graph serves: the orchestrator's service, no component's
+    with grpc.insecure_channel(f"127.0.0.1:{server.grpc_port}") as channel:
+        stub = reflection_pb2_grpc.ServerReflectionStub(channel)
+        request = reflection_pb2.ServerReflectionRequest(list_services="")
+        [response] = list(stub.ServerReflectionInfo(iter([request]), timeout=10))
+        names = sorted(s.name for s in response.list_services_response.service)
+        assert names == ["grpc.reflection.v1alpha.ServerReflection", "seldon.protos.Seldon"]
+        with pytest.raises(grpc.RpcError) as raised:
+            prediction_pb2_grpc.ModelStub(channel).Predict(request_message(), timeout=10)
+        assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
     metrics = httpx.get(f"http://127.0.0.1:{server.metrics_port}/prometheus", timeout=10).text
     assert "chain_model_calls_total{" in metrics and 'model_name="model"' in metrics
     assert "unitserve_graph_node_duration_seconds" in metrics
