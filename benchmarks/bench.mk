@@ -12,12 +12,15 @@
 # or pass flags through BENCH_ARGS="--servers unitserve,raw-codec --duration 3".
 
 BENCH_DIR   := benchmarks
-BENCH_VENVS := $(BENCH_DIR)/.venvs
+# The reference servers' venvs live outside the clone (shared with tests/client_venvs.py, which
+# builds mlserver and kserve there too), so a fresh clone or worktree does not rebuild them.
+BENCH_VENVS ?= $(HOME)/.cache/unitserve/venvs
+export BENCH_VENVS
 BENCH_PY    := $(abspath $(BIN)/python)
 BENCH_ARGS  ?=
 BENCH_RUN    = cd $(BENCH_DIR) && UNITBENCH_INVOKED_BY="make $@" $(BENCH_PY) -m unitbench run
 
-.PHONY: bench bench-quick bench-venvs bench-report bench-list
+.PHONY: bench bench-quick bench-v2 bench-graph bench-venvs bench-report bench-list
 
 $(BENCH_VENVS)/seldon/.installed: $(BENCH_DIR)/setup_venvs.sh
 	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh seldon
@@ -25,7 +28,11 @@ $(BENCH_VENVS)/seldon/.installed: $(BENCH_DIR)/setup_venvs.sh
 $(BENCH_VENVS)/mlserver/.installed: $(BENCH_DIR)/setup_venvs.sh
 	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh mlserver
 
-bench-venvs: $(BENCH_VENVS)/seldon/.installed $(BENCH_VENVS)/mlserver/.installed
+$(BENCH_VENVS)/kserve/.installed: $(BENCH_DIR)/setup_venvs.sh
+	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh kserve
+
+bench-venvs: $(BENCH_VENVS)/seldon/.installed $(BENCH_VENVS)/mlserver/.installed \
+	$(BENCH_VENVS)/kserve/.installed
 
 ## bench: the full side-by-side matrix; writes benchmarks/results/REPORT.md
 bench: $(VENV)/.installed bench-venvs
@@ -34,6 +41,16 @@ bench: $(VENV)/.installed bench-venvs
 ## bench-quick: small payload, one concurrency, REST and gRPC, unitserve vs Seldon (< 3 min)
 bench-quick: $(VENV)/.installed $(BENCH_VENVS)/seldon/.installed
 	$(BENCH_RUN) --quick --out-dir results/raw/quick $(BENCH_ARGS)
+
+## bench-v2: the Open Inference Protocol rows alone (unitserve-v2, MLServer x2, KServe)
+bench-v2: $(VENV)/.installed bench-venvs
+	$(BENCH_RUN) --servers v2 --payloads v2-small,v2-large,v2-large-bin --conc 8 \
+	    --large-conc 1,8 --out-dir results/raw/v2 $(BENCH_ARGS)
+
+## bench-graph: the three-node local chain against one node served alone
+bench-graph: $(VENV)/.installed
+	$(BENCH_RUN) --servers graph --payloads small --conc 1,8,64 --out-dir results/raw/graph \
+	    $(BENCH_ARGS)
 
 bench-report: $(VENV)/.installed
 	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench report results/results.jsonl

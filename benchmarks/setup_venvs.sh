@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install the reference servers into their own virtual environments.
 #
-# usage: benchmarks/setup_venvs.sh [seldon] [mlserver]      (default: both)
+# usage: benchmarks/setup_venvs.sh [seldon] [mlserver] [kserve]      (default: all three)
 #
 #   seldon    the newest seldon-core 1.x that installs here. 1.19 needs Python >= 3.12, so a
 #             python3.12 is tried first (on PATH or under pyenv); otherwise, or if pip finds no
@@ -9,8 +9,9 @@
 #             pkg_resources, which newer setuptools no longer ship).
 #   mlserver  MLServer $MLSERVER_VERSION (1.7.1) with uvloop 0.21.0: with a newer uvloop its parallel
 #             inference worker cannot start ("There is no current event loop").
+#   kserve    KServe $KSERVE_SPEC (0.21): its ModelServer, for the Open Inference Protocol rows.
 #
-# Environment: BENCH_VENVS (benchmarks/.venvs), PYTHON (python3), PYTHON312 (auto),
+# Environment: BENCH_VENVS (~/.cache/unitserve/venvs from make; benchmarks/.venvs otherwise), PYTHON (python3), PYTHON312 (auto),
 #              SELDON_SPEC, MLSERVER_VERSION.  Each venv gets a .installed stamp when complete.
 set -euo pipefail
 
@@ -18,6 +19,7 @@ HERE="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 VENVS="${BENCH_VENVS:-$HERE/.venvs}"
 PYTHON="${PYTHON:-python3}"
 MLSERVER_VERSION="${MLSERVER_VERSION:-1.7.1}"
+KSERVE_SPEC="${KSERVE_SPEC:-kserve==0.21.*}"
 PIP_FLAGS=(--quiet --disable-pip-version-check)
 
 find_python312() {
@@ -61,17 +63,25 @@ setup_mlserver() {
   touch "$dir/.installed"
 }
 
+setup_kserve() {
+  local dir="$VENVS/kserve"
+  make_venv "$dir" "$PYTHON"
+  "$dir/bin/pip" install "${PIP_FLAGS[@]}" "$KSERVE_SPEC"
+  touch "$dir/.installed"
+}
+
 mkdir -p "$VENVS"
 targets=("$@")
-[ ${#targets[@]} -eq 0 ] && targets=(seldon mlserver)
+[ ${#targets[@]} -eq 0 ] && targets=(seldon mlserver kserve)
 for t in "${targets[@]}"; do
   case "$t" in
     seldon) setup_seldon ;;
     mlserver) setup_mlserver ;;
-    *) echo "unknown venv: $t (seldon|mlserver)" >&2; exit 2 ;;
+    kserve) setup_kserve ;;
+    *) echo "unknown venv: $t (seldon|mlserver|kserve)" >&2; exit 2 ;;
   esac
   "$VENVS/$t/bin/python" -c "import importlib.metadata as m, sys; \
 print('$t:', sys.version.split()[0], ', '.join(p + ' ' + m.version(p) for p in \
-('seldon-core', 'mlserver') if p.replace('-', '_') in [d.metadata['Name'].replace('-', '_').lower() \
+('seldon-core', 'mlserver', 'kserve') if p.replace('-', '_') in [d.metadata['Name'].replace('-', '_').lower() \
 for d in m.distributions()]))"
 done

@@ -258,6 +258,7 @@ _SLOW_MODULES = {
     "fuzz/test_fuzz_rest.py",
     "fuzz/test_fuzz_grpc.py",
     "e2e/test_prometheus_server.py",
+    "e2e/test_dashboard_queries.py",
     "e2e/test_s2i_start.py",
 }
 

@@ -1,5 +1,5 @@
 -- unitbench: every request POSTs the same body, read once from a file.
--- usage: wrk [options] -s post.lua URL -- BODY_FILE [CONTENT_TYPE]
+-- usage: wrk [options] -s post.lua URL -- BODY_FILE [CONTENT_TYPE ["Name: value" ...]]
 -- At the end one line "UNITBENCH {...}" carries the counts and latency percentiles (microseconds)
 -- for the harness; no response() callback is defined, so wrk does not hand bodies to Lua.
 
@@ -8,6 +8,11 @@ function init(args)
   wrk.method = "POST"
   wrk.body = file:read("*a")
   wrk.headers["Content-Type"] = args[2] or "application/json"
+  -- further arguments are extra headers, e.g. the binary extension's JSON length
+  for i = 3, #args do
+    local name, value = string.match(args[i], "^([^:]+):%s*(.*)$")
+    if name then wrk.headers[name] = value end
+  end
   file:close()
 end
 

@@ -46,14 +46,31 @@ def _seldon_json_array(reply: dict) -> np.ndarray:
     raise CheckFailed(f"no ndarray/tensor in reply: {str(reply)[:200]}")
 
 
-def _v2_json_array(reply: dict) -> np.ndarray:
+def _v2_json_array(reply: dict, binary: bytes = b"") -> np.ndarray:
     output = (reply.get("outputs") or [None])[0]
     if not output:
         raise CheckFailed(f"no outputs in reply: {str(reply)[:200]}")
-    return np.asarray(output["data"], dtype=float).reshape(output["shape"])
+    fp32 = output.get("datatype") == "FP32"
+    size = (output.get("parameters") or {}).get("binary_data_size")
+    if size is not None:
+        if not fp32:
+            raise CheckFailed(f"binary output of datatype {output.get('datatype')}")
+        return np.frombuffer(binary[:size], dtype="<f4").reshape(output["shape"])
+    dtype = np.float32 if fp32 else float
+    return np.asarray(output["data"], dtype=dtype).reshape(output["shape"])
 
 
-def check_reply(check: str, body: Body, request: bytes, reply: bytes) -> None:
+def _v2_binary_reply(reply: bytes, header_length: str | None) -> np.ndarray:
+    """A binary-extension reply: JSON of `header_length` bytes, then the output buffers."""
+    if header_length is None:
+        return _v2_json_array(json.loads(reply))
+    cut = int(header_length)
+    return _v2_json_array(json.loads(reply[:cut]), reply[cut:])
+
+
+def check_reply(
+    check: str, body: Body, request: bytes, reply: bytes, header_length: str | None = None
+) -> None:
     """Raise CheckFailed unless `reply` is the identity answer to `request`."""
     if check == "status":
         return
@@ -66,6 +83,8 @@ def check_reply(check: str, body: Body, request: bytes, reply: bytes) -> None:
         if body.proto == "grpc":
             reader = protos.v2_reply_array if check == "v2" else protos.seldon_reply_array
             got = reader(reply)
+        elif body.form == "v2-binary":
+            got = _v2_binary_reply(reply, header_length)
         else:
             decoded = json.loads(reply)
             got = _v2_json_array(decoded) if check == "v2" else _seldon_json_array(decoded)
@@ -74,19 +93,19 @@ def check_reply(check: str, body: Body, request: bytes, reply: bytes) -> None:
     _compare(got, want)
 
 
-def rest_request(port: int, body: Body, timeout: float) -> tuple[int, bytes]:
+def rest_request(port: int, body: Body, timeout: float) -> tuple[int, bytes, str | None]:
+    """(status, body, Inference-Header-Content-Length of the reply if any)."""
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         conn.request(
             "POST",
             body.path,
             body=body.file.read_bytes(),
-            headers={
-                "Content-Type": body.content_type,
-            },
+            headers={"Content-Type": body.content_type, **dict(body.headers)},
         )
         response = conn.getresponse()
-        return response.status, response.read()
+        header_length = response.getheader("Inference-Header-Content-Length")
+        return response.status, response.read(), header_length
     finally:
         conn.close()
 
@@ -113,16 +132,17 @@ def grpc_request(port: int, body: Body, timeout: float) -> bytes:
 
 def verify(port: int, body: Body, check: str, timeout: float = 60.0) -> Answer:
     """Send one request and check the answer. Connection errors are failures, not exceptions."""
+    header_length: str | None = None
     try:
         if body.proto == "grpc":
             reply = grpc_request(port, body, timeout)
             request = body.message
         else:
-            status, reply = rest_request(port, body, timeout)
+            status, reply, header_length = rest_request(port, body, timeout)
             if status != 200:
                 return Answer(False, f"HTTP {status}: {reply[:300]!r}", len(reply))
             request = body.file.read_bytes()
-        check_reply(check, body, request, reply)
+        check_reply(check, body, request, reply, header_length)
     except grpc.RpcError as exc:
         return Answer(False, f"gRPC {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
     except (OSError, http.client.HTTPException) as exc:

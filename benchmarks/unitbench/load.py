@@ -93,6 +93,7 @@ def wrk(port: int, body: Body, conc: int, duration: float, cpus: str, timeout: f
         "--",
         str(body.file),
         body.content_type,
+        *(f"{name}: {value}" for name, value in body.headers),
     ]
     rc, text, cpu = _run(_pinned(argv, cpus), duration + HARD_MARGIN)
     match = re.search(r"^UNITBENCH (\{.*\})$", text, re.M)
@@ -150,6 +151,7 @@ def h2load(
             "te: trailers",
             "-H",
             f"content-type: {body.content_type}",
+            *(arg for name, value in body.headers for arg in ("-H", f"{name}: {value}")),
             "--log-file",
             log.name,
             url,

@@ -84,7 +84,11 @@ def _v2_file() -> descriptor_pb2.FileDescriptorProto:
         package="inference",
         syntax="proto3",
         message_type=[
-            _message("InferTensorContents", _field("fp64_contents", 7, F.TYPE_DOUBLE, REPEATED)),
+            _message(
+                "InferTensorContents",
+                _field("fp32_contents", 6, F.TYPE_FLOAT, REPEATED),
+                _field("fp64_contents", 7, F.TYPE_DOUBLE, REPEATED),
+            ),
             tensor("InferInputTensor"),
             tensor("InferOutputTensor"),
             _message(
@@ -93,6 +97,7 @@ def _v2_file() -> descriptor_pb2.FileDescriptorProto:
                 _field("model_version", 2, F.TYPE_STRING),
                 _field("id", 3, F.TYPE_STRING),
                 _field("inputs", 5, F.TYPE_MESSAGE, REPEATED, msg + "InferInputTensor"),
+                _field("raw_input_contents", 7, F.TYPE_BYTES, REPEATED),
             ),
             _message(
                 "ModelInferResponse",
@@ -173,12 +178,25 @@ def v2_request(array: np.ndarray, model: str) -> bytes:
     return request.SerializeToString()
 
 
+def v2_request_raw(array: np.ndarray, model: str) -> bytes:
+    """An FP32 ModelInferRequest whose numbers travel in `raw_input_contents` (little-endian)."""
+    request = message_class("inference.ModelInferRequest")(model_name=model)
+    tensor = request.inputs.add(name="input-0", datatype="FP32")
+    tensor.shape.extend(array.shape)
+    request.raw_input_contents.append(array.astype("<f4").tobytes())
+    return request.SerializeToString()
+
+
 def v2_reply_array(reply: bytes) -> np.ndarray:
     response = message_class("inference.ModelInferResponse").FromString(reply)
     if not response.outputs:
         raise ValueError("no outputs in reply")
     output = response.outputs[0]
     shape = tuple(output.shape)
+    fp32 = output.datatype == "FP32"
     if response.raw_output_contents:
-        return np.frombuffer(response.raw_output_contents[0], dtype="<f8").reshape(shape)
+        dtype = "<f4" if fp32 else "<f8"
+        return np.frombuffer(response.raw_output_contents[0], dtype=dtype).reshape(shape)
+    if fp32:
+        return np.asarray(output.contents.fp32_contents, dtype=np.float32).reshape(shape)
     return np.asarray(output.contents.fp64_contents, dtype=float).reshape(shape)

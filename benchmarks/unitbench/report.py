@@ -442,6 +442,153 @@ def section_targets(res: Results) -> str:
     )
 
 
+V2_US, GRAPH_US = "unitserve-v2", "unitserve-graph"
+V2_REFS = ("mlserver", "mlserver-pw0", "kserve")
+
+
+def _cpu_ratio(ours: Cell | None, ref: Cell | None) -> float | None:
+    """How many times more requests one core serves for us than for the reference."""
+    if ours and ref and ours.cpu_us and ref.cpu_us:
+        return ref.cpu_us / ours.cpu_us
+    return None
+
+
+def _best_v2_ref(res: Results, names: tuple[str, ...], proto: str, payload: str, conc: int):
+    found = [(n, c) for n in names if (c := res.cell(n, proto, payload, conc)) and c.cpu_us]
+    return min(found, key=lambda nc: nc[1].cpu_us or 0.0) if found else None
+
+
+def section_v2(res: Results) -> str:
+    """The Open Inference Protocol rows: per-core ratios (CPU per request), req/s and p99."""
+    rows = []
+    for proto, payload, conc in res.matrix_keys():
+        ours = res.cell(V2_US, proto, payload, conc)
+        if not payload.startswith("v2-") or not ours:
+            continue
+        row = [PROTO_NAMES[proto], payload, str(conc), fnum(ours.rps), fnum(ours.cpu_us)]
+        for ref in V2_REFS:
+            cell = res.cell(ref, proto, payload, conc)
+            row.append(
+                f"{fnum(cell.rps)} / {fnum(cell.cpu_us)} / **{fratio(_cpu_ratio(ours, cell))}**"
+                if cell
+                else "-"
+            )
+        p99s = [
+            fnum(c.ms("p99_ms")) if (c := res.cell(n, proto, payload, conc)) else "-"
+            for n in (V2_US, *V2_REFS)
+        ]
+        rows.append([*row, " / ".join(p99s)])
+    if not rows:
+        return ""
+    head = ["proto", "payload", "conc", "unitserve-v2 req/s", "CPU us/req"]
+    head += [f"{n}: req/s / CPU us / per-core ratio" for n in V2_REFS]
+    head += ["p99 ms (" + " / ".join((V2_US, *V2_REFS)) + ")"]
+    return "\n".join(
+        [
+            "## Open Inference Protocol (V2), measured in the same run",
+            "",
+            "Per-core ratio = the reference's server CPU per request / unitserve-v2's: how many"
+            " times more requests one core serves. FP32 throughout; gRPC bodies carry"
+            " `raw_input_contents`; `v2-large-bin` is the binary tensor data extension both ways.",
+            "",
+            table(head, rows, right_from=3),
+        ]
+    )
+
+
+def section_new_targets(res: Results) -> str:
+    """The targets of the Open Inference Protocol, graph and tools work, judged on this run."""
+    rows: list[list[str]] = []
+
+    def verdict(parts: list[str], met: bool) -> str:
+        return ("met" if met else "**not met**") if parts else "not measured"
+
+    def against(
+        label: str, proto: str, payload: str, names: tuple[str, ...], need: float, conc: int = 8
+    ) -> None:
+        ours = res.cell(V2_US, proto, payload, conc)
+        best = _best_v2_ref(res, names, proto, payload, conc)
+        r = _cpu_ratio(ours, best[1]) if best else None
+        parts = [f"{fratio(r)} per core vs {best[0]}"] if best and r is not None else []
+        rows.append([label, "; ".join(parts) or "-", verdict(parts, bool(r and r >= need))])
+
+    against("V2 REST small c=8: >= 4x MLServer's best", "rest", "v2-small", MLSERVERS, 4)
+    against("V2 REST small c=8: >= 3x KServe", "rest", "v2-small", ("kserve",), 3)
+    ours = res.cell(V2_US, "rest", "v2-small", 8)
+    others = [(n, c) for n in V2_REFS if (c := res.cell(n, "rest", "v2-small", 8))]
+    parts = (
+        [
+            f"{fnum(ours.ms('p99_ms'))} ms vs "
+            + ", ".join(f"{n} {fnum(c.ms('p99_ms'))}" for n, c in others)
+        ]
+        if ours and others
+        else []
+    )
+    rows.append(
+        [
+            "V2 REST small c=8: p99 below MLServer and KServe",
+            "; ".join(parts) or "-",
+            verdict(
+                parts, bool(ours and all(ours.ms("p99_ms") < c.ms("p99_ms") for _, c in others))
+            ),
+        ]
+    )
+    against("V2 gRPC small c=8: >= 2x MLServer", "grpc", "v2-small", MLSERVERS, 2)
+    binary_parts, binary_met = [], True
+    for conc in sorted({k[2] for k in res.matrix_keys() if k[1] == "v2-large-bin"}):
+        binary = res.cell(V2_US, "rest", "v2-large-bin", conc)
+        own = _cpu_ratio(binary, res.cell(V2_US, "rest", "v2-large", conc))
+        best = _best_v2_ref(res, MLSERVERS, "rest", "v2-large", conc)
+        ml = _cpu_ratio(binary, best[1]) if best else None
+        if own is not None:
+            binary_met &= own >= 10
+            binary_parts.append(f"c={conc}: {fratio(own)} our JSON")
+        if ml is not None:
+            binary_met &= ml >= 20
+            binary_parts.append(f"c={conc}: {fratio(ml)} MLServer JSON")
+    rows.append(
+        [
+            "V2 REST 1000x1000 binary: >= 10x our JSON large, >= 20x MLServer's",
+            "; ".join(binary_parts) or "-",
+            verdict(binary_parts, binary_met),
+        ]
+    )
+    v2_rss, seldon_rss = _rss_rest(res, V2_US), _rss_rest(res, US)
+    rows.append(
+        [
+            "Memory at rest per worker (tree RSS: supervisor + 1 worker)",
+            f"V2 sessions {fnum(v2_rss)} MiB, Seldon sessions {fnum(seldon_rss)} MiB"
+            if v2_rss
+            else "-",
+            "compare with the report before the V2 work (one binary serves both)",
+        ]
+    )
+    graph_parts, graph_met = [], True
+    for proto, payload, conc in res.matrix_keys():
+        g, one = res.cell(GRAPH_US, proto, payload, conc), res.cell(US, proto, payload, conc)
+        if g and one and g.cpu_us and one.cpu_us:
+            multiple = g.cpu_us / one.cpu_us
+            graph_met &= multiple <= 1.5
+            graph_parts.append(f"{PROTO_NAMES[proto]} {payload} c={conc}: {fratio(multiple)}")
+    rows.append(
+        [
+            "Graph: 3-node local chain <= 1.5x the CPU per request of one node",
+            "; ".join(graph_parts) or "-",
+            verdict(graph_parts, graph_met),
+        ]
+    )
+    rows.append(["Graph: >= 10x req/s of the chain served the Seldon way", "-", "not measured"])
+    rows.append(["unitserve batch: >= 5x seldon-batch-processor lines/s", "-", "not measured"])
+    rows.append(["Client REST predict: <= 1.5x a bare httpx post", "-", "not measured"])
+    return "\n".join(
+        [
+            "## Targets of the Open Inference Protocol, graph and tools work (this run)",
+            "",
+            table(["target", "measured", "verdict"], rows, right_from=9),
+        ]
+    )
+
+
 def section_cells(res: Results) -> str:
     rows = []
     for server in res.servers():
@@ -596,6 +743,8 @@ def render(res: Results) -> str:
         section_header(res),
         section_ratios(res),
         section_targets(res),
+        section_v2(res),
+        section_new_targets(res),
         section_ceilings(res),
         section_per_server(res),
         section_cells(res),

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from unitbench import checks, load, procs
-from unitbench.payloads import Body, body
+from unitbench.payloads import Body, is_large
 from unitbench.procs import MIB, ServerProcess
 from unitbench.servers import Ports, ServerSpec
 
@@ -121,7 +121,7 @@ class Session:
     def __init__(self, spec: ServerSpec, req: Body, opts: Options, ports: Ports, emit: Emit):
         self.spec, self.req, self.opts, self.ports, self.emit = spec, req, opts, ports, emit
         self.port = ports.grpc if req.proto == "grpc" else ports.http
-        large = req.payload == "large"
+        large = is_large(req.payload)
         self.concs = opts.large_concs if large else opts.concs
         self.duration = opts.large_duration if large else opts.duration
         self.ident = {
@@ -192,7 +192,7 @@ class Session:
         session: dict = {"kind": "session", **self.ident, "status": "failed", "log": str(log_file)}
         try:
             # start-up is timed with the small body, so that it does not include a large request
-            probe = body("small", self.req.proto, spec.family) or self.req
+            probe = spec.request("small", self.req.proto) or self.req
             ready, startup = wait_ready(server, self.port, probe, spec.check, opts.startup_timeout)
             if not ready.ok:
                 session |= {"verify": ready.detail, "log_tail": server.log_tail(1500)}
@@ -259,7 +259,7 @@ def run_matrix(servers: list[ServerSpec], opts: Options, emit: Emit) -> None:
             for spec in servers:
                 if not spec.runs(proto, payload):
                     continue
-                req = body(payload, proto, spec.family)
+                req = spec.request(payload, proto)
                 if req is None:
                     continue
                 if why := spec.missing():

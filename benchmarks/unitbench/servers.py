@@ -5,15 +5,16 @@ Placeholders in `argv` and `env`: {http} {grpc} {metrics} (ports), {bench} (benc
 i.e. the project's .venv, whose uvicorn/uvloop/httptools/orjson/numpy/grpcio the ceilings use).
 """
 
+import dataclasses
 import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from unitbench.paths import BENCH_DIR, MODELS_DIR, PROJECT_DIR, SCRATCH_DIR, VENVS_DIR
-from unitbench.payloads import PAYLOADS
+from unitbench.payloads import SELDON_PAYLOADS, V2_ONLY, Body, body
 
-ALL = PAYLOADS
+ALL = SELDON_PAYLOADS  # the Seldon-protocol rows; the V2 rows are asked for by name
 REST, GRPC = ("rest",), ("grpc",)
 # unitserve from the interpreter running the harness (make: the project's .venv), unless overridden
 UNITSERVE_BIN = os.environ.get("UNITSERVE_BIN", str(Path(sys.executable).parent / "unitserve"))
@@ -41,6 +42,14 @@ class ServerSpec:
     env: dict[str, str] = field(default_factory=dict)
     requires: str = ""  # a file that must exist for the server to be runnable
     venv_python: str = ""  # interpreter whose package versions the report lists
+    rest_path: str = ""  # another URL path for the same bodies (a graph's external API)
+    grpc_path: str = ""  # another /package.Service/Method for the same bodies
+
+    def request(self, payload: str, proto: str) -> Body | None:
+        """The body this server gets for a payload, at the path it serves it on."""
+        req = body(payload, proto, self.family)
+        path = self.grpc_path if proto == "grpc" else self.rest_path
+        return dataclasses.replace(req, path=path) if req and path else req
 
     def fill(self, text: str, ports: Ports) -> str:
         return text.format(
@@ -107,6 +116,54 @@ SERVERS: dict[str, ServerSpec] = {
             venv_python=str(Path(UNITSERVE_BIN).parent / "python"),
         ),
         ServerSpec(
+            "unitserve-v2",
+            "unitserve",
+            "unitserve serve IdentityModel --model-name identity, Open Inference Protocol rows"
+            " (defaults otherwise)",
+            (
+                UNITSERVE_BIN,
+                "serve",
+                "IdentityModel",
+                "--model-name",
+                "identity",
+                "--http-port",
+                "{http}",
+                "--grpc-port",
+                "{grpc}",
+                "--metrics-port",
+                "{metrics}",
+            ),
+            payloads=V2_ONLY,
+            family="v2",
+            check="v2",
+            cwd=SELDON_MODEL,
+            requires=UNITSERVE_BIN,
+            venv_python=str(Path(UNITSERVE_BIN).parent / "python"),
+        ),
+        ServerSpec(
+            "unitserve-graph",
+            "unitserve",
+            "unitserve graph: a three-node identity chain (transformer -> model -> output"
+            " transformer) in one process, through the orchestrator's external API (defaults)",
+            (
+                UNITSERVE_BIN,
+                "graph",
+                str(MODELS_DIR / "graph" / "chain.yaml"),
+                "--http-port",
+                "{http}",
+                "--grpc-port",
+                "{grpc}",
+                "--metrics-port",
+                "{metrics}",
+            ),
+            payloads=("small",),
+            cwd=MODELS_DIR / "graph",
+            requires=UNITSERVE_BIN,
+            venv_python=str(Path(UNITSERVE_BIN).parent / "python"),
+            rest_path="/api/v1.0/predictions",
+            grpc_path="/seldon.protos.Seldon/Predict",
+        ),
+        ServerSpec(
             "seldon",
             "reference",
             "seldon-core-microservice IdentityModel (defaults: gunicorn 1 sync worker,"
@@ -130,7 +187,7 @@ SERVERS: dict[str, ServerSpec] = {
             "reference",
             "mlserver start, custom identity runtime, V2 protocol (defaults: 1 parallel worker)",
             ("{venvs}/mlserver/bin/mlserver", "start", str(MODELS_DIR / "mlserver")),
-            payloads=("small", "medium", "large"),
+            payloads=("small", "medium", "large", "v2-small", "v2-large"),
             family="v2",
             check="v2",
             env=MLSERVER_ENV,
@@ -144,7 +201,7 @@ SERVERS: dict[str, ServerSpec] = {
             "MLServer's fastest configuration: parallel_workers=0 (inference in the HTTP/gRPC"
             " process), debug=false",
             ("{venvs}/mlserver/bin/mlserver", "start", str(MODELS_DIR / "mlserver")),
-            payloads=("small", "medium"),
+            payloads=("small", "medium", "v2-small", "v2-large"),
             skip=("grpc:medium",),
             family="v2",
             check="v2",
@@ -152,6 +209,26 @@ SERVERS: dict[str, ServerSpec] = {
             env={**MLSERVER_ENV, "MLSERVER_PARALLEL_WORKERS": "0", "MLSERVER_DEBUG": "false"},
             requires="{venvs}/mlserver/bin/mlserver",
             venv_python="{venvs}/mlserver/bin/python",
+        ),
+        ServerSpec(
+            "kserve",
+            "reference",
+            "KServe ModelServer (kserve 0.21), identity Model, Open Inference Protocol"
+            " (defaults: 1 worker, latency logging on)",
+            (
+                "{venvs}/kserve/bin/python",
+                str(MODELS_DIR / "kserve" / "identity_server.py"),
+                "--http_port",
+                "{http}",
+                "--grpc_port",
+                "{grpc}",
+            ),
+            payloads=V2_ONLY,
+            family="v2",
+            check="v2",
+            cwd=SCRATCH_DIR,
+            requires="{venvs}/kserve/bin/python",
+            venv_python="{venvs}/kserve/bin/python",
         ),
         ServerSpec(
             "asgi-echo",
@@ -242,14 +319,18 @@ SERVERS: dict[str, ServerSpec] = {
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "all": tuple(SERVERS),
-    "references": ("seldon", "mlserver", "mlserver-pw0"),
+    "references": ("seldon", "mlserver", "mlserver-pw0", "kserve"),
+    # a local graph against one node served alone
+    "graph": ("unitserve", "unitserve-graph"),
+    # the Open Inference Protocol rows: unitserve vs MLServer (both settings) and KServe
+    "v2": ("unitserve-v2", "mlserver", "mlserver-pw0", "kserve"),
     "ceilings": tuple(n for n, s in SERVERS.items() if s.role == "ceiling"),
     "quick": ("unitserve", "seldon"),
 }
 
 
 def select(names: str) -> list[ServerSpec]:
-    """Comma-separated server names and/or group names (all, references, ceilings, quick)."""
+    """Comma-separated server names and/or group names (all, references, ceilings, quick, v2)."""
     chosen: list[str] = []
     for name in filter(None, (n.strip() for n in names.split(","))):
         for member in GROUPS.get(name, (name,)):

@@ -36,6 +36,7 @@ SERVICE_TYPES = (
     "OUTLIER_DETECTOR",
 )
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+LOG_FORMATS = ("text", "json")
 
 _TRUE = frozenset({"1", "true", "t"})
 # The words distutils' strtobool accepts (Seldon parses flag values and BOOL
@@ -218,6 +219,18 @@ OPTIONS: tuple[Option, ...] = (
         choices=LOG_LEVELS,
         env_parse=lambda s: _choice(s.upper(), LOG_LEVELS),
         note="SELDON_LOG_LEVEL overrides the flag, as in Seldon.",
+    ),
+    Option(
+        "log_format",
+        "--log-format",
+        "UNITSERVE_LOG_FORMAT",
+        "text",
+        "Log line format: text (Seldon's) or json (one JSON object a line: time, level, "
+        "message, logger; access lines add method, path, status, duration_ms, puid and "
+        "trace_id).",
+        choices=LOG_FORMATS,
+        env_parse=lambda s: _choice(s.lower(), LOG_FORMATS),
+        origin="unitserve",
     ),
     Option(
         "debug",
@@ -571,6 +584,7 @@ class Settings:
     persistence: int
     parameters: str
     log_level: str
+    log_format: str
     debug: bool
     tracing: int
     workers: int

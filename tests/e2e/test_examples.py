@@ -5,6 +5,7 @@ over REST (and gRPC where the example is about a gRPC-visible behaviour)."""
 from __future__ import annotations
 
 import csv
+import json
 import re
 import shutil
 import subprocess
@@ -17,6 +18,7 @@ import httpx
 import numpy as np
 import pytest
 
+from ..client_venvs import client_python
 from ..conftest import Server, wait_until
 from .grpc_client import RpcError, call_json
 from .test_graph_cli import GraphServer
@@ -360,6 +362,77 @@ def test_metadata_environment_override(example):
     meta = server.get("/metadata").json()
     assert meta["platform"] == "sklearn" and meta["versions"] == ["v9"]
     assert meta["name"] == "price-model"
+
+
+def run_triton(server: S2iServer, which: str) -> dict:
+    """What NVIDIA's tritonclient (its own virtual environment: its pins clash with
+    ours) saw calling the example over HTTP and gRPC."""
+    done = subprocess.run(
+        [
+            str(client_python("tritonclient")),
+            str(Path(__file__).parent / "clients" / "triton_examples.py"),
+            f"127.0.0.1:{server.http_port}",
+            server.grpc_target,
+            which,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
+
+
+def test_v2_numeric_with_tritonclient(example):
+    server = example("v2_numeric")
+    r = server.post(
+        "/v2/models/HousePrices/infer",
+        json={
+            "inputs": [
+                {
+                    "name": "features",
+                    "shape": [2, 3],
+                    "datatype": "FP32",
+                    "data": [[80, 3, 20], [120, 4, 5]],
+                }
+            ]
+        },
+    )
+    assert r.json()["outputs"] == [
+        {"name": "output-0", "datatype": "FP32", "shape": [2], "data": [325000.0, 467500.0]}
+    ]
+    seen = run_triton(server, "numeric")
+    assert seen["ready"]
+    assert seen["metadata"]["inputs"] == [
+        {"name": "features", "datatype": "FP32", "shape": [-1, 3]}
+    ]
+    assert seen["grpc_metadata_inputs"] == seen["metadata"]["inputs"]
+    expected = {"dtype": "float32", "shape": [2], "data": [325000.0, 467500.0]}
+    for way in ("http_json", "http_binary", "grpc"):
+        assert seen[way]["outputs"] == {"output-0": expected}, way
+    assert (seen["http_json"]["id"], seen["grpc"]["id"]) == ("ex-1", "ex-2")
+
+
+def test_v2_text_with_tritonclient(example):
+    server = example("v2_text")
+    text = {"name": "text", "shape": [2], "datatype": "BYTES", "data": ["Hello  World", "Über"]}
+    r = server.post("/v2/models/TextStats/infer", json={"inputs": [text]})
+    assert [(o["name"], o["datatype"], o["data"]) for o in r.json()["outputs"]] == [
+        ("normalized", "BYTES", ["hello world", "über"]),
+        ("word_count", "INT32", [2, 1]),
+    ]
+    as_str = {**text, "parameters": {"content_type": "str"}}
+    r = server.post("/v2/models/TextStats/infer", json={"inputs": [as_str]})
+    assert r.json()["outputs"][1]["data"] == [2, 1]
+    seen = run_triton(server, "text")
+    assert seen["ready"]
+    assert [o["name"] for o in seen["metadata"]["outputs"]] == ["normalized", "word_count"]
+    expected = {
+        "normalized": {"dtype": "object", "shape": [3], "data": ["hello world", "über straße", ""]},
+        "word_count": {"dtype": "int32", "shape": [3], "data": [2, 2, 0]},
+    }
+    for way in ("http_json", "http_binary", "grpc"):
+        assert seen[way]["outputs"] == expected, way
 
 
 # ----------------------------------------------------------------------------- graphs

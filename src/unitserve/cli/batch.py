@@ -36,6 +36,7 @@ from typing import IO, Any
 import numpy as np
 
 from unitserve.client import AsyncClient, ClientError
+from unitserve.errors import ServingError
 from unitserve.protocol.v2 import datatypes, tensors
 
 log = logging.getLogger("unitserve.batch")
@@ -222,7 +223,7 @@ async def _predict_one(client: AsyncClient, args: argparse.Namespace, job: Job) 
             data["meta"]["tags"] = {**(data["meta"].get("tags") or {}), **tags}
             answer = await client.predict(raw=data)
         return [json.dumps(answer.raw)]
-    except (ClientError, ValueError, TypeError, AttributeError) as exc:
+    except (ClientError, ServingError, ValueError, TypeError, AttributeError, KeyError) as exc:
         return [failure(str(exc), tags if args.method == "predict" else {"tags": tags})]
 
 
@@ -232,14 +233,21 @@ async def _infer(
     """One line with the Open Inference Protocol: a bare array (``data``) or a whole
     inference request (``raw``); the answer as the protocol's JSON, tags in its parameters."""
     if args.data_type == "raw":
+        if not isinstance(data, dict) or not isinstance(data.get("inputs"), list):
+            raise ValueError("a raw line must be an inference request: an object with inputs")
         inputs = {}
-        for i, item in enumerate(data.get("inputs") or []):
+        for i, item in enumerate(data["inputs"]):
+            if not isinstance(item, dict):
+                raise ValueError(f"input {i} of the raw line is not an object")
             where = f"input {i}"
             datatype = datatypes.by_name(item.get("datatype"), where)
             shape = tensors.read_shape(item.get("shape"), where)
             inputs[str(item.get("name", f"input-{i}"))] = tensors.from_json(
                 item.get("data"), datatype, shape, datatype.is_bytes, where
             )
+    elif isinstance(data, str):
+        # --data-type str: the line's text as one BYTES element.
+        inputs = {"input-0": np.array([data], dtype=object)}
     else:
         inputs = {"input-0": np.asarray(data)}
     answer = await client.infer(inputs, parameters={k: v for k, v in tags.items()})
@@ -286,7 +294,7 @@ async def _predict_many(client: AsyncClient, args: argparse.Namespace, job: Job)
                     "When using mini-batching each row should contain single instance."
                 )
             answer = await client.predict(np.concatenate(arrays), payload=payload, tags=base)
-    except (ClientError, ValueError, TypeError, KeyError) as exc:
+    except (ClientError, ServingError, ValueError, TypeError, KeyError, AttributeError) as exc:
         return [failure(str(exc), tags) for tags in row_tags]
     out = []
     response = answer.raw
@@ -422,7 +430,17 @@ async def _process(args: argparse.Namespace, client: AsyncClient, out: IO[str], 
     async def worker() -> None:
         while (job := await todo.get()) is not None:
             started = time.monotonic()
-            lines = await send(client, args, job)
+            try:
+                lines = await send(client, args, job)
+            except Exception as exc:  # a line the code did not foresee
+                # The writer waits for every job in order: a job left unanswered would
+                # stop the whole run, so whatever went wrong becomes its failure lines.
+                log.exception("batch: line %d could not be sent", job.first)
+                instance = str(uuid.uuid1())
+                lines = [
+                    failure(f"{type(exc).__name__}: {exc}", _tags(args, job.first + n, instance))
+                    for n in range(len(job.lines))
+                ]
             took = time.monotonic() - started
             stats.sent += 1
             stats.latency(took)
@@ -495,6 +513,8 @@ def _check(args: argparse.Namespace) -> str | None:
         return "--batch-size above 1 needs --data-type data or raw"
     if args.protocol == "v2" and not (args.model or args.deployment_name):
         return "--protocol v2 needs the model's name (--model or --deployment-name)"
+    if args.protocol == "v2" and args.data_type == "json":
+        return "--protocol v2 reads --data-type data, str or raw lines (JSON has no tensor form)"
     if args.protocol == "v2" and args.method != "predict":
         return "--protocol v2 sends predictions only"
     if args.gateway_type != "seldon" and not args.deployment_name:

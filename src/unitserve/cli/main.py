@@ -46,7 +46,7 @@ def _cmd_serve(args: argparse.Namespace) -> int:
     except SettingsError as exc:
         print(f"unitserve serve: error: {exc}", file=sys.stderr)
         return exc.exit_status
-    logs.configure(settings.log_level)
+    logs.configure(settings.log_level, settings.log_format)
     log.info("unitserve %s", __version__)
     if s2i_origin:
         log.info("s2i start: %s", s2i_origin)

@@ -133,12 +133,32 @@ def generate(contract: dict[str, Any], n: int, rng: np.random.Generator) -> np.n
 
 
 def from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
-    """A contract from the model's metadata: one feature per input, one target per
-    output, continuous FLOAT (INT for integer datatypes), unbounded."""
+    """A contract from the model's metadata: continuous FLOAT columns (INT for integer
+    datatypes), unbounded. A tensor entry (``name``, ``datatype``, ``shape``; a leading
+    -1 is the batch) is one item as wide as its shape; a Seldon entry (``messagetype``
+    with ``schema.names``) is one item per name. A tensor's columns have no names of
+    their own, so an answer's column names are checked only when every target came
+    with names."""
 
     def columns(tensors: Any, kind: str) -> list[dict[str, Any]]:
-        out = []
+        out: list[dict[str, Any]] = []
         for i, tensor in enumerate(tensors or []):
+            if not isinstance(tensor, dict):
+                raise ContractError(f"{kind} {i} of the metadata is not an object")
+            found = tensor.get("schema")
+            schema: dict[str, Any] = found if isinstance(found, dict) else {}
+            if "messagetype" in tensor and "datatype" not in tensor:
+                names = schema.get("names") or []
+                if tensor["messagetype"] not in ("ndarray", "tensor", "tftensor"):
+                    raise ContractError(
+                        f"{kind} {i} is {tensor['messagetype']}: no contract for it"
+                    )
+                if names:
+                    out += [
+                        {"name": str(n), "ftype": "continuous", "dtype": "FLOAT"} for n in names
+                    ]
+                    continue
+                tensor = {"name": f"{kind}{i}", "shape": schema.get("shape") or []}
             shape = [int(d) for d in tensor.get("shape") or []]
             if shape and shape[0] == -1:
                 shape = shape[1:]
@@ -151,8 +171,9 @@ def from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
                 "name": tensor.get("name") or f"{kind}{i}",
                 "ftype": "continuous",
                 "dtype": "INT" if "INT" in datatype else "FLOAT",
+                UNNAMED: True,
             }
-            if shape and shape != [1]:
+            if math.prod(shape) != 1:
                 item["shape"] = [math.prod(shape)]
             out.append(item)
         return out
@@ -161,6 +182,10 @@ def from_metadata(metadata: dict[str, Any]) -> dict[str, Any]:
     if not features:
         raise ContractError("the model's metadata lists no inputs to build requests from")
     return {"features": features, "targets": columns(metadata.get("outputs"), "output")}
+
+
+#: Marks a contract item built from a tensor, whose columns have no names to check.
+UNNAMED = "_unnamed"
 
 
 # ----------------------------------------------------------------------------- checks
@@ -176,7 +201,7 @@ def check(answer: Any, contract: dict[str, Any], rows: int) -> list[str]:
     problems = []
     names = answer.names
     expected = [t["name"] for t in targets]
-    if names and names != expected:
+    if names and names != expected and not any(t.get(UNNAMED) for t in targets):
         problems.append(f"the answer's names {names} are not the targets' {expected}")
     arr = np.asarray(answer.data)
     if arr.ndim == 1:

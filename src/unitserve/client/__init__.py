@@ -27,7 +27,6 @@ from urllib.parse import quote, urlsplit
 
 import grpc
 import httpx
-from google.protobuf import json_format
 from grpc import aio as grpc_aio
 from grpc_health.v1 import health_pb2
 
@@ -280,7 +279,7 @@ class _Base:
             lambda: inference_pb2.ModelMetadataRequest(name=name, version=version),
             inference_pb2.ModelMetadataResponse,
             _json_answer,
-            lambda msg: json_format.MessageToDict(msg, preserving_proto_field_name=True),
+            wire.model_metadata_proto,
         )
 
     def _ready_call(self, model: str | None, version: str | None) -> _Call:

@@ -270,10 +270,10 @@ def infer_body(
     buffers: list[memoryview] = []
     for name, arr in named_inputs(inputs).items():
         where = f"input {name!r}"
-        datatype = datatypes.of_array(arr, where)
+        datatype = _datatype(arr, where)
         entry: dict[str, Any] = {"name": name, "shape": list(arr.shape), "datatype": datatype.name}
         if binary_data:
-            buf = binary.array_buffer(arr, datatype, where)
+            buf = _buffer(arr, datatype, where)
             entry["parameters"] = {"binary_data_size": buf.nbytes}
             buffers.append(buf)
         else:
@@ -301,10 +301,46 @@ def infer_body(
     }
 
 
+# What the client cannot send is the caller's mistake, found before anything is sent: a
+# ValueError saying why, as for any other bad argument (the protocol's own error types
+# name the server's side of a call).
+
+
+def _datatype(arr: np.ndarray, where: str) -> datatypes.Datatype:
+    try:
+        return datatypes.of_array(arr, where)
+    except ServingError as exc:
+        raise ValueError(str(exc)) from None
+
+
+def _buffer(arr: np.ndarray, datatype: datatypes.Datatype, where: str) -> memoryview:
+    try:
+        return binary.array_buffer(arr, datatype, where)
+    except ServingError as exc:
+        raise ValueError(str(exc)) from None
+
+
 def _json_data(arr: np.ndarray, datatype: datatypes.Datatype, where: str) -> Any:
     if datatype.is_bytes:
-        flat = arr.reshape(-1).tolist()
-        return [x.decode("utf-8") if isinstance(x, bytes) else str(x) for x in flat]
+        out = []
+        for i, x in enumerate(arr.reshape(-1).tolist()):
+            if isinstance(x, bytes):
+                try:
+                    x = x.decode("utf-8")
+                except UnicodeDecodeError:
+                    # JSON has only text: bytes that are not UTF-8 cannot travel in it.
+                    raise ValueError(
+                        f"{where} element {i} is bytes that are not UTF-8 text, which a "
+                        "JSON body cannot carry: send it with binary_data=True"
+                    ) from None
+            elif not isinstance(x, str):
+                # The same rule as the binary form and gRPC, so that the form chosen
+                # never changes what is sent.
+                raise ValueError(
+                    f"{where} element {i} is a {type(x).__name__}; BYTES hold str or bytes"
+                )
+            out.append(x)
+        return out
     return tensors.to_json(arr, datatype, where)
 
 
@@ -357,10 +393,9 @@ def infer_proto(
     _fill_params(req.parameters, parameters or {})
     for name, arr in named_inputs(inputs).items():
         where = f"input {name!r}"
-        datatype = datatypes.of_array(arr, where)
-        tensor = req.inputs.add(name=name, datatype=datatype.name, shape=list(arr.shape))
-        del tensor
-        req.raw_input_contents.append(bytes(binary.array_buffer(arr, datatype, where)))
+        datatype = _datatype(arr, where)
+        req.inputs.add(name=name, datatype=datatype.name, shape=list(arr.shape))
+        req.raw_input_contents.append(bytes(_buffer(arr, datatype, where)))
     for name in outputs or ():
         req.outputs.add(name=name)
     return req
@@ -399,6 +434,16 @@ def infer_answer_proto(resp: Any) -> InferAnswer:
         raise ClientError(200, "BAD_ANSWER", f"the answer is unreadable: {exc}") from None
     params = {k: getattr(v, v.WhichOneof("parameter_choice")) for k, v in resp.parameters.items()}
     return InferAnswer(outputs, resp.model_name, resp.model_version, resp.id, params)
+
+
+def model_metadata_proto(msg: Any) -> dict[str, Any]:
+    """A ``ModelMetadataResponse`` as the same dict the REST answer is: protobuf's JSON
+    form writes 64-bit integers as strings, so the shapes are made numbers again."""
+    body = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    for key in ("inputs", "outputs"):
+        for tensor in body.get(key) or []:
+            tensor["shape"] = [int(d) for d in tensor.get("shape") or []]
+    return body
 
 
 def seldon_proto_types() -> dict[str, type]:

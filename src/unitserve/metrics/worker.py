@@ -21,7 +21,7 @@ Metric names and labels:
 * ours: ``unitserve_requests_total{operation,protocol,code,worker_id}``,
   ``unitserve_request_duration_seconds{operation,protocol,worker_id}``,
   ``unitserve_requests_in_flight{protocol,worker_id}``,
-  ``unitserve_worker_info{worker_id,pid}`` and, from the supervisor,
+  ``unitserve_worker_info{worker_id,pid,<deployment labels>}`` and, from the supervisor,
   ``unitserve_worker_restarts_total{reason}``.
 """
 
@@ -134,14 +134,16 @@ class WorkerMetrics(MetricsRecorder):
         for protocol in self._in_flight_now:
             self._in_flight.labels(protocol, worker_id).set(0)
         # 'liveall' keeps prometheus_client's own `pid` label: which process serves the slot.
+        # The deployment labels ride along so that a dashboard can pick a deployment or a
+        # model and find its scrape targets, although the request metrics do not carry them.
         info = Gauge(
             "unitserve_worker_info",
-            "The process serving each worker slot (pid label).",
-            ["worker_id"],
+            "The process serving each worker slot (pid label) and its deployment labels.",
+            list(self.base),
             multiprocess_mode="liveall",
             registry=None,
         )
-        info.labels(worker_id).set(1)
+        info.labels(**self.base).set(1)
 
     def for_unit(self, unit_id: str, image: str | None) -> WorkerMetrics:
         """The same worker's recorder for one node of a graph: its user metrics and

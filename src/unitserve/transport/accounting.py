@@ -6,9 +6,30 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import Protocol
+from typing import Any, Protocol
 
 access_log = logging.getLogger("unitserve.access")
+
+
+def access_fields(
+    protocol: str, code: str, seconds: float, what: str, client: str, puid: str | None
+) -> dict[str, Any]:
+    """The fields of an access line that the JSON log format writes (the text format
+    writes the line's message only). A gRPC call is an HTTP/2 POST to the RPC's path, so
+    it gets that method; ``trace_id`` is there for tracing, which does not fill it yet."""
+    method, _, path = what.partition(" ")
+    if not path:
+        method, path = "POST", what
+    return {
+        "method": method,
+        "path": path,
+        "status": int(code) if code.isdigit() else code,
+        "duration_ms": round(seconds * 1000, 3),
+        "protocol": protocol,
+        "client": client,
+        "puid": puid,
+        "trace_id": None,
+    }
 
 
 class RequestMetrics(Protocol):
@@ -47,13 +68,22 @@ class RequestAccounting:
         seconds: float,
         what: str,
         peer: str | Callable[[], str],
+        puid: str | None = None,
     ) -> None:
         """Record a finished request; `peer` may be a callable, called only for the
-        access log (finding it costs a little on every request otherwise)."""
+        access log (finding it costs a little on every request otherwise). `what` is
+        ``"METHOD /path"`` on REST and the RPC's path on gRPC."""
         self.metrics.request_finished(operation, protocol, code, seconds)
         if self.access_log_enabled:
             client = peer() if callable(peer) else peer
-            access_log.info("%s %s %s %.2fms", client, what, code, seconds * 1000)
+            access_log.info(
+                "%s %s %s %.2fms",
+                client,
+                what,
+                code,
+                seconds * 1000,
+                extra={"access": access_fields(protocol, code, seconds, what, client, puid)},
+            )
         if self.remaining > 0:
             with self._lock:
                 self.remaining -= 1

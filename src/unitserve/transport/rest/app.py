@@ -10,6 +10,7 @@ paths answer 404 and wrong methods 405, in the same JSON shape (Seldon answers
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -26,11 +27,12 @@ from unitserve.errors import (
     status_body,
 )
 from unitserve.message import Codec
-from unitserve.operations import OPERATIONS, V2_PROTOCOL
+from unitserve.operations import INFER, OPERATIONS, V2_PROTOCOL
 from unitserve.protocol import jsonio
 from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
+from unitserve.transport.rest.content_encoding import decoded
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
@@ -281,6 +283,13 @@ class RestApp:
         else:
             try:
                 payload = await self._read_body(receive, headers)
+                encoding = headers.get(b"content-encoding")
+                if encoding is not None and route.kind == INFER.name:
+                    # Off the event loop: inflating up to --max-body-size takes a while,
+                    # and health probes must still be answered meanwhile.
+                    payload = await asyncio.get_running_loop().run_in_executor(
+                        None, decoded, payload, encoding, self.max_body_size
+                    )
                 status, extra, body = await self.v2.answer(route, headers, payload)
             except ClientGone:
                 self.accounting.finished(

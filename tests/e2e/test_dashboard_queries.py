@@ -1,0 +1,458 @@
+"""Every panel of deploy/grafana/unitserve.json, queried through a real Prometheus.
+
+A real Prometheus server (Debian's `prometheus` package; skipped when missing)
+scrapes a loaded unitserve once a second. The test sends a known mix of requests
+(successes and errors, REST, gRPC and the Open Inference Protocol, feedback with
+rewards, user metrics) and replaces a worker, then evaluates each panel's PromQL
+through Prometheus's HTTP API with the dashboard's variables filled in as Grafana
+fills them, and compares every answer with what it sent.
+
+Exact counts: every series exists before Prometheus's first scrape (a warm-up of
+each kind of traffic), and the window of `$__range` / `$__rate_interval` runs from
+the first scrape to the last one, evaluated at the last one. Prometheus then has no
+window edge to extrapolate to, so an increase is the sent count (to a millionth)
+and a rate is that count divided by the window.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import shutil
+import signal
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import grpc
+import httpx
+import pytest
+
+from unitserve.metrics.worker import SELDON_BUCKETS
+from unitserve.proto import inference_pb2 as v2
+from unitserve.proto import prediction_pb2 as pb
+
+from .. import grafana
+from ..conftest import free_ports, wait_until
+from .metrics_text import samples
+
+PROMETHEUS = shutil.which("prometheus")
+DEPLOYMENT, MODEL = "dash-deployment", "dash-model"
+# What the measured phase sends (the warm-up sends one of each, rewarded 1.0).
+N_OK, N_BAD, N_404, N_GRPC, N_INFER = 30, 6, 4, 10, 7
+REWARDS = (1.0, 2.0, 3.0, 0.5, -1.5)
+WARM_REWARD = 1.0
+TIMER_SECONDS = 0.0125  # Tagged's TIMER reports 12.5 ms
+GAUGE = 3.0  # and its GAUGE 3
+
+
+class Prometheus:
+    """One `prometheus` process on 127.0.0.1 scraping `target` every second."""
+
+    def __init__(self, tmp_path: Path, target: str) -> None:
+        (self.port,) = free_ports(1)
+        config = tmp_path / "prometheus.yml"
+        config.write_text(
+            "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: unitserve\n"
+            "    metrics_path: /prometheus\n"
+            f"    static_configs: [{{targets: ['{target}']}}]\n"
+        )
+        self.log_path = tmp_path / "prometheus.log"
+        self.log = self.log_path.open("wb")
+        self.proc = subprocess.Popen(
+            [
+                str(PROMETHEUS),
+                f"--config.file={config}",
+                f"--storage.tsdb.path={tmp_path / 'data'}",
+                f"--web.listen-address=127.0.0.1:{self.port}",
+            ],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+        )
+        self.api = f"http://127.0.0.1:{self.port}/api/v1"
+
+    def get(self, path: str, **params: Any) -> Any:
+        answer = httpx.get(f"{self.api}/{path}", params=params, timeout=10).json()
+        assert answer["status"] == "success", answer
+        return answer["data"]
+
+    def query(self, expr: str, at: float | None = None) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {"query": expr}
+        if at is not None:
+            params["time"] = f"{at:.3f}"
+        data = self.get("query", **params)
+        assert data["resultType"] == "vector", (expr, data)
+        return list(data["result"])
+
+    def scrape_times(self) -> list[float]:
+        """The timestamps of every scrape of the target so far."""
+        result = self.get("query", query="up[10m]")["result"]
+        return [float(t) for t, _ in result[0]["values"]] if result else []
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(5)
+        self.log.close()
+
+
+def _json_predict(server: Any, body: Any) -> int:
+    return server.post("/predict", json=body).status_code
+
+
+def _traffic(
+    server: Any,
+    channel: grpc.Channel,
+    ok: int,
+    bad: int,
+    missing: int,
+    rpcs: int,
+    infers: int,
+    rewards: tuple[float, ...],
+) -> None:
+    predict = channel.unary_unary(
+        "/seldon.protos.Model/Predict",
+        request_serializer=pb.SeldonMessage.SerializeToString,
+        response_deserializer=pb.SeldonMessage.FromString,
+    )
+    infer = channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer",
+        request_serializer=v2.ModelInferRequest.SerializeToString,
+        response_deserializer=v2.ModelInferResponse.FromString,
+    )
+    for _ in range(ok):
+        assert _json_predict(server, {"data": {"ndarray": [[1.0, 2.0]]}}) == 200
+    for _ in range(bad):
+        assert (
+            server.post(
+                "/predict", content=b"{not json", headers={"content-type": "application/json"}
+            ).status_code
+            == 400
+        )
+    for _ in range(missing):
+        assert server.get("/no-such-path").status_code == 404
+    for reward in rewards:
+        answer = server.post(
+            "/send-feedback", json={"request": {"data": {"ndarray": [[1.0]]}}, "reward": reward}
+        )
+        assert answer.status_code == 200, answer.text
+    message = pb.SeldonMessage()
+    message.data.ndarray.values.add().list_value.values.add().number_value = 1.0
+    for _ in range(rpcs):
+        predict(message, timeout=10)
+    request = v2.ModelInferRequest(model_name="Tagged")
+    request.inputs.add(name="x", datatype="FP64", shape=[1, 2]).contents.fp64_contents.extend(
+        [1.0, 2.0]
+    )
+    for _ in range(infers):
+        infer(request, timeout=10)
+
+
+def _metrics(server: Any) -> list[tuple[str, dict[str, str], float]]:
+    text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+    return samples(text)
+
+
+def _workers(server: Any) -> dict[str, int]:
+    return {
+        labels["worker_id"]: int(labels["pid"])
+        for name, labels, _ in _metrics(server)
+        if name == "unitserve_worker_info"
+    }
+
+
+def _replace_a_worker(server: Any) -> None:
+    """SIGKILL worker 0 and wait until a new process serves its slot (a `crash` restart)."""
+    before = wait_until(lambda: (w := _workers(server)) and len(w) == 1 and w, timeout=30)
+    os.kill(before["0"], signal.SIGKILL)
+    wait_until(lambda: len(w := _workers(server)) == 1 and w["0"] != before["0"], timeout=30)
+
+
+# Start-up probes of the test's server fixture: not part of what the test sends.
+PROBES = ("ready", "live", "ping")
+WARM_UP = 9  # requests the warm-up sends
+
+
+def _requests_counted(server: Any) -> float:
+    """Requests the test sent that unitserve's own endpoint counts so far."""
+    return sum(
+        v
+        for n, labels, v in _metrics(server)
+        if n == "unitserve_requests_total" and labels["operation"] not in PROBES
+    )
+
+
+def _by(result: list[dict[str, Any]], *labels: str) -> dict[tuple[str, ...], float]:
+    return {
+        tuple(r["metric"].get(label, "") for label in labels): float(r["value"][1]) for r in result
+    }
+
+
+def _only(result: list[dict[str, Any]]) -> float:
+    assert len(result) == 1, result
+    return float(result[0]["value"][1])
+
+
+def _close(value: float, expected: float, rel: float = 1e-3) -> bool:
+    return math.isclose(value, expected, rel_tol=rel, abs_tol=1e-9)
+
+
+def _nonzero(by: dict[tuple[str, ...], float]) -> dict[tuple[str, ...], float]:
+    return {k: v for k, v in by.items() if not (v == 0 or math.isnan(v))}
+
+
+def _timer_bucket() -> tuple[float, float]:
+    """The edges of the Seldon TIMER bucket that holds Tagged's 12.5 ms."""
+    upper = next(b for b in SELDON_BUCKETS if b >= TIMER_SECONDS)
+    lower = max([0.0, *(b for b in SELDON_BUCKETS if b < TIMER_SECONDS)])
+    return lower, upper
+
+
+@pytest.mark.skipif(PROMETHEUS is None, reason="no prometheus binary (apt-get install prometheus)")
+def test_every_dashboard_panel_answers_what_was_sent(fresh_server, tmp_path):
+    server = fresh_server(
+        # One worker: which worker a request reaches is the kernel's choice, and a series
+        # that first appears inside the window (the other worker's) has no sample before
+        # the traffic, so no exact increase.
+        "Tagged",
+        "--workers",
+        "1",
+        env={"SELDON_DEPLOYMENT_ID": DEPLOYMENT, "PREDICTIVE_UNIT_ID": MODEL},
+    )
+    channel = grpc.insecure_channel(server.grpc_target)
+    target = f"127.0.0.1:{server.metrics_port}"
+    prometheus = None
+    try:
+        # Warm-up: one of each, and a first restart, so that every series exists before
+        # Prometheus's first scrape.
+        _traffic(server, channel, 1, 1, 1, 1, 1, (WARM_REWARD,))
+        # A worker's counts reach the shared files a few times a second: a worker killed
+        # before that would take them with it.
+        wait_until(lambda: _requests_counted(server) == 6, timeout=10)
+        _replace_a_worker(server)
+        _traffic(server, channel, 1, 0, 0, 1, 1, ())  # the new worker's series too
+        wait_until(lambda: _requests_counted(server) == WARM_UP, timeout=10)
+
+        prometheus = Prometheus(tmp_path, target)
+        wait_until(lambda: _safe(lambda: len(prometheus.scrape_times()) >= 2), timeout=30)
+
+        # The measured phase.
+        _replace_a_worker(server)
+        _traffic(server, channel, N_OK, N_BAD, N_404, N_GRPC, N_INFER, REWARDS)
+        sent = N_OK + N_BAD + N_404 + N_GRPC + N_INFER + len(REWARDS)
+        wait_until(lambda: _requests_counted(server) == WARM_UP + sent, timeout=10)
+        # Prometheus has the final values, and one more scrape after them.
+        wait_until(
+            lambda: _safe(
+                lambda: (
+                    _only(
+                        prometheus.query(
+                            f'sum(unitserve_requests_total{{operation!~"{"|".join(PROBES)}"}})'
+                        )
+                    )
+                    == WARM_UP + sent
+                )
+            ),
+            timeout=20,
+        )
+        count = len(prometheus.scrape_times())
+        wait_until(lambda: len(prometheus.scrape_times()) > count, timeout=10)
+        times = prometheus.scrape_times()
+        first, last = times[0], times[-1]
+        window = last - first
+        # One millisecond more than the span of the samples: the first sample is inside
+        # the window (its start is 1 ms before it, so nothing is extrapolated).
+        window_ms = int(window * 1000) + 1
+
+        # Grafana writes a multi-value variable as a regex alternation, its dots escaped
+        # (a backslash doubled inside a PromQL string).
+        escaped = target.replace(".", "\\\\.")
+        values = {
+            "datasource": "prometheus",
+            "deployment": DEPLOYMENT,
+            "model": MODEL,
+            "instance": f"({escaped})",
+            "worker": ".*",
+            "counter": "tagged_calls_total",
+            "gauge": "tagged_gauge",
+            "timer": "tagged_timer",
+            "__range": f"{window_ms}ms",
+            "__rate_interval": f"{window_ms}ms",
+            "__interval": "1s",
+        }
+        _check_variables(prometheus, values, target)
+
+        checks = _expectations(window)
+        dashboard = grafana.load()
+        seen = set()
+        table = []
+        failed = []
+        for query in grafana.queries(dashboard):
+            expr = grafana.substitute(query.expr, values)
+            result = prometheus.query(expr, at=last)
+            key = (query.panel, query.ref)
+            seen.add(key)
+            assert key in checks, f"no expectation for panel {key}: add one"
+            table.append((query.panel, query.ref, [(r["metric"], r["value"][1]) for r in result]))
+            if not checks[key](result):
+                failed.append((key, expr, result))
+        assert not failed, "\n".join(map(str, failed))
+        assert seen == set(checks), set(checks) - seen
+        _write_table(tmp_path / "panel_results.txt", table)
+    finally:
+        channel.close()
+        if prometheus is not None:
+            prometheus.stop()
+
+
+def _safe(predicate: Callable[[], bool]) -> bool:
+    """`predicate()`, False while Prometheus is not answering yet."""
+    try:
+        return predicate()
+    except (httpx.TransportError, AssertionError, IndexError, ValueError, KeyError):
+        return False
+
+
+def _check_variables(prometheus: Prometheus, values: dict[str, str], target: str) -> None:
+    """Each query variable's `label_values(selector, label)`, asked the way Grafana asks
+    Prometheus for it, lists what the test's server has."""
+    import re
+
+    dashboard = grafana.load()
+    expected = {
+        "deployment": {DEPLOYMENT},
+        "model": {MODEL},
+        "instance": {target},
+        "worker": {"0"},
+        "counter": {"tagged_calls_total"},
+        "gauge": {"tagged_gauge"},
+        "timer": {"tagged_timer"},
+    }
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] != "query":
+            continue
+        match = re.fullmatch(r"label_values\((.*), (\w+)\)", variable["definition"])
+        assert match, variable["definition"]
+        selector = grafana.substitute(match.group(1), values)
+        found = prometheus.get(f"label/{match.group(2)}/values", **{"match[]": selector})
+        regex = variable.get("regex", "")
+        if regex:
+            pattern = re.compile(regex.strip("/"))
+            found = [
+                (m.group(m.lastindex) if m.lastindex else m.group(0))
+                for v in found
+                if (m := pattern.fullmatch(v))
+            ]
+        assert set(found) == expected[variable["name"]], (variable["name"], found)
+
+
+def _expectations(window: float) -> dict[tuple[str, str], Callable[[list[dict[str, Any]]], bool]]:
+    """For each (panel title, refId): what its answer must be, from what the test sent."""
+    rest_predicts = N_OK + N_BAD
+    total = N_OK + N_BAD + N_404 + N_GRPC + N_INFER + len(REWARDS)
+    errors = N_BAD + N_404
+    predict_calls = N_OK + N_GRPC + N_INFER  # each calls the user's predict and metrics()
+    lower, upper = _timer_bucket()
+
+    def rates(expected: dict[tuple[str, ...], float], *labels: str):
+        def check(result):
+            got = _nonzero(_by(result, *labels))
+            want = {k: n / window for k, n in expected.items()}
+            return got.keys() == want.keys() and all(_close(got[k], want[k]) for k in want)
+
+        return check
+
+    def counts(expected: dict[tuple[str, ...], float], *labels: str):
+        def check(result):
+            got = _nonzero(_by(result, *labels))
+            # 1 ms of extrapolation over a window of a few seconds: a ten-thousandth or
+            # so, far from the next whole request
+            return got.keys() == expected.keys() and all(
+                round(got[k]) == expected[k] and _close(got[k], expected[k]) for k in expected
+            )
+
+        return check
+
+    def quantiles(result):
+        got = {k: v for k, v in _by(result, "operation").items() if not math.isnan(v)}
+        # the operations that had requests in the window answer; a predict took < 1 s
+        return set(got) == {("predict",), ("unknown",), ("send_feedback",), ("infer",)} and (
+            0 < got[("predict",)] < 1
+        )
+
+    def exactly(value: float):
+        return lambda result: _close(_only(result), value)
+
+    def empty(result):
+        return result == []
+
+    p = "Latency p50 / p90 / p99 by operation"
+    return {
+        ("Requests per second by operation", "A"): rates(
+            {
+                ("predict", "rest"): rest_predicts,
+                ("predict", "grpc"): N_GRPC,
+                ("unknown", "rest"): N_404,
+                ("send_feedback", "rest"): len(REWARDS),
+                ("infer", "v2"): N_INFER,
+            },
+            "operation",
+            "protocol",
+        ),
+        ("Errors per second by code and operation", "A"): rates(
+            {("predict", "400"): N_BAD, ("unknown", "404"): N_404}, "operation", "code"
+        ),
+        ("Error ratio", "A"): exactly(errors / total),
+        ("Requests in the time range by code", "A"): counts(
+            {
+                ("200",): N_OK + len(REWARDS),
+                ("OK",): N_GRPC + N_INFER,
+                ("400",): N_BAD,
+                ("404",): N_404,
+            },
+            "code",
+        ),
+        ("Requests in flight", "A"): lambda r: set(_by(r, "protocol").values()) == {0},
+        (p, "A"): quantiles,
+        (p, "B"): quantiles,
+        (p, "C"): quantiles,
+        ("Mean latency by operation", "A"): quantiles,
+        ("Open Inference Protocol: inferences per second by protocol and code", "A"): rates(
+            {("v2", "OK"): N_INFER}, "protocol", "code"
+        ),
+        # No graph runner yet: the panel is there, with no data until it records.
+        ("Graph: per-node latency p50 / p99", "A"): empty,
+        ("Graph: per-node latency p50 / p99", "B"): empty,
+        ("Workers alive", "A"): exactly(1),
+        ("Workers alive by instance", "A"): exactly(1),
+        ("Worker restarts by reason", "A"): lambda r: _by(r, "reason") == {("crash",): 2},
+        ("Worker restarts in the interval", "A"): counts({("crash",): 1}, "reason"),
+        ("Rewarded feedback per second", "A"): rates({(MODEL,): len(REWARDS)}, "model_name"),
+        ("Mean reward per feedback", "A"): exactly(sum(REWARDS) / len(REWARDS)),
+        ("Total reward", "A"): exactly(WARM_REWARD + sum(REWARDS)),
+        ("$counter per second", "A"): rates(
+            {("predict",): predict_calls, ("feedback",): len(REWARDS)}, "method"
+        ),
+        ("$gauge", "A"): lambda r: bool(r) and all(float(x["value"][1]) == GAUGE for x in r),
+        ("$timer p50 / p99", "A"): lambda r: (
+            _by(r, "method").keys() == {("predict",), ("feedback",)}
+            and all(lower <= v <= upper for v in _by(r, "method").values())
+        ),
+        ("$timer p50 / p99", "B"): lambda r: (
+            _by(r, "method").keys() == {("predict",), ("feedback",)}
+            and all(lower <= v <= upper for v in _by(r, "method").values())
+        ),
+    }
+
+
+def _write_table(path: Path, table: list[tuple[str, str, list[Any]]]) -> None:
+    lines = [f"{panel} [{ref}]: {result}" for panel, ref, result in table]
+    path.write_text("\n".join(lines) + "\n")
+    print("\n".join(lines))
