@@ -441,3 +441,32 @@ children:
         assert r.status_code == 500
         status = r.json()["status"]
         assert status["status"] == "FAILURE" and "node 'model'" in status["info"]
+
+
+@pytest.mark.parametrize("kind", ["REST", "GRPC"])
+def test_ready_waits_for_every_remote_node(make: Any, kind: str) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "httpPort" if kind == "REST" else "grpcPort"
+    graph = doc(
+        f"""
+name: in
+type: TRANSFORMER
+children:
+- name: model
+  endpoint: {{service_host: 127.0.0.1, {key}: {port}, type: {kind}}}
+"""
+    )
+    h = make(graph, {"in": "AddOne"})
+    r = h.get("/ready")
+    assert r.status_code == 503
+    assert "node 'model'" in r.json()["status"]["info"]
+    assert h.get("/live").status_code == 200
+
+
+def test_ready_with_local_nodes_only(make: Any) -> None:
+    h = make(CHAIN, {"out": "Negate", "in": "AddOne", "model": "Double"})
+    assert h.get("/ready").status_code == 200

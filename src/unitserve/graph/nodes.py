@@ -400,6 +400,17 @@ class RestNode:
                 self.spec.name, 500, _failure_body(reason), grpc.StatusCode.INTERNAL, reason
             ) from None
 
+    def not_ready(self) -> str | None:
+        """None if the node answers 200 on /ready, else why not (asked at each probe,
+        briefly: a probe must not wait on a node that hangs)."""
+        try:
+            response = self.client.get("/ready", timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"node {self.spec.name!r} at {self.base}: {type(exc).__name__}: {exc}"
+        if response.status_code != 200:
+            return f"node {self.spec.name!r} at {self.base} is not ready ({response.status_code})"
+        return None
+
     def get_json(self, path: str) -> tuple[int, bytes]:
         try:
             response = self.client.get(path)
@@ -456,6 +467,14 @@ class GrpcNode:
                 )
             raise NodeFailed(self.spec.name, status, body_out, code, details) from None
         return as_reply(proto_fast.decode(answer))
+
+    def not_ready(self) -> str | None:
+        """None if the node's gRPC port accepts a connection within 2 seconds."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=2.0)
+        except grpc.FutureTimeoutError:
+            return f"node {self.spec.name!r} at {self.target} does not answer"
+        return None
 
     def get_metadata(self) -> dict[str, Any] | None:
         """The node's metadata (``Model/Metadata``), or None if it does not answer."""
