@@ -470,3 +470,48 @@ children:
 def test_ready_with_local_nodes_only(make: Any) -> None:
     h = make(CHAIN, {"out": "Negate", "in": "AddOne", "model": "Double"})
     assert h.get("/ready").status_code == 200
+
+
+def test_a_remote_rest_node_gets_the_request_id_as_seldon_puid(make: Any) -> None:
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Node(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            seen.append(self.headers.get("seldon-puid"))
+            answer = b'{"data": {"ndarray": [[7]]}}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        graph = doc(
+            f"""
+name: in
+type: TRANSFORMER
+children:
+- name: model
+  endpoint: {{service_host: 127.0.0.1, httpPort: {port}, type: REST}}
+"""
+        )
+        h = make(graph, {"in": "AddOne"})
+        r = h.post("/api/v1.0/predictions", json=body(), headers={"Seldon-Puid": "req-1"})
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["ndarray"] == [[7]]
+        assert seen == ["req-1"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

@@ -350,6 +350,16 @@ _HTTP_FOR_GRPC = {
 }
 
 
+def _puid(payload: Any) -> str | None:
+    """The request's id, which the orchestrator sends every node as Seldon-Puid (the
+    walk puts it in the message's meta)."""
+    first = payload[0] if isinstance(payload, list) and payload else payload
+    meta = getattr(first, "meta", None)
+    if isinstance(meta, dict) and meta.get("puid"):
+        return str(meta["puid"])
+    return None
+
+
 class RestNode:
     """A node served elsewhere, called over REST (the component's own paths)."""
 
@@ -360,11 +370,12 @@ class RestNode:
         self.base = f"http://{spec.endpoint.host}:{spec.endpoint.http_port}"
         self.client = httpx.Client(base_url=self.base, timeout=timeout)
 
-    def _post(self, path: str, body: bytes) -> httpx.Response:
+    def _post(self, path: str, body: bytes, puid: str | None = None) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        if puid:
+            headers["seldon-puid"] = puid
         try:
-            response = self.client.post(
-                path, content=body, headers={"content-type": "application/json"}
-            )
+            response = self.client.post(path, content=body, headers=headers)
         except httpx.HTTPError as exc:
             reason = f"node {self.spec.name!r} at {self.base}: {type(exc).__name__}: {exc}"
             raise NodeFailed(
@@ -389,7 +400,7 @@ class RestNode:
             )
         else:
             body = JsonCodec().encode(payload)
-        response = self._post(_REST_PATHS[op], body)
+        response = self._post(_REST_PATHS[op], body, _puid(payload))
         try:
             return as_reply(decode_message(orjson.loads(response.content)))
         except (orjson.JSONDecodeError, ServingError) as exc:
@@ -453,7 +464,9 @@ class GrpcNode:
         else:
             body = proto_fast.encode(payload)
         try:
-            answer = self.methods[op](body, timeout=self.timeout)
+            puid = _puid(payload)
+            metadata = (("seldon-puid", puid),) if puid else None
+            answer = self.methods[op](body, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
             details = (exc.details() if callable(getattr(exc, "details", None)) else "") or ""
