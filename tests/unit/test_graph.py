@@ -154,6 +154,9 @@ def test_route_out_of_range_is_500_with_a_sentence(make: Any, route: int) -> Non
     info = r.json()["status"]["info"]
     assert "router 'top'" in info and f"route {route}" in info
     assert h.predict(body()).status_code == 500  # and the graph keeps serving
+    with pytest.raises(Exception) as raised:  # gRPC: INTERNAL with the same sentence
+        h.call("Seldon/Predict", body())
+    assert "INTERNAL" in str(raised.value) and f"route {route}" in str(raised.value)
 
 
 def test_combiner_aggregates_every_child_in_order_and_merges_meta(make: Any) -> None:
