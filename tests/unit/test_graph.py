@@ -409,6 +409,8 @@ def test_the_graphs_grpc_server_offers_only_the_orchestrators_service(make: Any)
         h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, model_state=state
     )
     assert one_model.served == [*SERVICE_NAMES, INFERENCE_SERVICE_NAME]
+    for server in (graph_server, one_model):  # never started: frees their thread pools
+        server.server.stop(None)
 
 
 def test_error_bodies_are_json_and_not_html_escaped(make: Any) -> None:
