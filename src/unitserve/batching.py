@@ -5,8 +5,11 @@ transform-output or the Open Inference Protocol's inference is decoded on the ev
 loop and its engine operation run up to the call of the user method. If the features
 can be stacked with other requests' (a numeric or boolean array of two or more
 dimensions; same payload kind, dtype, trailing shape and names), the request joins
-the pending group of its kind. A group is sent when its rows reach the limit or when
-its oldest request has waited ``--max-batch-time``: the features are concatenated
+the pending group of its kind. A group is due when its rows reach the limit or when
+its oldest request has waited ``--max-batch-time``; it runs as soon as a user thread is
+free (one group per ``--threads`` thread at a time), and while it waits for one it keeps
+taking requests up to the limit. Under load the groups therefore fill up by themselves,
+and at low load a request waits ``--max-batch-time`` at most. The features are concatenated
 along the first axis, the user method is called once, and its answer is split back by
 each request's row count. Every request then finishes its own operation (its own
 meta merge, tags, metrics and encoding), on the thread that ran the call.
@@ -28,6 +31,7 @@ With batching off the invoker never reaches this module.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import time
 from collections.abc import Callable, Sequence
@@ -233,7 +237,8 @@ class _Group:
     on_loop: bool  # the operation has async methods: the group runs on the event loop
     entries: list[_Entry] = field(default_factory=list)
     rows: int = 0
-    timer: asyncio.TimerHandle | None = None
+    timer: asyncio.TimerHandle | None = None  # None once due
+    queued: bool = False  # due, waiting in Batcher.ready for a free user thread
 
 
 class Batcher:
@@ -248,8 +253,10 @@ class Batcher:
         gate: AbstractContextManager[Any],
         request_timeout: float | None,
         observer: BatchObserver | None = None,
+        slots: int = 1,
     ) -> None:
         self.limits = limits
+        self.slots = slots  # batches run at once: one per user thread
         self.loop = loop
         self.submit = submit  # to the user threads, with no request timeout
         self.offload = offload  # the same, with the request timeout
@@ -258,6 +265,8 @@ class Batcher:
         self.observer = observer
         self.groups: dict[tuple[Any, ...], _Group] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # running groups of async methods
+        self.running = 0  # groups handed to the user threads (or the loop) and not done
+        self.ready: collections.deque[_Group] = collections.deque()  # due, waiting for a slot
 
     async def call(self, op: str, steps: Steps, on_loop: bool) -> Outcome:
         """Run operation `op` (its steps not started yet), batched with others if it can be."""
@@ -273,16 +282,22 @@ class Batcher:
         entry = _Entry(steps, call, rows, future, time.perf_counter())
         group = self.groups.get(key)
         if group is not None and group.rows + rows > self.limits.max_rows:
-            self._send(group)
+            self._close(group)  # it cannot grow any more
+            if group.timer is not None:
+                group.timer.cancel()
+                self._due(group)
             group = None
         if group is None:
             group = _Group(key, op, on_loop)
             self.groups[key] = group
-            group.timer = self.loop.call_later(self.limits.max_wait, self._send, group)
+            group.timer = self.loop.call_later(self.limits.max_wait, self._due, group)
         group.entries.append(entry)
         group.rows += rows
         if group.rows >= self.limits.max_rows:
-            self._send(group)
+            self._close(group)
+            if group.timer is not None:
+                group.timer.cancel()
+                self._due(group)
         # A request given up on (timeout, client gone) leaves its group if the group is
         # still waiting; once sent, the group drops its answer.
         try:
@@ -316,13 +331,38 @@ class Batcher:
         return outcome
 
     def flush(self) -> None:
-        """Send every pending group now (the worker is stopping: nothing more will join)."""
-        for group in list(self.groups.values()):
-            self._send(group)
+        """Send every pending group now, threads free or not (the worker is stopping:
+        nothing more will join them)."""
+        for group in [*self.ready, *self.groups.values()]:
+            self._dispatch(group)
+        self.ready.clear()
 
-    def _send(self, group: _Group) -> None:
+    def _due(self, group: _Group) -> None:
+        """`group` is full, or its oldest request has waited long enough: it runs now if a
+        user thread is free, else it queues for the next free one and, unless full,
+        keeps taking requests meanwhile. Handing a batch to busy threads would only make
+        it wait behind the others while later requests form more small batches."""
+        group.timer = None
+        if self.running < self.slots and not self.ready:
+            self._dispatch(group)
+        elif not group.queued:
+            group.queued = True
+            self.ready.append(group)
+
+    def _close(self, group: _Group) -> None:
+        """No more requests join `group`."""
         if self.groups.get(group.key) is group:
             del self.groups[group.key]
+
+    def _freed(self) -> None:
+        self.running -= 1
+        while self.ready and self.running < self.slots:
+            group = self.ready.popleft()
+            group.queued = False
+            self._dispatch(group)
+
+    def _dispatch(self, group: _Group) -> None:
+        self._close(group)
         if group.timer is not None:
             group.timer.cancel()
             group.timer = None
@@ -334,12 +374,23 @@ class Batcher:
             now = time.perf_counter()
             waits = [now - e.since for e in live]
             self.observer.batch_sent(group.op, sum(e.rows for e in live), waits)
+        self.running += 1
         if group.on_loop:
             self._tasks.add(task := self.loop.create_task(self._run_async(live, group.op)))
-            task.add_done_callback(self._tasks.discard)
+            task.add_done_callback(self._async_done)
             return
         done = self.submit(functools.partial(self._run_sync, live, group.op))
-        done.add_done_callback(functools.partial(_hand_out, live))
+        done.add_done_callback(functools.partial(self._sync_done, live))
+
+    def _async_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        self._freed()
+
+    def _sync_done(self, entries: list[_Entry], done: asyncio.Future[Any]) -> None:
+        try:
+            _hand_out(entries, done)
+        finally:
+            self._freed()
 
     def _run_sync(self, entries: list[_Entry], op: str) -> list[tuple[bool, Any]]:
         """On a user thread: one call for the group, then each request's own ending."""

@@ -229,6 +229,7 @@ class Invoker:
                 self.gate,
                 self.request_timeout,
                 batch_observer,
+                threads,
             )
             self.batched = frozenset(op for op in BATCHED_OPERATIONS if engine.batchable(op))
 

@@ -395,3 +395,30 @@ def test_jsonio_roundtrip_of_split_int_answers(model: Any) -> None:
     assert orjson.loads(answers[1].content)["data"]["ndarray"] == [[10, 12]]
     assert np.array(answers[0].json()["data"]["ndarray"]).dtype.kind == "i"
     assert rows_called(h) == [3]
+
+
+def test_while_the_thread_is_busy_the_next_batch_keeps_growing(model: Any) -> None:
+    h = model("Batched", env={"UNITSERVE_MAX_BATCH_SIZE": "8", "UNITSERVE_MAX_BATCH_TIME": "1"})
+    gate = threading.Event()
+    h.user.gate = gate
+    batcher = h.invoker.batcher
+    assert batcher is not None
+
+    def post(i: int) -> Any:
+        return h.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[i]]}})
+
+    async def run() -> list[Any]:
+        first = asyncio.ensure_future(post(100))
+        while not h.user.calls:  # the first request runs alone and holds the one thread
+            await asyncio.sleep(0.001)
+        later = [asyncio.ensure_future(post(i)) for i in range(6)]
+        while not (batcher.ready and sum(g.rows for g in batcher.ready) == 6):
+            await asyncio.sleep(0.001)  # due, but no free thread: it waits, still open
+        gate.set()
+        return list(await asyncio.gather(first, *later))
+
+    answers = h.loop.run_until_complete(run())
+    assert [r.json()["data"]["ndarray"] for r in answers] == [[[200]]] + [
+        [[2 * i]] for i in range(6)
+    ]
+    assert [shape[0] for shape, _ in h.user.calls] == [1, 6]
