@@ -422,3 +422,58 @@ def test_while_the_thread_is_busy_the_next_batch_keeps_growing(model: Any) -> No
         [[2 * i]] for i in range(6)
     ]
     assert [shape[0] for shape, _ in h.user.calls] == [1, 6]
+
+
+def test_seldon_response_tags_to_every_answer_metrics_once(model: Any) -> None:
+    h = model("BatchedResponse", env={**FULL_ONLY, "UNITSERVE_MAX_BATCH_SIZE": "4"})
+    answers = posts(h, [{"data": {"ndarray": [[i]]}} for i in range(4)])
+    assert [r.json()["data"]["ndarray"] for r in answers] == [[[i + 1]] for i in range(4)]
+    assert all(r.json()["meta"]["tags"] == {"rows": 4} for r in answers)
+    assert h.user.calls == [4]
+    assert [method for method, _ in h.recorder.recorded] == ["predict"]  # once per call
+
+
+def test_v2_grpc_infer_batches(model: Any) -> None:
+    from unitserve.proto import inference_pb2 as v2pb
+    from unitserve.transport.grpc.inference import SERVICE
+
+    h = model("Batched", env=FULL_ONLY)
+    handler = h.v2_grpc_services[SERVICE]["ModelInfer"]
+
+    def one(i: int) -> Any:
+        request = json_format.ParseDict(
+            {
+                "model_name": "Batched",
+                "id": f"g{i}",
+                "inputs": [
+                    {
+                        "name": "x",
+                        "datatype": "FP32",
+                        "shape": [1, 2],
+                        "contents": {"fp32_contents": [i, 0.5]},
+                    }
+                ],
+            },
+            v2pb.ModelInferRequest(),
+        )
+        data = request.SerializeToString()
+        answer = handler.unary_unary(handler.request_deserializer(data), _Context())
+        return v2pb.ModelInferResponse.FromString(handler.response_serializer(answer))
+
+    async def run() -> list[Any]:
+        with ThreadPoolExecutor(8) as pool:
+            return list(
+                await asyncio.gather(*(h.loop.run_in_executor(pool, one, i) for i in range(8)))
+            )
+
+    answers = h.loop.run_until_complete(run())
+    for i, answer in enumerate(answers):
+        assert answer.id == f"g{i}"
+        [out] = answer.outputs
+        values = (
+            np.frombuffer(answer.raw_output_contents[0], "<f4").tolist()
+            if answer.raw_output_contents
+            else list(out.contents.fp32_contents)
+        )
+        assert (list(out.shape), values) == ([1, 2], [2.0 * i, 1.0])
+    assert rows_called(h) == [8]
