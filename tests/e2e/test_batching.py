@@ -70,3 +70,18 @@ def test_sigterm_answers_queued_requests(fresh_server):
     assert [a.status_code for a in answers] == [200] * 4
     assert all(a.json()["data"]["ndarray"] == [[6]] for a in answers)
     assert server.proc.wait(30) == 0
+
+
+def test_tritonclient_concurrent_inference_is_batched(serve):
+    from .test_v2_clients import run_client
+
+    server = serve("Batched", "--max-batch-size", "32", "--max-batch-time", "20")
+    seen = run_client("tritonclient", "triton_batching.py", server.url, "Batched")
+    assert seen["same"] == [True] * 32
+
+    def counted() -> str | None:
+        text = scrape(server)
+        return text if total(text, "unitserve_batch_size_sum", operation="infer") >= 32 else None
+
+    text = wait_until(counted)
+    assert total(text, "unitserve_batch_size_count", operation="infer") < 32
