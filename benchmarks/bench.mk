@@ -61,3 +61,11 @@ bench-report: $(VENV)/.installed
 
 bench-list: $(VENV)/.installed
 	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench list
+
+# Adaptive batching (benchmarks/batching/run.py): a scikit-learn forest, batching on vs off
+# and vs MLServer's adaptive batching. Narrow with BATCHING_ARGS="--duration 3" for a smoke test.
+BATCHING_ARGS ?=
+.PHONY: bench-batching
+## bench-batching: batching on vs off vs MLServer, scikit-learn forest (~5 min)
+bench-batching: $(VENV)/.installed
+	$(BENCH_PY) $(BENCH_DIR)/batching/run.py $(BATCHING_ARGS)

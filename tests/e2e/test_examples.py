@@ -335,6 +335,34 @@ def test_numpy_classifier_trained_in_load(example):
     assert meta["inputs"][0]["schema"]["names"][0] == "sepal_length"
 
 
+def test_batching_sklearn_answers_each_client_its_own_rows(example):
+    pytest.importorskip("sklearn")  # an example-only dependency
+    import concurrent.futures
+    import importlib.util
+
+    server = example("batching_sklearn", "--max-batch-size", "64", "--max-batch-time", "5")
+    spec = importlib.util.spec_from_file_location(
+        "forest_example", EXAMPLES / "batching_sklearn" / "ForestClassifier.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    forest = module.trained_forest()  # the same seed: the same forest as the server's
+    rows = module.training_data()[0][:48]
+    expected = forest.predict_proba(rows)
+
+    def client(i: int) -> list[float]:
+        body = {"data": {"ndarray": [rows[i].tolist()]}}
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            out = c.post("/api/v1.0/predictions", json=body).json()["data"]
+        assert out["names"] == ["class_0", "class_1", "class_2"]
+        return out["ndarray"][0]
+
+    with concurrent.futures.ThreadPoolExecutor(48) as pool:
+        answers = list(pool.map(client, range(48)))
+    assert np.allclose(np.array(answers), expected)
+
+
 def test_numpy_classifier_data_is_reproducible(tmp_path):
     folder = EXAMPLES / "numpy_classifier"
     shutil.copy(folder / "make_data.py", tmp_path)
