@@ -20,7 +20,7 @@ BENCH_PY    := $(abspath $(BIN)/python)
 BENCH_ARGS  ?=
 BENCH_RUN    = cd $(BENCH_DIR) && UNITBENCH_INVOKED_BY="make $@" $(BENCH_PY) -m unitbench run
 
-.PHONY: bench bench-quick bench-v2 bench-graph bench-venvs bench-report bench-list
+.PHONY: bench bench-quick bench-v2 bench-graph bench-tools bench-venvs bench-report bench-list
 
 $(BENCH_VENVS)/seldon/.installed: $(BENCH_DIR)/setup_venvs.sh
 	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh seldon
@@ -47,13 +47,25 @@ bench-v2: $(VENV)/.installed bench-venvs
 	$(BENCH_RUN) --servers v2 --payloads v2-small,v2-large,v2-large-bin --conc 8 \
 	    --large-conc 1,8 --out-dir results/raw/v2 $(BENCH_ARGS)
 
-## bench-graph: the three-node local chain against one node served alone
-bench-graph: $(VENV)/.installed
+## bench-graph: the three-node local chain against one node alone and the chain the Seldon way
+bench-graph: $(VENV)/.installed $(BENCH_VENVS)/seldon/.installed
 	$(BENCH_RUN) --servers graph --payloads small --conc 1,8,64 --out-dir results/raw/graph \
 	    $(BENCH_ARGS)
+
+## bench-tools: unitserve batch vs seldon-batch-processor, the client vs a bare httpx post
+bench-tools: $(VENV)/.installed $(BENCH_VENVS)/seldon/.installed
+	$(BENCH_RUN) --servers none --tools batch,client --out-dir results/raw/tools $(BENCH_ARGS)
 
 bench-report: $(VENV)/.installed
 	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench report results/results.jsonl
 
 bench-list: $(VENV)/.installed
 	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench list
+
+# Adaptive batching (benchmarks/batching/run.py): a scikit-learn forest, batching on vs off
+# and vs MLServer's adaptive batching. Narrow with BATCHING_ARGS="--duration 3" for a smoke test.
+BATCHING_ARGS ?=
+.PHONY: bench-batching
+## bench-batching: batching on vs off vs MLServer, scikit-learn forest (~5 min)
+bench-batching: $(VENV)/.installed
+	$(BENCH_PY) $(BENCH_DIR)/batching/run.py $(BATCHING_ARGS)

@@ -13,8 +13,8 @@ import sys
 import time
 from pathlib import Path
 
-from unitbench import machine, report, runner, servers
-from unitbench.paths import BENCH_DIR, RAW_DIR, RESULTS_DIR
+from unitbench import machine, report, runner, servers, tools
+from unitbench.paths import BENCH_DIR, RAW_DIR, RESULTS_DIR, SCRATCH_DIR
 from unitbench.payloads import PAYLOADS, body
 
 QUICK = {
@@ -76,6 +76,22 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         help="scheduling priority of the harness, servers and load"
         " tools, e.g. -10 on a shared machine (root only) [BENCH_NICE=0]",
     )
+    run.add_argument(
+        "--tools",
+        help="tools rows after the servers: batch, client, both, or none"
+        " [BENCH_TOOLS=auto: both when --servers is all, none otherwise]",
+    )
+    run.add_argument(
+        "--batch-lines", type=int, help="lines of the batch input [BENCH_BATCH_LINES=100000]"
+    )
+    run.add_argument(
+        "--batch-workers", type=int, help="--workers of both batch tools [BENCH_BATCH_WORKERS=8]"
+    )
+    run.add_argument(
+        "--client-calls",
+        type=int,
+        help="calls per round and client; 5 rounds [BENCH_CLIENT_CALLS=4000]",
+    )
     run.add_argument("--startup-timeout", type=float, default=120.0)
     run.add_argument("--stop-grace", type=float, default=5.0)
 
@@ -105,6 +121,10 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
         "netns": "auto",
         "nice": "0",
         "out_dir": str(RAW_DIR / "last"),
+        "tools": "auto",
+        "batch_lines": "100000",
+        "batch_workers": "8",
+        "client_calls": "4000",
     }
     for key, default in defaults.items():
         if getattr(args, key) is None:
@@ -114,6 +134,14 @@ def resolve(args: argparse.Namespace) -> argparse.Namespace:
     args.warmup, args.repeats = float(args.warmup), int(args.repeats)
     args.port_base, args.out_dir = int(args.port_base), Path(args.out_dir)
     args.nice = int(args.nice)
+    args.batch_lines, args.batch_workers = int(args.batch_lines), int(args.batch_workers)
+    args.client_calls = int(args.client_calls)
+    if args.tools == "auto":  # the full matrix includes them; a narrowed run asks by name
+        args.tools = ",".join(tools.TOOLS) if args.servers == "all" else ""
+    args.tools = ",".join(t for t in words(args.tools) if t != "none")
+    for tool in words(args.tools):
+        if tool not in tools.TOOLS:
+            raise SystemExit(f"unknown tool {tool!r}; known: {', '.join(tools.TOOLS)}, none")
     return args
 
 
@@ -190,6 +218,12 @@ def meta_record(
         "nice": args.nice,
         "options": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(opts).items()},
         "servers": [s.name for s in chosen],
+        "tools": {
+            "tools": args.tools,
+            "batch_lines": args.batch_lines,
+            "batch_workers": args.batch_workers,
+            "client_calls": args.client_calls,
+        },
         "machine": machine.describe(),
         "versions": machine.package_versions(chosen),
     }
@@ -212,6 +246,7 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
         f"unitbench {run_id}: servers {', '.join(s.name for s in chosen)}; protos"
         f" {','.join(opts.protos)}; payloads {','.join(opts.payloads)}; conc"
         f" {args.conc} (large {args.large_conc}); {opts.repeats} x {opts.duration:g} s;"
+        f" tools {args.tools or 'none'};"
         f" netns {'yes' if in_netns else 'no'}",
         flush=True,
     )
@@ -224,6 +259,11 @@ def cmd_run(args: argparse.Namespace, argv: list[str]) -> int:
     t0 = time.monotonic()
     emit(meta_record(run_id, argv, args, opts, chosen))
     runner.run_matrix(chosen, opts, emit)
+    if args.tools:
+        tool_opts = tools.ToolOptions(
+            args.batch_lines, args.batch_workers, args.client_calls, client_rounds=5
+        )
+        tools.run_tools(words(args.tools), opts, tool_opts, emit, len(chosen) * 8, SCRATCH_DIR)
     emit({"kind": "end", "wall_s": round(time.monotonic() - t0, 1)})
     report.write(jsonl, args.out_dir / "REPORT.md")
     history = RAW_DIR / "history"

@@ -111,6 +111,7 @@ class Results:
         self.meta = next((r for r in records if r["kind"] == "meta"), {})
         self.end = next((r for r in records if r["kind"] == "end"), {})
         self.sessions = [r for r in records if r["kind"] == "session"]
+        self.tools = [r for r in records if r["kind"] == "tool"]
         self.cells: dict[tuple[str, str, str, int], Cell] = {}
         for r in records:
             if r["kind"] == "run":
@@ -168,7 +169,8 @@ def section_header(res: Results) -> str:
         + ", ".join(map(str, o.get("concs", [])))
         + " (large: "
         + ", ".join(map(str, o.get("large_concs", [])))
-        + ").",
+        + ")"
+        + (f"; tools {m['tools']['tools']}." if (m.get("tools") or {}).get("tools") else "."),
         "",
         f"Server pinned with `taskset -c {o.get('server_cpus', '?')}`; wrk / h2load (one thread)"
         f" and the harness on `{o.get('load_cpus', '?')}`. All traffic on 127.0.0.1"
@@ -192,7 +194,7 @@ def section_header(res: Results) -> str:
             f' the server and the load tool used {noise:.0%} of a core (column "other CPU"'
             " below). Throughput and latency suffer from that; CPU per request much less.",
         ]
-    if US not in {k[0] for k in res.cells}:
+    if res.cells and US not in {k[0] for k in res.cells}:
         why = next(
             (s.get("error") or s.get("verify") for s in res.sessions if s["server"] == US),
             "not selected",
@@ -442,7 +444,7 @@ def section_targets(res: Results) -> str:
     )
 
 
-V2_US, GRAPH_US = "unitserve-v2", "unitserve-graph"
+V2_US, GRAPH_US, GRAPH_SELDON = "unitserve-v2", "unitserve-graph", "seldon-graph"
 V2_REFS = ("mlserver", "mlserver-pw0", "kserve")
 
 
@@ -577,14 +579,130 @@ def section_new_targets(res: Results) -> str:
             verdict(graph_parts, graph_met),
         ]
     )
-    rows.append(["Graph: >= 10x req/s of the chain served the Seldon way", "-", "not measured"])
-    rows.append(["unitserve batch: >= 5x seldon-batch-processor lines/s", "-", "not measured"])
-    rows.append(["Client REST predict: <= 1.5x a bare httpx post", "-", "not measured"])
+    seldon_parts, seldon_met = [], True
+    for proto, payload, conc in res.matrix_keys():
+        g, sw = (
+            res.cell(GRAPH_US, proto, payload, conc),
+            res.cell(GRAPH_SELDON, proto, payload, conc),
+        )
+        r = res.ratio(g, sw)
+        if r is not None:
+            seldon_met &= r >= 10
+            per_core = _cpu_ratio(g, sw)
+            seldon_parts.append(
+                f"{PROTO_NAMES[proto]} {payload} c={conc}: {fratio(r)}"
+                + (f" ({fratio(per_core)} per core)" if per_core else "")
+            )
+    rows.append(
+        [
+            "Graph: >= 10x req/s of the chain served the Seldon way",
+            "; ".join(seldon_parts) or "-",
+            verdict(seldon_parts, seldon_met),
+        ]
+    )
+    batch = {t["who"]: t for t in res.tools if t.get("tool") == "batch" and t.get("status") == "ok"}
+    compare = next((t for t in res.tools if t.get("tool") == "batch-compare"), None)
+    ours, theirs = batch.get("unitserve batch"), batch.get("seldon-batch-processor")
+    batch_parts, batch_met = [], True
+    if ours and theirs and theirs["lines_per_s"]:
+        r = ours["lines_per_s"] / theirs["lines_per_s"]
+        batch_met = r >= 5 and bool(compare and compare["same"])
+        batch_parts.append(
+            f"{fnum(ours['lines_per_s'])} vs {fnum(theirs['lines_per_s'])} lines/s"
+            f" ({fratio(r)}), {ours['lines']:,} lines, {ours['workers']} workers"
+        )
+        if compare:
+            batch_parts.append(
+                "same output lines"
+                if compare["same"]
+                else f"**{compare['differences']:,} output lines differ**"
+            )
+    rows.append(
+        [
+            "unitserve batch: >= 5x seldon-batch-processor lines/s, same output lines",
+            "; ".join(batch_parts) or "-",
+            verdict(batch_parts, batch_met),
+        ]
+    )
+    client = next(
+        (t for t in res.tools if t.get("tool") == "client" and t.get("status") == "ok"), None
+    )
+    client_parts = (
+        [
+            f"{fnum(client['client_us_per_call'])} vs {fnum(client['httpx_us_per_call'])} us"
+            f" of client CPU per call ({fratio(client['ratio'])}), {client['calls']:,} calls each"
+        ]
+        if client
+        else []
+    )
+    rows.append(
+        [
+            "Client REST predict of 1x4: <= 1.5x the CPU per call of a bare httpx post",
+            "; ".join(client_parts) or "-",
+            verdict(client_parts, bool(client and client["ratio"] <= 1.5)),
+        ]
+    )
     return "\n".join(
         [
             "## Targets of the Open Inference Protocol, graph and tools work (this run)",
             "",
             table(["target", "measured", "verdict"], rows, right_from=9),
+        ]
+    )
+
+
+def section_tools(res: Results) -> str:
+    """Every tools measurement of the run, including the ones that failed or were skipped."""
+    if not res.tools:
+        return ""
+    rows = []
+    for t in res.tools:
+        status = t.get("status", "ok")
+        why = " ".join(str(t.get("error", "")).split())[:200]
+        if t["tool"] == "batch" and status != "skipped":
+            rows.append(
+                [
+                    f"batch: {t['who']}",
+                    f"{fnum(t.get('lines_per_s'))} lines/s; {t['written']:,} of {t['lines']:,}"
+                    f" lines in {fnum(t['seconds'])} s, {t['workers']} workers; server CPU"
+                    f" {fnum(t.get('server_cpu_us_per_line'))} us/line, the tool's"
+                    f" {fnum(t.get('tool_cpu_us_per_line'))} us/line; exit status {t['rc']}",
+                    status,
+                ]
+            )
+        elif t["tool"] == "batch-compare":
+            rows.append(
+                [
+                    "batch: outputs compared (puid, batch_id, batch_instance_id dropped;"
+                    " the original's lines put in input order)",
+                    f"{t['differences']:,} of {t['lines']:,} lines differ",
+                    "ok" if t["same"] else "**differ**",
+                ]
+            )
+        elif t["tool"] == "client" and status == "ok":
+            rounds = t.get("rounds", {})
+            rows.append(
+                [
+                    "client: unitserve.client.Client.predict vs httpx.Client.post",
+                    f"{fnum(t['client_us_per_call'])} vs {fnum(t['httpx_us_per_call'])} us"
+                    f" CPU/call ({fratio(t['ratio'])}); rounds: client"
+                    f" {', '.join(map(fnum, rounds.get('client', [])))}, httpx"
+                    f" {', '.join(map(fnum, rounds.get('httpx', [])))}",
+                    status,
+                ]
+            )
+        else:
+            rows.append([f"{t['tool']}: {t.get('who', '')}".rstrip(": "), why or "-", status])
+    return "\n".join(
+        [
+            "## Tools",
+            "",
+            "One `unitserve serve IdentityModel` (defaults) on the server core(s); each tool on"
+            " the load core(s). Batch lines/s = input lines / the tool's wall time from start"
+            " to exit; client CPU = the client process' CPU time per call, median of 5"
+            " interleaved rounds.",
+            "",
+            table(["measurement", "result", "status"], rows, right_from=9),
         ]
     )
 
@@ -745,6 +863,7 @@ def render(res: Results) -> str:
         section_targets(res),
         section_v2(res),
         section_new_targets(res),
+        section_tools(res),
         section_ceilings(res),
         section_per_server(res),
         section_cells(res),

@@ -183,6 +183,25 @@ SERVERS: dict[str, ServerSpec] = {
             venv_python="{venvs}/seldon/bin/python",
         ),
         ServerSpec(
+            "seldon-graph",
+            "reference",
+            "the same chain served the Seldon way: each node a seldon-core-microservice"
+            " (defaults), called in turn over REST by an orchestrating client"
+            " (models/graph/seldon_way.py, standing in for the Go executor)",
+            (
+                "{venvs}/seldon/bin/python",
+                str(MODELS_DIR / "graph" / "seldon_way.py"),
+                "--http-port",
+                "{http}",
+            ),
+            protos=REST,  # the orchestrator speaks REST only, as the executor does to nodes
+            payloads=("small",),
+            cwd=MODELS_DIR / "graph",
+            requires="{venvs}/seldon/bin/seldon-core-microservice",
+            venv_python="{venvs}/seldon/bin/python",
+            rest_path="/api/v1.0/predictions",
+        ),
+        ServerSpec(
             "mlserver",
             "reference",
             "mlserver start, custom identity runtime, V2 protocol (defaults: 1 parallel worker)",
@@ -319,13 +338,14 @@ SERVERS: dict[str, ServerSpec] = {
 
 GROUPS: dict[str, tuple[str, ...]] = {
     "all": tuple(SERVERS),
-    "references": ("seldon", "mlserver", "mlserver-pw0", "kserve"),
-    # a local graph against one node served alone
-    "graph": ("unitserve", "unitserve-graph"),
+    "references": ("seldon", "seldon-graph", "mlserver", "mlserver-pw0", "kserve"),
+    # a local graph against one node served alone and against the graph served the Seldon way
+    "graph": ("unitserve", "unitserve-graph", "seldon-graph"),
     # the Open Inference Protocol rows: unitserve vs MLServer (both settings) and KServe
     "v2": ("unitserve-v2", "mlserver", "mlserver-pw0", "kserve"),
     "ceilings": tuple(n for n, s in SERVERS.items() if s.role == "ceiling"),
     "quick": ("unitserve", "seldon"),
+    "none": (),  # e.g. `make bench-tools`: the tools rows alone
 }
 
 

@@ -28,6 +28,7 @@ from contextlib import AbstractContextManager, nullcontext
 from typing import Any, Protocol
 
 from unitserve import tracing
+from unitserve.batching import BATCHED_OPERATIONS, Batcher, BatchLimits, BatchObserver
 from unitserve.engine import FELL_THROUGH, Engine, Outcome, Steps
 from unitserve.errors import NotReady, Timeout, is_not_implemented
 from unitserve.message import Codec
@@ -193,7 +194,20 @@ class Offloader:
 class Invoker:
     """Runs engine operations for the transports of one worker."""
 
-    def __init__(self, engine: Engine, threads: int, request_timeout: float = 0.0) -> None:
+    # Adaptive batching (unitserve.batching): the operations whose requests go through
+    # the batcher. Empty when batching is off, so that a request costs one set lookup.
+    # Class defaults, for subclasses that build their own state (a graph's invoker).
+    batcher: Batcher | None = None
+    batched: frozenset[str] = frozenset()
+
+    def __init__(
+        self,
+        engine: Engine,
+        threads: int,
+        request_timeout: float = 0.0,
+        batching: BatchLimits | None = None,
+        batch_observer: BatchObserver | None = None,
+    ) -> None:
         self.engine = engine
         self.loop = asyncio.get_running_loop()
         self.offloader = Offloader(self.loop, threads)
@@ -207,42 +221,40 @@ class Invoker:
         self.ready = asyncio.Event()
         self.settled = asyncio.Event()  # ready, or load() failed: nothing more to wait for
         self.not_ready_reason = "the model is loading: load() has not finished"
+        if batching is not None:
+            self.batcher = Batcher(
+                batching,
+                self.loop,
+                self.offloader.submit,
+                self.offload,
+                self.gate,
+                self.request_timeout,
+                batch_observer,
+                threads,
+            )
+            self.batched = frozenset(op for op in BATCHED_OPERATIONS if engine.batchable(op))
         if tracing.ACTIVE is not None:
             self._trace(tracing.ACTIVE)
 
     def _trace(self, active: tracing.Tracing) -> None:
-        """With tracing on: decoding and encoding run in child spans (the engine traces
-        the user methods), and
-        work handed to the user threads keeps the request's span as its parent. The
-        traced variants are instance attributes, so that with tracing off the methods
-        run as written, without a test per request."""
-        plain_entries, plain_offload = dict(self.entries), self.offload
+        """With tracing on: reading, decoding and encoding run in child spans (the engine
+        traces the user methods), and work handed to the user threads keeps the
+        request's span as its parent. The traced variants are instance attributes, so
+        that with tracing off the methods run as written, without a test per request."""
+        plain_call, plain_run_sync, plain_offload = self.call, self._run_sync, self.offload
 
-        def entry(op: str) -> Callable[[Any, Codec], Steps]:
-            run = plain_entries[op]
-            return lambda payload, codec: run(payload, tracing.TracedCodec(codec, active))
+        async def call(op: str, request: Request) -> Outcome:
+            return await plain_call(op, tracing.TracedRequest.of(request, active))
 
-        def parse(request: Request) -> Any:
-            with active.span("parse"):
-                return request.read()
+        def run_sync_(op: str, request: Request) -> Outcome:
+            return plain_run_sync(op, tracing.TracedRequest.of(request, active))
 
         async def offload(fn: Callable[[], Any]) -> Any:
             return await plain_offload(active.bind(fn))
 
-        async def call(op: str, request: Request) -> Outcome:
-            if not self.ready.is_set():
-                await self.wait_ready()
-            if self.on_loop[op]:
-                return await run_async(self.entries[op](parse(request), request.codec), offload)
-            return await offload(functools.partial(run_sync_, op, request))
-
-        def run_sync_(op: str, request: Request) -> Outcome:
-            return run_sync(self.entries[op](parse(request), request.codec), self.gate)
-
-        self.entries = {op: entry(op) for op in plain_entries}
-        self.offload = offload  # type: ignore[method-assign]
         self.call = call  # type: ignore[method-assign]
         self._run_sync = run_sync_  # type: ignore[method-assign]
+        self.offload = offload  # type: ignore[method-assign]
 
     def wants_message(self, op: str) -> bool:
         """True if `op` hands the request to a user method as a protobuf message."""
@@ -285,21 +297,30 @@ class Invoker:
         the loop for synchronous models)."""
         if not self.ready.is_set():
             await self.wait_ready()
+        if op in self.batched:
+            assert self.batcher is not None
+            steps = self.entries[op](request.read(), request.codec)
+            return await self.batcher.call(op, steps, self.on_loop[op])
         if self.on_loop[op]:
             return await run_async(self.entries[op](request.read(), request.codec), self.offload)
         return await self.offload(functools.partial(self._run_sync, op, request))
 
     def call_blocking(self, op: str, request: Request) -> Outcome:
         """`call` for a thread that is not the event loop's: the operation runs right
-        here, unless it needs the loop (async user methods) or a request timeout (the
-        call then goes to the user threads, which can be given up on)."""
-        if self.on_loop[op] or self.request_timeout is not None:
+        here, unless it needs the loop (async user methods, batching) or a request
+        timeout (the call then goes to the user threads, which can be given up on)."""
+        if self.on_loop[op] or self.request_timeout is not None or op in self.batched:
             future = asyncio.run_coroutine_threadsafe(self.call(op, request), self.loop)
             return future.result()
         return self._run_sync(op, request)
 
     def _run_sync(self, op: str, request: Request) -> Outcome:
         return run_sync(self.entries[op](request.read(), request.codec), self.gate)
+
+    def flush_batches(self) -> None:
+        """Send every pending batch at once (the worker is stopping)."""
+        if self.batcher is not None:
+            self.batcher.flush()
 
     def close(self) -> None:
         self.offloader.close()

@@ -53,6 +53,7 @@ from unitserve.message import (
 from unitserve.operations import (
     AGGREGATE,
     HEALTH_STATUS,
+    INFER,
     OPERATIONS,
     PREDICT,
     ROUTE,
@@ -78,6 +79,9 @@ class Call:
     args: tuple[Any, ...] = ()
     kwargs: dict[str, Any] | None = None
     fallthrough: bool = False  # answer FELL_THROUGH instead of raising it
+    # The decoded request of a data call (features, names, meta): what the batcher
+    # (unitserve.batching) reads to stack the calls of several requests into one.
+    msg: Message | None = None
 
 
 Outcome = tuple[int, Any]
@@ -195,6 +199,16 @@ class Engine:
         """True if operation `op` may hand the request to a raw or deprecated method,
         which receive the protobuf message itself (not a decoded Message)."""
         return any(getattr(self.methods, name) is not None for name in OPERATIONS[op].wire_methods)
+
+    def batchable(self, op: str) -> bool:
+        """True if operation `op` hands one request's decoded features to one user method
+        before anything else (no raw or deprecated method may take the request first):
+        the batcher may then stack the features of several requests into that call."""
+        if op == INFER.name:
+            return self._infer_op is not None and self._infer_wire is None
+        return op in (PREDICT.name, TRANSFORM_INPUT.name, TRANSFORM_OUTPUT.name) and (
+            self._wire[op] is None
+        )
 
     def is_async(self, *names: str) -> bool:
         """True if any of the named user methods (or tags/metrics/class_names, which
@@ -396,7 +410,7 @@ class Engine:
 
     def _data_call(self, method: UserMethod, msg: Message, fallthrough: bool = True) -> Call:
         kwargs = {"meta": msg.meta} if method.takes_meta else None
-        return Call(method, (msg.features, msg.names), kwargs, fallthrough)
+        return Call(method, (msg.features, msg.names), kwargs, fallthrough, msg)
 
     def _respond(
         self,

@@ -435,6 +435,31 @@ OPTIONS: tuple[Option, ...] = (
         origin="unitserve",
     ),
     Option(
+        "max_batch_size",
+        "--max-batch-size",
+        "UNITSERVE_MAX_BATCH_SIZE",
+        0,
+        "Adaptive batching: stack the rows of concurrent predict / transform / inference "
+        "requests into one user call of at most this many rows (0 or 1: off). The model "
+        "must then answer one row per input row; see docs/batching.md.",
+        parse=_whole_number,
+        low=0,
+        high=1 << 20,
+        origin="unitserve",
+    ),
+    Option(
+        "max_batch_time",
+        "--max-batch-time",
+        "UNITSERVE_MAX_BATCH_TIME",
+        10.0,
+        "Adaptive batching: milliseconds the oldest request of a batch may wait for more "
+        "requests before the batch is sent anyway (used with --max-batch-size).",
+        parse=float,
+        low=0,
+        high=60000,
+        origin="unitserve",
+    ),
+    Option(
         "graceful_timeout",
         "--graceful-timeout",
         "UNITSERVE_GRACEFUL_TIMEOUT",
@@ -623,6 +648,8 @@ class Settings:
     max_body_size: int
     http_timeout: float
     request_timeout: float
+    max_batch_size: int
+    max_batch_time: float
     graceful_timeout: float
     preload: bool
     cors_origins: str

@@ -483,6 +483,30 @@ class TracedCodec:
             return self._codec.encode_raw(answer)
 
 
+class TracedRequest:
+    """A transport's request whose reading runs in a ``parse`` span and whose codec is
+    a `TracedCodec`; every other attribute is the request's own."""
+
+    __slots__ = ("_request", "_tracing", "codec")
+
+    def __init__(self, request: Any, tracing: Tracing) -> None:
+        self._request = request
+        self._tracing = tracing
+        self.codec = TracedCodec(request.codec, tracing)
+
+    @classmethod
+    def of(cls, request: Any, tracing: Tracing) -> Any:
+        """`request` traced (once: a request handed on by a traced call already is)."""
+        return request if isinstance(request, cls) else cls(request, tracing)
+
+    def read(self) -> Any:
+        with self._tracing.span("parse"):
+            return self._request.read()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._request, name)
+
+
 def http_route(path: str) -> str:
     """The route template of a path (``http.route``: low cardinality, no model names)."""
     if not path.startswith("/v2/"):

@@ -12,14 +12,16 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
 import pytest
 
 from ..client_venvs import client_python
-from ..conftest import Server
+from ..conftest import Server, wait_until
 from .grpc_client import RpcError, call_json
+from .test_graph_cli import GraphServer
 
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
@@ -56,10 +58,45 @@ def example() -> Iterator[object]:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def graph_example() -> Iterator[Any]:
+    """graph_example(folder) → `unitserve graph graph.yaml` started in examples/folder,
+    shared within this module."""
+    servers: dict[str, GraphServer] = {}
+
+    def get(folder: str) -> GraphServer:
+        if folder not in servers:
+            server = GraphServer(Path("graph.yaml"), cwd=EXAMPLES / folder)
+            servers[folder] = server
+            wait_until(server.ready, timeout=60)
+        return servers[folder]
+
+    yield get
+    for server in servers.values():
+        server.stop()
+
+
+def _is_graph(folder: Path) -> bool:
+    return (folder / "graph.yaml").is_file()
+
+
 def test_every_example_has_a_class_file_readme_and_s2i_environment():
     folders = sorted(p for p in EXAMPLES.iterdir() if p.is_dir())
     assert len(folders) >= 15
+    graphs = [f for f in folders if _is_graph(f)]
+    for graph in graphs:
+        # a graph: graph.yaml, a one-line README, a component folder per local node
+        readme = (graph / "README.md").read_text().strip()
+        assert readme and "\n" not in readme, f"{graph.name}: README is one line"
+        tested = re.search(rf"graph_example\(\s*\"{graph.name}\"", Path(__file__).read_text())
+        assert tested, f"{graph.name} has no end-to-end test here"
+        nodes = [p for p in graph.iterdir() if p.is_dir()]
+        assert nodes, graph
+        folders += nodes
     for folder in folders:
+        if _is_graph(folder):
+            continue
+        in_graph = _is_graph(folder.parent)  # tested with its graph
         env = dict(
             line.split("=", 1) for line in (folder / ".s2i/environment").read_text().splitlines()
         )
@@ -73,6 +110,8 @@ def test_every_example_has_a_class_file_readme_and_s2i_environment():
         }
         readme = (folder / "README.md").read_text().strip()
         assert readme and "\n" not in readme, f"{folder.name}: README is one line"
+        if in_graph:
+            continue
         tested = re.search(rf"example\(\s*\"{folder.name}\"", Path(__file__).read_text())
         assert tested, f"{folder.name} has no end-to-end test here"
 
@@ -296,6 +335,34 @@ def test_numpy_classifier_trained_in_load(example):
     assert meta["inputs"][0]["schema"]["names"][0] == "sepal_length"
 
 
+def test_batching_sklearn_answers_each_client_its_own_rows(example):
+    pytest.importorskip("sklearn")  # an example-only dependency
+    import concurrent.futures
+    import importlib.util
+
+    server = example("batching_sklearn", "--max-batch-size", "64", "--max-batch-time", "5")
+    spec = importlib.util.spec_from_file_location(
+        "forest_example", EXAMPLES / "batching_sklearn" / "ForestClassifier.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    forest = module.trained_forest()  # the same seed: the same forest as the server's
+    rows = module.training_data()[0][:48]
+    expected = forest.predict_proba(rows)
+
+    def client(i: int) -> list[float]:
+        body = {"data": {"ndarray": [rows[i].tolist()]}}
+        with httpx.Client(base_url=server.url, timeout=60) as c:
+            out = c.post("/api/v1.0/predictions", json=body).json()["data"]
+        assert out["names"] == ["class_0", "class_1", "class_2"]
+        return out["ndarray"][0]
+
+    with concurrent.futures.ThreadPoolExecutor(48) as pool:
+        answers = list(pool.map(client, range(48)))
+    assert np.allclose(np.array(answers), expected)
+
+
 def test_numpy_classifier_data_is_reproducible(tmp_path):
     folder = EXAMPLES / "numpy_classifier"
     shutil.copy(folder / "make_data.py", tmp_path)
@@ -394,3 +461,56 @@ def test_v2_text_with_tritonclient(example):
     }
     for way in ("http_json", "http_binary", "grpc"):
         assert seen[way]["outputs"] == expected, way
+
+
+# ----------------------------------------------------------------------------- graphs
+
+
+def test_graph_chain(graph_example):
+    server = graph_example("graph_chain")
+    r = server.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[9, 7], [1, 2]]}})
+    assert r.status_code == 200, r.text
+    assert r.json()["data"]["ndarray"] == ["high", "low"]
+    assert r.json()["meta"]["routing"] == {"label": -1, "scale": -1, "score": -1}
+    grpc_out = call_json(
+        f"127.0.0.1:{server.grpc_port}", "Seldon/Predict", {"data": {"ndarray": [[9, 7]]}}
+    )
+    assert grpc_out["data"]["ndarray"] == ["high"]
+
+
+def test_graph_ab_router_learns_from_feedback(graph_example):
+    server = graph_example("graph_ab_router")
+
+    def predict() -> dict[str, Any]:
+        r = server.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[2, 4]]}})
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    def reward(answer: dict[str, Any], value: float) -> dict[str, Any]:
+        r = server.client.post(
+            "/api/v1.0/feedback",
+            json={"request": {"data": {"ndarray": [[2, 4]]}}, "response": answer, "reward": value},
+        )
+        assert r.status_code == 200, r.text
+        return r.json()
+
+    first = predict()  # each child is tried once: a, then b
+    assert first["meta"]["routing"]["chooser"] == 0 and first["data"]["ndarray"] == [[6.0]]
+    reward(first, 0.0)
+    second = predict()
+    assert second["meta"]["routing"]["chooser"] == 1 and second["data"]["ndarray"] == [[3.0]]
+    assert second["meta"]["tags"] == {"variant": "b"}
+    # feedback reaches the router with its own route; its answer is the router's
+    assert reward(second, 1.0)["jsonData"] == {"tries": [1, 1], "rewards": [0.0, 1.0]}
+    for _ in range(3):  # b did better: b from now on (epsilon is 0 in graph.yaml)
+        assert predict()["meta"]["routing"]["chooser"] == 1
+
+
+def test_graph_ensemble(graph_example):
+    server = graph_example("graph_ensemble")
+    r = server.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1, 2]]}})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert answer["data"]["ndarray"] == [[4.0]]
+    assert answer["meta"]["tags"] == {"linear": "yes", "quadratic": "yes"}
+    assert answer["meta"]["routing"] == {"mean": -1, "linear": -1, "quadratic": -1}

@@ -30,6 +30,7 @@ from uvicorn.server import ServerState
 
 from unitserve import component
 from unitserve import metadata as model_metadata
+from unitserve.batching import batch_limits
 from unitserve.calls import Invoker
 from unitserve.engine import Engine, MetricsRecorder
 from unitserve.metrics.worker import NoRequestMetrics
@@ -78,6 +79,16 @@ class RecordingMetrics(MetricsRecorder):
 
     def record_feedback(self, reward: float) -> None:
         self.rewards.append(reward)
+
+
+class RecordingBatches:
+    """Keeps the batches the invoker sends: (operation, rows, each request's wait)."""
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[str, int, list[float]]] = []
+
+    def batch_sent(self, operation: str, rows: int, waits: Any) -> None:
+        self.sent.append((operation, rows, list(waits)))
 
 
 class CountingRequestMetrics(NoRequestMetrics):
@@ -131,6 +142,7 @@ class Harness:
         settings = resolve(argparse.Namespace(**(flags or {})), env or {}, type(user).__name__)
         self.settings = settings
         self.engine = Engine(user, engine_config(settings), self.recorder)
+        self.batches = RecordingBatches()
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
         if ready:
@@ -181,7 +193,10 @@ class Harness:
         return model_metadata.build(found, self.settings.model_metadata, self.settings.unit_image)
 
     async def _invoker(self, threads: int) -> Invoker:
-        return Invoker(self.engine, threads)  # needs the running loop
+        settings = self.settings
+        limits = batch_limits(settings.max_batch_size, settings.max_batch_time, self.user)
+        # needs the running loop
+        return Invoker(self.engine, threads, 0.0, limits, self.batches)
 
     # ------------------------------------------------------------------ REST
 

@@ -63,8 +63,8 @@ class NodeCalls:
 
 class GraphHarness:
     """`document`: a SeldonDeployment (YAML text); `classes`: node name → class in
-    tests/fixtures/graphs/nodes/GraphNodes.py (nodes not listed must be remote or
-    built in)."""
+    tests/fixtures/graphs/nodes/GraphNodes.py, or ``Module.Class`` of another module
+    of that folder (nodes not listed must be remote or built in)."""
 
     def __init__(
         self,
@@ -79,7 +79,8 @@ class GraphHarness:
         path.write_text(document)
         self.spec = graph_spec.load(path)
         sources: dict[str, LocalSource | None] = {
-            name: LocalSource(NODES, f"GraphNodes.{cls}") for name, cls in classes.items()
+            name: LocalSource(NODES, cls if "." in cls else f"GraphNodes.{cls}")
+            for name, cls in classes.items()
         }
         plan = build_plan(self.spec, sources, routing_injection)
         settings = resolve(argparse.Namespace(), env or {}, "graph")
@@ -91,7 +92,7 @@ class GraphHarness:
         )
         for node in nodes.values():
             if isinstance(node, LocalNode):
-                node.metadata = metadata.build(None, None, node.spec.image)
+                node.metadata = metadata.build(None, node.spec.model_metadata, node.spec.image)
         self.loop = asyncio.new_event_loop()
         self.invoker: GraphInvoker = self.loop.run_until_complete(self._invoker())
         self.invoker.mark_ready()

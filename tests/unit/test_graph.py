@@ -154,6 +154,9 @@ def test_route_out_of_range_is_500_with_a_sentence(make: Any, route: int) -> Non
     info = r.json()["status"]["info"]
     assert "router 'top'" in info and f"route {route}" in info
     assert h.predict(body()).status_code == 500  # and the graph keeps serving
+    with pytest.raises(Exception) as raised:  # gRPC: INTERNAL with the same sentence
+        h.call("Seldon/Predict", body())
+    assert "INTERNAL" in str(raised.value) and f"route {route}" in str(raised.value)
 
 
 def test_combiner_aggregates_every_child_in_order_and_merges_meta(make: Any) -> None:
@@ -306,3 +309,214 @@ def test_yaml_cycle_is_refused(tmp_path: Path) -> None:
     text = doc("&top\nname: a\nchildren:\n- *top\n")
     with pytest.raises(graph_spec.GraphError, match="cycle"):
         load(tmp_path, text)
+
+
+# ----------------------------------------------------------------------------- async and raw
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_async_node_methods_run_in_the_walk(make: Any, transport: str) -> None:
+    graph = doc(
+        """
+name: in
+type: TRANSFORMER
+children:
+- name: model
+"""
+    )
+    h = make(graph, {"in": "AddOne", "model": "AsyncDouble"})
+    if transport == "rest":
+        answer = h.predict(body()).json()
+        assert answer["data"]["ndarray"] == [[4, 6]]
+        feedback = {"request": body(), "response": answer, "reward": 3}
+        assert h.post("/api/v1.0/feedback", json=feedback).status_code == 200
+    else:
+        answer, _ = h.call("Seldon/Predict", body())
+        assert answer["data"]["ndarray"] == [[4.0, 6.0]]
+        h.call("Seldon/SendFeedback", {"request": body(), "response": answer, "reward": 3})
+    assert h.user("model").fed == [3.0]
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+def test_raw_methods_get_the_wire_form_of_the_clients_transport(make: Any, transport: str) -> None:
+    graph = doc(
+        """
+name: in
+type: TRANSFORMER
+children:
+- name: model
+"""
+    )
+    h = make(graph, {"in": "AddOne", "model": "RawAddTen"})
+    if transport == "rest":
+        answer = h.predict(body()).json()
+    else:
+        answer, _ = h.call("Seldon/Predict", body())
+    assert answer["data"]["ndarray"] == [[12, 13]]
+    # a raw method's answer is its own: the request's tags are not merged into it, as for
+    # `unitserve serve` and Seldon's wrapper
+    assert answer["meta"]["tags"] == {"raw": "predict"}
+    assert answer["meta"]["routing"] == {"in": -1, "model": -1}
+
+
+@pytest.mark.parametrize("transport", ["rest", "grpc"])
+@pytest.mark.parametrize("x, child", [(5, 0), (-5, 1)])
+def test_raw_router_and_raw_combiner(make: Any, transport: str, x: int, child: int) -> None:
+    graph = doc(
+        """
+name: top
+type: COMBINER
+children:
+- name: router
+  type: ROUTER
+  children:
+  - name: c0
+    parameters: [{name: value, value: "1", type: FLOAT}]
+  - name: c1
+    parameters: [{name: value, value: "2", type: FLOAT}]
+- name: c2
+  parameters: [{name: value, value: "3", type: FLOAT}]
+"""
+    )
+    classes = {"top": "RawCombiner", "router": "RawRouter", **CONSTANTS}
+    h = make(graph, classes)
+    if transport == "rest":
+        answer = h.predict(body([[x]])).json()
+    else:
+        answer, _ = h.call("Seldon/Predict", body([[x]]))
+    assert answer["data"]["ndarray"] == [[child + 1.0, 3.0]]
+    assert answer["meta"]["routing"]["router"] == child
+
+
+def test_the_graphs_grpc_server_offers_only_the_orchestrators_service(make: Any) -> None:
+    from unitserve.metrics.worker import NoRequestMetrics
+    from unitserve.proto import INFERENCE_SERVICE_NAME, SERVICE_NAMES
+    from unitserve.transport.accounting import RequestAccounting
+    from unitserve.transport.grpc.server import GrpcServer
+
+    h = make(CHAIN, {"out": "Negate", "in": "AddOne", "model": "Double"})
+    assert set(h.grpc_services) == {"seldon.protos.Seldon"}
+    accounting = RequestAccounting(NoRequestMetrics())
+    graph_server = GrpcServer(
+        h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, graph=object()
+    )
+    # what reflection lists and health reports: the Seldon service alone
+    assert graph_server.served == ["seldon.protos.Seldon"]
+    from unitserve.transport.model_state import ModelState
+
+    state = ModelState(h.invoker, "m", "")
+    one_model = GrpcServer(
+        h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, model_state=state
+    )
+    assert one_model.served == [*SERVICE_NAMES, INFERENCE_SERVICE_NAME]
+    for server in (graph_server, one_model):  # never started: frees their thread pools
+        server.server.stop(None)
+
+
+def test_error_bodies_are_json_and_not_html_escaped(make: Any) -> None:
+    graph = doc("name: in\ntype: TRANSFORMER\nchildren:\n- name: model\n")
+    h = make(graph, {"in": "AddOne", "model": "Picky"})
+    r = h.predict(body())
+    assert r.status_code == 400
+    assert r.headers["content-type"] == "application/json"
+    assert r.json()["status"]["info"] == "x must be > 0 & < 10, not <script>"
+    assert b"\\u003c" not in r.content and b"&lt;" not in r.content
+
+
+@pytest.mark.parametrize("kind", ["REST", "GRPC"])
+def test_an_unreachable_remote_node_is_a_500_naming_it(make: Any, kind: str) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "httpPort" if kind == "REST" else "grpcPort"
+    graph = doc(
+        f"""
+name: in
+type: TRANSFORMER
+children:
+- name: model
+  endpoint: {{service_host: 127.0.0.1, {key}: {port}, type: {kind}}}
+"""
+    )
+    h = make(graph, {"in": "AddOne"}, env={"UNITSERVE_REQUEST_TIMEOUT": "5"})
+    for _ in range(2):  # and the graph keeps answering
+        r = h.predict(body())
+        assert r.status_code == 500
+        status = r.json()["status"]
+        assert status["status"] == "FAILURE" and "node 'model'" in status["info"]
+
+
+@pytest.mark.parametrize("kind", ["REST", "GRPC"])
+def test_ready_waits_for_every_remote_node(make: Any, kind: str) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    key = "httpPort" if kind == "REST" else "grpcPort"
+    graph = doc(
+        f"""
+name: in
+type: TRANSFORMER
+children:
+- name: model
+  endpoint: {{service_host: 127.0.0.1, {key}: {port}, type: {kind}}}
+"""
+    )
+    h = make(graph, {"in": "AddOne"})
+    r = h.get("/ready")
+    assert r.status_code == 503
+    assert "node 'model'" in r.json()["status"]["info"]
+    assert h.get("/live").status_code == 200
+
+
+def test_ready_with_local_nodes_only(make: Any) -> None:
+    h = make(CHAIN, {"out": "Negate", "in": "AddOne", "model": "Double"})
+    assert h.get("/ready").status_code == 200
+
+
+def test_a_remote_rest_node_gets_the_request_id_as_seldon_puid(make: Any) -> None:
+    import http.server
+    import threading
+
+    seen: list[str | None] = []
+
+    class Node(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["content-length"]))
+            seen.append(self.headers.get("seldon-puid"))
+            answer = b'{"data": {"ndarray": [[7]]}}'
+            self.send_response(200)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(answer)))
+            self.end_headers()
+            self.wfile.write(answer)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Node)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        port = server.server_address[1]
+        graph = doc(
+            f"""
+name: in
+type: TRANSFORMER
+children:
+- name: model
+  endpoint: {{service_host: 127.0.0.1, httpPort: {port}, type: REST}}
+"""
+        )
+        h = make(graph, {"in": "AddOne"})
+        r = h.post("/api/v1.0/predictions", json=body(), headers={"Seldon-Puid": "req-1"})
+        assert r.status_code == 200, r.text
+        assert r.json()["data"]["ndarray"] == [[7]]
+        assert seen == ["req-1"]
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)

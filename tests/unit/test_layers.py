@@ -39,6 +39,7 @@ LAYER_OF = {
     "": "core",  # unitserve/__init__.py: the public API, re-exported from the core
     "engine": "core",
     "calls": "core",
+    "batching": "core",  # adaptive batching: groups requests for the invoker
     "message": "core",  # the engine's view of a request and an answer
     "operations": "core",
     "component": "core",

@@ -181,6 +181,73 @@ def test_seldon_manifests_match_the_crd(tmp_path, capsys, options):
     assert errors(sdep) == []
 
 
+# ------------------------------------------------------------------ graphs
+
+GRAPHS = Path(__file__).resolve().parents[1] / "fixtures" / "graphs"
+
+
+@pytest.mark.parametrize("transport", [[], ["--transport", "GRPC"]], ids=["default", "grpc"])
+def test_a_graphs_manifest_matches_the_crd(capsys, transport):
+    capsys.readouterr()
+    yaml_file = GRAPHS / "chain" / "graph.yaml"
+    images = ["--image", "input=reg/input:1", "--image", "output=reg/output:1"]
+    code = main(["manifest", str(yaml_file), *images, *transport, "--print"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    [sdep] = documents(captured.out)
+    assert errors(sdep) == []
+    [predictor] = sdep["spec"]["predictors"]
+    pods = [c["spec"]["containers"] for c in predictor["componentSpecs"]]
+    # a pod per node; the model keeps the image the file gives it
+    assert {c[0]["name"]: c[0]["image"] for c in pods} == {
+        "output": "reg/output:1",
+        "input": "reg/input:1",
+        "model": "example/model:0.1",
+    }
+    graph = predictor["graph"]
+    kind = "GRPC" if transport else "REST"
+    assert graph["name"] == "output" and graph["endpoint"] == {"type": kind}
+    assert graph["children"][0]["children"][0]["name"] == "model"
+
+
+def test_a_graphs_manifest_keeps_the_node_containers_env(tmp_path, capsys):
+    text = (GRAPHS / "chain" / "graph.yaml").read_text()
+    text = text.replace(
+        "image: example/model:0.1",
+        "image: example/model:0.1\n          env: [{name: MODEL_METADATA, value: '{name: m}'}]",
+    )
+    for node in ("input", "output", "model"):
+        (tmp_path / node).symlink_to(GRAPHS / "chain" / node)
+    (tmp_path / "graph.yaml").write_text(text)
+    images = ["--image", "input=i:1", "--image", "output=o:1"]
+    assert main(["manifest", str(tmp_path / "graph.yaml"), *images]) == 0
+    [sdep] = documents((tmp_path / manifest.SELDON_FILE).read_text())
+    assert errors(sdep) == []
+    model = next(
+        c["spec"]["containers"][0]
+        for c in sdep["spec"]["predictors"][0]["componentSpecs"]
+        if c["spec"]["containers"][0]["name"] == "model"
+    )
+    assert {"name": "MODEL_METADATA", "value": "{name: m}"} in model["env"]
+
+
+@pytest.mark.parametrize(
+    "options, words",
+    [
+        ([], "node 'output': no image (give --image output=IMAGE"),
+        (["--image", "nope=x:1"], "the graph has no node named 'nope'"),
+        (["--image", "x:1"], "a graph's images are given as NODE=IMAGE"),
+        (["--target", "kserve"], "a graph deploys as a SeldonDeployment"),
+    ],
+)
+def test_graph_manifest_mistakes_are_one_line(capsys, options, words):
+    capsys.readouterr()
+    code = main(["manifest", str(GRAPHS / "chain" / "graph.yaml"), *options, "--print"])
+    err = capsys.readouterr().err
+    assert code == 1
+    assert len(err.strip().splitlines()) == 1 and words in err, err
+
+
 # ------------------------------------------------------------------ kserve
 
 

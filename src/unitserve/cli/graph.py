@@ -18,7 +18,16 @@ log = logging.getLogger("unitserve")
 
 # Flags of `serve` that are about one class and have no meaning for a graph (each node's
 # parameters come from the graph; its kind from its type).
-_NOT_FOR_GRAPHS = ("parameters", "service_type", "persistence", "model_name", "model_version")
+# Batching is a model server's: a graph's nodes are called once per request it walks.
+_NOT_FOR_GRAPHS = (
+    "parameters",
+    "service_type",
+    "persistence",
+    "model_name",
+    "model_version",
+    "max_batch_size",
+    "max_batch_time",
+)
 _FALSE_WORDS = ("false", "0", "no", "off", "n", "f")
 
 

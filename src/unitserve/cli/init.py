@@ -1,10 +1,13 @@
-"""`unitserve init NAME --type TYPE`: a starter component that `unitserve serve` runs as is.
+"""`unitserve init NAME --type TYPE`: a starter component that `unitserve serve` runs as is;
+`unitserve init NAME --graph`: a starter graph that `unitserve graph` runs as is.
 
 The folder holds the class file (module name = class name, as the s2i
 convention needs), ``requirements.txt``, ``.s2i/environment`` (so a bare
 `unitserve serve`, `unitserve build` and `unitserve manifest` know the class
 and its graph node type), a test that calls the class the way unitserve does,
-a README and a ``.dockerignore``.
+a README and a ``.dockerignore``. A graph's folder holds ``graph.yaml`` (a
+SeldonDeployment: output transformer → input transformer → model) and one such
+component folder per node, named after the node, as `unitserve graph` finds them.
 """
 
 from __future__ import annotations
@@ -15,6 +18,9 @@ import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
+
+import yaml
 
 from unitserve.cli.build import DOCKERIGNORE
 
@@ -119,6 +125,78 @@ class Starter:
         return written
 
 
+# The starter graph: (node name, class name, node type), parents first; each node the
+# only child of the one before it.
+GRAPH_NODES = (
+    ("output", "OutputTransformer", "OUTPUT_TRANSFORMER"),
+    ("input", "InputTransformer", "TRANSFORMER"),
+    ("model", "Model", "MODEL"),
+)
+GRAPH_FILE = "graph.yaml"
+
+
+@dataclass(frozen=True)
+class GraphStarter:
+    directory: Path
+
+    def graph_yaml(self) -> str:
+        name = re.sub(r"[^a-z0-9-]+", "-", self.directory.resolve().name.lower()).strip("-")
+        graph: dict[str, Any] = {}
+        below = graph
+        for i, (node, _, kind) in enumerate(GRAPH_NODES):
+            below.update({"name": node, "type": kind})
+            if i < len(GRAPH_NODES) - 1:
+                child: dict[str, Any] = {}
+                below["children"] = [child]
+                below = child
+        sdep = {
+            "apiVersion": "machinelearning.seldon.io/v1",
+            "kind": "SeldonDeployment",
+            "metadata": {"name": name or "graph"},
+            "spec": {"predictors": [{"name": "default", "graph": graph}]},
+        }
+        header = (
+            "# A SeldonDeployment whose graph `unitserve graph graph.yaml` serves on this\n"
+            "# machine; each node's class is in the folder of the node's name. A request goes\n"
+            "# down through the output transformer to the input transformer, whose answer the\n"
+            "# model gets; the model's answer comes back through the output transformer.\n"
+            "# The same file deploys to Seldon Core: `unitserve manifest graph.yaml\n"
+            "# --image NODE=IMAGE ...` adds the containers.\n"
+        )
+        return header + yaml.safe_dump(sdep, sort_keys=False)
+
+    def readme(self) -> str:
+        folder = self.directory.name
+        images = " ".join(f"--image {n}={folder.lower()}-{n}:0.1" for n, _, _ in GRAPH_NODES)
+        return f"""# {folder}
+
+A unitserve inference graph: output transformer → input transformer → model, each node a
+component in the folder of its name (`unitserve init` starters: replace their echoes).
+
+```console
+$ cd {folder}
+$ unitserve graph graph.yaml   # REST 9000, gRPC 5000, metrics 6000
+$ curl -s localhost:9000/api/v1.0/predictions -H 'Content-Type: application/json' \\
+       -d '{{"data": {{"ndarray": [[1.0, 2.0]]}}}}'
+$ for n in output input model; do (cd $n && python -m pytest); done
+$ for n in output input model; do unitserve build $n; done   # a Dockerfile per node
+$ unitserve manifest graph.yaml {images}
+```
+"""
+
+    def write(self) -> list[Path]:
+        if self.directory.exists() and any(self.directory.iterdir()):
+            raise ScaffoldError(f"{self.directory} already exists and is not empty")
+        written = []
+        for node, class_name, kind in GRAPH_NODES:
+            written += Starter(self.directory / node, class_name, kind).write()
+        for relative, text in ((GRAPH_FILE, self.graph_yaml()), ("README.md", self.readme())):
+            target = self.directory / relative
+            target.write_text(text, encoding="utf-8")
+            written.append(target)
+        return written
+
+
 def class_name_for(name: str) -> str:
     """``my-model`` / ``my_model`` → ``MyModel``; an existing CamelCase name is kept."""
     parts = [p for p in re.split(r"[^0-9A-Za-z]+", name) if p]
@@ -200,6 +278,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help=f"graph node type of the component: {', '.join(INIT_TYPES)} (default: %(default)s)",
     )
     p.add_argument(
+        "--graph",
+        action="store_true",
+        help="write a starter graph instead: NAME/graph.yaml (output transformer → input "
+        "transformer → model) and a component folder per node; `unitserve graph "
+        "graph.yaml` in NAME serves it as is",
+    )
+    p.add_argument(
         "--class-name",
         metavar="CLASS",
         default=None,
@@ -210,6 +295,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     directory = Path(args.name)
+    if args.graph:
+        return _run_graph(args, directory)
     try:
         class_name = args.class_name or class_name_for(directory.resolve().name)
         if not class_name.isidentifier() or keyword.iskeyword(class_name):
@@ -222,4 +309,19 @@ def run(args: argparse.Namespace) -> int:
     for path in written:
         print(f"  {path.relative_to(directory)}")
     print(f"next: cd {directory} && unitserve serve")
+    return 0
+
+
+def _run_graph(args: argparse.Namespace, directory: Path) -> int:
+    try:
+        if args.class_name or args.service_type != "MODEL":
+            raise ScaffoldError("--type and --class-name are for one component, not --graph")
+        written = GraphStarter(directory).write()
+    except (ScaffoldError, OSError) as exc:
+        print(f"unitserve init: error: {exc}", file=sys.stderr)
+        return 1
+    print(f"created a graph in {directory}/:")
+    for path in written:
+        print(f"  {path.relative_to(directory)}")
+    print(f"next: cd {directory} && unitserve graph {GRAPH_FILE}")
     return 0

@@ -1,5 +1,6 @@
 """`unitserve manifest DIR --image IMAGE [--target seldon|kserve]`: Kubernetes objects
-that run one component.
+that run one component; `unitserve manifest GRAPH.yaml [--image NODE=IMAGE]...`: the
+SeldonDeployment of a graph that `unitserve graph GRAPH.yaml` serves (`graph_deployment`).
 
 ``--target seldon`` (the default) writes a SeldonDeployment; ``--target kserve``
 writes a KServe ServingRuntime and an InferenceService using it, served over the
@@ -106,27 +107,7 @@ def seldon_deployment(
     memory: str = "512Mi",
 ) -> dict[str, Any]:
     """The SeldonDeployment object: one predictor, one container, a one-node graph."""
-    container = {
-        "name": name,
-        "image": image,
-        "imagePullPolicy": "IfNotPresent",
-        "ports": [
-            {"name": port, "containerPort": number, "protocol": "TCP"}
-            for port, number in PORTS.items()
-        ],
-        "env": [
-            {"name": "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "value": str(PORTS["http"])},
-            {"name": "PREDICTIVE_UNIT_GRPC_SERVICE_PORT", "value": str(PORTS["grpc"])},
-        ],
-        # Slow imports and load() are covered by the startup probe (up to 5 minutes),
-        # so that liveness can be strict afterwards.
-        "startupProbe": _probe("/live", period=5, failures=60),
-        "livenessProbe": _probe("/live", period=10, failures=3),
-        # 503 until load() has finished in a worker: no traffic before the model is loaded.
-        "readinessProbe": _probe("/ready", period=5, failures=3),
-        "resources": _resources(cpu, memory),
-        "securityContext": _security_context(),
-    }
+    container = seldon_container(name, image, cpu, memory)
     return {
         "apiVersion": API_VERSION,
         "kind": "SeldonDeployment",
@@ -148,6 +129,113 @@ def seldon_deployment(
             ],
         },
     }
+
+
+def seldon_container(name: str, image: str, cpu: str, memory: str) -> dict[str, Any]:
+    """A component's container as the Seldon operator expects it (see the module
+    docstring): named ports, the port variables, honest probes."""
+    return {
+        "name": name,
+        "image": image,
+        "imagePullPolicy": "IfNotPresent",
+        "ports": [
+            {"name": port, "containerPort": number, "protocol": "TCP"}
+            for port, number in PORTS.items()
+        ],
+        "env": [
+            {"name": "PREDICTIVE_UNIT_HTTP_SERVICE_PORT", "value": str(PORTS["http"])},
+            {"name": "PREDICTIVE_UNIT_GRPC_SERVICE_PORT", "value": str(PORTS["grpc"])},
+        ],
+        # Slow imports and load() are covered by the startup probe (up to 5 minutes),
+        # so that liveness can be strict afterwards.
+        "startupProbe": _probe("/live", period=5, failures=60),
+        "livenessProbe": _probe("/live", period=10, failures=3),
+        # 503 until load() has finished in a worker: no traffic before the model is loaded.
+        "readinessProbe": _probe("/ready", period=5, failures=3),
+        "resources": _resources(cpu, memory),
+        "securityContext": _security_context(),
+    }
+
+
+def graph_deployment(
+    path: Path,
+    predictor: str | None,
+    images: dict[str, str],
+    transport: str | None = None,
+    replicas: int | None = None,
+    cpu: str = "500m",
+    memory: str = "512Mi",
+) -> dict[str, Any]:
+    """The SeldonDeployment of the graph in `path` (what `unitserve graph` serves), ready
+    for a cluster: each node found in a folder as `unitserve graph` finds it gets a
+    container of its name running its image (``images``, else the image the file
+    already gives that container), keeping the container's own ``env``; remote and
+    built-in nodes stay as they are. The graph itself is not changed, but for the
+    endpoint type of local nodes (``transport``, else what the node says, else REST)."""
+    from unitserve.graph import nodes, spec
+
+    try:
+        graph = spec.load(path, predictor)
+        sources = nodes.find_sources(graph, {}, s2i.read_environment_file)
+    except spec.GraphError as exc:
+        raise PackagingError(str(exc)) from None
+    document = next(
+        d
+        for d in yaml.safe_load_all(path.read_text(encoding="utf-8"))
+        if isinstance(d, dict) and d.get("kind") == "SeldonDeployment"
+    )
+    chosen = next(p for p in document["spec"]["predictors"] if p.get("name") == graph.name)
+    for name in images:
+        if name not in sources:
+            raise PackagingError(f"--image {name}=...: the graph has no node named {name!r}")
+    existing: dict[str, dict[str, Any]] = {}
+    for component in chosen.get("componentSpecs") or []:
+        for container in (component.get("spec") or {}).get("containers") or []:
+            existing[container.get("name")] = container
+    containers = []
+    for node in graph.root.walk():
+        if sources.get(node.name) is None:
+            continue
+        known = existing.pop(node.name, {})
+        image = images.get(node.name) or known.get("image")
+        if not image:
+            raise PackagingError(
+                f"node {node.name!r}: no image (give --image {node.name}=IMAGE, built with "
+                f"`unitserve build {node.name}`)"
+            )
+        container = seldon_container(node.name, image, cpu, memory)
+        env = [e for e in known.get("env") or [] if not e.get("name", "").startswith("PREDICTIVE_")]
+        container["env"] = [*container["env"], *env]
+        containers.append(container)
+    containers.extend(existing.values())  # containers of other nodes the file already has
+    _set_endpoints(chosen["graph"], sources, transport)
+    predictor_out = {
+        **{k: v for k, v in chosen.items() if k not in ("componentSpecs", "componentSpec")},
+        # A pod per node: every container listens on the same three ports, as the image
+        # built by `unitserve build` does, so two cannot share a pod.
+        "componentSpecs": [{"spec": {"containers": [c]}} for c in containers],
+    }
+    if replicas is not None:
+        predictor_out["replicas"] = replicas
+    metadata: dict[str, Any] = (
+        document["metadata"] if isinstance(document.get("metadata"), dict) else {}
+    )
+    name = dns_name(str(metadata.get("name") or graph.deployment or path.stem))
+    return {
+        "apiVersion": API_VERSION,
+        "kind": "SeldonDeployment",
+        "metadata": {"name": name},
+        "spec": {"protocol": "seldon", "predictors": [predictor_out]},
+    }
+
+
+def _set_endpoints(raw: dict[str, Any], sources: dict[str, Any], transport: str | None) -> None:
+    if sources.get(str(raw.get("name"))) is not None:
+        endpoint: dict[str, Any] = raw["endpoint"] if isinstance(raw.get("endpoint"), dict) else {}
+        kind = transport or str(endpoint.get("type") or "REST").upper()
+        raw["endpoint"] = {"type": kind}  # the operator fills in host and ports
+    for child in raw.get("children") or []:
+        _set_endpoints(child, sources, transport)
 
 
 def kserve_manifests(
@@ -267,9 +355,26 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "served over the Open Inference Protocol (v2), the model named after the "
         "InferenceService.",
     )
-    p.add_argument("directory", metavar="DIR", type=Path, help="the component folder")
     p.add_argument(
-        "--image", required=True, help="the container image, e.g. registry.example/demo:0.1"
+        "directory",
+        metavar="DIR|GRAPH",
+        type=Path,
+        help="the component folder; or a SeldonDeployment file whose graph `unitserve "
+        "graph` serves, its nodes in folders next to it",
+    )
+    p.add_argument(
+        "--image",
+        action="append",
+        default=None,
+        metavar="IMAGE|NODE=IMAGE",
+        help="the container image, e.g. registry.example/demo:0.1; for a graph, each "
+        "local node's as NODE=IMAGE (repeatable; default: the image the file gives the "
+        "node's container)",
+    )
+    p.add_argument(
+        "--predictor",
+        default=None,
+        help="for a graph file: the predictor whose graph to deploy (default: the first)",
     )
     p.add_argument(
         "--target",
@@ -333,13 +438,61 @@ def _kserve_checks(name: str, kind: str, transport: str | None) -> None:
         )
 
 
+def _check_image(image: str) -> None:
+    if not image.strip() or any(c.isspace() for c in image):
+        raise PackagingError(f"--image {image!r} is not an image reference")
+
+
+def _run_graph(args: argparse.Namespace) -> tuple[Path, str]:
+    """A graph file: its SeldonDeployment for a cluster, next to it."""
+    path: Path = args.directory
+    if args.target != "seldon":
+        raise PackagingError("a graph deploys as a SeldonDeployment (--target seldon)")
+    if args.service_type or args.name:
+        raise PackagingError("--type and --name are for a component folder, not a graph")
+    images = {}
+    for item in args.image or []:
+        node, sep, image = item.partition("=")
+        if not sep or not node:
+            raise PackagingError(f"--image {item!r}: a graph's images are given as NODE=IMAGE")
+        _check_image(image)
+        images[node] = image
+    sdep = graph_deployment(
+        path, args.predictor, images, args.transport, args.replicas, args.cpu, args.memory
+    )
+    target = path.resolve().parent / SELDON_FILE
+    if target == path.resolve():
+        raise PackagingError(f"{path} would be replaced: use --print and redirect the output")
+    return target, render(sdep, f"{path.name} (graph)")
+
+
 def run(args: argparse.Namespace) -> int:
     directory: Path = args.directory
     try:
+        if directory.is_file():
+            if args.replicas < 0:
+                raise PackagingError("--replicas must be >= 0")
+            target, text = _run_graph(args)
+            if args.print:
+                sys.stdout.write(text)
+                return 0
+            write_generated(target, text, args.force)
+            print(f"wrote {target}; apply it with: kubectl apply -f {target}")
+            return 0
         if not directory.is_dir():
             raise PackagingError(f"{directory} is not a directory")
-        if not args.image.strip() or any(c.isspace() for c in args.image):
-            raise PackagingError(f"--image {args.image!r} is not an image reference")
+        if not args.image:
+            # A usage mistake, answered as the argument parser answers one (exit 2): the
+            # option is required for a folder, not for a graph whose file names images.
+            print(
+                "unitserve manifest: error: the following arguments are required: --image",
+                file=sys.stderr,
+            )
+            return 2
+        if len(args.image) != 1:
+            raise PackagingError("give the component's image once: --image IMAGE")
+        args.image = args.image[0]
+        _check_image(args.image)
         if args.replicas < 0:
             raise PackagingError("--replicas must be >= 0")
         name = dns_name(args.name or directory.resolve().name)

@@ -350,6 +350,16 @@ _HTTP_FOR_GRPC = {
 }
 
 
+def _puid(payload: Any) -> str | None:
+    """The request's id, which the orchestrator sends every node as Seldon-Puid (the
+    walk puts it in the message's meta)."""
+    first = payload[0] if isinstance(payload, list) and payload else payload
+    meta = getattr(first, "meta", None)
+    if isinstance(meta, dict) and meta.get("puid"):
+        return str(meta["puid"])
+    return None
+
+
 class RestNode:
     """A node served elsewhere, called over REST (the component's own paths)."""
 
@@ -360,11 +370,13 @@ class RestNode:
         self.base = f"http://{spec.endpoint.host}:{spec.endpoint.http_port}"
         self.client = httpx.Client(base_url=self.base, timeout=timeout)
 
-    def _post(self, path: str, body: bytes) -> httpx.Response:
+    def _post(self, path: str, body: bytes, puid: str | None = None) -> httpx.Response:
+        headers = {"content-type": "application/json"}
+        if puid:
+            headers["seldon-puid"] = puid
+        if tracing.ACTIVE is not None:  # the node's spans join this request's trace
+            tracing.ACTIVE.inject(headers)
         try:
-            headers = {"content-type": "application/json"}
-            if tracing.ACTIVE is not None:  # the node's spans join this request's trace
-                tracing.ACTIVE.inject(headers)
             response = self.client.post(path, content=body, headers=headers)
         except httpx.HTTPError as exc:
             reason = f"node {self.spec.name!r} at {self.base}: {type(exc).__name__}: {exc}"
@@ -390,7 +402,7 @@ class RestNode:
             )
         else:
             body = JsonCodec().encode(payload)
-        response = self._post(_REST_PATHS[op], body)
+        response = self._post(_REST_PATHS[op], body, _puid(payload))
         try:
             return as_reply(decode_message(orjson.loads(response.content)))
         except (orjson.JSONDecodeError, ServingError) as exc:
@@ -400,6 +412,17 @@ class RestNode:
             raise NodeFailed(
                 self.spec.name, 500, _failure_body(reason), grpc.StatusCode.INTERNAL, reason
             ) from None
+
+    def not_ready(self) -> str | None:
+        """None if the node answers 200 on /ready, else why not (asked at each probe,
+        briefly: a probe must not wait on a node that hangs)."""
+        try:
+            response = self.client.get("/ready", timeout=2.0)
+        except httpx.HTTPError as exc:
+            return f"node {self.spec.name!r} at {self.base}: {type(exc).__name__}: {exc}"
+        if response.status_code != 200:
+            return f"node {self.spec.name!r} at {self.base} is not ready ({response.status_code})"
+        return None
 
     def get_json(self, path: str) -> tuple[int, bytes]:
         try:
@@ -443,9 +466,10 @@ class GrpcNode:
         else:
             body = proto_fast.encode(payload)
         try:
-            metadata = (
-                tuple(tracing.ACTIVE.inject({}).items()) if tracing.ACTIVE is not None else None
-            )
+            puid = _puid(payload)
+            metadata = (("seldon-puid", puid),) if puid else None
+            if tracing.ACTIVE is not None:  # the node's spans join this request's trace
+                metadata = (*(metadata or ()), *tracing.ACTIVE.inject({}).items())
             answer = self.methods[op](body, timeout=self.timeout, metadata=metadata)
         except grpc.RpcError as exc:
             code = exc.code() if callable(getattr(exc, "code", None)) else grpc.StatusCode.UNKNOWN
@@ -460,6 +484,27 @@ class GrpcNode:
                 )
             raise NodeFailed(self.spec.name, status, body_out, code, details) from None
         return as_reply(proto_fast.decode(answer))
+
+    def not_ready(self) -> str | None:
+        """None if the node's gRPC port accepts a connection within 2 seconds."""
+        try:
+            grpc.channel_ready_future(self.channel).result(timeout=2.0)
+        except grpc.FutureTimeoutError:
+            return f"node {self.spec.name!r} at {self.target} does not answer"
+        return None
+
+    def get_metadata(self) -> dict[str, Any] | None:
+        """The node's metadata (``Model/Metadata``), or None if it does not answer."""
+        method = self.channel.unary_unary("/seldon.protos.Model/Metadata")
+        try:
+            answer = method(b"", timeout=self.timeout or 10)
+        except grpc.RpcError:
+            return None
+        meta = json_format.MessageToDict(pb.SeldonModelMetadata.FromString(answer))
+        # protobuf has no empty list: put back the ones the node's REST /metadata has
+        for key in ("versions", "inputs", "outputs"):
+            meta.setdefault(key, [])
+        return meta
 
     def close(self) -> None:
         self.channel.close()

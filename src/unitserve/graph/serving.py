@@ -207,6 +207,14 @@ class _Front:
             return None
         return node.metadata or {}
 
+    async def not_ready(self) -> str | None:
+        remote = [n for n in self.graph.nodes.values() if isinstance(n, RestNode | GrpcNode)]
+        if not remote:
+            return None
+        # On threads of their own: a probe must not wait behind requests for the walk's.
+        answers = await asyncio.gather(*(asyncio.to_thread(n.not_ready) for n in remote))
+        return next((a for a in answers if a is not None), None)
+
     async def node_status(self, name: str) -> tuple[int, bytes]:
         node = self.graph.nodes[name]
         if isinstance(node, RestNode):
@@ -283,6 +291,8 @@ class GraphWorker(Worker):
                 if status == 200:
                     with contextlib.suppress(ValueError):
                         node.metadata = jsonio.loads(body)
+            elif isinstance(node, GrpcNode):
+                node.metadata = await invoker.offloader.submit(node.get_metadata)
         self._metadata = self.graph.metadata()
         return True
 
@@ -300,7 +310,7 @@ class GraphWorker(Worker):
                     log.exception(
                         "init_metadata() of node %r failed; using the default", node.spec.name
                     )
-        return metadata.build(user_metadata, None, node.spec.image)
+        return metadata.build(user_metadata, node.spec.model_metadata, node.spec.image)
 
 
 @dataclass

@@ -56,6 +56,9 @@ class NodeSpec:
     parameters: list[dict[str, Any]] = field(default_factory=list)
     endpoint: Endpoint | None = None
     image: str = DEFAULT_IMAGE
+    # The node container's MODEL_METADATA environment variable, as Kubernetes would set
+    # it: a graph written for Seldon keeps its nodes' metadata with no other file.
+    model_metadata: str | None = None
     children: list[NodeSpec] = field(default_factory=list)
 
     @property
@@ -117,10 +120,12 @@ def load(path: Path, predictor: str | None = None) -> GraphSpec:
         )
     if not isinstance(chosen, dict) or not isinstance(chosen.get("graph"), dict):
         raise GraphError(f"{path}: predictor {chosen.get('name')!r} has no graph")
-    images = _images(chosen)
+    images, environments = _containers(chosen)
     meta = doc.get("metadata") if isinstance(doc.get("metadata"), dict) else {}
     assert isinstance(spec, dict) and isinstance(meta, dict)
     root = _node(chosen["graph"], images, "spec.predictors[].graph", ())
+    for node in root.walk():
+        node.model_metadata = environments.get(node.name, {}).get("MODEL_METADATA")
     _check_names(root)
     return GraphSpec(
         name=str(chosen.get("name") or "default"),
@@ -130,20 +135,33 @@ def load(path: Path, predictor: str | None = None) -> GraphSpec:
     )
 
 
-def _images(predictor: dict[str, Any]) -> dict[str, str]:
-    """Container name → image, from the predictor's componentSpecs (v1) or
-    componentSpec (v1alpha2): the image recorded in meta.requestPath."""
+def _containers(predictor: dict[str, Any]) -> tuple[dict[str, str], dict[str, dict[str, str]]]:
+    """Container name → image (recorded in meta.requestPath) and container name → its
+    plain ``env`` values, from the predictor's componentSpecs (v1) or componentSpec
+    (v1alpha2)."""
     specs = predictor.get("componentSpecs") or []
     if isinstance(predictor.get("componentSpec"), dict):
         specs = [predictor["componentSpec"], *specs]
     images: dict[str, str] = {}
+    environments: dict[str, dict[str, str]] = {}
     for component in specs if isinstance(specs, list) else []:
         pod = component.get("spec") if isinstance(component, dict) else None
         containers = pod.get("containers") if isinstance(pod, dict) else None
         for container in containers if isinstance(containers, list) else []:
-            if isinstance(container, dict) and container.get("name") and container.get("image"):
-                images[str(container["name"])] = str(container["image"])
-    return images
+            if not isinstance(container, dict) or not container.get("name"):
+                continue
+            name = str(container["name"])
+            if container.get("image"):
+                images[name] = str(container["image"])
+            env = container.get("env")
+            # Only literal values: a valueFrom names a Secret or a field of a pod there is
+            # none of on this machine.
+            environments[name] = {
+                str(item["name"]): str(item["value"])
+                for item in (env if isinstance(env, list) else [])
+                if isinstance(item, dict) and "name" in item and "value" in item
+            }
+    return images, environments
 
 
 def _node(raw: Any, images: dict[str, str], where: str, above: tuple[int, ...]) -> NodeSpec:

@@ -244,7 +244,7 @@ class Graph:
         inputs, outputs = self._io(self.root)
         return {
             "name": self.spec.name,
-            "models": {name: node.metadata or {} for name, node in self.nodes.items()},
+            "models": {name: _in_graph(node.metadata) for name, node in self.nodes.items()},
             "graphinputs": inputs,
             "graphoutputs": outputs,
         }
@@ -266,3 +266,14 @@ class Graph:
             self.fanout.shutdown(wait=False, cancel_futures=True)
         for node in self.nodes.values():
             node.close()
+
+
+def _in_graph(meta: dict[str, Any] | None) -> dict[str, Any]:
+    """A node's metadata as the graph's metadata lists it: the orchestrator leaves out an
+    empty name, platform, versions list or custom map (a node's own metadata keeps
+    them), while empty inputs and outputs stay."""
+    out = dict(meta or {})
+    for key in ("name", "platform", "versions", "custom"):
+        if key in out and not out[key]:
+            del out[key]
+    return out

@@ -21,6 +21,8 @@ Metric names and labels:
 * ours: ``unitserve_requests_total{operation,protocol,code,worker_id}``,
   ``unitserve_request_duration_seconds{operation,protocol,worker_id}``,
   ``unitserve_requests_in_flight{protocol,worker_id}``,
+  ``unitserve_batch_size{operation,worker_id}`` and
+  ``unitserve_batch_wait_seconds{operation,worker_id}`` (adaptive batching),
   ``unitserve_worker_info{worker_id,pid,<deployment labels>}`` and, from the supervisor,
   ``unitserve_worker_restarts_total{reason}``.
 """
@@ -32,6 +34,7 @@ import copy
 import os
 import threading
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
@@ -63,6 +66,24 @@ REQUEST_BUCKETS = (
     2.5,
     5.0,
     10.0,
+)
+# Rows of one batched call: powers of two up to the largest sensible --max-batch-size.
+BATCH_SIZE_BUCKETS = tuple(float(1 << i) for i in range(11))
+# How long a request waited in a batch before its call was sent.
+BATCH_WAIT_BUCKETS = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1.0,
 )
 RESERVED_PREFIXES = ("unitserve_", "seldon_api_")
 
@@ -102,6 +123,7 @@ class WorkerMetrics(MetricsRecorder):
         self._lock = threading.Lock()
         self._reward: Any = None
         self._node_families: tuple[Any, Any] | None = None
+        self._batch_families: tuple[Any, Any] | None = None
         self._requests = Counter(
             "unitserve_requests",
             "Requests answered, by operation, protocol and status code.",
@@ -161,6 +183,35 @@ class WorkerMetrics(MetricsRecorder):
         }
         clone._reward = None
         return clone
+
+    def batch_sent(self, operation: str, rows: int, waits: Sequence[float]) -> None:
+        """One batched call (adaptive batching): its rows, and each request's wait."""
+        families = self._batch_families
+        if families is None:
+            with self._lock:
+                if self._batch_families is None:
+                    self._batch_families = (
+                        Histogram(
+                            "unitserve_batch_size",
+                            "Rows of each batched user call (adaptive batching).",
+                            ["operation", "worker_id"],
+                            buckets=BATCH_SIZE_BUCKETS,
+                            registry=None,
+                        ),
+                        Histogram(
+                            "unitserve_batch_wait_seconds",
+                            "Time a request waited for its batch to be sent, in seconds.",
+                            ["operation", "worker_id"],
+                            buckets=BATCH_WAIT_BUCKETS,
+                            registry=None,
+                        ),
+                    )
+                families = self._batch_families
+        size, wait = families
+        size.labels(operation, self.worker_id).observe(rows)
+        child = wait.labels(operation, self.worker_id)
+        for seconds in waits:
+            child.observe(seconds)
 
     def node_call(self, node: str, operation: str, code: str, seconds: float) -> None:
         """One call of a graph's node: ``unitserve_graph_node_duration_seconds`` and, for

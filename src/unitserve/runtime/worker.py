@@ -30,6 +30,7 @@ import uvicorn
 import uvloop
 
 from unitserve import metadata, tracing
+from unitserve.batching import BatchObserver, batch_limits
 from unitserve.calls import Invoker
 from unitserve.engine import Engine, EngineConfig, MetricsRecorder
 from unitserve.errors import is_not_implemented
@@ -88,9 +89,11 @@ class Worker:
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
         recorder: MetricsRecorder
+        self._batch_observer: BatchObserver | None = None
         if self.metrics_dir is not None:
             recorder = worker_metrics.WorkerMetrics(settings, str(self.slot))
             request_metrics: Any = recorder
+            self._batch_observer = recorder
         else:
             recorder, request_metrics = MetricsRecorder(), worker_metrics.NoRequestMetrics()
         max_requests = settings.max_requests
@@ -129,6 +132,7 @@ class Worker:
             await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
             log.info("worker %d stopping: finishing in-flight requests", self.slot)
+            invoker.flush_batches()  # queued requests are answered now, not after their wait
             await self._drain(http, http_task, grpc_server)
             log.info("worker %d stopped", self.slot)
             return EXIT_OK
@@ -141,7 +145,14 @@ class Worker:
     def _invoker(self, recorder: MetricsRecorder) -> Invoker:
         """The invoker of this worker's requests (a graph worker has its own)."""
         self.engine = Engine(self.user, engine_config(self.settings), recorder)
-        return Invoker(self.engine, self.settings.user_threads, self.settings.request_timeout)
+        settings = self.settings
+        return Invoker(
+            self.engine,
+            settings.user_threads,
+            settings.request_timeout,
+            batch_limits(settings.max_batch_size, settings.max_batch_time, self.user),
+            self._batch_observer,
+        )
 
     def _graph_front(self) -> GraphFront | None:
         """What a graph worker answers beyond the operations (None: a plain worker)."""

@@ -20,3 +20,8 @@ class GraphFront(Protocol):
     async def node_status(self, name: str) -> tuple[int, bytes]:
         """The node's health status answer (status, JSON body)."""
         ...
+
+    async def not_ready(self) -> str | None:
+        """Why a node of the graph is not ready (a remote node that does not answer its
+        readiness probe), or None when every node is."""
+        ...

@@ -130,12 +130,15 @@ class SeldonGrpc:
         self.codec = BytesCodec()
 
     def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
-        """{full service name: {method: handler}} for the seven services."""
+        """{full service name: {method: handler}} for the seven services; a graph's:
+        seldon.protos.Seldon alone (the orchestrator's API; its nodes' services are not
+        the graph's)."""
         return {
             f"{PACKAGE}.{service}": {
                 name: self._handler(service, name, op) for name, op in methods.items()
             }
             for service, methods in SERVICES.items()
+            if self.graph is None or service == "Seldon"
         }
 
     def _handler(self, service: str, name: str, op: str) -> grpc.RpcMethodHandler:

@@ -94,11 +94,12 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         # Reflection lists what Seldon's lists (clients and the conformance suite compare
         # it) and the Open Inference Protocol's service; the health service is standard
-        # and needs no discovery.
+        # and needs no discovery. Only what is registered: a graph serves
+        # seldon.protos.Seldon alone, and a client that discovers services must not be
+        # offered one that answers UNIMPLEMENTED.
+        self.served = [n for n in (*SERVICE_NAMES, INFERENCE_SERVICE_NAME) if n in services]
         reflection_pb2_grpc.add_ServerReflectionServicer_to_server(
-            _Reflection(
-                (*SERVICE_NAMES, INFERENCE_SERVICE_NAME, reflection.SERVICE_NAME), pool=POOL
-            ),
+            _Reflection((*self.served, reflection.SERVICE_NAME), pool=POOL),
             self.server,
         )
         bracketed = f"[{host}]" if ":" in host else host
@@ -113,7 +114,7 @@ class GrpcServer:
             ) from None
         if not bound:
             raise StartupError(f"cannot listen for gRPC on {self.address} (--grpc-port)")
-        for name in ("", *SERVICE_NAMES, INFERENCE_SERVICE_NAME):
+        for name in ("", *self.served):
             self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self.server.start()
 

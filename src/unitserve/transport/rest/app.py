@@ -405,9 +405,13 @@ class RestApp:
         if kind == "live":
             return 200, [(b"content-type", JSON_TYPE)], b'{"status":"alive"}\n'
         if kind == "ready":
-            if self.invoker.ready.is_set():
-                return 200, [(b"content-type", JSON_TYPE)], b'{"status":"ready"}\n'
-            return self._error(503, "MICROSERVICE_NOT_READY", self.invoker.not_ready_reason)
+            if not self.invoker.ready.is_set():
+                return self._error(503, "MICROSERVICE_NOT_READY", self.invoker.not_ready_reason)
+            # A graph is ready when every node is: its remote nodes are asked each time.
+            waiting = await self.graph.not_ready() if self.graph is not None else None
+            if waiting is not None:
+                return self._error(503, "MICROSERVICE_NOT_READY", waiting)
+            return 200, [(b"content-type", JSON_TYPE)], b'{"status":"ready"}\n'
         if kind == "openapi":
             return 200, [(b"content-type", JSON_TYPE)], self.openapi
         if kind == "metadata":

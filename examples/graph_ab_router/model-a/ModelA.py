@@ -1,0 +1,14 @@
+"""Variant A: the sum of the features."""
+
+import numpy as np
+
+
+class ModelA:
+    def predict(self, X, features_names):
+        return np.asarray(X, dtype=float).sum(axis=1, keepdims=True)
+
+    def send_feedback(self, features, feature_names, reward, truth, routing=None):
+        return []
+
+    def tags(self):
+        return {"variant": "a"}

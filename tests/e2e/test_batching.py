@@ -1,0 +1,87 @@
+"""Adaptive batching on a real server: answers reach the right clients under load on
+both transports, the batch metrics, and a SIGTERM that answers queued requests."""
+
+from __future__ import annotations
+
+import concurrent.futures
+import signal
+
+import httpx
+
+from ..conftest import wait_until
+from .grpc_client import call_json
+from .metrics_text import total
+
+
+def scrape(server) -> str:
+    return httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
+
+
+def test_64_clients_each_get_their_own_answer(serve):
+    server = serve("Batched", "--max-batch-size", "64", "--max-batch-time", "5")
+
+    def rest_client(i: int) -> list[bool]:
+        ok = []
+        with httpx.Client(base_url=server.url, timeout=30) as client:
+            for round_ in range(5):
+                x = [[i, round_, i * 1000 + round_]]
+                r = client.post("/api/v1.0/predictions", json={"data": {"ndarray": x}})
+                ok.append(
+                    r.status_code == 200 and r.json()["data"]["ndarray"] == [[2 * v for v in x[0]]]
+                )
+        return ok
+
+    def grpc_client(i: int) -> list[bool]:
+        ok = []
+        for round_ in range(5):
+            x = [[float(i), float(round_)]]
+            answer = call_json(server.grpc_target, "Model/Predict", {"data": {"ndarray": x}})
+            ok.append(answer["data"]["ndarray"] == [[2.0 * v for v in x[0]]])
+        return ok
+
+    with concurrent.futures.ThreadPoolExecutor(64) as pool:
+        futures = [pool.submit(rest_client if i % 2 else grpc_client, i) for i in range(64)]
+        results = [f.result() for f in futures]
+    assert all(all(r) and len(r) == 5 for r in results)
+
+    def batched() -> str | None:
+        text = scrape(server)
+        done = total(text, "unitserve_requests_total", operation="predict") >= 320
+        return text if done else None
+
+    text = wait_until(batched)
+    calls = total(text, "unitserve_batch_size_count", operation="predict")
+    rows = total(text, "unitserve_batch_size_sum", operation="predict")
+    assert rows == 320 and 0 < calls < 320  # some calls held several requests
+    assert total(text, "unitserve_batch_wait_seconds_count", operation="predict") == 320
+
+
+def test_sigterm_answers_queued_requests(fresh_server):
+    # A batch that would wait 30 s for more requests: the stop sends it at once.
+    server = fresh_server("Batched", "--max-batch-size", "64", "--max-batch-time", "30000")
+    one = {"data": {"ndarray": [[3]]}}
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        futures = [
+            pool.submit(httpx.post, f"{server.url}/predict", json=one, timeout=60) for _ in range(4)
+        ]
+        wait_until(lambda: total(scrape(server), "unitserve_requests_in_flight") >= 4, timeout=20)
+        server.signal(signal.SIGTERM)
+        answers = [f.result() for f in futures]
+    assert [a.status_code for a in answers] == [200] * 4
+    assert all(a.json()["data"]["ndarray"] == [[6]] for a in answers)
+    assert server.proc.wait(30) == 0
+
+
+def test_tritonclient_concurrent_inference_is_batched(serve):
+    from .test_v2_clients import run_client
+
+    server = serve("Batched", "--max-batch-size", "32", "--max-batch-time", "20")
+    seen = run_client("tritonclient", "triton_batching.py", server.url, "Batched")
+    assert seen["same"] == [True] * 32
+
+    def counted() -> str | None:
+        text = scrape(server)
+        return text if total(text, "unitserve_batch_size_sum", operation="infer") >= 32 else None
+
+    text = wait_until(counted)
+    assert total(text, "unitserve_batch_size_count", operation="infer") < 32
