@@ -120,9 +120,15 @@ def test_three_node_chain_over_rest_grpc_and_metrics(graph_server: Any) -> None:
         with pytest.raises(grpc.RpcError) as raised:
             prediction_pb2_grpc.ModelStub(channel).Predict(request_message(), timeout=10)
         assert raised.value.code() == grpc.StatusCode.UNIMPLEMENTED
-    metrics = httpx.get(f"http://127.0.0.1:{server.metrics_port}/prometheus", timeout=10).text
+
+    # The node metrics are tallied and written with the request metrics, a few times a
+    # second: polled for, not expected at once.
+    def scrape() -> str | None:
+        text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/prometheus", timeout=10).text
+        return text if "unitserve_graph_node_duration_seconds" in text else None
+
+    metrics = wait_until(scrape, timeout=10)
     assert "chain_model_calls_total{" in metrics and 'model_name="model"' in metrics
-    assert "unitserve_graph_node_duration_seconds" in metrics
 
 
 def test_a_remote_node_over_rest(graph_server: Any, tmp_path: Path) -> None:

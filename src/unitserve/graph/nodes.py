@@ -287,22 +287,29 @@ class LocalNode:
         self.async_ops = {
             op.name for op in ENGINE_OPERATIONS if self.engine.is_async(*op.user_methods)
         }
+        # Decided once, not per call: each operation's engine method, and the operations
+        # whose user method takes the request in wire form.
+        self.entries = {op.name: getattr(self.engine, op.name) for op in ENGINE_OPERATIONS}
+        self.wire_ops = frozenset(
+            op.name for op in ENGINE_OPERATIONS if self.engine.wants_message(op.name)
+        )
         self.metadata: dict[str, Any] | None = None
         self.runner: Runner | None = None
 
     def call(self, op: str, payload: Any, family: Family) -> Reply:
         """Run operation `op` of this node; `payload` is a Reply (a list for aggregate,
         a protobuf Feedback for send_feedback)."""
-        codec = family.local_feedback if op == "send_feedback" else family.local
         if op == "send_feedback":
-            request = payload
-        elif self.engine.wants_message(op):
-            request = family.to_wire(payload)
-        elif isinstance(payload, list):
-            request = [as_message(r, family.proto) for r in payload]
+            codec, request = family.local_feedback, payload
         else:
-            request = as_message(payload, family.proto)
-        steps = getattr(self.engine, op)(request, codec)
+            codec = family.local
+            if op in self.wire_ops:
+                request = family.to_wire(payload)
+            elif isinstance(payload, list):
+                request = [as_message(r, family.proto) for r in payload]
+            else:
+                request = as_message(payload, family.proto)
+        steps = self.entries[op](request, codec)
         if op in self.async_ops and self.runner is not None:
             status, answer = self.runner.on_loop(steps)
         else:

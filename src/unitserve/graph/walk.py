@@ -120,7 +120,9 @@ class Graph:
             route = self._route(node, plan, m, family)
             routing[node.name] = route
             if route != -2:
-                if route == -1:
+                if route == -1 and len(children) == 1:  # a chain: no fan-out to set up
+                    outputs = [self._predict(children[0], m, family, routing)]
+                elif route == -1:
                     outputs = self._all(children, m, family, routing)
                 elif 0 <= route < len(children):
                     outputs = [self._predict(children[route], m, family, routing)]

@@ -153,6 +153,9 @@ class WorkerMetrics(MetricsRecorder):
         self._in_flight_now = {"rest": 0, "grpc": 0, V2_PROTOCOL: 0}
         self._tally_lock = threading.Lock()
         self._in_flight_written: dict[str, int] = {}
+        # A graph's per-node calls, tallied the same way (see `node_call`).
+        self._node_latencies: dict[tuple[str, str], list[float]] = {}
+        self._node_errors: dict[tuple[str, str, str], int] = defaultdict(int)
         for protocol in self._in_flight_now:
             self._in_flight.labels(protocol, worker_id).set(0)
         # 'liveall' keeps prometheus_client's own `pid` label: which process serves the slot.
@@ -215,31 +218,55 @@ class WorkerMetrics(MetricsRecorder):
 
     def node_call(self, node: str, operation: str, code: str, seconds: float) -> None:
         """One call of a graph's node: ``unitserve_graph_node_duration_seconds`` and, for
-        an error, ``unitserve_graph_node_errors_total``."""
-        families = self._node_families
-        if families is None:
-            with self._lock:
-                if self._node_families is None:
-                    self._node_families = (
-                        Histogram(
-                            "unitserve_graph_node_duration_seconds",
-                            "Time a graph's node took to answer, in seconds.",
-                            ["node", "operation", "worker_id"],
-                            buckets=REQUEST_BUCKETS,
-                            registry=None,
-                        ),
-                        Counter(
-                            "unitserve_graph_node_errors",
-                            "Calls of a graph's node that answered an error, by status.",
-                            ["node", "operation", "code", "worker_id"],
-                            registry=None,
-                        ),
-                    )
-                families = self._node_families
-        duration, errors = families
-        duration.labels(node, operation, self.worker_id).observe(seconds)
-        if code != "200":
-            errors.labels(node, operation, code, self.worker_id).inc()
+        an error, ``unitserve_graph_node_errors_total``. Tallied like the request metrics
+        and written by `flush`: a chain pays a dict update per hop, not locked mmap
+        writes."""
+        bucket = bisect.bisect_left(REQUEST_BUCKETS, seconds)
+        key = (node, operation)
+        with self._tally_lock:
+            tally = self._node_latencies.get(key)
+            if tally is None:
+                tally = [0.0] * (len(REQUEST_BUCKETS) + 2)
+                self._node_latencies[key] = tally
+            tally[bucket] += 1
+            tally[-1] += seconds
+            if code != "200":
+                self._node_errors[(node, operation, code)] += 1
+
+    def _flush_nodes(self) -> None:
+        # Emptied in place, not replaced: a node's recorder (`for_unit`) shares them.
+        with self._tally_lock:
+            latencies = dict(self._node_latencies)
+            errors = dict(self._node_errors)
+            self._node_latencies.clear()
+            self._node_errors.clear()
+        if not latencies:
+            return
+        duration, counter = self._node_metric_families()
+        for (node, operation), tally in latencies.items():
+            _add_observations(duration.labels(node, operation, self.worker_id), tally)
+        for (node, operation, code), n in errors.items():
+            counter.labels(node, operation, code, self.worker_id).inc(n)
+
+    def _node_metric_families(self) -> tuple[Any, Any]:
+        with self._lock:
+            if self._node_families is None:
+                self._node_families = (
+                    Histogram(
+                        "unitserve_graph_node_duration_seconds",
+                        "Time a graph's node took to answer, in seconds.",
+                        ["node", "operation", "worker_id"],
+                        buckets=REQUEST_BUCKETS,
+                        registry=None,
+                    ),
+                    Counter(
+                        "unitserve_graph_node_errors",
+                        "Calls of a graph's node that answered an error, by status.",
+                        ["node", "operation", "code", "worker_id"],
+                        registry=None,
+                    ),
+                )
+            return self._node_families
 
     # ------------------------------------------------------------------ user metrics
 
@@ -345,16 +372,22 @@ class WorkerMetrics(MetricsRecorder):
         for (operation, protocol, code), n in counts.items():
             self._requests.labels(operation, protocol, code, worker).inc(n)
         for (operation, protocol), tally in latencies.items():
-            child = self._duration.labels(operation, protocol, worker)
-            # prometheus_client has no "add n observations": feed its buckets directly.
-            for i, seen in enumerate(tally[:-1]):
-                if seen:
-                    child._buckets[i].inc(seen)
-            child._sum.inc(tally[-1])
+            _add_observations(self._duration.labels(operation, protocol, worker), tally)
         for protocol, value in in_flight.items():
             if self._in_flight_written.get(protocol) != value:
                 self._in_flight.labels(protocol, worker).set(value)
                 self._in_flight_written[protocol] = value
+        self._flush_nodes()
+
+
+def _add_observations(child: Any, tally: list[float]) -> None:
+    """Add a tally (a count per bucket of REQUEST_BUCKETS and +Inf, then the sum) to a
+    histogram's child: prometheus_client has no "add n observations", so its buckets
+    are fed directly."""
+    for i, seen in enumerate(tally[:-1]):
+        if seen:
+            child._buckets[i].inc(seen)
+    child._sum.inc(tally[-1])
 
 
 class NoRequestMetrics:
