@@ -29,8 +29,12 @@ serve: $(VENV)/.installed
 	cd examples/identity && ../../$(BIN)/unitserve serve MyModel --http-port $(PORT)
 
 ## test: install with test extras, lint (ruff, ruff format, mypy), run the whole test suite
+# Most tests wait on servers rather than compute, so they run in parallel processes
+# (whole files per process); the tests marked `serial` load the machine or check timing
+# and run alone afterwards.
 test: lint
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 ## test-fast: the in-process tests only (no server process): seconds, not minutes
 test-fast: $(VENV)/.installed-test

@@ -290,6 +290,20 @@ def _starts_processes(fn: Any, depth: int = 2) -> bool:
     )
 
 
+# Tests that put the machine under load, or whose checks depend on the machine not
+# being busy (deadlines, probes answered during a slow call, a soak): `make test` runs
+# them on their own, after the rest has run in parallel.
+_SERIAL_FOLDERS = {"reliability"}
+_SERIAL_MODULES = {
+    "e2e/test_process.py",
+    "e2e/test_batching.py",
+    "e2e/test_batch_memory.py",
+    "e2e/test_dashboard_queries.py",
+    "e2e/test_prometheus_server.py",
+    "e2e/test_http_limits.py",
+}
+
+
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Mark `e2e` every test that needs a process besides pytest (a server, the CLI), and
     `slow` those of the slow modules, so that nobody has to remember to."""
@@ -305,3 +319,5 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
             item.add_marker(pytest.mark.e2e)
         if where in _SLOW_MODULES:
             item.add_marker(pytest.mark.slow)
+        if where.split("/")[0] in _SERIAL_FOLDERS or where in _SERIAL_MODULES:
+            item.add_marker(pytest.mark.serial)
