@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import sys
@@ -10,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from unitserve.cli import batch, build, graph, init, manifest, s2i, tester
+from unitserve.cli import build, graph, init, manifest, s2i
 from unitserve.errors import StartupError
 from unitserve.runtime import logs
 from unitserve.settings import SettingsError, add_serve_arguments, resolve
@@ -67,7 +68,24 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
+# The tools around a model, with the one-line help `unitserve --help` shows. Their
+# modules (and the HTTP client they use) are imported only when one of them runs, so that
+# `unitserve serve` does not carry them in every process it starts.
+_TOOLS = {
+    "test": (
+        "unitserve.cli.tester",
+        "send random requests shaped by a contract and check the answers",
+    ),
+    "batch": (
+        "unitserve.cli.batch",
+        "send every line of a file to a model and write the answers in order",
+    ),
+}
+
+
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser; a tool's own flags are declared when `command` names it (None: every
+    command's, as the generated docs need)."""
     parser = _Parser(
         prog="unitserve",
         description="Turn a plain Python class into a production model microservice "
@@ -76,13 +94,20 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unitserve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(sub)
-    for module in (graph, init, build, manifest, tester, batch):
+    for module in (graph, init, build, manifest):
         module.add_parser(sub)
+    for name, (module_name, summary) in _TOOLS.items():
+        if command is None or command == name:
+            importlib.import_module(module_name).add_parser(sub)
+        else:
+            sub.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = next((a for a in argv if not a.startswith("-")), "")
+    parser = build_parser(command if command in _TOOLS else "")
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
