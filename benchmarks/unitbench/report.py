@@ -336,7 +336,7 @@ def _rss_rest(res: Results, server: str) -> float | None:
 
 
 def section_targets(res: Results) -> str:
-    """The targets of issue 5, judged on this run's numbers."""
+    """The Seldon-protocol targets (speed against Seldon and MLServer), judged on this run's numbers."""
     rows = []
 
     def judge(
@@ -437,7 +437,7 @@ def section_targets(res: Results) -> str:
     )
     return "\n".join(
         [
-            "## Targets of issue 5 (this run)",
+            "## Targets of the Seldon-protocol benchmark (this run)",
             "",
             table(["target", "measured (unitserve / reference)", "verdict"], rows, right_from=9),
         ]
