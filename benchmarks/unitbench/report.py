@@ -336,7 +336,7 @@ def _rss_rest(res: Results, server: str) -> float | None:
 
 
 def section_targets(res: Results) -> str:
-    """The Seldon-protocol targets (speed against Seldon and MLServer), judged on this run's numbers."""
+    """The Seldon-protocol targets, judged on this run's numbers."""
     rows = []
 
     def judge(
