@@ -34,7 +34,7 @@ from unitserve import component
 from unitserve import metadata as model_metadata
 from unitserve.batching import batch_limits
 from unitserve.calls import Invoker
-from unitserve.engine import Engine
+from unitserve.engine import Engine, EngineConfig
 from unitserve.graph import spec as graph_spec
 from unitserve.graph.nodes import LocalNode, LocalSource
 from unitserve.graph.serving import GraphInvoker, _Front, build_plan, make_nodes
@@ -42,7 +42,6 @@ from unitserve.graph.walk import Graph
 from unitserve.metrics import worker as worker_metrics
 from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
-from unitserve.runtime.worker import engine_config
 from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.rest.app import RestApp
@@ -72,7 +71,7 @@ def plain_server(metrics: worker_metrics.WorkerMetrics) -> tuple[RestApp, Invoke
     """`unitserve serve` of the chain's model node."""
     settings = resolve(argparse.Namespace(), {}, "Node")
     user = component.construct(component.import_user_class("Node", str(CHAIN / "model")), {})
-    engine = Engine(user, engine_config(settings), metrics)
+    engine = Engine(user, EngineConfig.of(settings), metrics)
     limits = batch_limits(settings.max_batch_size, settings.max_batch_time, user)
     invoker = Invoker(engine, settings.user_threads, settings.request_timeout, limits, metrics)
     invoker.mark_ready()

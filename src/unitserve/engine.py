@@ -24,7 +24,7 @@ import logging
 import math
 from collections.abc import Callable, Generator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -63,6 +63,9 @@ from unitserve.operations import (
 )
 from unitserve.user_metrics import validate_metrics
 from unitserve.user_model import SeldonResponse
+
+if TYPE_CHECKING:
+    from unitserve.settings import Settings
 
 log = logging.getLogger("unitserve")
 
@@ -105,6 +108,18 @@ class EngineConfig:
     include_metrics: bool = True  # INCLUDE_METRICS_IN_CLIENT_RESPONSE
     record_rewards: bool = True  # SELDON_EXECUTOR_ENABLED
     service_type: str = "MODEL"  # what the Open Inference Protocol's inference calls
+
+    @classmethod
+    def of(cls, settings: Settings) -> EngineConfig:
+        """What the engine needs to know about the pod, from the resolved settings."""
+        return cls(
+            unit_id=settings.unit_id,
+            # Unset, the engine keeps Seldon's placeholder image name.
+            unit_image=settings.unit_image or cls.unit_image,
+            include_metrics=settings.include_metrics,
+            record_rewards=settings.record_rewards,
+            service_type=settings.service_type,
+        )
 
     @property
     def routing_key(self) -> str:

@@ -32,13 +32,12 @@ from unitserve import component
 from unitserve import metadata as model_metadata
 from unitserve.batching import batch_limits
 from unitserve.calls import Invoker
-from unitserve.engine import Engine, MetricsRecorder
+from unitserve.engine import Engine, EngineConfig, MetricsRecorder
 from unitserve.metrics.worker import NoRequestMetrics
 from unitserve.proto import inference_pb2 as v2pb
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
-from unitserve.runtime.worker import engine_config
 from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
@@ -141,7 +140,7 @@ class Harness:
         self.recorder = RecordingMetrics()
         settings = resolve(argparse.Namespace(**(flags or {})), env or {}, type(user).__name__)
         self.settings = settings
-        self.engine = Engine(user, engine_config(settings), self.recorder)
+        self.engine = Engine(user, EngineConfig.of(settings), self.recorder)
         self.batches = RecordingBatches()
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))

@@ -89,12 +89,12 @@ def test_metrics_labels_come_from_settings():
 
 
 def test_engine_config_comes_from_settings():
-    from unitserve.runtime.worker import engine_config
+    from unitserve.engine import EngineConfig
 
-    config = engine_config(parse())
+    config = EngineConfig.of(parse())
     assert (config.unit_id, config.unit_image) == (None, "NOT_IMPLEMENTED:NOT_IMPLEMENTED")
     assert config.include_metrics and config.record_rewards
-    config = engine_config(
+    config = EngineConfig.of(
         parse(environ={"PREDICTIVE_UNIT_ID": "clf", "INCLUDE_METRICS_IN_CLIENT_RESPONSE": "no"})
     )
     assert (config.unit_id, config.include_metrics) == ("clf", False)

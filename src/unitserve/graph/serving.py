@@ -23,7 +23,7 @@ from google.protobuf import json_format
 
 from unitserve import metadata, tracing
 from unitserve.calls import Invoker, Offloader, Request, user_call_gate
-from unitserve.engine import MetricsRecorder, Outcome
+from unitserve.engine import EngineConfig, MetricsRecorder, Outcome
 from unitserve.errors import ServingError, StartupError, is_not_implemented
 from unitserve.graph.nodes import (
     GRPC_FAMILY,
@@ -41,7 +41,7 @@ from unitserve.graph.spec import GraphSpec
 from unitserve.graph.walk import Graph
 from unitserve.protocol import jsonio
 from unitserve.runtime.supervisor import Supervisor
-from unitserve.runtime.worker import Worker, call_load, engine_config
+from unitserve.runtime.worker import Worker, call_load
 from unitserve.settings import Settings
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import GrpcRequest
@@ -107,7 +107,7 @@ def make_nodes(
     for node in plan.spec.root.walk():
         user = plan.users.get(node.name)
         if user is not None:
-            config = replace(engine_config(settings), unit_id=node.name, unit_image=node.image)
+            config = replace(EngineConfig.of(settings), unit_id=node.name, unit_image=node.image)
             for_unit = getattr(recorder, "for_unit", None)
             node_recorder = for_unit(node.name, node.image) if for_unit else recorder
             nodes[node.name] = LocalNode(node, user, config, node_recorder, settings.user_threads)

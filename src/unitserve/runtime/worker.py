@@ -144,7 +144,7 @@ class Worker:
 
     def _invoker(self, recorder: MetricsRecorder) -> Invoker:
         """The invoker of this worker's requests (a graph worker has its own)."""
-        self.engine = Engine(self.user, engine_config(self.settings), recorder)
+        self.engine = Engine(self.user, EngineConfig.of(self.settings), recorder)
         settings = self.settings
         return Invoker(
             self.engine,
@@ -289,18 +289,6 @@ class Worker:
         if self.notes_fd is not None:
             with contextlib.suppress(OSError):
                 os.write(self.notes_fd, f"{what} {os.getpid()}\n".encode())
-
-
-def engine_config(settings: Settings) -> EngineConfig:
-    """What the engine needs to know about the pod, from the resolved settings."""
-    return EngineConfig(
-        unit_id=settings.unit_id,
-        # Unset, the engine keeps Seldon's placeholder image name.
-        unit_image=settings.unit_image or EngineConfig.unit_image,
-        include_metrics=settings.include_metrics,
-        record_rewards=settings.record_rewards,
-        service_type=settings.service_type,
-    )
 
 
 @contextlib.contextmanager
