@@ -1,4 +1,8 @@
-"""Model metadata in the Open Inference Protocol's shape.
+"""Server and model metadata in the Open Inference Protocol's shape.
+
+The server metadata says what the server itself is: its name, version and the protocol
+extensions it implements. Both transports answer with it.
+
 
 The Seldon metadata (``init_metadata()`` with ``MODEL_METADATA`` on top, see
 `unitserve.metadata`) already describes tensors as ``{name, datatype, shape}`` when
@@ -11,6 +15,19 @@ which defaults to the image name.
 from __future__ import annotations
 
 from typing import Any
+
+from unitserve.version import __version__
+
+#: The server's name in the server metadata.
+SERVER_NAME = "unitserve"
+
+#: The protocol extensions this server implements (the binary tensor data extension
+#: is REST's; the server metadata lists what the server as a whole offers).
+EXTENSIONS = ("binary_tensor_data", "model_repository")
+
+
+def server_metadata() -> dict[str, Any]:
+    return {"name": SERVER_NAME, "version": __version__, "extensions": list(EXTENSIONS)}
 
 
 def _tensors(items: Any) -> list[dict[str, Any]]:

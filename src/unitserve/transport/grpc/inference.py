@@ -26,9 +26,8 @@ from unitserve.message import Codec
 from unitserve.operations import INFER, V2_PROTOCOL
 from unitserve.proto import INFERENCE_SERVICE_NAME
 from unitserve.proto import inference_pb2 as pb
-from unitserve.protocol.v2.model_metadata import model_metadata
+from unitserve.protocol.v2.model_metadata import model_metadata, server_metadata
 from unitserve.protocol.v2.proto_codec import V2ProtoCodec
-from unitserve.protocol.v2.served import server_metadata
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.model_state import READY, ModelState
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from unitserve.protocol.v2.datatypes import BY_NAME
-from unitserve.protocol.v2.served import EXTENSIONS, SERVER_NAME
+from unitserve.protocol.v2.model_metadata import EXTENSIONS, SERVER_NAME
 from unitserve.version import __version__
 
 _REF = "#/components/schemas/"

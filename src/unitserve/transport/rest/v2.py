@@ -38,8 +38,7 @@ from unitserve.protocol import jsonio
 from unitserve.protocol.v2 import binary
 from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.protocol.v2.json_codec import V2JsonCodec
-from unitserve.protocol.v2.model_metadata import model_metadata
-from unitserve.protocol.v2.served import server_metadata
+from unitserve.protocol.v2.model_metadata import model_metadata, server_metadata
 from unitserve.transport.model_state import ModelState
 
 GET = frozenset({"GET"})
