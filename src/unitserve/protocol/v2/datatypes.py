@@ -78,6 +78,24 @@ def by_name(name: object, where: str) -> Datatype:
     raise BadRequest(f"{where} has datatype {shown}; expected one of {', '.join(BY_NAME)}")
 
 
+def value_range(datatype: Datatype) -> tuple[int | float, int | float]:
+    """The lowest and highest value a numeric datatype holds (floats: the finite ones)."""
+    if datatype.dtype.kind == "f":
+        finfo = np.finfo(datatype.dtype)
+        return float(finfo.min), float(finfo.max)
+    info = np.iinfo(datatype.dtype)
+    return int(info.min), int(info.max)
+
+
+def out_of_range(value: object, datatype: Datatype, where: str) -> BadRequest:
+    """The one sentence for a value its datatype cannot hold, whatever the wire: an
+    integer that would wrap around, a number beyond a float type's largest."""
+    low, high = value_range(datatype)
+    return BadRequest(
+        f"{where} value {value} is out of range for datatype {datatype.name} ({low} to {high})"
+    )
+
+
 def of_array(arr: np.ndarray, where: str) -> Datatype:
     """The datatype an answer array is sent as. Strings, bytes and Python objects
     are BYTES; dtypes the protocol cannot carry (complex, dates, ...) are the

@@ -184,10 +184,7 @@ def _from_contents(
         info = np.iinfo(datatype.dtype)
         if arr.size and (arr.min() < info.min or arr.max() > info.max):
             bad = arr.min() if arr.min() < info.min else arr.max()
-            raise BadRequest(
-                f"{where} value {bad} does not fit datatype {datatype.name} "
-                f"({info.min} to {info.max})"
-            )
+            raise datatypes.out_of_range(bad, datatype, where)
         arr = arr.astype(datatype.dtype)
     return shapes.reshape(arr, shape, where)
 

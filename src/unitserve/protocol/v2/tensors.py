@@ -2,13 +2,18 @@
 
 Shared by the JSON and the binary forms (and by the gRPC codec): a shape is
 checked before anything is allocated, values are checked against the declared
-datatype (an integer that does not fit is refused rather than wrapped around),
-and BYTES become an object array of `bytes`, or of `str` when the input's
-``parameters.content_type`` is ``"str"``.
+datatype (a number the datatype cannot hold is refused rather than wrapped around
+or turned into infinity), and BYTES become an object array of `bytes`, or of `str`
+when the input's ``parameters.content_type`` is ``"str"``.
+
+JSON data of a float datatype may hold the strings "NaN", "Infinity" and "-Infinity":
+that is how this server writes non-finite values in its answers, so an answer can be
+sent back as a request.
 """
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -18,7 +23,11 @@ from unitserve.errors import BadModelOutput, BadRequest
 from unitserve.protocol import shapes
 from unitserve.protocol.jsonio import finite_array
 from unitserve.protocol.v2 import binary
-from unitserve.protocol.v2.datatypes import Datatype
+from unitserve.protocol.v2.datatypes import Datatype, out_of_range
+
+# What `jsonio.finite_array` writes for the non-finite floats, read back.
+_NONFINITE = {"NaN": math.nan, "Infinity": math.inf, "-Infinity": -math.inf}
+_NONFINITE_HINT = ' (non-finite values are written "NaN", "Infinity", "-Infinity")'
 
 _NOT_RECTANGULAR = (
     "data is not rectangular (nested lists of unequal length, or nested deeper than "
@@ -46,20 +55,67 @@ def from_json(
         values = np.asarray(data)
     except (ValueError, TypeError):
         raise BadRequest(f"{where} {_NOT_RECTANGULAR}") from None
-    if values.dtype.kind == "f" and datatype.dtype == np.uint64 and _whole(values):
-        # numpy reads a list holding both int64 and uint64-only values as doubles,
-        # which cannot hold 2**64 - 1: read it again as what it was sent for.
-        try:
-            values = np.array(data, dtype=np.uint64)
-        except (OverflowError, ValueError, TypeError):
-            raise BadRequest(f"{where} has values that do not fit datatype UINT64") from None
+    want = datatype.dtype.kind
+    if want == "f" and values.dtype.kind in "OU":
+        values = _read_nonfinite_names(data, values)
+    if values.dtype.kind == "f" and want in "iu" and _whole(values):
+        # Integers numpy (or the JSON reader, past 64 bits) turned into doubles: one of
+        # them may be beyond the datatype, which deserves that sentence, not "floats".
+        _check_integer_range(data, datatype, where)
+        if datatype.dtype == np.uint64:
+            # numpy reads a list holding both int64 and uint64-only values as doubles,
+            # which cannot hold 2**64 - 1: read it again as what it was sent for.
+            try:
+                values = np.array(data, dtype=np.uint64)
+            except (OverflowError, ValueError, TypeError):
+                raise BadRequest(f"{where} has values that do not fit datatype UINT64") from None
     if values.size:
         _check_kind(values, datatype, where)
-    with np.errstate(over="ignore"):
-        # A double beyond FP16/FP32's range becomes infinity, as IEEE rounding says;
-        # only integers are range-checked, since they would silently wrap around.
-        values = values.astype(datatype.dtype, copy=False)
-    return shapes.reshape(values.reshape(-1), shape, where)
+    try:
+        # numpy flags a cast that turns a finite number into infinity as an overflow
+        # (a number past FP16's or FP32's largest): a value the datatype cannot hold,
+        # refused as an integer that would wrap around is. Free when nothing overflows.
+        with np.errstate(over="raise"):
+            converted = values.astype(datatype.dtype, copy=False)
+    except FloatingPointError:
+        with np.errstate(over="ignore"):
+            converted = values.astype(datatype.dtype)
+        lost = (np.isinf(converted) & np.isfinite(values)).reshape(-1)
+        if lost.any():
+            raise out_of_range(values.reshape(-1)[lost][0], datatype, where) from None
+    return shapes.reshape(converted.reshape(-1), shape, where)
+
+
+def _read_nonfinite_names(data: list[Any], values: np.ndarray) -> np.ndarray:
+    """Data of a float datatype with the strings "NaN", "Infinity", "-Infinity" among
+    numbers, as doubles (flat). Anything else that is not a number leaves `values` as
+    they were, for `_check_kind` to refuse."""
+    flat = np.array(data, dtype=object).reshape(-1).tolist()
+    out = []
+    for item in flat:
+        if isinstance(item, str) and item in _NONFINITE:
+            out.append(_NONFINITE[item])
+        elif isinstance(item, int | float) and not isinstance(item, bool):
+            out.append(item)
+        else:
+            return values
+    return np.array(out, dtype=np.float64)
+
+
+def _check_integer_range(data: list[Any], datatype: Datatype, where: str) -> None:
+    """Refuse the first value of `data` (already known to be whole numbers) that the
+    integer datatype cannot hold."""
+    info = np.iinfo(datatype.dtype)
+    low, high = int(info.min), int(info.max)
+    for item in np.array(data, dtype=object).reshape(-1).tolist():
+        if isinstance(item, float):
+            # A double here may be an integer literal past 64 bits, rounded by the JSON
+            # reader: one just below INT64's lowest rounds to that lowest exactly.
+            fits = low < item <= high if low == -(1 << 63) else low <= item <= high
+        else:
+            fits = low <= item <= high
+        if not fits:
+            raise out_of_range(item, datatype, where)
 
 
 def _whole(values: np.ndarray) -> bool:
@@ -89,16 +145,15 @@ def _check_kind(values: np.ndarray, datatype: Datatype, where: str) -> None:
             got = "integers"
         else:
             got = "floating-point numbers" if kind == "f" else f"values of numpy kind {kind!r}"
-        raise BadRequest(f"{where} has datatype {datatype.name}, which needs {needs}; got {got}")
+        hint = _NONFINITE_HINT if want == "f" and kind in "OU" else ""
+        raise BadRequest(
+            f"{where} has datatype {datatype.name}, which needs {needs}; got {got}{hint}"
+        )
     if want in "iu":
         info = np.iinfo(datatype.dtype)
         low, high = values.min(), values.max()
         if low < info.min or high > info.max:
-            bad = low if low < info.min else high
-            raise BadRequest(
-                f"{where} value {bad} does not fit datatype {datatype.name} "
-                f"({info.min} to {info.max})"
-            )
+            raise out_of_range(low if low < info.min else high, datatype, where)
 
 
 def _bytes_from_json(data: list[Any], shape: Sequence[int], as_str: bool, where: str) -> np.ndarray:
@@ -149,7 +204,7 @@ def decode_text(items: list[bytes], where: str) -> list[str]:
 def to_json(arr: np.ndarray, datatype: Datatype, where: str) -> Any:
     """An output's ``data``: flat, row-major. Numeric arrays stay numpy arrays so the
     JSON writer serialises them in C; non-finite floats become "NaN"/"Infinity"
-    strings as everywhere else in this server's JSON."""
+    strings as everywhere else in this server's JSON (and `from_json` reads them)."""
     flat = arr.reshape(-1)
     if not datatype.is_bytes:
         return finite_array(flat)
