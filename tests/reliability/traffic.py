@@ -15,8 +15,10 @@ Every request ends in one `Result` whose ``kind`` says what happened to it:
 
 * ``ok``: a 2xx (REST) or OK (gRPC) answer;
 * ``refused``: the connection could not be made (nothing listens any more, or the
-  handshake was reset): the
-  request never reached the server, so it is not a loss;
+  handshake was reset): the request never reached the server, so it is not a loss.
+  So is a raw client's connection that the kernel completed but the server never
+  accepted: when the listening socket's last copy closes, the kernel resets the
+  connections still waiting in its accept queue (see `_reset_by_closed_port`);
 * ``failed``: anything else: a non-2xx answer, or a connection that was made and then
   dropped without an answer. These are the requests a fault must not cost.
 
@@ -255,6 +257,10 @@ class Traffic:
                         self._raw_answer(name, reader, t0), self.request_timeout
                     )
                     again = keepalive and b"connection: close" not in result.detail.encode()
+                except ConnectionResetError as exc:
+                    kind = "refused" if await _reset_by_closed_port(host, int(port)) else "failed"
+                    result = Result(name, kind, f"reset: {exc!r}", t0, time.monotonic())
+                    again = False
                 except (OSError, asyncio.IncompleteReadError, TimeoutError) as exc:
                     result = Result(name, "failed", repr(exc), t0, time.monotonic())
                     again = False
@@ -282,6 +288,29 @@ class Traffic:
             time.monotonic(),
             pid_of(body) if ok else None,
         )
+
+
+async def _reset_by_closed_port(host: str, port: int) -> bool:
+    """Whether a connection reset before any answer was one the server never accepted.
+
+    A server stops listening by closing its listening socket, and the kernel then resets
+    every connection still waiting in that socket's accept queue: the handshake had
+    completed, so the client's connect returned and its request was written, but no
+    process accepted the connection or read a byte of it. No server can avoid this: a
+    connection can complete its handshake between the last accept and the close. Such a
+    reset comes from the close, so from then on the port refuses connections.
+
+    A reset while something still listens (another worker, say) is the server dropping
+    a connection it had accepted, and counts as a loss.
+    """
+    try:
+        _, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5.0)
+    except ConnectionRefusedError:
+        return True
+    except (OSError, TimeoutError):
+        return False
+    writer.close()
+    return False
 
 
 def _same(data: bytes) -> bytes:
