@@ -22,7 +22,7 @@ import random
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import grpc
@@ -58,6 +58,19 @@ _RETRY_HTTP = (
 )
 
 
+class HttpAnswer(Protocol):
+    """What the client reads of an HTTP answer: httpx's, or the batch tool's lean one."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     """One call, ready for either transport: REST method, path, body and headers;
@@ -71,11 +84,11 @@ class _Call:
     rpc: str
     request: Callable[[], Any]
     reply_type: Any
-    rest_answer: Callable[[httpx.Response], Any]
+    rest_answer: Callable[[HttpAnswer], Any]
     grpc_answer: Callable[[Any], Any]
 
 
-def _seldon_answer(resp: httpx.Response) -> Answer:
+def _seldon_answer(resp: HttpAnswer) -> Answer:
     return Answer(wire.answer_dict(resp.content))
 
 
@@ -83,7 +96,7 @@ def _seldon_proto_answer(msg: Any) -> Answer:
     return Answer(wire.from_proto(msg))
 
 
-def _json_answer(resp: httpx.Response) -> Any:
+def _json_answer(resp: HttpAnswer) -> Any:
     return wire.answer_dict(resp.content)
 
 
@@ -298,7 +311,7 @@ class _Base:
         )
 
 
-def _rest_error(resp: httpx.Response) -> ClientError:
+def _rest_error(resp: HttpAnswer) -> ClientError:
     return wire.error_from_body(resp.status_code, resp.reason_phrase, resp.content)
 
 
@@ -578,27 +591,33 @@ class AsyncClient(_Base):
 
     async def _once(self, call: _Call) -> Any:
         if self.transport == "rest":
-            if self._http is None:
-                self._http = httpx.AsyncClient(
-                    base_url=self.base_url,
-                    timeout=self.timeout,
-                    headers=self.headers,
-                    limits=httpx.Limits(
-                        max_connections=self.max_connections,
-                        max_keepalive_connections=self.max_connections,
-                    ),
-                )
-            try:
-                resp = await self._http.request(
-                    call.http, call.path, content=call.body, headers=call.headers
-                )
-            except _RETRY_HTTP as exc:
-                raise _no_answer(call, exc) from None
-            except httpx.TimeoutException as exc:
-                raise ClientError(0, "TIMEOUT", f"{call.name}: no answer in time") from exc
-            if resp.status_code != 200:
-                raise _rest_error(resp)
-            return call.rest_answer(resp)
+            return await self._rest(call)
+        return await self._grpc(call)
+
+    async def _rest(self, call: _Call) -> Any:
+        if self._http is None:
+            self._http = httpx.AsyncClient(
+                base_url=self.base_url,
+                timeout=self.timeout,
+                headers=self.headers,
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=self.max_connections,
+                ),
+            )
+        try:
+            resp = await self._http.request(
+                call.http, call.path, content=call.body, headers=call.headers
+            )
+        except _RETRY_HTTP as exc:
+            raise _no_answer(call, exc) from None
+        except httpx.TimeoutException as exc:
+            raise ClientError(0, "TIMEOUT", f"{call.name}: no answer in time") from exc
+        if resp.status_code != 200:
+            raise _rest_error(resp)
+        return call.rest_answer(resp)
+
+    async def _grpc(self, call: _Call) -> Any:
         if self._channel is None:
             self._channel = grpc_aio.insecure_channel(self.target, options=_GRPC_OPTIONS)
         stub = self._stubs.get(call.rpc)
