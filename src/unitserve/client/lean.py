@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from unitserve.client import AsyncClient, ClientError, _Call, _no_answer, _rest_error
+from unitserve.client import AsyncClient, _Call, _no_answer, _rest_result, _timed_out
 from unitserve.client.http1 import AnswerTimeout, NoAnswer, Pool
 
 
@@ -43,7 +43,5 @@ class LeanAsyncClient(AsyncClient):
         except NoAnswer as exc:
             raise _no_answer(call, exc) from None
         except AnswerTimeout as exc:
-            raise ClientError(0, "TIMEOUT", f"{call.name}: no answer in time") from exc
-        if resp.status_code != 200:
-            raise _rest_error(resp)
-        return call.rest_answer(resp)
+            raise _timed_out(call) from exc
+        return _rest_result(call, resp)
