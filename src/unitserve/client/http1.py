@@ -170,7 +170,11 @@ class Pool:
         answer: asyncio.Future[Response] = loop.create_future()
         conn.answer = answer
         assert conn.transport is not None
-        conn.transport.write(head + body if body else head)
+        try:
+            conn.transport.write(head + body if body else head)
+        except (OSError, RuntimeError) as exc:  # the transport was closing
+            self._discard(conn)
+            raise NoAnswer(f"cannot send the request: {exc}") from None
         timer = loop.call_later(self.timeout, _time_out, answer)
         try:
             response = await answer
@@ -207,6 +211,9 @@ class Pool:
             )
         except (OSError, TimeoutError) as exc:
             raise NoAnswer(f"cannot connect to {self.host}:{self.port}: {exc}") from None
+        if conn.closed:  # lost at once: nothing would ever answer on it
+            conn.close()
+            raise NoAnswer(f"{self.host}:{self.port} closed the connection at once")
         self._all.add(conn)
         return conn
 
