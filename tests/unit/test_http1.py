@@ -220,3 +220,31 @@ def test_lean_client_reads_answers_and_maps_errors_as_the_client_does() -> None:
 
     server = run(lambda n, req: (answers[n], False), test)
     assert server.requests[0].startswith(b"POST /pre/predict HTTP/1.1\r\n")
+
+
+def test_lean_client_reads_an_open_inference_answer_with_binary_outputs() -> None:
+    values = np.array([1.5, -2.0], dtype=np.float32)
+    head = json.dumps(
+        {
+            "model_name": "m",
+            "outputs": [
+                {
+                    "name": "y",
+                    "datatype": "FP32",
+                    "shape": [2],
+                    "parameters": {"binary_data_size": values.nbytes},
+                }
+            ],
+        }
+    ).encode()
+    answer = ok(head + values.tobytes(), f"Inference-Header-Content-Length: {len(head)}\r\n")
+
+    async def test(server: Server) -> None:
+        client = LeanAsyncClient(f"127.0.0.1:{server.port}", protocol="v2", model="m")
+        got = await client.infer({"x": values}, binary_data=True)
+        assert got.model_name == "m"
+        np.testing.assert_array_equal(got.outputs["y"], values)
+        await client.close()
+
+    server = run(lambda n, req: (answer, False), test)
+    assert server.requests[0].startswith(b"POST /v2/models/m/infer HTTP/1.1\r\n")
