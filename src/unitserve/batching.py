@@ -42,6 +42,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import functools
+import time
 from collections.abc import Callable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -235,7 +236,7 @@ class _Entry:
     call: Call
     rows: int
     future: asyncio.Future[Outcome]
-    since: float  # when it joined, in the loop's clock
+    since: float  # when it joined (time.perf_counter)
 
 
 @dataclass(slots=True)
@@ -306,7 +307,7 @@ class Batcher:
         if key is None or rows >= self.limits.max_rows or rows == 0:
             return await self._alone(steps, call, on_loop)
         future: asyncio.Future[Outcome] = self.loop.create_future()
-        entry = _Entry(steps, call, rows, future, self.loop.time())
+        entry = _Entry(steps, call, rows, future, time.perf_counter())
         group = self.groups.get(key)
         if group is not None and group.rows + rows > self.limits.max_rows:
             self._close(group)  # it cannot grow any more
@@ -318,8 +319,7 @@ class Batcher:
             group = _Group(key, op, on_loop)
             self.groups[key] = group
             if self._others(1):
-                deadline = entry.since + self.limits.max_wait
-                group.timer = self.loop.call_at(deadline, self._due, group)
+                group.timer = self.loop.call_later(self.limits.max_wait, self._due, group)
             else:
                 group.timer = self.loop.call_soon(self._alone_now, group)
         group.entries.append(entry)
@@ -351,8 +351,10 @@ class Batcher:
         pure loss: it is due. Otherwise it waits as usual, from its first request's
         arrival."""
         if self._others(len(group.entries)):
-            deadline = group.entries[0].since + self.limits.max_wait
-            group.timer = self.loop.call_at(deadline, self._due, group)
+            # A delay from perf_counter rather than `call_at`: uvloop's clock counts
+            # whole milliseconds, too coarse for a wait of one or two.
+            left = group.entries[0].since + self.limits.max_wait - time.perf_counter()
+            group.timer = self.loop.call_later(max(0.0, left), self._due, group)
         else:
             self._due(group)
 
@@ -414,7 +416,7 @@ class Batcher:
         if not live:
             return
         if self.observer is not None:
-            now = self.loop.time()
+            now = time.perf_counter()
             waits = [now - e.since for e in live]
             self.observer.batch_sent(group.op, sum(e.rows for e in live), waits)
         self.running += 1
