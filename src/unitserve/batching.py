@@ -9,7 +9,15 @@ the pending group of its kind. A group is due when its rows reach the limit or w
 its oldest request has waited ``--max-batch-time``; it runs as soon as a user thread is
 free (one group per ``--threads`` thread at a time), and while it waits for one it keeps
 taking requests up to the limit. Under load the groups therefore fill up by themselves,
-and at low load a request waits ``--max-batch-time`` at most.
+and at low load a request waits ``--max-batch-time`` at most. The features are
+concatenated along the first axis, the user method is called once, and its answer is
+split back by each request's row count. Every request then finishes its own operation
+(its own meta merge, tags, metrics and encoding), on the thread that ran the call.
+
+Anything else goes alone, exactly as without batching: a payload that is not such an
+array, an operation with raw or deprecated methods, a request larger than the limit,
+and a group that holds one request when it is sent (the user method then sees that
+request as it came, meta included).
 
 Waiting only pays off when another request might join, so a request that finds the
 worker with no other request in flight (being read or decoded, waiting in a group or
@@ -18,15 +26,7 @@ transports' count of started and unfinished requests when the worker gives one, 
 the batcher's own count of its requests. Requests that reach the worker together are
 read in the same pass of the event loop but started one after the other, so the
 decision is taken one pass later, once those have been counted: a lone request pays one
-turn of the loop, not ``--max-batch-time``. The features are concatenated
-along the first axis, the user method is called once, and its answer is split back by
-each request's row count. Every request then finishes its own operation (its own
-meta merge, tags, metrics and encoding), on the thread that ran the call.
-
-Anything else goes alone, exactly as without batching: a payload that is not such an
-array, an operation with raw or deprecated methods, a request larger than the limit,
-and a group that holds one request when it is sent (the user method then sees that
-request as it came, meta included).
+turn of the loop, not ``--max-batch-time``.
 
 What the user method sees for a call of several requests: ``X`` the stacked rows,
 ``names`` the common names, and ``meta`` (when it takes one) a dict
