@@ -59,8 +59,16 @@ class RequestAccounting:
         self.remaining = max_requests or -1
         self.on_limit = on_limit
         self._lock = threading.Lock()  # requests finish on the loop and on gRPC threads
+        self._in_flight = 0
+
+    def in_flight(self) -> int:
+        """Requests started and not finished yet, on every transport (adaptive batching
+        sends a request at once when it is the only one)."""
+        return self._in_flight
 
     def started(self, protocol: str) -> None:
+        with self._lock:  # gRPC requests start and finish on threads of their own
+            self._in_flight += 1
         self.metrics.request_started(protocol)
 
     def finished(
@@ -76,6 +84,8 @@ class RequestAccounting:
         """Record a finished request; `peer` may be a callable, called only for the
         access log (finding it costs a little on every request otherwise). `what` is
         ``"METHOD /path"`` on REST and the RPC's path on gRPC."""
+        with self._lock:
+            self._in_flight -= 1
         self.metrics.request_finished(operation, protocol, code, seconds)
         if self.access_log_enabled:
             client = peer() if callable(peer) else peer
