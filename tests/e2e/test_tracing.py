@@ -88,7 +88,9 @@ def test_rest_request_is_one_server_span_with_children(fresh_server: Any, collec
             if '"unitserve.access"' in line and "/api/v1.0/predictions" in line
         ]
     )
-    assert json.loads(access[0])["trace_id"] == TRACE_ID
+    line = json.loads(access[0])
+    assert line["trace_id"] == TRACE_ID
+    assert line["puid"] == answer.json()["meta"]["puid"] == "puid-123"  # the answer's puid
 
 
 def test_a_500_marks_the_server_span_failed(fresh_server: Any, collector: Collector):

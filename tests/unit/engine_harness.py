@@ -136,6 +136,7 @@ class Harness:
         metadata: dict[str, Any] | None = None,
         ready: bool = True,
         flags: dict[str, Any] | None = None,
+        access_log: bool = False,
     ) -> None:
         self.user = user
         self.recorder = RecordingMetrics()
@@ -152,7 +153,7 @@ class Harness:
             self.invoker, settings.served_model_name, settings.model_version
         )
         self.accounting_metrics = CountingRequestMetrics()
-        accounting = RequestAccounting(self.accounting_metrics)
+        accounting = RequestAccounting(self.accounting_metrics, access_log_enabled=access_log)
         self.accounting = accounting
         self.app = RestApp(
             self.invoker,

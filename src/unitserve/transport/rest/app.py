@@ -30,7 +30,7 @@ from unitserve.message import Codec
 from unitserve.operations import INFER, OPERATIONS, V2_PROTOCOL
 from unitserve.protocol import jsonio
 from unitserve.protocol.v2.binary import BinaryAnswer
-from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.accounting import PUID_KEY, PuidCodec, RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.content_encoding import decoded
 from unitserve.transport.rest.docs_page import PREFIX as DOCS_PREFIX
@@ -177,6 +177,8 @@ class RestApp:
         self.passthrough = passthrough
         self.error_handlers = error_handlers
         self.accounting = accounting
+        # Only the access line wants a request's puid: without it nothing looks for one.
+        self.note_puid = accounting.access_log_enabled
         self.v2 = v2  # the Open Inference Protocol's routes (None: not served)
         self.docs = docs  # the API docs page (None: --no-docs)
         # How each engine operation's body is read, and by which codec: decided once.
@@ -262,6 +264,7 @@ class RestApp:
                 time.perf_counter() - started,
                 f"{method} {path}",
                 client[0] if client else "-",
+                scope.get(PUID_KEY) if self.note_puid else None,
             )
 
     async def _serve_v2(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
@@ -299,7 +302,9 @@ class RestApp:
                     payload = await asyncio.get_running_loop().run_in_executor(
                         None, decoded, payload, encoding, self.max_body_size
                     )
-                status, extra, body = await self.v2.answer(route, headers, payload)
+                status, extra, body = await self.v2.answer(
+                    route, headers, payload, scope if self.note_puid else None
+                )
             except ClientGone:
                 self.accounting.finished(
                     route.kind, V2_PROTOCOL, "499", time.perf_counter() - started,
@@ -341,6 +346,7 @@ class RestApp:
                 time.perf_counter() - started,
                 f"{method} {path}",
                 client[0] if client else "-",
+                scope.get(PUID_KEY) if self.note_puid else None,
             )
 
     async def _serve_docs(
@@ -431,7 +437,13 @@ class RestApp:
             if self.graph is not None:
                 puid = headers.get(b"seldon-puid")
                 request.puid = puid.decode("latin-1") if puid else None
-        status, answer = await self.invoker.call(kind, request)
+            elif self.note_puid:
+                request.codec = PuidCodec(codec, request)
+        try:
+            status, answer = await self.invoker.call(kind, request)
+        finally:
+            if self.note_puid and isinstance(request, RestRequest):
+                scope[PUID_KEY] = request.puid  # the graph's, or the one its meta carried
         if self.graph is not None and isinstance(request, RestRequest) and request.puid:
             return (
                 status,
