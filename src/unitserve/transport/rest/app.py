@@ -34,7 +34,7 @@ from unitserve.transport.accounting import PUID_KEY, PuidCodec, RequestAccountin
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.content_encoding import decoded
 from unitserve.transport.rest.docs_page import PREFIX as DOCS_PREFIX
-from unitserve.transport.rest.docs_page import DocsPage
+from unitserve.transport.rest.docs_page import REDIRECT_LOCATION, REDIRECT_PATH, DocsPage
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
@@ -209,7 +209,7 @@ class RestApp:
                 return
             if self.docs is not None and path.startswith(DOCS_PREFIX):
                 found = self.docs.find(path)
-                if found is not None:
+                if found is not None or path == REDIRECT_PATH:
                     await self._serve_docs(scope, send, started, found)
                     return
             if self.graph is not None:
@@ -350,13 +350,21 @@ class RestApp:
             )
 
     async def _serve_docs(
-        self, scope: Scope, send: Send, started: float, found: tuple[bytes, bytes]
+        self, scope: Scope, send: Send, started: float, found: tuple[bytes, bytes] | None
     ) -> None:
-        """The API docs page or one of its assets (GET and HEAD only)."""
+        """The API docs page or one of its assets (GET and HEAD only); `found` None:
+        ``/docs/``, redirected to the page (its query string kept)."""
         self.accounting.started("rest")
         method, path = scope["method"], scope["path"]
-        content_type, body = found
-        status, extra = 200, [(b"content-type", content_type)]
+        extra: list[tuple[bytes, bytes]]
+        if found is None:
+            query = scope.get("query_string", b"")
+            location = REDIRECT_LOCATION + (b"?" + query if query else b"")
+            status, body = 307, b""
+            extra = [(b"location", location), (b"content-type", HTML_TYPE)]
+        else:
+            content_type, body = found
+            status, extra = 200, [(b"content-type", content_type)]
         if method not in ("GET", "HEAD"):
             status, extra, body = self._error(
                 405, "MICROSERVICE_METHOD_NOT_ALLOWED",
