@@ -50,8 +50,12 @@ def test_the_docs_page_lists_every_path_and_tries_a_prediction(
     )
 
     browser.send("Page.enable")
-    browser.send("Page.navigate", url=f"{server.url}/docs")
+    # With a trailing slash, as people type it: the server sends the browser to /docs.
+    browser.send("Page.navigate", url=f"{server.url}/docs/")
     wait_until(lambda: browser.evaluate("document.querySelectorAll('.opblock').length") > 0)
+    assert browser.evaluate("window.location.pathname") == "/docs"
+    title = browser.evaluate(_text(".info .title"))
+    assert "Seldon protocol" in title and "Open Inference Protocol" in title, title
     listed = browser.evaluate(
         "[...document.querySelectorAll('.opblock')].map(b => ["
         "  b.className.match(/opblock-(get|post|put|delete)/)[1],"

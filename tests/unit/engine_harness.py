@@ -136,6 +136,7 @@ class Harness:
         metadata: dict[str, Any] | None = None,
         ready: bool = True,
         flags: dict[str, Any] | None = None,
+        access_log: bool = False,
     ) -> None:
         self.user = user
         self.recorder = RecordingMetrics()
@@ -144,7 +145,7 @@ class Harness:
         self.engine = Engine(user, engine_config(settings), self.recorder)
         self.batches = RecordingBatches()
         self.accounting_metrics = CountingRequestMetrics()
-        accounting = RequestAccounting(self.accounting_metrics)
+        accounting = RequestAccounting(self.accounting_metrics, access_log_enabled=access_log)
         self.accounting = accounting
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
