@@ -65,6 +65,13 @@ class _InferRequest:
         return self.message
 
 
+def _puid(request: Any, answer: Any) -> str | None:
+    """An inference call's puid for its access line: its id, the answer's (made up
+    when the request had none) or else the request's (no answer: it failed)."""
+    found = getattr(answer, "id", None) or getattr(request, "id", None)
+    return str(found) if found else None
+
+
 class InferenceGrpc:
     """Handlers for the RPCs of ``inference.GRPCInferenceService``."""
 
@@ -120,6 +127,7 @@ class InferenceGrpc:
                 self.accounting.started(PROTOCOL_LABEL)
             code = "OK"
             failure: BaseException | None = None
+            request = result = None
             try:
                 try:
                     request = message_type.FromString(data)
@@ -127,7 +135,8 @@ class InferenceGrpc:
                     raise InvalidRequest(
                         f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
                     ) from None
-                return answer(request)
+                result = answer(request)
+                return result
             except Exception as exc:
                 failure = exc
                 code = describe(exc)[3].name
@@ -140,6 +149,7 @@ class InferenceGrpc:
                         time.perf_counter() - started,
                         where,
                         context.peer,
+                        _puid(request, result) if self.accounting.access_log_enabled else None,
                     )
             # Outside the try: abort raises, and that must reach grpcio untouched.
             assert failure is not None
