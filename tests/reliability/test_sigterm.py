@@ -178,7 +178,7 @@ def test_sigterm_answers_connections_already_in_the_accept_queue(fresh_server):
 
 @pytest.mark.xfail(
     strict=True,
-    reason="grpc core (grpc/grpc#41785): when the server stops, RPCs that reached the "
+    reason="grpc core: when the server stops, RPCs that reached the "
     "C-core but were not yet picked up by the Python server are CANCELLED, even within the "
     "grace period; grpcio offers no way to stop accepting new RPCs first. In Kubernetes the "
     "pod leaves the Service endpoints (and the gRPC health service turns NOT_SERVING) "
