@@ -27,7 +27,7 @@ from unitserve.operations import INFER, V2_PROTOCOL
 from unitserve.proto import INFERENCE_SERVICE_NAME
 from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol.v2.model_metadata import model_metadata
-from unitserve.protocol.v2.proto_codec import V2ProtoCodec
+from unitserve.protocol.v2.proto_fast import V2BytesCodec, read_request
 from unitserve.protocol.v2.served import server_metadata
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.model_state import READY, ModelState
@@ -114,6 +114,9 @@ class InferenceGrpc:
     ) -> Callable[[bytes, grpc.ServicerContext], Any]:
         where = f"/{SERVICE}/{name}"
         counted = name == "ModelInfer"
+        # ModelInfer's common requests are read without protobuf objects, unless a raw or
+        # deprecated user method may take the request, which must then be the message.
+        fast = counted and not self.invoker.wants_message(INFER.name)
 
         def handle(data: bytes, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -122,12 +125,14 @@ class InferenceGrpc:
             code = "OK"
             failure: BaseException | None = None
             try:
-                try:
-                    request = message_type.FromString(data)
-                except DecodeError as exc:
-                    raise InvalidRequest(
-                        f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
-                    ) from None
+                request = read_request(data) if fast else None
+                if request is None:
+                    try:
+                        request = message_type.FromString(data)
+                    except DecodeError as exc:
+                        raise InvalidRequest(
+                            f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
+                        ) from None
                 return answer(request)
             except Exception as exc:
                 failure = exc
@@ -192,9 +197,12 @@ class InferenceGrpc:
     # ------------------------------------------------------------------ inference
 
     def model_infer(self, request: Any) -> Any:
+        """`request` is a ModelInferRequest or, for the common form, a FastRequest."""
         self.model.check(request.model_name, request.model_version)
         self.model.require_ready()
-        codec = V2ProtoCodec(self.model.name, self.model.version)
+        # The answer is serialised bytes (see V2BytesCodec); a raw method's own answer
+        # may still be a message, which the response serializer turns into bytes.
+        codec = V2BytesCodec(self.model.name, self.model.version)
         _, answer = self.invoker.call_blocking(INFER.name, _InferRequest(request, codec))
         return answer
 

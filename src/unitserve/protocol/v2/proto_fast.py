@@ -1,0 +1,329 @@
+"""ModelInfer bytes ⇄ `Message` / `Reply` without protobuf message objects, for the
+common request: named inputs whose values all travel in ``raw_input_contents``,
+no parameters, and requested outputs (if any) named only.
+
+For a request of a few dozen bytes most of the time goes into Python-level work
+around the protobuf objects (each field read makes a wrapper, the general parser
+handles every form a request may take), not into parsing itself. Here the bytes
+are read field by field, and an answer whose outputs travel as raw contents is
+written straight as bytes. Anything else — parameters, typed contents, a field
+this reader does not know, a singular field sent twice, bytes that do not parse —
+takes the general path (`proto_codec`), so both paths mean the same and every
+error still comes from one place.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from unitserve.errors import BadRequest
+from unitserve.message import Message, Reply
+from unitserve.protocol.v2 import binary, datatypes, mapping, tensors
+from unitserve.protocol.v2.mapping import InferRequest, Output, RequestedOutput
+from unitserve.protocol.v2.proto_codec import V2ProtoCodec
+
+_LEN = 2
+
+# ModelInferRequest's tags (field number << 3 | wire type) the reader knows.
+_MODEL_NAME = 0x0A  # 1, string
+_MODEL_VERSION = 0x12  # 2, string
+_ID = 0x1A  # 3, string
+_INPUT = 0x2A  # 5, InferInputTensor
+_OUTPUT = 0x32  # 6, InferRequestedOutputTensor
+_RAW_INPUT = 0x3A  # 7, bytes
+# InferInputTensor's
+_TENSOR_NAME = 0x0A  # 1, string
+_DATATYPE = 0x12  # 2, string
+_SHAPE_PACKED = 0x1A  # 3, repeated int64 as one packed run
+_SHAPE_ONE = 0x18  # 3, repeated int64 one at a time (also valid on the wire)
+# InferRequestedOutputTensor's
+_OUTPUT_NAME = 0x0A  # 1, string
+
+_INT64_SIGN = 1 << 63
+_UINT64 = 1 << 64
+
+
+class _General(Exception):
+    """This request needs the general path."""
+
+
+@dataclass(slots=True)
+class FastRequest:
+    """The fields of a ModelInferRequest of the common form (see the module doc).
+    It has the attributes the transport reads from a parsed request."""
+
+    model_name: str
+    model_version: str
+    id: str
+    #: (name, datatype, shape) of each input, in request order.
+    inputs: list[tuple[str, str, list[int]]]
+    #: The names of the requested outputs, in request order.
+    outputs: list[str]
+    #: One view of the request bytes per ``raw_input_contents`` entry.
+    raw: list[memoryview]
+
+
+def _varint(data: bytes, pos: int) -> tuple[int, int]:
+    result = shift = 0
+    while True:
+        if pos >= len(data) or shift > 63:
+            raise _General
+        byte = data[pos]
+        pos += 1
+        result |= (byte & 0x7F) << shift
+        if not byte & 0x80:
+            return result, pos
+        shift += 7
+
+
+def _chunk(data: bytes, pos: int, end: int) -> tuple[int, int]:
+    """(start, stop) of the length-delimited value whose length starts at `pos`."""
+    length = data[pos] if pos < end else 0x80
+    if length < 0x80:
+        start = pos + 1
+    else:
+        length, start = _varint(data, pos)
+    stop = start + length
+    if stop > end:
+        raise _General
+    return start, stop
+
+
+def read_request(data: bytes) -> FastRequest | None:
+    """The request's fields if it has the common form, else None (the general path
+    then parses it and says what is wrong, if anything)."""
+    try:
+        return _read_request(data)
+    except (_General, UnicodeDecodeError):
+        return None
+
+
+def _read_request(data: bytes) -> FastRequest | None:
+    view = memoryview(data)
+    end = len(data)
+    pos = 0
+    strings: dict[int, str] = {}
+    inputs: list[tuple[str, str, list[int]]] = []
+    outputs: list[str] = []
+    raw: list[memoryview] = []
+    while pos < end:
+        tag = data[pos]
+        pos += 1
+        if tag & 7 != _LEN:
+            raise _General  # every field the reader knows is length-delimited
+        start, pos = _chunk(data, pos, end)
+        if tag == _RAW_INPUT:
+            raw.append(view[start:pos])
+        elif tag == _INPUT:
+            inputs.append(_read_input(data, view, start, pos))
+        elif tag == _OUTPUT:
+            outputs.append(_read_output(data, view, start, pos))
+        elif tag in (_MODEL_NAME, _MODEL_VERSION, _ID):
+            if tag in strings:
+                raise _General  # a singular field twice: the last one wins there
+            strings[tag] = str(view[start:pos], "utf-8")
+        else:
+            raise _General  # parameters, or a field this reader does not know
+    if not raw:
+        return None  # typed contents (or none at all): the general path
+    return FastRequest(
+        strings.get(_MODEL_NAME, ""),
+        strings.get(_MODEL_VERSION, ""),
+        strings.get(_ID, ""),
+        inputs,
+        outputs,
+        raw,
+    )
+
+
+def _read_input(data: bytes, view: memoryview, pos: int, end: int) -> tuple[str, str, list[int]]:
+    name = datatype = None
+    shape: list[int] = []
+    while pos < end:
+        tag = data[pos]
+        pos += 1
+        if tag == _SHAPE_ONE:
+            dim, pos = _varint(data, pos)
+            shape.append(dim - _UINT64 if dim >= _INT64_SIGN else dim)
+            continue
+        if tag & 7 != _LEN:
+            raise _General
+        start, pos = _chunk(data, pos, end)
+        if tag == _SHAPE_PACKED:
+            while start < pos:
+                dim = data[start]
+                if dim < 0x80:
+                    start += 1
+                else:
+                    dim, start = _varint(data, start)
+                    if start > pos:
+                        raise _General
+                    if dim >= _INT64_SIGN:
+                        dim -= _UINT64
+                shape.append(dim)
+        elif tag == _TENSOR_NAME and name is None:
+            name = str(view[start:pos], "utf-8")
+        elif tag == _DATATYPE and datatype is None:
+            datatype = str(view[start:pos], "utf-8")
+        else:
+            raise _General  # parameters, contents, a field twice, or an unknown field
+    if pos != end:
+        raise _General
+    return name or "", datatype or "", shape
+
+
+def _read_output(data: bytes, view: memoryview, pos: int, end: int) -> str:
+    name = None
+    while pos < end:
+        tag = data[pos]
+        pos += 1
+        if tag != _OUTPUT_NAME or name is not None:
+            raise _General  # parameters, a field twice, or an unknown field
+        start, pos = _chunk(data, pos, end)
+        name = str(view[start:pos], "utf-8")
+    if pos != end:
+        raise _General
+    return name or ""
+
+
+def decode_request(request: FastRequest) -> InferRequest:
+    """The InferRequest of a request of the common form: the checks and the order of
+    `proto_codec.parse_request` for a request with no parameters and raw contents."""
+    inputs_sent = request.inputs
+    if not inputs_sent:
+        raise BadRequest("inputs must hold at least one tensor")
+    raw = request.raw
+    if len(raw) != len(inputs_sent):
+        raise BadRequest(
+            f"raw_input_contents has {len(raw)} buffers for {len(inputs_sent)} inputs "
+            "(one per input, in input order)"
+        )
+    inputs = []
+    seen: set[str] = set()
+    for i, (name, datatype_name, shape) in enumerate(inputs_sent):
+        if not name:
+            raise BadRequest(f"inputs[{i}] needs a name")
+        if name in seen:
+            raise BadRequest(f"input {name!r} appears more than once")
+        seen.add(name)
+        where = f"input {name!r}"
+        datatype = datatypes.by_name(datatype_name, where)
+        tensors.read_shape(shape, where)
+        inputs.append((name, tensors.from_binary(raw[i], datatype, shape, False, where)))
+    outputs = [RequestedOutput(name, True) for name in request.outputs] or None
+    return InferRequest(
+        id=request.id or mapping.new_id(),
+        parameters={},
+        inputs=inputs,
+        feature_names=[],
+        outputs=outputs,
+        binary_output=True,
+    )
+
+
+# ----------------------------------------------------------------------------- answers
+
+
+def _varint_bytes(n: int) -> bytes:
+    out = bytearray()
+    while n >= 0x80:
+        out.append(n & 0x7F | 0x80)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+_SMALL_VARINTS = [_varint_bytes(n) for n in range(1 << 14)]
+
+
+def _varint_of(n: int) -> bytes:
+    return _SMALL_VARINTS[n] if n < 1 << 14 else _varint_bytes(n)
+
+
+def _field(tag: int, payload: bytes) -> bytes:
+    return bytes((tag,)) + _varint_of(len(payload)) + payload
+
+
+# ModelInferResponse's tags
+_R_MODEL_NAME = 0x0A  # 1
+_R_MODEL_VERSION = 0x12  # 2
+_R_ID = 0x1A  # 3
+_R_OUTPUT = 0x2A  # 5, InferOutputTensor: name 1, datatype 2, shape 3 (packed), as the request's
+_R_RAW_OUTPUT = 0x32  # 6
+
+# The same few headers come back on every answer: their bytes are kept (bounded).
+_HEADS: dict[tuple[Any, ...], bytes] = {}
+_MAX_HEADS = 256
+
+
+def _keep(key: tuple[Any, ...], value: bytes) -> bytes:
+    if len(_HEADS) < _MAX_HEADS:
+        _HEADS[key] = value
+    return value
+
+
+def _model_head(name: str, version: str | None) -> bytes:
+    out = _field(_R_MODEL_NAME, name.encode()) if name else b""
+    if version:
+        out += _field(_R_MODEL_VERSION, version.encode())
+    return out
+
+
+def _output_head(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
+    body = _field(_TENSOR_NAME, name.encode()) if name else b""
+    body += _field(_DATATYPE, datatype.encode())
+    if shape:
+        body += _field(_SHAPE_PACKED, b"".join(_varint_of(d) for d in shape))
+    return _field(_R_OUTPUT, body)
+
+
+class V2BytesCodec(V2ProtoCodec):
+    """The codec of one gRPC ModelInfer call on bytes: a `FastRequest` is decoded
+    here, a parsed message by the general codec; the answer is serialised bytes,
+    written here when its outputs travel as raw contents and nothing carries
+    parameters."""
+
+    def decode(self, request: Any) -> Message:
+        if isinstance(request, FastRequest):
+            self.request, self.raw = decode_request(request), True
+            return mapping.to_message(self.request)
+        return super().decode(request)
+
+    def encode(self, reply: Reply) -> bytes:
+        request = self._request()
+        chosen = self._chosen(reply, request)
+        params = mapping.answer_parameters(reply.meta)
+        raw = self.raw or any(o.datatype is datatypes.FP16 for o in chosen)
+        if raw and params is None and not any(o.parameters for o in chosen):
+            try:
+                return self._raw_answer(request, chosen)
+            except UnicodeEncodeError:
+                pass  # a name that is not valid text: the general path says so
+        answer: bytes = self._message(request, chosen, params).SerializeToString()
+        return answer
+
+    def _raw_answer(self, request: InferRequest, chosen: list[Output]) -> bytes:
+        name, version = self.model_name, self.model_version
+        key: tuple[Any, ...] = ("model", name, version)
+        head = _HEADS.get(key) or _keep(key, _model_head(name, version))
+        parts = [head]
+        if request.id:
+            parts.append(_field(_R_ID, request.id.encode()))
+        buffers = []
+        for out in chosen:
+            shape = out.array.shape
+            key = ("output", out.name, out.datatype.name, shape)
+            head = _HEADS.get(key) or _keep(key, _output_head(out.name, out.datatype.name, shape))
+            parts.append(head)
+            buffers.append(self._buffer(out))
+        for buffer in buffers:
+            parts.append(_field(_R_RAW_OUTPUT, buffer))
+        return b"".join(parts)
+
+    @staticmethod
+    def _buffer(out: Output) -> bytes:
+        arr, datatype = out.array, out.datatype
+        if not datatype.is_bytes and arr.flags.c_contiguous and arr.dtype == datatype.wire:
+            return arr.tobytes()  # the usual case: one copy, straight from the array
+        return bytes(binary.array_buffer(arr, datatype, f"output {out.name!r}"))
