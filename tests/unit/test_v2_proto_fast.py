@@ -15,7 +15,7 @@ from unitserve.message import JSON, NDARRAY, STR, Reply
 from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol.v2 import mapping
 from unitserve.protocol.v2.proto_codec import V2ProtoCodec
-from unitserve.protocol.v2.proto_fast import FastRequest, V2BytesCodec, read_request
+from unitserve.protocol.v2.proto_fast import FastRequest, InputHead, V2BytesCodec, read_request
 
 # (datatype, numpy dtype, values): every datatype the protocol defines.
 DATATYPES = [
@@ -119,7 +119,7 @@ def test_fields_read_as_protobuf_reads_them():
         "my-model",
         "7",
         "é" * 100,
-        [("a", "FP32", [1, 2]), ("b", "INT64", [2])],
+        [InputHead("a", "FP32", [1, 2]), InputHead("b", "INT64", [2])],
         ["b", "a"],
         [memoryview(b"\0" * 8), memoryview(b"\1" * 16)],
     )
@@ -135,16 +135,16 @@ def test_arrays_are_views_of_the_request_bytes():
 
 def test_large_dimensions_negative_dimensions_and_unpacked_shapes():
     big = raw_request([("x", "UINT8", (1, 300, 0), b"")])
-    assert read_request(big.SerializeToString()).inputs[0][2] == [1, 300, 0]
+    assert read_request(big.SerializeToString()).inputs[0].shape == [1, 300, 0]
     both(big)
     negative = raw_request([("x", "FP32", (-1, 4), b"\0" * 16)])
-    assert read_request(negative.SerializeToString()).inputs[0][2] == [-1, 4]
+    assert read_request(negative.SerializeToString()).inputs[0].shape == [-1, 4]
     both(negative)
     # a shape sent one dimension at a time (tag 0x18) means the same as a packed one
     tensor = b"\x0a\x01x\x12\x04FP32\x18\x01\x18\x02\x18\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01"
     data = b"\x0a\x01m\x2a" + bytes([len(tensor)]) + tensor + b"\x3a\x08" + b"\0" * 8
     assert pb.ModelInferRequest.FromString(data).inputs[0].shape == [1, 2, -1]
-    assert read_request(data).inputs[0][2] == [1, 2, -1]
+    assert read_request(data).inputs[0].shape == [1, 2, -1]
 
 
 @pytest.mark.parametrize(
@@ -366,7 +366,20 @@ def test_any_bytes_are_read_as_protobuf_reads_them_or_left_to_it(data):
         message.model_version,
         message.id,
     )
-    assert fast.inputs == [(t.name, t.datatype, list(t.shape)) for t in message.inputs]
+    assert [(i.name, i.datatype, i.shape) for i in fast.inputs] == [
+        (t.name, t.datatype, list(t.shape)) for t in message.inputs
+    ]
     assert fast.outputs == [o.name for o in message.outputs]
     assert [bytes(r) for r in fast.raw] == list(message.raw_input_contents)
     assert not message.parameters
+
+
+@pytest.mark.parametrize(("datatype", "dtype", "values"), DATATYPES)
+def test_a_head_sent_again_is_checked_as_the_first_time(datatype, dtype, values):
+    good = raw_bytes(datatype, dtype, values)
+    for raw in (good, good, good[:-1], good + b"\2", b"\2" * len(good), good):
+        request = raw_request([("again", datatype, (2, 2), raw)])
+        both(request)  # the first request reads the head, the others find it kept
+        head = read_request(request.SerializeToString()).inputs[0]
+        assert head is read_request(request.SerializeToString()).inputs[0]
+    assert head.checked is not None

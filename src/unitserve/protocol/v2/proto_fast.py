@@ -14,12 +14,16 @@ error still comes from one place.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import math
+from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from unitserve.errors import BadRequest
 from unitserve.message import Message, Reply
 from unitserve.protocol.v2 import binary, datatypes, mapping, tensors
+from unitserve.protocol.v2.datatypes import Datatype
 from unitserve.protocol.v2.mapping import InferRequest, Output, RequestedOutput
 from unitserve.protocol.v2.proto_codec import V2ProtoCodec
 
@@ -49,6 +53,22 @@ class _General(Exception):
 
 
 @dataclass(slots=True)
+class InputHead:
+    """An input's name, datatype and shape as sent. The same few heads come on every
+    request, so each is read once and kept with the bytes it was read from (see
+    `_HEAD_CACHE`), together with what its checks found."""
+
+    name: str
+    datatype: str
+    shape: list[int]  # shared by the requests that send these bytes: never changed
+    #: (datatype, where, element count or 0) once the datatype and shape have passed
+    #: their checks; the count is set when a buffer of exactly count x size bytes may
+    #: go straight to `np.frombuffer` (a fixed-size type other than BOOL, a shape that
+    #: numpy holds, at least one element).
+    checked: tuple[Datatype, str, int] | None = field(default=None, compare=False)
+
+
+@dataclass(slots=True)
 class FastRequest:
     """The fields of a ModelInferRequest of the common form (see the module doc).
     It has the attributes the transport reads from a parsed request."""
@@ -56,12 +76,21 @@ class FastRequest:
     model_name: str
     model_version: str
     id: str
-    #: (name, datatype, shape) of each input, in request order.
-    inputs: list[tuple[str, str, list[int]]]
+    #: The inputs, in request order.
+    inputs: list[InputHead]
     #: The names of the requested outputs, in request order.
     outputs: list[str]
     #: One view of the request bytes per ``raw_input_contents`` entry.
     raw: list[memoryview]
+
+
+#: Input heads by their serialised bytes (bounded: a client could send endless shapes).
+_HEAD_CACHE: dict[bytes, InputHead] = {}
+_MAX_CACHED = 256
+_MAX_HEAD_BYTES = 512
+# Arrays with more dimensions than this are left to the general checks (numpy's limit
+# on dimensions is 32 or 64, depending on its version).
+_MAX_DIMS = 32
 
 
 def _varint(data: bytes, pos: int) -> tuple[int, int]:
@@ -104,7 +133,7 @@ def _read_request(data: bytes) -> FastRequest | None:
     end = len(data)
     pos = 0
     strings: dict[int, str] = {}
-    inputs: list[tuple[str, str, list[int]]] = []
+    inputs: list[InputHead] = []
     outputs: list[str] = []
     raw: list[memoryview] = []
     while pos < end:
@@ -116,7 +145,13 @@ def _read_request(data: bytes) -> FastRequest | None:
         if tag == _RAW_INPUT:
             raw.append(view[start:pos])
         elif tag == _INPUT:
-            inputs.append(_read_input(data, view, start, pos))
+            key = data[start:pos]
+            head = _HEAD_CACHE.get(key)
+            if head is None:
+                head = _read_input(data, view, start, pos)
+                if len(_HEAD_CACHE) < _MAX_CACHED and len(key) <= _MAX_HEAD_BYTES:
+                    _HEAD_CACHE[key] = head
+            inputs.append(head)
         elif tag == _OUTPUT:
             outputs.append(_read_output(data, view, start, pos))
         elif tag in (_MODEL_NAME, _MODEL_VERSION, _ID):
@@ -137,7 +172,7 @@ def _read_request(data: bytes) -> FastRequest | None:
     )
 
 
-def _read_input(data: bytes, view: memoryview, pos: int, end: int) -> tuple[str, str, list[int]]:
+def _read_input(data: bytes, view: memoryview, pos: int, end: int) -> InputHead:
     name = datatype = None
     shape: list[int] = []
     while pos < end:
@@ -170,7 +205,7 @@ def _read_input(data: bytes, view: memoryview, pos: int, end: int) -> tuple[str,
             raise _General  # parameters, contents, a field twice, or an unknown field
     if pos != end:
         raise _General
-    return name or "", datatype or "", shape
+    return InputHead(name or "", datatype or "", shape)
 
 
 def _read_output(data: bytes, view: memoryview, pos: int, end: int) -> str:
@@ -201,16 +236,24 @@ def decode_request(request: FastRequest) -> InferRequest:
         )
     inputs = []
     seen: set[str] = set()
-    for i, (name, datatype_name, shape) in enumerate(inputs_sent):
+    for i, head in enumerate(inputs_sent):
+        name = head.name
         if not name:
             raise BadRequest(f"inputs[{i}] needs a name")
         if name in seen:
             raise BadRequest(f"input {name!r} appears more than once")
         seen.add(name)
-        where = f"input {name!r}"
-        datatype = datatypes.by_name(datatype_name, where)
-        tensors.read_shape(shape, where)
-        inputs.append((name, tensors.from_binary(raw[i], datatype, shape, False, where)))
+        checked = head.checked
+        if checked is None:
+            checked = head.checked = _check(head)
+        datatype, where, count = checked
+        buf = raw[i]
+        if count and len(buf) == count * (datatype.size or 0):
+            # what `tensors.from_binary` answers for such a buffer, without its checks
+            arr = np.frombuffer(buf, dtype=datatype.wire).reshape(head.shape)
+        else:
+            arr = tensors.from_binary(buf, datatype, head.shape, False, where)
+        inputs.append((name, arr))
     outputs = [RequestedOutput(name, True) for name in request.outputs] or None
     return InferRequest(
         id=request.id or mapping.new_id(),
@@ -220,6 +263,16 @@ def decode_request(request: FastRequest) -> InferRequest:
         outputs=outputs,
         binary_output=True,
     )
+
+
+def _check(head: InputHead) -> tuple[Datatype, str, int]:
+    where = f"input {head.name!r}"
+    datatype = datatypes.by_name(head.datatype, where)
+    shape = tensors.read_shape(head.shape, where)
+    count = 0
+    if not datatype.is_bytes and datatype is not datatypes.BOOL and len(shape) <= _MAX_DIMS:
+        count = math.prod(shape)
+    return datatype, where, count
 
 
 # ----------------------------------------------------------------------------- answers
