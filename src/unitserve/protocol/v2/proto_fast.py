@@ -124,8 +124,8 @@ def read_request(data: bytes) -> FastRequest | None:
     then parses it and says what is wrong, if anything)."""
     try:
         return _read_request(data)
-    except (_General, UnicodeDecodeError):
-        return None
+    except (_General, UnicodeDecodeError, IndexError):
+        return None  # IndexError: bytes that end inside a field
 
 
 def _read_request(data: bytes) -> FastRequest | None:
@@ -141,7 +141,14 @@ def _read_request(data: bytes) -> FastRequest | None:
         pos += 1
         if tag & 7 != _LEN:
             raise _General  # every field the reader knows is length-delimited
-        start, pos = _chunk(data, pos, end)
+        length = data[pos]
+        if length < 0x80:  # the usual case, inline: a one-byte length
+            start = pos + 1
+            pos = start + length
+            if pos > end:
+                raise _General
+        else:
+            start, pos = _chunk(data, pos, end)
         if tag == _RAW_INPUT:
             raw.append(view[start:pos])
         elif tag == _INPUT:
@@ -362,21 +369,19 @@ class V2BytesCodec(V2ProtoCodec):
         head = _HEADS.get(key) or _keep(key, _model_head(name, version))
         parts = [head]
         if request.id:
-            parts.append(_field(_R_ID, request.id.encode()))
+            rid = request.id.encode()
+            parts.append(b"%c%b%b" % (_R_ID, _varint_of(len(rid)), rid))
         buffers = []
         for out in chosen:
-            shape = out.array.shape
-            key = ("output", out.name, out.datatype.name, shape)
-            head = _HEADS.get(key) or _keep(key, _output_head(out.name, out.datatype.name, shape))
+            arr, datatype = out.array, out.datatype
+            shape = arr.shape
+            key = ("output", out.name, datatype.name, shape)
+            head = _HEADS.get(key) or _keep(key, _output_head(out.name, datatype.name, shape))
             parts.append(head)
-            buffers.append(self._buffer(out))
+            if datatype.size is not None and arr.dtype == datatype.wire and arr.flags.c_contiguous:
+                buffers.append(arr.tobytes())  # the usual case: one copy, straight from the array
+            else:
+                buffers.append(bytes(binary.array_buffer(arr, datatype, f"output {out.name!r}")))
         for buffer in buffers:
-            parts.append(_field(_R_RAW_OUTPUT, buffer))
+            parts.append(b"%c%b%b" % (_R_RAW_OUTPUT, _varint_of(len(buffer)), buffer))
         return b"".join(parts)
-
-    @staticmethod
-    def _buffer(out: Output) -> bytes:
-        arr, datatype = out.array, out.datatype
-        if not datatype.is_bytes and arr.flags.c_contiguous and arr.dtype == datatype.wire:
-            return arr.tobytes()  # the usual case: one copy, straight from the array
-        return bytes(binary.array_buffer(arr, datatype, f"output {out.name!r}"))
