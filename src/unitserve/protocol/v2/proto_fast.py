@@ -36,6 +36,7 @@ _ID = 0x1A  # 3, string
 _INPUT = 0x2A  # 5, InferInputTensor
 _OUTPUT = 0x32  # 6, InferRequestedOutputTensor
 _RAW_INPUT = 0x3A  # 7, bytes
+_RAW_INPUT_BYTE = bytes((_RAW_INPUT,))
 # InferInputTensor's
 _TENSOR_NAME = 0x0A  # 1, string
 _DATATYPE = 0x12  # 2, string
@@ -122,6 +123,10 @@ def _chunk(data: bytes, pos: int, end: int) -> tuple[int, int]:
 def read_request(data: bytes) -> FastRequest | None:
     """The request's fields if it has the common form, else None (the general path
     then parses it and says what is wrong, if anything)."""
+    if _RAW_INPUT_BYTE not in data:
+        # No byte of raw_input_contents' tag anywhere, so no raw contents: a typed
+        # request goes to the general path at once (a search in C, not a parse).
+        return None
     try:
         return _read_request(data)
     except (_General, UnicodeDecodeError, IndexError):
