@@ -383,3 +383,128 @@ def test_a_head_sent_again_is_checked_as_the_first_time(datatype, dtype, values)
         head = read_request(request.SerializeToString()).inputs[0]
         assert head is read_request(request.SerializeToString()).inputs[0]
     assert head.checked is not None
+
+
+# ----------------------------------------------------------------------------- typed contents
+
+TYPED_FIELDS = {"FP32": "fp32_contents", "FP64": "fp64_contents"}
+
+
+def typed_request(inputs, *, request_id="r0", outputs=()):
+    """A ModelInferRequest with typed contents: inputs are (name, datatype, shape, field,
+    values)."""
+    request = pb.ModelInferRequest(model_name="m", id=request_id)
+    for name, datatype, shape, field, values in inputs:
+        tensor = request.inputs.add(name=name, datatype=datatype, shape=list(shape))
+        getattr(tensor.contents, field).extend(values)
+    for name in outputs:
+        request.outputs.add(name=name)
+    return request
+
+
+@pytest.mark.parametrize("datatype", ["FP32", "FP64"])
+def test_float_contents_read_and_write_as_the_general_codec(datatype):
+    values = [0.5, -2.25, float("inf"), 1e-3, 0.0, -0.0]
+    request = typed_request([("x", datatype, (2, 3), TYPED_FIELDS[datatype], values)])
+    fast = read_request(request.SerializeToString())
+    assert fast is not None and fast.typed is not None and not fast.raw
+    fast_codec, _ = both(request)
+    x = fast_codec.decode(fast).features
+    x[0, 0] = 7  # the user may write to it, as to the general path's array
+    for reply in (
+        Reply(NDARRAY, np.arange(6, dtype=np.float32).reshape(2, 3), None, {}),
+        Reply(NDARRAY, np.array([1e300, -1.5]), None, {}),
+        Reply(JSON, {"a": np.ones((1, 2), np.float32), "b": np.zeros(3)}, None, {}),
+        Reply(NDARRAY, np.arange(3, dtype=">f8"), None, {}),
+        Reply(NDARRAY, np.zeros((0, 2), np.float32), None, {}),  # empty: the general path
+        Reply(NDARRAY, np.arange(3), None, {}),  # INT64: the general path
+        Reply(JSON, {"a": np.ones(2, np.float16)}, None, {}),  # FP16: raw
+        Reply(NDARRAY, np.ones(2), None, {"tags": {"t": 1}}),
+    ):
+        fast_answer, general_answer = answers(reply, request)
+        assert fast_answer == general_answer
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [("x", "FP32", (2,), "fp64_contents", [1.0, 2.0])],  # the other type's field
+        [("x", "FP64", (2,), "fp32_contents", [1.0, 2.0])],
+        [("x", "INT64", (2,), "int64_contents", [1, 2])],  # not a float: general
+        [("x", "BYTES", (1,), "bytes_contents", [b"a"])],
+        [("x", "FP32", (0,), "fp32_contents", [])],  # no values: an empty contents
+        [("x", "FP32", (1,), "fp32_contents", [1.0]), ("y", "FP32", (1,), "fp32_contents", [])],
+    ],
+)
+def test_other_typed_contents_take_the_general_path(inputs):
+    request = typed_request(inputs)
+    assert read_request(request.SerializeToString()) is None
+    request.inputs[0].contents.int_contents.append(1)  # two fields: general too
+    assert read_request(request.SerializeToString()) is None
+
+
+@pytest.mark.parametrize(
+    "inputs",
+    [
+        [("", "FP32", (1,), "fp32_contents", [1.0])],
+        [("x", "FP32", (1,), "fp32_contents", [1.0]), ("x", "FP32", (1,), "fp32_contents", [2])],
+        [("x", "FP32", (3,), "fp32_contents", [1.0])],
+        [("x", "FP64", (-1,), "fp64_contents", [1.0])],
+        [("x", "FP32", (1 << 40,), "fp32_contents", [1.0])],
+        [("x", "FP32", (1,) * 80, "fp32_contents", [1.0])],
+    ],
+)
+def test_bad_typed_requests_fail_as_on_the_general_path(inputs):
+    request = typed_request(inputs)
+    assert read_request(request.SerializeToString()) is not None
+    with pytest.raises(ServingError):
+        V2ProtoCodec("m").decode(request)
+    both(request)
+
+
+def test_typed_and_raw_contents_together_take_the_general_path():
+    request = typed_request([("x", "FP32", (1,), "fp32_contents", [1.0])])
+    request.raw_input_contents.append(b"\0" * 4)
+    assert read_request(request.SerializeToString()) is None
+
+
+_floats = st.lists(st.floats(width=32, allow_nan=False), max_size=6)
+
+
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    inputs=st.lists(
+        st.tuples(
+            st.sampled_from(["a", "b", ""]),
+            st.sampled_from(["FP32", "FP64"]),
+            st.lists(st.integers(-1, 4), max_size=3),
+            _floats,
+        ),
+        min_size=1,
+        max_size=3,
+    ),
+    outputs=st.lists(st.sampled_from(["a", "output-0", "zz"]), max_size=2),
+)
+def test_any_typed_request_means_the_same_on_both_paths(inputs, outputs):
+    request = typed_request(
+        [(n, d, s, TYPED_FIELDS[d], v) for n, d, s, v in inputs], outputs=outputs
+    )
+    data = request.SerializeToString()
+    fast = read_request(data)
+    if fast is None:
+        assert any(not v for *_, v in inputs)  # an input without values
+        return
+    fast_codec, general = V2BytesCodec("m"), V2ProtoCodec("m")
+    want = decoded(general, pb.ModelInferRequest.FromString(data))
+    same_message(decoded(fast_codec, fast), want)
+    if isinstance(want, tuple):
+        return
+    reply = Reply(NDARRAY, want.features, None, {})
+    results = []
+    for codec in (fast_codec, general):
+        try:
+            answer = codec.encode(reply)
+            results.append(answer if isinstance(answer, bytes) else answer.SerializeToString())
+        except ServingError as exc:
+            results.append((type(exc), str(exc)))
+    assert results[0] == results[1]

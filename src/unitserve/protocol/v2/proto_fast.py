@@ -1,15 +1,16 @@
 """ModelInfer bytes ⇄ `Message` / `Reply` without protobuf message objects, for the
-common request: named inputs whose values all travel in ``raw_input_contents``,
-no parameters, and requested outputs (if any) named only.
+common requests: named inputs whose values all travel in ``raw_input_contents``, or
+all in the packed typed contents of FP32 and FP64 inputs; no parameters; requested
+outputs (if any) named only.
 
 For a request of a few dozen bytes most of the time goes into Python-level work
 around the protobuf objects (each field read makes a wrapper, the general parser
 handles every form a request may take), not into parsing itself. Here the bytes
-are read field by field, and an answer whose outputs travel as raw contents is
-written straight as bytes. Anything else — parameters, typed contents, a field
-this reader does not know, a singular field sent twice, bytes that do not parse —
-takes the general path (`proto_codec`), so both paths mean the same and every
-error still comes from one place.
+are read field by field, and an answer whose outputs travel as raw contents (or
+as FP32/FP64 typed contents) is written straight as bytes. Anything else — other
+typed contents, parameters, a field this reader does not know, a singular field
+sent twice, bytes that do not parse — takes the general path (`proto_codec`), so
+both paths mean the same and every error still comes from one place.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import numpy as np
 
 from unitserve.errors import BadRequest
 from unitserve.message import Message, Reply
+from unitserve.protocol import shapes
 from unitserve.protocol.v2 import binary, datatypes, mapping, tensors
 from unitserve.protocol.v2.datatypes import Datatype
 from unitserve.protocol.v2.mapping import InferRequest, Output, RequestedOutput
@@ -42,6 +44,13 @@ _TENSOR_NAME = 0x0A  # 1, string
 _DATATYPE = 0x12  # 2, string
 _SHAPE_PACKED = 0x1A  # 3, repeated int64 as one packed run
 _SHAPE_ONE = 0x18  # 3, repeated int64 one at a time (also valid on the wire)
+_CONTENTS = 0x2A  # 5, InferTensorContents
+# InferTensorContents' packed floating-point fields, by the datatype they carry
+_FP32_CONTENTS = 0x32  # 6
+_FP64_CONTENTS = 0x3A  # 7
+_TYPED = {"FP32": _FP32_CONTENTS, "FP64": _FP64_CONTENTS}
+_TYPED_SIZE = {_FP32_CONTENTS: 4, _FP64_CONTENTS: 8}
+_FLOAT_DATATYPE = b"\x04FP"  # the length and start of a datatype field "FP32" or "FP64"
 # InferRequestedOutputTensor's
 _OUTPUT_NAME = 0x0A  # 1, string
 
@@ -83,6 +92,9 @@ class FastRequest:
     outputs: list[str]
     #: One view of the request bytes per ``raw_input_contents`` entry.
     raw: list[memoryview]
+    #: Without raw contents: each input's packed FP32 or FP64 values (a view of the
+    #: request bytes), in input order.
+    typed: list[memoryview] | None = None
 
 
 #: Input heads by their serialised bytes (bounded: a client could send endless shapes).
@@ -123,9 +135,10 @@ def _chunk(data: bytes, pos: int, end: int) -> tuple[int, int]:
 def read_request(data: bytes) -> FastRequest | None:
     """The request's fields if it has the common form, else None (the general path
     then parses it and says what is wrong, if anything)."""
-    if _RAW_INPUT_BYTE not in data:
-        # No byte of raw_input_contents' tag anywhere, so no raw contents: a typed
-        # request goes to the general path at once (a search in C, not a parse).
+    if _RAW_INPUT_BYTE not in data and _FLOAT_DATATYPE not in data:
+        # Neither raw contents nor a float datatype can be in these bytes: a typed
+        # request of another datatype goes to the general path at once (a search in
+        # C, not a parse).
         return None
     try:
         return _read_request(data)
@@ -141,6 +154,7 @@ def _read_request(data: bytes) -> FastRequest | None:
     inputs: list[InputHead] = []
     outputs: list[str] = []
     raw: list[memoryview] = []
+    typed: list[memoryview] = []
     while pos < end:
         tag = data[pos]
         pos += 1
@@ -160,8 +174,11 @@ def _read_request(data: bytes) -> FastRequest | None:
             key = data[start:pos]
             head = _HEAD_CACHE.get(key)
             if head is None:
-                head = _read_input(data, view, start, pos)
-                if len(_HEAD_CACHE) < _MAX_CACHED and len(key) <= _MAX_HEAD_BYTES:
+                head, values = _read_input(data, view, start, pos)
+                if values is not None:
+                    # values differ from request to request: the head is not kept
+                    typed.append(values)
+                elif len(_HEAD_CACHE) < _MAX_CACHED and len(key) <= _MAX_HEAD_BYTES:
                     _HEAD_CACHE[key] = head
             inputs.append(head)
         elif tag == _OUTPUT:
@@ -172,8 +189,11 @@ def _read_request(data: bytes) -> FastRequest | None:
             strings[tag] = str(view[start:pos], "utf-8")
         else:
             raise _General  # parameters, or a field this reader does not know
-    if not raw:
-        return None  # typed contents (or none at all): the general path
+    if raw:
+        if typed:
+            return None  # contents and raw contents both: the general path says why
+    elif not inputs or len(typed) != len(inputs):
+        return None  # an input without values (or none at all): the general path
     return FastRequest(
         strings.get(_MODEL_NAME, ""),
         strings.get(_MODEL_VERSION, ""),
@@ -181,12 +201,17 @@ def _read_request(data: bytes) -> FastRequest | None:
         inputs,
         outputs,
         raw,
+        typed if typed else None,
     )
 
 
-def _read_input(data: bytes, view: memoryview, pos: int, end: int) -> InputHead:
+def _read_input(
+    data: bytes, view: memoryview, pos: int, end: int
+) -> tuple[InputHead, memoryview | None]:
+    """The input's head, and its packed FP32/FP64 values if it carries contents."""
     name = datatype = None
     shape: list[int] = []
+    contents: tuple[int, int] | None = None
     while pos < end:
         tag = data[pos]
         pos += 1
@@ -213,11 +238,30 @@ def _read_input(data: bytes, view: memoryview, pos: int, end: int) -> InputHead:
             name = str(view[start:pos], "utf-8")
         elif tag == _DATATYPE and datatype is None:
             datatype = str(view[start:pos], "utf-8")
+        elif tag == _CONTENTS and contents is None:
+            contents = (start, pos)
         else:
-            raise _General  # parameters, contents, a field twice, or an unknown field
+            raise _General  # parameters, a field twice, or an unknown field
     if pos != end:
         raise _General
-    return InputHead(name or "", datatype or "", shape)
+    head = InputHead(name or "", datatype or "", shape)
+    if contents is None:
+        return head, None
+    return head, _typed_values(data, view, *contents, _TYPED.get(head.datatype))
+
+
+def _typed_values(
+    data: bytes, view: memoryview, pos: int, end: int, expected: int | None
+) -> memoryview:
+    """The packed values of an InferTensorContents holding exactly the one field
+    that the input's datatype names (FP32 or FP64); anything else is the general
+    path's to read, or to refuse with its own words."""
+    if pos >= end or data[pos] != expected:
+        raise _General
+    start, stop = _chunk(data, pos + 1, end)
+    if stop != end or (stop - start) % _TYPED_SIZE[expected]:
+        raise _General
+    return view[start:stop]
 
 
 def _read_output(data: bytes, view: memoryview, pos: int, end: int) -> str:
@@ -240,6 +284,8 @@ def decode_request(request: FastRequest) -> InferRequest:
     inputs_sent = request.inputs
     if not inputs_sent:
         raise BadRequest("inputs must hold at least one tensor")
+    if request.typed is not None:
+        return _decode_typed(request, request.typed)
     raw = request.raw
     if len(raw) != len(inputs_sent):
         raise BadRequest(
@@ -274,6 +320,35 @@ def decode_request(request: FastRequest) -> InferRequest:
         feature_names=[],
         outputs=outputs,
         binary_output=True,
+    )
+
+
+def _decode_typed(request: FastRequest, typed: list[memoryview]) -> InferRequest:
+    """As `decode_request`, for inputs whose values came in their typed contents (FP32
+    or FP64, as `proto_codec._from_contents` reads them: an array of its own)."""
+    inputs = []
+    seen: set[str] = set()
+    for i, head in enumerate(request.inputs):
+        name = head.name
+        if not name:
+            raise BadRequest(f"inputs[{i}] needs a name")
+        if name in seen:
+            raise BadRequest(f"input {name!r} appears more than once")
+        seen.add(name)
+        where = f"input {name!r}"
+        datatype = datatypes.by_name(head.datatype, where)
+        shape = tensors.read_shape(head.shape, where)
+        # a copy in native order: the user may write to it, as to the general path's
+        values = np.frombuffer(typed[i], dtype=datatype.wire).astype(datatype.dtype)
+        inputs.append((name, shapes.reshape(values, shape, where)))
+    outputs = [RequestedOutput(name, False) for name in request.outputs] or None
+    return InferRequest(
+        id=request.id or mapping.new_id(),
+        parameters={},
+        inputs=inputs,
+        feature_names=[],
+        outputs=outputs,
+        binary_output=False,
     )
 
 
@@ -335,23 +410,27 @@ def _model_head(name: str, version: str | None) -> bytes:
     return out
 
 
-def _output_head(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
+def _output_body(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
     body = _field(_TENSOR_NAME, name.encode()) if name else b""
     body += _field(_DATATYPE, datatype.encode())
     if shape:
         body += _field(_SHAPE_PACKED, b"".join(_varint_of(d) for d in shape))
-    return _field(_R_OUTPUT, body)
+    return body
+
+
+def _output_head(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
+    return _field(_R_OUTPUT, _output_body(name, datatype, shape))
 
 
 class V2BytesCodec(V2ProtoCodec):
     """The codec of one gRPC ModelInfer call on bytes: a `FastRequest` is decoded
     here, a parsed message by the general codec; the answer is serialised bytes,
-    written here when its outputs travel as raw contents and nothing carries
-    parameters."""
+    written here when nothing carries parameters and its outputs travel as raw
+    contents or as non-empty FP32/FP64 typed contents."""
 
     def decode(self, request: Any) -> Message:
         if isinstance(request, FastRequest):
-            self.request, self.raw = decode_request(request), True
+            self.request, self.raw = decode_request(request), request.typed is None
             return mapping.to_message(self.request)
         return super().decode(request)
 
@@ -360,22 +439,40 @@ class V2BytesCodec(V2ProtoCodec):
         chosen = self._chosen(reply, request)
         params = mapping.answer_parameters(reply.meta)
         raw = self.raw or any(o.datatype is datatypes.FP16 for o in chosen)
-        if raw and params is None and not any(o.parameters for o in chosen):
+        if params is None and not any(o.parameters for o in chosen):
             try:
-                return self._raw_answer(request, chosen)
+                if raw:
+                    return self._raw_answer(request, chosen)
+                if all(o.datatype.name in _TYPED and o.array.size for o in chosen):
+                    return self._typed_answer(request, chosen)
             except UnicodeEncodeError:
                 pass  # a name that is not valid text: the general path says so
         answer: bytes = self._message(request, chosen, params).SerializeToString()
         return answer
 
-    def _raw_answer(self, request: InferRequest, chosen: list[Output]) -> bytes:
+    def _answer_head(self, request: InferRequest) -> list[bytes]:
         name, version = self.model_name, self.model_version
         key: tuple[Any, ...] = ("model", name, version)
-        head = _HEADS.get(key) or _keep(key, _model_head(name, version))
-        parts = [head]
+        parts = [_HEADS.get(key) or _keep(key, _model_head(name, version))]
         if request.id:
             rid = request.id.encode()
             parts.append(b"%c%b%b" % (_R_ID, _varint_of(len(rid)), rid))
+        return parts
+
+    def _typed_answer(self, request: InferRequest, chosen: list[Output]) -> bytes:
+        """FP32 and FP64 outputs (none empty) in their packed typed contents."""
+        parts = self._answer_head(request)
+        for out in chosen:
+            arr, datatype = out.array, out.datatype
+            key = ("body", out.name, datatype.name, arr.shape)
+            body = _HEADS.get(key) or _keep(key, _output_body(out.name, datatype.name, arr.shape))
+            values = np.ascontiguousarray(arr, dtype=datatype.wire).tobytes()
+            contents = _field(_TYPED[datatype.name], values)
+            parts.append(_field(_R_OUTPUT, body + _field(_CONTENTS, contents)))
+        return b"".join(parts)
+
+    def _raw_answer(self, request: InferRequest, chosen: list[Output]) -> bytes:
+        parts = self._answer_head(request)
         buffers = []
         for out in chosen:
             arr, datatype = out.array, out.datatype
