@@ -22,24 +22,37 @@ BENCH_RUN    = cd $(BENCH_DIR) && UNITBENCH_INVOKED_BY="make $@" $(BENCH_PY) -m 
 
 .PHONY: bench bench-quick bench-v2 bench-graph bench-tools bench-venvs bench-report bench-list
 
-$(BENCH_VENVS)/seldon/.installed: $(BENCH_DIR)/setup_venvs.sh
+# A venv is rebuilt when the script that builds it changes: its content, not its file date (a
+# fresh clone or worktree has new dates and must not rebuild venvs that others share).
+BENCH_SETUP_ID := $(shell cksum < $(BENCH_DIR)/setup_venvs.sh | cut -d' ' -f1)
+BENCH_STAMP    := .installed-$(BENCH_SETUP_ID)
+
+$(BENCH_VENVS)/seldon/$(BENCH_STAMP):
 	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh seldon
+	touch $@
 
-$(BENCH_VENVS)/mlserver/.installed: $(BENCH_DIR)/setup_venvs.sh
-	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh mlserver
+# MLServer and KServe are the tests' reference environments too: one builder
+# (tests/client_venvs.py, from tests/client_requirements/) so neither rebuilds the other's.
+BENCH_CLIENT_VENV = $(BENCH_PY) -c "import sys; sys.path.insert(0, 'tests'); \
+	from client_venvs import client_python; print(client_python('$(1)'))"
 
-$(BENCH_VENVS)/kserve/.installed: $(BENCH_DIR)/setup_venvs.sh
-	PYTHON=$(PYTHON) $(BENCH_DIR)/setup_venvs.sh kserve
+$(BENCH_VENVS)/mlserver/$(BENCH_STAMP): tests/client_requirements/mlserver.txt
+	$(call BENCH_CLIENT_VENV,mlserver)
+	touch $@
 
-bench-venvs: $(BENCH_VENVS)/seldon/.installed $(BENCH_VENVS)/mlserver/.installed \
-	$(BENCH_VENVS)/kserve/.installed
+$(BENCH_VENVS)/kserve/$(BENCH_STAMP): tests/client_requirements/kserve.txt
+	$(call BENCH_CLIENT_VENV,kserve)
+	touch $@
+
+bench-venvs: $(BENCH_VENVS)/seldon/$(BENCH_STAMP) $(BENCH_VENVS)/mlserver/$(BENCH_STAMP) \
+	$(BENCH_VENVS)/kserve/$(BENCH_STAMP)
 
 ## bench: the full side-by-side matrix; writes benchmarks/results/REPORT.md
 bench: $(VENV)/.installed bench-venvs
 	$(BENCH_RUN) --out-dir results $(BENCH_ARGS)
 
 ## bench-quick: small payload, one concurrency, REST and gRPC, unitserve vs Seldon (< 3 min)
-bench-quick: $(VENV)/.installed $(BENCH_VENVS)/seldon/.installed
+bench-quick: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 	$(BENCH_RUN) --quick --out-dir results/raw/quick $(BENCH_ARGS)
 
 ## bench-v2: the Open Inference Protocol rows alone (unitserve-v2, MLServer x2, KServe)
@@ -48,12 +61,12 @@ bench-v2: $(VENV)/.installed bench-venvs
 	    --large-conc 1,8 --out-dir results/raw/v2 $(BENCH_ARGS)
 
 ## bench-graph: the three-node local chain against one node alone and the chain the Seldon way
-bench-graph: $(VENV)/.installed $(BENCH_VENVS)/seldon/.installed
+bench-graph: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 	$(BENCH_RUN) --servers graph --payloads small --conc 1,8,64 --out-dir results/raw/graph \
 	    $(BENCH_ARGS)
 
 ## bench-tools: unitserve batch vs seldon-batch-processor, the client vs a bare httpx post
-bench-tools: $(VENV)/.installed $(BENCH_VENVS)/seldon/.installed
+bench-tools: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 	$(BENCH_RUN) --servers none --tools batch,client --out-dir results/raw/tools $(BENCH_ARGS)
 
 bench-report: $(VENV)/.installed

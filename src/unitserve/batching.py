@@ -9,15 +9,24 @@ the pending group of its kind. A group is due when its rows reach the limit or w
 its oldest request has waited ``--max-batch-time``; it runs as soon as a user thread is
 free (one group per ``--threads`` thread at a time), and while it waits for one it keeps
 taking requests up to the limit. Under load the groups therefore fill up by themselves,
-and at low load a request waits ``--max-batch-time`` at most. The features are concatenated
-along the first axis, the user method is called once, and its answer is split back by
-each request's row count. Every request then finishes its own operation (its own
-meta merge, tags, metrics and encoding), on the thread that ran the call.
+and at low load a request waits ``--max-batch-time`` at most. The features are
+concatenated along the first axis, the user method is called once, and its answer is
+split back by each request's row count. Every request then finishes its own operation
+(its own meta merge, tags, metrics and encoding), on the thread that ran the call.
 
 Anything else goes alone, exactly as without batching: a payload that is not such an
 array, an operation with raw or deprecated methods, a request larger than the limit,
 and a group that holds one request when it is sent (the user method then sees that
 request as it came, meta included).
+
+Waiting only pays off when another request might join, so a request that finds the
+worker with no other request in flight (being read or decoded, waiting in a group or
+running, for any operation) goes at once, as a group of one. "In flight" is the
+transports' count of started and unfinished requests when the worker gives one, else
+the batcher's own count of its requests. Requests that reach the worker together are
+read in the same pass of the event loop but started one after the other, so the
+decision is taken one pass later, once those have been counted: a lone request pays one
+turn of the loop, not ``--max-batch-time``.
 
 What the user method sees for a call of several requests: ``X`` the stacked rows,
 ``names`` the common names, and ``meta`` (when it takes one) a dict
@@ -227,7 +236,7 @@ class _Entry:
     call: Call
     rows: int
     future: asyncio.Future[Outcome]
-    since: float
+    since: float  # when it joined (time.perf_counter)
 
 
 @dataclass(slots=True)
@@ -237,7 +246,9 @@ class _Group:
     on_loop: bool  # the operation has async methods: the group runs on the event loop
     entries: list[_Entry] = field(default_factory=list)
     rows: int = 0
-    timer: asyncio.TimerHandle | None = None  # None once due
+    # The pending wake-up: the look one loop pass later (a request that came alone),
+    # or the deadline of the oldest request; None once due.
+    timer: asyncio.Handle | None = None
     queued: bool = False  # due, waiting in Batcher.ready for a free user thread
 
 
@@ -254,6 +265,7 @@ class Batcher:
         request_timeout: float | None,
         observer: BatchObserver | None = None,
         slots: int = 1,
+        in_flight: Callable[[], int] | None = None,
     ) -> None:
         self.limits = limits
         self.slots = slots  # batches run at once: one per user thread
@@ -263,6 +275,10 @@ class Batcher:
         self.gate = gate
         self.request_timeout = request_timeout
         self.observer = observer
+        # The worker's requests in flight, this one included (the transports count them
+        # from the moment they are read); without it, the batcher's own count.
+        self.in_flight = in_flight
+        self.inside = 0  # requests in `call`: grouped, running or finishing
         self.groups: dict[tuple[Any, ...], _Group] = {}
         self._tasks: set[asyncio.Task[None]] = set()  # running groups of async methods
         self.running = 0  # groups handed to the user threads (or the loop) and not done
@@ -270,6 +286,18 @@ class Batcher:
 
     async def call(self, op: str, steps: Steps, on_loop: bool) -> Outcome:
         """Run operation `op` (its steps not started yet), batched with others if it can be."""
+        self.inside += 1
+        try:
+            return await self._call(op, steps, on_loop)
+        finally:
+            self.inside -= 1
+
+    def _others(self, mine: int) -> bool:
+        """Whether requests other than `mine` ones are in flight in the worker."""
+        count = self.inside if self.in_flight is None else max(self.in_flight(), self.inside)
+        return count > mine
+
+    async def _call(self, op: str, steps: Steps, on_loop: bool) -> Outcome:
         try:
             call = steps.send(None)  # decoding happens here, on the loop
         except StopIteration as stop:
@@ -290,7 +318,10 @@ class Batcher:
         if group is None:
             group = _Group(key, op, on_loop)
             self.groups[key] = group
-            group.timer = self.loop.call_later(self.limits.max_wait, self._due, group)
+            if self._others(1):
+                group.timer = self.loop.call_later(self.limits.max_wait, self._due, group)
+            else:
+                group.timer = self.loop.call_soon(self._alone_now, group)
         group.entries.append(entry)
         group.rows += rows
         if group.rows >= self.limits.max_rows:
@@ -312,6 +343,20 @@ class Batcher:
         except asyncio.CancelledError:
             self._leave(group, entry)
             raise
+
+    def _alone_now(self, group: _Group) -> None:
+        """One loop pass after `group` was opened with no other request in flight: the
+        requests read in the same pass as its first one are counted by now. If none
+        is in flight beyond the group's own, nobody can join it and waiting would be
+        pure loss: it is due. Otherwise it waits as usual, from its first request's
+        arrival."""
+        if self._others(len(group.entries)):
+            # A delay from perf_counter rather than `call_at`: uvloop's clock counts
+            # whole milliseconds, too coarse for a wait of one or two.
+            left = group.entries[0].since + self.limits.max_wait - time.perf_counter()
+            group.timer = self.loop.call_later(max(0.0, left), self._due, group)
+        else:
+            self._due(group)
 
     def _leave(self, group: _Group, entry: _Entry) -> None:
         if self.groups.get(group.key) is not group:

@@ -207,6 +207,7 @@ class Invoker:
         request_timeout: float = 0.0,
         batching: BatchLimits | None = None,
         batch_observer: BatchObserver | None = None,
+        in_flight: Callable[[], int] | None = None,
     ) -> None:
         self.engine = engine
         self.loop = asyncio.get_running_loop()
@@ -231,6 +232,7 @@ class Invoker:
                 self.request_timeout,
                 batch_observer,
                 threads,
+                in_flight,
             )
             self.batched = frozenset(op for op in BATCHED_OPERATIONS if engine.batchable(op))
         if tracing.ACTIVE is not None:

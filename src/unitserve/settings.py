@@ -453,7 +453,8 @@ OPTIONS: tuple[Option, ...] = (
         "UNITSERVE_MAX_BATCH_TIME",
         10.0,
         "Adaptive batching: milliseconds the oldest request of a batch may wait for more "
-        "requests before the batch is sent anyway (used with --max-batch-size).",
+        "requests before the batch is sent anyway (used with --max-batch-size). A request "
+        "with no other in flight in the worker does not wait.",
         parse=float,
         low=0,
         high=60000,

@@ -4,6 +4,8 @@ both transports, the batch metrics, and a SIGTERM that answers queued requests."
 from __future__ import annotations
 
 import concurrent.futures
+import functools
+import json
 import signal
 
 import httpx
@@ -56,18 +58,57 @@ def test_64_clients_each_get_their_own_answer(serve):
     assert total(text, "unitserve_batch_wait_seconds_count", operation="predict") == 320
 
 
-def test_sigterm_answers_queued_requests(fresh_server):
-    # A batch that would wait 30 s for more requests: the stop sends it at once.
-    server = fresh_server("Batched", "--max-batch-size", "64", "--max-batch-time", "30000")
+def test_a_lone_request_does_not_wait_but_company_does(fresh_server):
+    # --max-batch-time 10 s: a lone request answered within the client's 8 s went at
+    # once. Each call takes two seconds, so that two requests sent while the first runs
+    # find another in flight: they wait for each other and fill a batch of two.
+    delay = json.dumps([{"name": "delay", "value": "2", "type": "FLOAT"}])
+    server = fresh_server(
+        "Batched", "--max-batch-size", "2", "--max-batch-time", "10000", "--parameters", delay
+    )
     one = {"data": {"ndarray": [[3]]}}
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+    r = httpx.post(f"{server.url}/api/v1.0/predictions", json=one, timeout=8)
+    assert r.status_code == 200 and r.json()["data"]["ndarray"] == [[6]]
+    answer = call_json(
+        server.grpc_target, "Model/Predict", {"data": {"ndarray": [[2.0]]}}, timeout=8
+    )
+    assert answer["data"]["ndarray"] == [[4.0]]
+    with concurrent.futures.ThreadPoolExecutor(3) as pool:
+        post = functools.partial(httpx.post, f"{server.url}/predict", json=one, timeout=30)
+        first = pool.submit(post)
+        wait_until(lambda: total(scrape(server), "unitserve_requests_in_flight") >= 1, timeout=20)
+        later = [pool.submit(post) for _ in range(2)]
+        answers = [f.result() for f in [first, *later]]
+    assert all(a.status_code == 200 and a.json()["data"]["ndarray"] == [[6]] for a in answers)
+
+    def counted() -> str | None:
+        text = scrape(server)
+        done = total(text, "unitserve_batch_size_count", operation="predict") >= 4
+        return text if done else None
+
+    text = wait_until(counted)
+    # Five requests in four calls: alone, alone (gRPC), alone, then the two together.
+    assert total(text, "unitserve_batch_size_count", operation="predict") == 4
+    assert total(text, "unitserve_batch_size_sum", operation="predict") == 5
+
+
+def test_sigterm_answers_queued_requests(fresh_server):
+    # A batch that would wait 30 s for more requests: the stop sends it at once. Each
+    # call takes two seconds, so that the first request (alone, it goes at once) is still
+    # running when the others arrive: they then wait for company.
+    delay = json.dumps([{"name": "delay", "value": "2", "type": "FLOAT"}])
+    server = fresh_server(
+        "Batched", "--max-batch-size", "64", "--max-batch-time", "30000", "--parameters", delay
+    )
+    one = {"data": {"ndarray": [[3]]}}
+    with concurrent.futures.ThreadPoolExecutor(5) as pool:
         futures = [
-            pool.submit(httpx.post, f"{server.url}/predict", json=one, timeout=60) for _ in range(4)
+            pool.submit(httpx.post, f"{server.url}/predict", json=one, timeout=60) for _ in range(5)
         ]
-        wait_until(lambda: total(scrape(server), "unitserve_requests_in_flight") >= 4, timeout=20)
+        wait_until(lambda: total(scrape(server), "unitserve_requests_in_flight") >= 5, timeout=20)
         server.signal(signal.SIGTERM)
         answers = [f.result() for f in futures]
-    assert [a.status_code for a in answers] == [200] * 4
+    assert [a.status_code for a in answers] == [200] * 5
     assert all(a.json()["data"]["ndarray"] == [[6]] for a in answers)
     assert server.proc.wait(30) == 0
 

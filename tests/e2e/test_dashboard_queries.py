@@ -5,7 +5,9 @@ scrapes a loaded unitserve once a second. The test sends a known mix of requests
 (successes and errors, REST, gRPC and the Open Inference Protocol, feedback with
 rewards, user metrics) and replaces a worker, then evaluates each panel's PromQL
 through Prometheus's HTTP API with the dashboard's variables filled in as Grafana
-fills them, and compares every answer with what it sent.
+fills them, and compares every answer with what it sent. A `unitserve graph` (examples/graph_chain)
+is scraped by the same Prometheus, so that the per-node panel is checked with data:
+each node answers, with the count of calls the test made.
 
 Exact counts: every series exists before Prometheus's first scrape (a warm-up of
 each kind of traffic), and the window of `$__range` / `$__rate_interval` runs from
@@ -16,11 +18,13 @@ and a rate is that count divided by the window.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import shutil
 import signal
 import subprocess
+import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -36,6 +40,7 @@ from unitserve.proto import prediction_pb2 as pb
 from .. import grafana
 from ..conftest import free_ports, wait_until
 from .metrics_text import samples
+from .test_graph_cli import GraphServer
 
 PROMETHEUS = shutil.which("prometheus")
 DEPLOYMENT, MODEL = "dash-deployment", "dash-model"
@@ -45,20 +50,30 @@ REWARDS = (1.0, 2.0, 3.0, 0.5, -1.5)
 WARM_REWARD = 1.0
 TIMER_SECONDS = 0.0125  # Tagged's TIMER reports 12.5 ms
 GAUGE = 3.0  # and its GAUGE 3
+GRAPH = Path(__file__).parents[2] / "examples" / "graph_chain"
+GRAPH_DEPLOYMENT = "dash-graph"  # not the model's: the variables list the model alone
+GRAPH_NODES = {"label", "scale", "score"}  # each called once per prediction
+N_GRAPH = 8
+NODE_PANEL = "Graph: per-node latency p50 / p99"
 
 
 class Prometheus:
-    """One `prometheus` process on 127.0.0.1 scraping `target` every second."""
+    """One `prometheus` process on 127.0.0.1 scraping `targets` every second."""
 
-    def __init__(self, tmp_path: Path, target: str) -> None:
+    # How long Prometheus may take to start answering its API (its storage and rule
+    # set up first: a few seconds on a busy machine).
+    START_SECONDS = 60.0
+
+    def __init__(self, tmp_path: Path, *targets: str) -> None:
         (self.port,) = free_ports(1)
         config = tmp_path / "prometheus.yml"
+        listed = ", ".join(f"'{t}'" for t in targets)
         config.write_text(
             "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
             "scrape_configs:\n"
             "  - job_name: unitserve\n"
             "    metrics_path: /prometheus\n"
-            f"    static_configs: [{{targets: ['{target}']}}]\n"
+            f"    static_configs: [{{targets: [{listed}]}}]\n"
         )
         self.log_path = tmp_path / "prometheus.log"
         self.log = self.log_path.open("wb")
@@ -73,10 +88,37 @@ class Prometheus:
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
         )
-        self.api = f"http://127.0.0.1:{self.port}/api/v1"
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.api = f"{self.base}/api/v1"
+        self.started = False
+
+    def wait_ready(self) -> None:
+        """Until Prometheus says it is ready (``/-/ready``); fails at once if it exits."""
+
+        def ready() -> bool:
+            assert self.proc.poll() is None, self.log_path.read_text()[-2000:]
+            try:
+                return httpx.get(f"{self.base}/-/ready", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, timeout=self.START_SECONDS, every=0.2)
 
     def get(self, path: str, **params: Any) -> Any:
-        answer = httpx.get(f"{self.api}/{path}", params=params, timeout=10).json()
+        """One API answer's data. Until the first answer, a refused connection or an
+        answer that is not JSON (Prometheus still starting) is tried again, within
+        START_SECONDS; afterwards either is a failure."""
+        deadline = time.monotonic() + self.START_SECONDS
+        while True:
+            try:
+                answer = httpx.get(f"{self.api}/{path}", params=params, timeout=10).json()
+                break
+            except (httpx.TransportError, json.JSONDecodeError):
+                if self.started or time.monotonic() > deadline:
+                    raise
+                assert self.proc.poll() is None, self.log_path.read_text()[-2000:]
+                time.sleep(0.2)
+        self.started = True
         assert answer["status"] == "success", answer
         return answer["data"]
 
@@ -88,9 +130,9 @@ class Prometheus:
         assert data["resultType"] == "vector", (expr, data)
         return list(data["result"])
 
-    def scrape_times(self) -> list[float]:
-        """The timestamps of every scrape of the target so far."""
-        result = self.get("query", query="up[10m]")["result"]
+    def scrape_times(self, target: str) -> list[float]:
+        """The timestamps of every scrape of `target` so far."""
+        result = self.get("query", query=f'up{{instance="{target}"}}[10m]')["result"]
         return [float(t) for t, _ in result[0]["values"]] if result else []
 
     def stop(self) -> None:
@@ -158,6 +200,21 @@ def _traffic(
 def _metrics(server: Any) -> list[tuple[str, dict[str, str], float]]:
     text = httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
     return samples(text)
+
+
+def _graph_traffic(graph: GraphServer, n: int) -> None:
+    for _ in range(n):
+        answer = graph.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[9, 7]]}})
+        assert answer.status_code == 200, answer.text
+
+
+def _node_calls(graph: GraphServer) -> dict[str, float]:
+    """Calls of each node that the graph's own endpoint counts so far."""
+    found: dict[str, float] = {}
+    for name, labels, value in _metrics(graph):
+        if name == "unitserve_graph_node_duration_seconds_count":
+            found[labels["node"]] = found.get(labels["node"], 0) + value
+    return found
 
 
 def _workers(server: Any) -> dict[str, int]:
@@ -228,8 +285,15 @@ def test_every_dashboard_panel_answers_what_was_sent(fresh_server, tmp_path):
     )
     channel = grpc.insecure_channel(server.grpc_target)
     target = f"127.0.0.1:{server.metrics_port}"
+    graph = GraphServer(
+        GRAPH / "graph.yaml", cwd=GRAPH, env={"SELDON_DEPLOYMENT_ID": GRAPH_DEPLOYMENT}
+    )
+    graph_target = f"127.0.0.1:{graph.metrics_port}"
     prometheus = None
     try:
+        wait_until(graph.ready, timeout=60)
+        _graph_traffic(graph, 1)  # the graph's node series exist before the first scrape
+        wait_until(lambda: _node_calls(graph) == dict.fromkeys(GRAPH_NODES, 1), timeout=10)
         # Warm-up: one of each, and a first restart, so that every series exists before
         # Prometheus's first scrape.
         _traffic(server, channel, 1, 1, 1, 1, 1, (WARM_REWARD,))
@@ -240,21 +304,47 @@ def test_every_dashboard_panel_answers_what_was_sent(fresh_server, tmp_path):
         _traffic(server, channel, 1, 0, 0, 1, 1, ())  # the new worker's series too
         wait_until(lambda: _requests_counted(server) == WARM_UP, timeout=10)
 
-        prometheus = Prometheus(tmp_path, target)
-        wait_until(lambda: _safe(lambda: len(prometheus.scrape_times()) >= 2), timeout=30)
+        prometheus = Prometheus(tmp_path, target, graph_target)
+        prometheus.wait_ready()
+        wait_until(
+            lambda: _safe(
+                lambda: all(len(prometheus.scrape_times(t)) >= 2 for t in (target, graph_target))
+            ),
+            timeout=30,
+        )
 
         # The measured phase.
         _replace_a_worker(server)
         _traffic(server, channel, N_OK, N_BAD, N_404, N_GRPC, N_INFER, REWARDS)
+        _graph_traffic(graph, N_GRAPH)
         sent = N_OK + N_BAD + N_404 + N_GRPC + N_INFER + len(REWARDS)
         wait_until(lambda: _requests_counted(server) == WARM_UP + sent, timeout=10)
+        graph_calls = dict.fromkeys(GRAPH_NODES, 1 + N_GRAPH)
+        wait_until(lambda: _node_calls(graph) == graph_calls, timeout=10)
+        node_counts = (
+            "sum by (node) (unitserve_graph_node_duration_seconds_count"
+            f'{{instance="{graph_target}"}})'
+        )
+        wait_until(
+            lambda: _safe(
+                lambda: (
+                    {
+                        r["metric"]["node"]: float(r["value"][1])
+                        for r in prometheus.query(node_counts)
+                    }
+                    == graph_calls
+                )
+            ),
+            timeout=20,
+        )
         # Prometheus has the final values, and one more scrape after them.
         wait_until(
             lambda: _safe(
                 lambda: (
                     _only(
                         prometheus.query(
-                            f'sum(unitserve_requests_total{{operation!~"{"|".join(PROBES)}"}})'
+                            f'sum(unitserve_requests_total{{instance="{target}", '
+                            f'operation!~"{"|".join(PROBES)}"}})'
                         )
                     )
                     == WARM_UP + sent
@@ -262,9 +352,15 @@ def test_every_dashboard_panel_answers_what_was_sent(fresh_server, tmp_path):
             ),
             timeout=20,
         )
-        count = len(prometheus.scrape_times())
-        wait_until(lambda: len(prometheus.scrape_times()) > count, timeout=10)
-        times = prometheus.scrape_times()
+        counts = [len(prometheus.scrape_times(t)) for t in (target, graph_target)]
+        wait_until(
+            lambda: all(
+                len(prometheus.scrape_times(t)) > n
+                for t, n in zip((target, graph_target), counts, strict=True)
+            ),
+            timeout=10,
+        )
+        times = prometheus.scrape_times(target)
         first, last = times[0], times[-1]
         window = last - first
         # One millisecond more than the span of the samples: the first sample is inside
@@ -273,7 +369,7 @@ def test_every_dashboard_panel_answers_what_was_sent(fresh_server, tmp_path):
 
         # Grafana writes a multi-value variable as a regex alternation, its dots escaped
         # (a backslash doubled inside a PromQL string).
-        escaped = target.replace(".", "\\\\.")
+        escaped = _grafana_regex(target)
         values = {
             "datasource": "prometheus",
             "deployment": DEPLOYMENT,
@@ -303,13 +399,38 @@ def test_every_dashboard_panel_answers_what_was_sent(fresh_server, tmp_path):
             table.append((query.panel, query.ref, [(r["metric"], r["value"][1]) for r in result]))
             if not checks[key](result):
                 failed.append((key, expr, result))
+        # The per-node panel again, for the graph's instance: each node's quantiles.
+        graph_values = {**values, "instance": f"({_grafana_regex(graph_target)})"}
+        for query in grafana.queries(dashboard):
+            if query.panel != NODE_PANEL:
+                continue
+            expr = grafana.substitute(query.expr, graph_values)
+            result = prometheus.query(expr, at=last)
+            answered = [(r["metric"], r["value"][1]) for r in result]
+            table.append((f"{query.panel} (graph)", query.ref, answered))
+            if not _node_quantiles(result):
+                failed.append(((query.panel, query.ref, "graph"), expr, result))
         assert not failed, "\n".join(map(str, failed))
         assert seen == set(checks), set(checks) - seen
         _write_table(tmp_path / "panel_results.txt", table)
     finally:
         channel.close()
+        graph.stop()
         if prometheus is not None:
             prometheus.stop()
+
+
+def _grafana_regex(value: str) -> str:
+    """`value` as Grafana writes it into a regex, its dots escaped (a backslash
+    doubled inside a PromQL string)."""
+    return value.replace(".", "\\\\.")
+
+
+def _node_quantiles(result: list[dict[str, Any]]) -> bool:
+    """A quantile for each node of the chain, each a plausible duration (an in-process
+    node's call: more than nothing, less than a second)."""
+    got = _by(result, "node")
+    return got.keys() == {(n,) for n in GRAPH_NODES} and all(0 < v < 1 for v in got.values())
 
 
 def _safe(predicate: Callable[[], bool]) -> bool:
@@ -327,7 +448,7 @@ def _check_variables(prometheus: Prometheus, values: dict[str, str], target: str
 
     dashboard = grafana.load()
     expected = {
-        "deployment": {DEPLOYMENT},
+        "deployment": {DEPLOYMENT, GRAPH_DEPLOYMENT},  # every deployment scraped
         "model": {MODEL},
         "instance": {target},
         "worker": {"0"},
@@ -427,9 +548,10 @@ def _expectations(window: float) -> dict[tuple[str, str], Callable[[list[dict[st
         ("Open Inference Protocol: inferences per second by protocol and code", "A"): rates(
             {("v2", "OK"): N_INFER}, "protocol", "code"
         ),
-        # No graph runner yet: the panel is there, with no data until it records.
-        ("Graph: per-node latency p50 / p99", "A"): empty,
-        ("Graph: per-node latency p50 / p99", "B"): empty,
+        # The model's instance is no graph: no node series (the graph's instance is
+        # checked on its own, with `_node_quantiles`).
+        (NODE_PANEL, "A"): empty,
+        (NODE_PANEL, "B"): empty,
         ("Workers alive", "A"): exactly(1),
         ("Workers alive by instance", "A"): exactly(1),
         ("Worker restarts by reason", "A"): lambda r: _by(r, "reason") == {("crash",): 2},

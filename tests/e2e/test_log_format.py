@@ -68,6 +68,32 @@ def test_json_lines_with_access_fields(fresh_server):
     assert rpc["protocol"] == "grpc"
 
 
+def test_access_lines_carry_the_answer_puid(fresh_server):
+    server = fresh_server("Identity", "--access-log", "--log-format", "json")
+    answer = httpx.post(f"{server.url}/predict", json={**ONE, "meta": {"puid": "rest-puid"}})
+    assert answer.json()["meta"]["puid"] == "rest-puid"
+    with grpc.insecure_channel(server.grpc_target) as channel:
+        call = channel.unary_unary(
+            "/seldon.protos.Model/Predict",
+            request_serializer=pb.SeldonMessage.SerializeToString,
+            response_deserializer=pb.SeldonMessage.FromString,
+        )
+        message = pb.SeldonMessage()
+        message.data.ndarray.values.add().list_value.values.add().number_value = 1.0
+        message.meta.puid = "grpc-puid"
+        assert call(message, timeout=10).meta.puid == "grpc-puid"
+
+    def by_path() -> dict[str, dict]:
+        found = {
+            line["path"]: line for line in _lines(server) if line["logger"] == "unitserve.access"
+        }
+        return found if {"/predict", "/seldon.protos.Model/Predict"} <= found.keys() else {}
+
+    lines = wait_until(by_path, timeout=10)
+    assert lines["/predict"]["puid"] == "rest-puid"
+    assert lines["/seldon.protos.Model/Predict"]["puid"] == "grpc-puid"
+
+
 def test_text_lines_unchanged(fresh_server):
     server = fresh_server("Identity", "--access-log", "--log-format", "text", grpc=False)
     assert httpx.post(f"{server.url}/predict", json=ONE).status_code == 200

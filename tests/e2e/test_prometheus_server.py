@@ -6,6 +6,7 @@ scripts/prometheus-scrape.sh runs the same check by hand.
 
 from __future__ import annotations
 
+import json
 import shutil
 import subprocess
 import time
@@ -13,7 +14,7 @@ import time
 import httpx
 import pytest
 
-from ..conftest import free_ports
+from ..conftest import free_ports, wait_until
 
 PROMETHEUS = shutil.which("prometheus")
 
@@ -45,6 +46,15 @@ def test_real_prometheus_scrapes_the_endpoint(fresh_server, tmp_path):
         stdin=subprocess.DEVNULL,
     )
     try:
+
+        def ready() -> bool:
+            assert proc.poll() is None, (tmp_path / "prometheus.log").read_text()[-2000:]
+            try:
+                return httpx.get(f"http://127.0.0.1:{port}/-/ready", timeout=5).status_code == 200
+            except httpx.TransportError:
+                return False
+
+        wait_until(ready, timeout=60, every=0.2)
         api = f"http://127.0.0.1:{port}/api/v1"
         deadline = time.monotonic() + 60
         value = None
@@ -56,7 +66,7 @@ def test_real_prometheus_scrapes_the_endpoint(fresh_server, tmp_path):
                     timeout=5,
                 ).json()
                 targets = httpx.get(f"{api}/targets", timeout=5).json()
-            except httpx.TransportError:
+            except (httpx.TransportError, json.JSONDecodeError):  # still starting
                 time.sleep(0.2)
                 continue
             active = targets["data"]["activeTargets"]

@@ -116,6 +116,13 @@ def test_batch_writes_what_the_original_writes(serve, tmp_path, extra) -> None:
         assert ours == sorted(theirs, key=lambda a: a["meta"]["tags"]["batch_index"])
 
 
+def batch_argv(port: int, source: Path, out: Path, *extra: str) -> list[str]:
+    """The command line of `unitserve batch` sending `source` to the server's own REST
+    route on 127.0.0.1:`port`, answers to `out`."""
+    command = [sys.executable, "-m", "unitserve", "batch", "-g", "seldon"]
+    return [*command, "-h", f"127.0.0.1:{port}", "-i", str(source), "-o", str(out), *extra]
+
+
 def _indexes(path: Path) -> list[int]:
     return [
         json.loads(line)["meta"]["tags"]["batch_index"] for line in path.read_text().splitlines()
@@ -127,20 +134,11 @@ def test_batch_rides_out_a_server_that_answers_503_for_a_while(fresh_server, tmp
     source = tmp_path / "in.txt"
     source.write_text("".join(f"[[{i}]]\n" for i in range(30)))
     out = tmp_path / "out.txt"
-    done = unitserve(
-        "batch",
-        "-g",
-        "seldon",
-        "-h",
-        f"127.0.0.1:{server.http_port}",
-        "-i",
-        str(source),
-        "-o",
-        str(out),
-        "-w",
-        "3",
-        "-r",
-        "10",
+    done = subprocess.run(
+        batch_argv(server.http_port, source, out, "-w", "3", "-r", "10"),
+        capture_output=True,
+        text=True,
+        timeout=120,
     )
     assert done.returncode == 0, done.stderr
     assert _indexes(out) == list(range(30))
@@ -152,30 +150,10 @@ def test_batch_rides_out_a_restart_and_marks_what_never_got_through(fresh_server
     source = tmp_path / "in.txt"
     source.write_text("".join(f"[[{i}]]\n" for i in range(2000)))
     out = tmp_path / "out.txt"
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "unitserve",
-            "batch",
-            "-g",
-            "seldon",
-            "-h",
-            f"127.0.0.1:{server.http_port}",
-            "-i",
-            str(source),
-            "-o",
-            str(out),
-            "-w",
-            "4",
-            "-r",
-            "12",
-            "--batch-interval",
-            "0.005",
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
+    argv = batch_argv(
+        server.http_port, source, out, "-w", "4", "-r", "12", "--batch-interval", "0.005"
     )
+    proc = subprocess.Popen(argv, stderr=subprocess.PIPE, text=True)
     try:
         wait_until(lambda: out.exists() and out.stat().st_size > 0, timeout=60)
         server.stop()
@@ -197,22 +175,7 @@ def test_batch_killed_then_resumed_completes_the_file(serve, tmp_path) -> None:
     source = tmp_path / "in.txt"
     source.write_text("".join(f"[[{i}]]\n" for i in range(3000)))
     out = tmp_path / "out.txt"
-    args = [
-        sys.executable,
-        "-m",
-        "unitserve",
-        "batch",
-        "-g",
-        "seldon",
-        "-h",
-        f"127.0.0.1:{server.http_port}",
-        "-i",
-        str(source),
-        "-o",
-        str(out),
-        "-w",
-        "2",
-    ]
+    args = batch_argv(server.http_port, source, out, "-w", "2")
     proc = subprocess.Popen(args, stderr=subprocess.DEVNULL)
     try:
         wait_until(lambda: out.exists() and out.stat().st_size > 20_000, timeout=60)
@@ -222,9 +185,7 @@ def test_batch_killed_then_resumed_completes_the_file(serve, tmp_path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
-    done = subprocess.run(
-        [*args[:3], *args[3:], "--resume"], capture_output=True, text=True, timeout=300
-    )
+    done = subprocess.run([*args, "--resume"], capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr
     assert "resuming after" in done.stderr
     assert _indexes(out) == list(range(3000))

@@ -52,6 +52,18 @@ def spans_of(collector: Collector, trace_id: str, count: int) -> list[Any]:
     return wait_until(lambda: len(s := collector.trace(trace_id)) >= count and s, timeout=20)
 
 
+def spans_named(collector: Collector, trace_id: str, *names: str) -> dict[str, Any]:
+    """The trace's spans by name, once every one of `names` has arrived: the server span
+    ends last and may leave in a later export than its children, so a count of spans
+    is not enough to wait for."""
+
+    def arrived() -> dict[str, Any]:
+        found = by_name(collector.trace(trace_id))
+        return found if set(names) <= found.keys() else {}
+
+    return wait_until(arrived, timeout=20)
+
+
 def by_name(spans: list[Any]) -> dict[str, Any]:
     return {s.name: s for s in spans}
 
@@ -88,14 +100,16 @@ def test_rest_request_is_one_server_span_with_children(fresh_server: Any, collec
             if '"unitserve.access"' in line and "/api/v1.0/predictions" in line
         ]
     )
-    assert json.loads(access[0])["trace_id"] == TRACE_ID
+    line = json.loads(access[0])
+    assert line["trace_id"] == TRACE_ID
+    assert line["puid"] == answer.json()["meta"]["puid"] == "puid-123"  # the answer's puid
 
 
 def test_a_500_marks_the_server_span_failed(fresh_server: Any, collector: Collector):
     server = fresh_server("Failing", env=tracing_env(collector.endpoint))
     answer = server.post("/api/v1.0/predictions", json=BODY, headers={"traceparent": TRACEPARENT})
     assert answer.status_code == 500
-    spans = by_name(spans_of(collector, TRACE_ID, 3))
+    spans = spans_named(collector, TRACE_ID, "POST /api/v1.0/predictions", "predict")
     root = spans["POST /api/v1.0/predictions"]
     assert root.status == STATUS_ERROR
     assert root.attributes["http.response.status_code"] == 500
@@ -132,10 +146,10 @@ def test_open_inference_and_grpc_requests_are_traced(fresh_server: Any, collecto
         tensor = request.inputs.add(name="x", datatype="FP64", shape=[1, 2])
         tensor.contents.fp64_contents.extend([1.0, 2.0])
         infer_rpc(request, metadata=(("traceparent", f"00-{V2_TRACE}-{PARENT_ID}-01"),))
-    rest = by_name(spans_of(collector, TRACE_ID, 2))
+    rest = spans_named(collector, TRACE_ID, "POST /v2/models/{model}/infer", "predict")
     assert rest["POST /v2/models/{model}/infer"].kind == SERVER_KIND
     assert rest["predict"].parent_id == rest["POST /v2/models/{model}/infer"].span_id
-    rpc = by_name(spans_of(collector, grpc_trace, 2))
+    rpc = spans_named(collector, grpc_trace, "seldon.protos.Model/Predict", "predict")
     root = rpc["seldon.protos.Model/Predict"]
     assert root.kind == SERVER_KIND and root.parent_id == PARENT_ID
     assert root.attributes["rpc.system"] == "grpc"
@@ -143,7 +157,7 @@ def test_open_inference_and_grpc_requests_are_traced(fresh_server: Any, collecto
     assert root.attributes["rpc.method"] == "Predict"
     assert root.attributes["rpc.grpc.status_code"] == 0
     assert rpc["predict"].parent_id == root.span_id
-    v2 = by_name(spans_of(collector, V2_TRACE, 2))
+    v2 = spans_named(collector, V2_TRACE, "inference.GRPCInferenceService/ModelInfer", "predict")
     v2_root = v2["inference.GRPCInferenceService/ModelInfer"]
     assert v2_root.kind == SERVER_KIND and v2_root.parent_id == PARENT_ID
     assert v2["predict"].parent_id == v2_root.span_id

@@ -136,6 +136,7 @@ class Harness:
         metadata: dict[str, Any] | None = None,
         ready: bool = True,
         flags: dict[str, Any] | None = None,
+        access_log: bool = False,
     ) -> None:
         self.user = user
         self.recorder = RecordingMetrics()
@@ -143,6 +144,9 @@ class Harness:
         self.settings = settings
         self.engine = Engine(user, engine_config(settings), self.recorder)
         self.batches = RecordingBatches()
+        self.accounting_metrics = CountingRequestMetrics()
+        accounting = RequestAccounting(self.accounting_metrics, access_log_enabled=access_log)
+        self.accounting = accounting
         self.loop = asyncio.new_event_loop()
         self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
         if ready:
@@ -151,9 +155,6 @@ class Harness:
         self.model_state = ModelState(
             self.invoker, settings.served_model_name, settings.model_version
         )
-        self.accounting_metrics = CountingRequestMetrics()
-        accounting = RequestAccounting(self.accounting_metrics)
-        self.accounting = accounting
         self.app = RestApp(
             self.invoker,
             {
@@ -196,7 +197,7 @@ class Harness:
         settings = self.settings
         limits = batch_limits(settings.max_batch_size, settings.max_batch_time, self.user)
         # needs the running loop
-        return Invoker(self.engine, threads, 0.0, limits, self.batches)
+        return Invoker(self.engine, threads, 0.0, limits, self.batches, self.accounting.in_flight)
 
     # ------------------------------------------------------------------ REST
 

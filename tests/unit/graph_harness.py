@@ -74,6 +74,7 @@ class GraphHarness:
         *,
         routing_injection: bool = True,
         env: dict[str, str] | None = None,
+        access_log: bool = False,
     ) -> None:
         path = tmp_path / "graph.yaml"
         path.write_text(document)
@@ -97,7 +98,7 @@ class GraphHarness:
         self.invoker: GraphInvoker = self.loop.run_until_complete(self._invoker())
         self.invoker.mark_ready()
         front = _Front(self.graph, self.invoker)
-        accounting = RequestAccounting(NoRequestMetrics())
+        accounting = RequestAccounting(NoRequestMetrics(), access_log_enabled=access_log)
         self.app = RestApp(
             self.invoker,
             {

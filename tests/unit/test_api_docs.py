@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.unit.engine_harness import fixture_model, serving
@@ -109,8 +110,30 @@ def test_the_docs_page_and_its_assets_come_from_the_package():
         assert refused.json()["status"]["reason"] == "MICROSERVICE_METHOD_NOT_ALLOWED"
 
 
+def test_docs_with_a_trailing_slash_is_sent_to_the_page():
+    with serving(fixture_model("Identity")) as h:
+        moved = h.get("/docs/")
+        # Relative: it resolves to /docs here and to /prefix/docs behind a proxy.
+        assert (moved.status_code, moved.headers["location"]) == (307, "../docs")
+        assert h.get("/docs/", params={"a": "1"}).headers["location"] == "../docs?a=1"
+        assert h.request("HEAD", "/docs/").status_code == 307
+        refused = h.post("/docs/")
+        assert refused.status_code == 405 and refused.headers["allow"] == "GET, HEAD"
+        followed = httpx.URL("http://127.0.0.1/docs/").join(moved.headers["location"])
+        assert followed.path == "/docs" and h.get(followed.path).status_code == 200
+
+
+@pytest.mark.parametrize("v2", [True, False])
+def test_the_title_names_the_protocols_served(v2: bool):
+    info = document(v2=v2)["info"]
+    assert "Seldon protocol" in info["title"]
+    assert ("Open Inference Protocol" in info["title"]) == v2
+    assert ("Open Inference Protocol" in info["description"]) == v2
+
+
 def test_no_docs_turns_the_page_off():
     with serving(fixture_model("Identity"), flags={"docs": False}) as h:
         answer = h.get("/docs")
         assert answer.status_code == 404
         assert answer.json()["status"]["reason"] == "MICROSERVICE_NOT_FOUND"
+        assert h.get("/docs/").status_code == 404

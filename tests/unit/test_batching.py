@@ -5,7 +5,9 @@ the batch metrics. Concurrent requests are run on the harness's loop together.""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import threading
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -56,6 +58,17 @@ def grpc_calls(h: Harness, rpc: str, messages: list[Any]) -> list[Any]:
 
 def rows_called(h: Harness) -> list[int]:
     return sorted(shape[0] if shape else 0 for shape, _ in h.user.calls)
+
+
+@contextlib.contextmanager
+def another_request_in_flight(h: Harness) -> Iterator[None]:
+    """As if another request were being read: a lone request then waits for company
+    (--max-batch-time) instead of going at once."""
+    h.accounting.started("rest")
+    try:
+        yield
+    finally:
+        h.accounting.finished("unknown", "rest", "499", 0.0, "POST /elsewhere", "-")
 
 
 # ----------------------------------------------------------------------------- settings
@@ -219,6 +232,73 @@ def test_a_lone_request_is_an_ordinary_call(model: Any) -> None:
     assert [(rows, len(waits)) for _, rows, waits in h.batches.sent] == [(1, 1)]
 
 
+# ----------------------------------------------------------------------------- waiting
+
+
+def test_a_lone_request_goes_at_once(model: Any) -> None:
+    # A minute's --max-batch-time and room for 8 rows: only "nobody else is in flight"
+    # can send this request, long before its deadline.
+    h = model("Batched", env=FULL_ONLY)
+    answer = h.loop.run_until_complete(
+        asyncio.wait_for(
+            h.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1, 2]]}}), 30
+        )
+    )
+    assert answer.status_code == 200 and answer.json()["data"]["ndarray"] == [[2, 4]]
+    assert [(rows, len(waits)) for _, rows, waits in h.batches.sent] == [(1, 1)]
+    assert h.batches.sent[0][2][0] < 30
+
+
+def test_requests_that_arrive_together_go_together_at_once(model: Any) -> None:
+    # Both are read in the same pass of the loop: one call of two rows, sent as soon as
+    # no third request is in flight, not when the minute is up or the batch is full.
+    h = model("Batched", env=FULL_ONLY)
+
+    async def run() -> list[Any]:
+        bodies = [{"data": {"ndarray": [[i]]}} for i in range(2)]
+        together = asyncio.gather(*(h.client.post("/api/v1.0/predictions", json=b) for b in bodies))
+        return list(await asyncio.wait_for(together, 30))
+
+    answers = h.loop.run_until_complete(run())
+    assert [r.json()["data"]["ndarray"] for r in answers] == [[[0]], [[2]]]
+    assert rows_called(h) == [2]
+    assert [rows for _, rows, _ in h.batches.sent] == [2]
+
+
+def test_with_another_request_in_flight_a_request_waits_for_company(model: Any) -> None:
+    h = model("Batched", env={**FULL_ONLY, "UNITSERVE_MAX_BATCH_SIZE": "2"})
+    batcher = h.invoker.batcher
+    assert batcher is not None
+
+    def post(i: int) -> Any:
+        return h.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[i]]}})
+
+    async def run() -> list[Any]:
+        first = asyncio.ensure_future(post(1))
+        for _ in range(10_000):  # until it waits in its group, armed with its deadline
+            group = next(iter(batcher.groups.values()), None)
+            if group is not None and isinstance(group.timer, asyncio.TimerHandle):
+                break
+            await asyncio.sleep(0)
+        assert not h.user.calls, "the first request did not wait"
+        second = await post(2)  # joins the first: the batch is full and goes
+        return [await first, second]
+
+    with another_request_in_flight(h):
+        answers = h.loop.run_until_complete(asyncio.wait_for(run(), 30))
+    assert [r.json()["data"]["ndarray"] for r in answers] == [[[2]], [[4]]]
+    assert rows_called(h) == [2]
+
+
+def test_with_another_request_in_flight_a_lone_request_waits_its_time(model: Any) -> None:
+    h = model("Batched", env=SHORT)  # 20 ms
+    with another_request_in_flight(h):
+        r = h.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1]]}})
+    assert r.status_code == 200 and r.json()["data"]["ndarray"] == [[2]]
+    [(_, rows, waits)] = h.batches.sent
+    assert rows == 1 and waits[0] >= 0.019  # sent by its deadline, not before
+
+
 def test_transform_input_batches_too(model: Any) -> None:
     h = model("Batched", env=FULL_ONLY)
     answers = posts(h, [{"data": {"ndarray": [[i]]}} for i in range(8)], "/transform-input")
@@ -324,7 +404,8 @@ def test_a_request_given_up_on_leaves_the_batch(model: Any) -> None:
             await asyncio.gather(*(h.client.post("/api/v1.0/predictions", json=b) for b in bodies))
         )
 
-    answers = h.loop.run_until_complete(run())
+    with another_request_in_flight(h):  # the first request waits for company
+        answers = h.loop.run_until_complete(run())
     assert [r.json()["data"]["ndarray"] for r in answers] == [[[0]], [[2]], [[4]]]
     assert rows_called(h) == [3]  # the cancelled request's row is not in the call
 
@@ -334,7 +415,8 @@ def test_request_timeout_while_queued() -> None:
     h = Harness(user, {"UNITSERVE_MAX_BATCH_SIZE": "4", "UNITSERVE_MAX_BATCH_TIME": "60000"})
     try:
         h.invoker.batcher.request_timeout = 0.05  # type: ignore[union-attr]
-        r = h.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1]]}})
+        with another_request_in_flight(h):
+            r = h.post("/api/v1.0/predictions", json={"data": {"ndarray": [[1]]}})
         assert r.status_code == 504
         assert user.calls == []
         h.invoker.batcher.request_timeout = None  # type: ignore[union-attr]

@@ -20,9 +20,10 @@ from __future__ import annotations
 import asyncio
 import random
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote, urlsplit
 
 import grpc
@@ -58,6 +59,19 @@ _RETRY_HTTP = (
 )
 
 
+class HttpAnswer(Protocol):
+    """What the client reads of an HTTP answer: httpx's, or the batch tool's lean one."""
+
+    @property
+    def status_code(self) -> int: ...
+    @property
+    def reason_phrase(self) -> str: ...
+    @property
+    def content(self) -> bytes: ...
+    @property
+    def headers(self) -> Mapping[str, str]: ...
+
+
 @dataclass(frozen=True, slots=True)
 class _Call:
     """One call, ready for either transport: REST method, path, body and headers;
@@ -71,11 +85,11 @@ class _Call:
     rpc: str
     request: Callable[[], Any]
     reply_type: Any
-    rest_answer: Callable[[httpx.Response], Any]
+    rest_answer: Callable[[HttpAnswer], Any]
     grpc_answer: Callable[[Any], Any]
 
 
-def _seldon_answer(resp: httpx.Response) -> Answer:
+def _seldon_answer(resp: HttpAnswer) -> Answer:
     return Answer(wire.answer_dict(resp.content))
 
 
@@ -83,7 +97,7 @@ def _seldon_proto_answer(msg: Any) -> Answer:
     return Answer(wire.from_proto(msg))
 
 
-def _json_answer(resp: httpx.Response) -> Any:
+def _json_answer(resp: HttpAnswer) -> Any:
     return wire.answer_dict(resp.content)
 
 
@@ -128,6 +142,7 @@ class _Base:
         self.headers = dict(headers or {})
         #: How many tries were repeated (after a connection failure or a 503), in all.
         self.retried = 0
+        self._stubs: dict[str, Any] = {}
         parts = urlsplit(url_or_host if "://" in url_or_host else f"http://{url_or_host}")
         self.host = parts.hostname or "localhost"
         self.port = parts.port or DEFAULT_PORTS[transport]
@@ -140,6 +155,47 @@ class _Base:
         """Back-off before try `attempt + 1`: doubling, capped at 5 s, with jitter so that
         many clients do not come back at the same instant."""
         return min(self.backoff * 2**attempt, 5.0) * (0.5 + random.random() / 2)
+
+    # ------------------------------------------------------------------ sending, shared
+    # Each twin only does its own I/O (sync or async): what to retry, how long to wait,
+    # how the HTTP client is set up and how failures become ClientError are decided here.
+
+    def _tries(self, retries: int | None) -> int:
+        return (self.retries if retries is None else retries) + 1
+
+    def _retry_delay(self, exc: ClientError, attempt: int, tries: int) -> float | None:
+        """Seconds to wait before trying again after `exc`, or None to give up: the
+        failure is not one a retry may cure, or that was the last try."""
+        if attempt + 1 >= tries or not _retryable(exc):
+            return None
+        self.retried += 1
+        return self._delay(attempt)
+
+    def _http_options(self) -> dict[str, Any]:
+        """The httpx client's settings (both twins')."""
+        return {
+            "base_url": self.base_url,
+            "timeout": self.timeout,
+            "headers": self.headers,
+            "limits": httpx.Limits(
+                max_connections=self.max_connections,
+                max_keepalive_connections=self.max_connections,
+            ),
+        }
+
+    def _stub(self, channel: Any, call: _Call) -> Any:
+        """The channel's callable for `call`'s method, made once per method."""
+        stub = self._stubs.get(call.rpc)
+        if stub is None:
+            stub = self._stubs[call.rpc] = channel.unary_unary(
+                call.rpc,
+                request_serializer=lambda m: m.SerializeToString(),
+                response_deserializer=call.reply_type.FromString,
+            )
+        return stub
+
+    def _grpc_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        return tuple(self.headers.items()) or None
 
     # ------------------------------------------------------------------ building calls
 
@@ -298,7 +354,7 @@ class _Base:
         )
 
 
-def _rest_error(resp: httpx.Response) -> ClientError:
+def _rest_error(resp: HttpAnswer) -> ClientError:
     return wire.error_from_body(resp.status_code, resp.reason_phrase, resp.content)
 
 
@@ -317,6 +373,36 @@ def _no_answer(call: _Call, exc: Exception) -> ClientError:
     return ClientError(0, "NO_ANSWER", f"{call.name}: {type(exc).__name__}: {exc}")
 
 
+def _timed_out(call: _Call) -> ClientError:
+    return ClientError(0, "TIMEOUT", f"{call.name}: no answer in time")
+
+
+@contextmanager
+def _http_errors(call: _Call) -> Iterator[None]:
+    """httpx's failures as ClientError: no answer (a retry may cure it) or a timeout."""
+    try:
+        yield
+    except _RETRY_HTTP as exc:
+        raise _no_answer(call, exc) from None
+    except httpx.TimeoutException as exc:
+        raise _timed_out(call) from exc
+
+
+@contextmanager
+def _grpc_errors() -> Iterator[None]:
+    try:
+        yield
+    except grpc.RpcError as exc:
+        raise _grpc_error(exc) from None
+
+
+def _rest_result(call: _Call, resp: HttpAnswer) -> Any:
+    """The call's answer read from a REST answer; a ClientError unless it is a 200."""
+    if resp.status_code != 200:
+        raise _rest_error(resp)
+    return call.rest_answer(resp)
+
+
 class Client(_Base):
     """A synchronous client; see the module's description. Use it in a ``with`` block,
     or call `close`."""
@@ -325,7 +411,6 @@ class Client(_Base):
         super().__init__(url_or_host, *args, **kwargs)
         self._http: httpx.Client | None = None
         self._channel: grpc.Channel | None = None
-        self._stubs: dict[str, Any] = {}
 
     def __enter__(self) -> Client:
         return self
@@ -417,54 +502,31 @@ class Client(_Base):
     # ------------------------------------------------------------------ sending
 
     def _run(self, call: _Call, retries: int | None = None) -> Any:
-        tries = (self.retries if retries is None else retries) + 1
+        tries = self._tries(retries)
         for attempt in range(tries):
             try:
                 return self._once(call)
             except ClientError as exc:
-                if attempt + 1 >= tries or not _retryable(exc):
+                delay = self._retry_delay(exc, attempt, tries)
+                if delay is None:
                     raise
-            self.retried += 1
-            time.sleep(self._delay(attempt))
+            time.sleep(delay)
         raise AssertionError("unreachable")
 
     def _once(self, call: _Call) -> Any:
         if self.transport == "rest":
             if self._http is None:
-                self._http = httpx.Client(
-                    base_url=self.base_url,
-                    timeout=self.timeout,
-                    headers=self.headers,
-                    limits=httpx.Limits(
-                        max_connections=self.max_connections,
-                        max_keepalive_connections=self.max_connections,
-                    ),
-                )
-            try:
+                self._http = httpx.Client(**self._http_options())
+            with _http_errors(call):
                 resp = self._http.request(
                     call.http, call.path, content=call.body, headers=call.headers
                 )
-            except _RETRY_HTTP as exc:
-                raise _no_answer(call, exc) from None
-            except httpx.TimeoutException as exc:
-                raise ClientError(0, "TIMEOUT", f"{call.name}: no answer in time") from exc
-            if resp.status_code != 200:
-                raise _rest_error(resp)
-            return call.rest_answer(resp)
+            return _rest_result(call, resp)
         if self._channel is None:
             self._channel = grpc.insecure_channel(self.target, options=_GRPC_OPTIONS)
-        stub = self._stubs.get(call.rpc)
-        if stub is None:
-            stub = self._stubs[call.rpc] = self._channel.unary_unary(
-                call.rpc,
-                request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=call.reply_type.FromString,
-            )
-        metadata = tuple(self.headers.items()) or None
-        try:
-            reply = stub(call.request(), timeout=self.timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            raise _grpc_error(exc) from None
+        stub = self._stub(self._channel, call)
+        with _grpc_errors():
+            reply = stub(call.request(), timeout=self.timeout, metadata=self._grpc_metadata())
         return call.grpc_answer(reply)
 
 
@@ -476,7 +538,6 @@ class AsyncClient(_Base):
         super().__init__(url_or_host, *args, **kwargs)
         self._http: httpx.AsyncClient | None = None
         self._channel: grpc_aio.Channel | None = None
-        self._stubs: dict[str, Any] = {}
 
     async def __aenter__(self) -> AsyncClient:
         return self
@@ -565,52 +626,35 @@ class AsyncClient(_Base):
             return False
 
     async def _run(self, call: _Call, retries: int | None = None) -> Any:
-        tries = (self.retries if retries is None else retries) + 1
+        tries = self._tries(retries)
         for attempt in range(tries):
             try:
                 return await self._once(call)
             except ClientError as exc:
-                if attempt + 1 >= tries or not _retryable(exc):
+                delay = self._retry_delay(exc, attempt, tries)
+                if delay is None:
                     raise
-            self.retried += 1
-            await asyncio.sleep(self._delay(attempt))
+            await asyncio.sleep(delay)
         raise AssertionError("unreachable")
 
     async def _once(self, call: _Call) -> Any:
         if self.transport == "rest":
-            if self._http is None:
-                self._http = httpx.AsyncClient(
-                    base_url=self.base_url,
-                    timeout=self.timeout,
-                    headers=self.headers,
-                    limits=httpx.Limits(
-                        max_connections=self.max_connections,
-                        max_keepalive_connections=self.max_connections,
-                    ),
-                )
-            try:
-                resp = await self._http.request(
-                    call.http, call.path, content=call.body, headers=call.headers
-                )
-            except _RETRY_HTTP as exc:
-                raise _no_answer(call, exc) from None
-            except httpx.TimeoutException as exc:
-                raise ClientError(0, "TIMEOUT", f"{call.name}: no answer in time") from exc
-            if resp.status_code != 200:
-                raise _rest_error(resp)
-            return call.rest_answer(resp)
+            return await self._rest(call)
+        return await self._grpc(call)
+
+    async def _rest(self, call: _Call) -> Any:
+        if self._http is None:
+            self._http = httpx.AsyncClient(**self._http_options())
+        with _http_errors(call):
+            resp = await self._http.request(
+                call.http, call.path, content=call.body, headers=call.headers
+            )
+        return _rest_result(call, resp)
+
+    async def _grpc(self, call: _Call) -> Any:
         if self._channel is None:
             self._channel = grpc_aio.insecure_channel(self.target, options=_GRPC_OPTIONS)
-        stub = self._stubs.get(call.rpc)
-        if stub is None:
-            stub = self._stubs[call.rpc] = self._channel.unary_unary(
-                call.rpc,
-                request_serializer=lambda m: m.SerializeToString(),
-                response_deserializer=call.reply_type.FromString,
-            )
-        metadata = tuple(self.headers.items()) or None
-        try:
-            reply = await stub(call.request(), timeout=self.timeout, metadata=metadata)
-        except grpc.RpcError as exc:
-            raise _grpc_error(exc) from None
+        stub = self._stub(self._channel, call)
+        with _grpc_errors():
+            reply = await stub(call.request(), timeout=self.timeout, metadata=self._grpc_metadata())
         return call.grpc_answer(reply)

@@ -152,6 +152,7 @@ class Worker:
             settings.request_timeout,
             batch_limits(settings.max_batch_size, settings.max_batch_time, self.user),
             self._batch_observer,
+            self.accounting.in_flight,
         )
 
     def _graph_front(self) -> GraphFront | None:

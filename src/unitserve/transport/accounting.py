@@ -12,6 +12,10 @@ from unitserve import tracing
 
 access_log = logging.getLogger("unitserve.access")
 
+#: Where a REST request's puid waits in its ASGI scope for the access line (written
+#: there only when access lines are).
+PUID_KEY = "unitserve.puid"
+
 
 def access_fields(
     protocol: str, code: str, seconds: float, what: str, client: str, puid: str | None
@@ -33,6 +37,41 @@ def access_fields(
         "puid": puid,
         "trace_id": tracing.current_trace_id(),
     }
+
+
+class PuidCodec:
+    """A request's codec that notes, on the request, the Seldon puid of the message it
+    decodes (the request's ``meta.puid``; the Open Inference Protocol's codecs put the
+    request's ``id`` there), for the access line. Put in front of the codec only when
+    access lines are written: without them a request decodes exactly as before. A puid
+    the request already has (a graph's, from its ``Seldon-Puid`` header) is kept. A
+    ``*_raw`` method's request is never decoded, so its access line has no puid."""
+
+    __slots__ = ("_codec", "_request", "proto")
+
+    def __init__(self, codec: Any, request: Any) -> None:
+        self._codec = codec
+        self._request = request
+        self.proto = codec.proto
+
+    def __getattr__(self, name: str) -> Any:  # everything else is the codec's own
+        return getattr(self._codec, name)
+
+    def decode(self, payload: Any) -> Any:
+        msg = self._codec.decode(payload)
+        self._note(msg)
+        return msg
+
+    def decode_list(self, payload: Any) -> Any:
+        msgs = self._codec.decode_list(payload)
+        if msgs:  # an aggregate's answer takes the first message's puid
+            self._note(msgs[0])
+        return msgs
+
+    def _note(self, msg: Any) -> None:
+        meta = getattr(msg, "meta", None)
+        if self._request.puid is None and isinstance(meta, dict) and meta.get("puid"):
+            self._request.puid = str(meta["puid"])
 
 
 class RequestMetrics(Protocol):
@@ -59,8 +98,16 @@ class RequestAccounting:
         self.remaining = max_requests or -1
         self.on_limit = on_limit
         self._lock = threading.Lock()  # requests finish on the loop and on gRPC threads
+        self._in_flight = 0
+
+    def in_flight(self) -> int:
+        """Requests started and not finished yet, on every transport (adaptive batching
+        sends a request at once when it is the only one)."""
+        return self._in_flight
 
     def started(self, protocol: str) -> None:
+        with self._lock:  # gRPC requests start and finish on threads of their own
+            self._in_flight += 1
         self.metrics.request_started(protocol)
 
     def finished(
@@ -76,6 +123,8 @@ class RequestAccounting:
         """Record a finished request; `peer` may be a callable, called only for the
         access log (finding it costs a little on every request otherwise). `what` is
         ``"METHOD /path"`` on REST and the RPC's path on gRPC."""
+        with self._lock:
+            self._in_flight -= 1
         self.metrics.request_finished(operation, protocol, code, seconds)
         if self.access_log_enabled:
             client = peer() if callable(peer) else peer

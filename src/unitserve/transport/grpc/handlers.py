@@ -28,7 +28,7 @@ from unitserve.operations import GRPC_SERVICES, OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_fast
 from unitserve.protocol.seldon.proto_codec import ProtoCodec
-from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.accounting import PuidCodec, RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 
 log = logging.getLogger("unitserve")
@@ -168,15 +168,20 @@ class SeldonGrpc:
     ) -> Callable[[bytes, grpc.ServicerContext], Any]:
         codec = self.codec
         graph = self.graph is not None
+        # Only the access line wants a request's puid: without it nothing looks for one.
+        note_puid = self.accounting.access_log_enabled
 
         def handle(data: bytes, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
             self.accounting.started("grpc")
             code = "OK"
+            request: GrpcRequest | None = None
             try:
                 request = GrpcRequest(data, codec, message_type)
                 if graph:
                     request.puid = dict(context.invocation_metadata() or ()).get("seldon-puid")
+                elif note_puid:
+                    request.codec = PuidCodec(codec, request)
                 _, answer = self.invoker.call_blocking(op, request)
                 if graph and request.puid:
                     context.send_initial_metadata((("seldon-puid", str(request.puid)),))
@@ -191,8 +196,9 @@ class SeldonGrpc:
                 _abort(context, exc, where)
             finally:
                 self.accounting.finished(
-                    op, "grpc", code, time.perf_counter() - started, where, context.peer
-                )
+                    op, "grpc", code, time.perf_counter() - started, where, context.peer,
+                    request.puid if note_puid and request is not None else None,
+                )  # fmt: skip
 
         return handle
 

@@ -66,6 +66,24 @@ class _InferRequest:
         return self.message
 
 
+def _puid(request: Any, answer: Any) -> str | None:
+    """An inference call's puid for its access line: its id, the answer's (made up
+    when the request had none) or else the request's (no answer: it failed)."""
+    if isinstance(answer, bytes):
+        answer = _parsed_answer(answer)
+    found = getattr(answer, "id", None) or getattr(request, "id", None)
+    return str(found) if found else None
+
+
+def _parsed_answer(answer: bytes) -> Any:
+    """ModelInfer answers are serialised bytes already (see V2BytesCodec): read back
+    for the access log alone. A raw method's own bytes may not parse: no id then."""
+    try:
+        return pb.ModelInferResponse.FromString(answer)
+    except DecodeError:
+        return None
+
+
 class InferenceGrpc:
     """Handlers for the RPCs of ``inference.GRPCInferenceService``."""
 
@@ -124,6 +142,7 @@ class InferenceGrpc:
                 self.accounting.started(PROTOCOL_LABEL)
             code = "OK"
             failure: BaseException | None = None
+            request = result = None
             try:
                 request = read_request(data) if fast else None
                 if request is None:
@@ -133,7 +152,8 @@ class InferenceGrpc:
                         raise InvalidRequest(
                             f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
                         ) from None
-                return answer(request)
+                result = answer(request)
+                return result
             except Exception as exc:
                 failure = exc
                 code = describe(exc)[3].name
@@ -146,6 +166,7 @@ class InferenceGrpc:
                         time.perf_counter() - started,
                         where,
                         context.peer,
+                        _puid(request, result) if self.accounting.access_log_enabled else None,
                     )
             # Outside the try: abort raises, and that must reach grpcio untouched.
             assert failure is not None

@@ -30,11 +30,11 @@ from unitserve.message import Codec
 from unitserve.operations import INFER, OPERATIONS, V2_PROTOCOL
 from unitserve.protocol import jsonio
 from unitserve.protocol.v2.binary import BinaryAnswer
-from unitserve.transport.accounting import RequestAccounting
+from unitserve.transport.accounting import PUID_KEY, PuidCodec, RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.content_encoding import decoded
 from unitserve.transport.rest.docs_page import PREFIX as DOCS_PREFIX
-from unitserve.transport.rest.docs_page import DocsPage
+from unitserve.transport.rest.docs_page import REDIRECT_LOCATION, REDIRECT_PATH, DocsPage
 from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
@@ -177,6 +177,8 @@ class RestApp:
         self.passthrough = passthrough
         self.error_handlers = error_handlers
         self.accounting = accounting
+        # Only the access line wants a request's puid: without it nothing looks for one.
+        self.note_puid = accounting.access_log_enabled
         self.v2 = v2  # the Open Inference Protocol's routes (None: not served)
         self.docs = docs  # the API docs page (None: --no-docs)
         # How each engine operation's body is read, and by which codec: decided once.
@@ -207,7 +209,7 @@ class RestApp:
                 return
             if self.docs is not None and path.startswith(DOCS_PREFIX):
                 found = self.docs.find(path)
-                if found is not None:
+                if found is not None or path == REDIRECT_PATH:
                     await self._serve_docs(scope, send, started, found)
                     return
             if self.graph is not None:
@@ -262,6 +264,7 @@ class RestApp:
                 time.perf_counter() - started,
                 f"{method} {path}",
                 client[0] if client else "-",
+                scope.get(PUID_KEY) if self.note_puid else None,
             )
 
     async def _serve_v2(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
@@ -299,7 +302,9 @@ class RestApp:
                     payload = await asyncio.get_running_loop().run_in_executor(
                         None, decoded, payload, encoding, self.max_body_size
                     )
-                status, extra, body = await self.v2.answer(route, headers, payload)
+                status, extra, body = await self.v2.answer(
+                    route, headers, payload, scope if self.note_puid else None
+                )
             except ClientGone:
                 self.accounting.finished(
                     route.kind, V2_PROTOCOL, "499", time.perf_counter() - started,
@@ -341,16 +346,25 @@ class RestApp:
                 time.perf_counter() - started,
                 f"{method} {path}",
                 client[0] if client else "-",
+                scope.get(PUID_KEY) if self.note_puid else None,
             )
 
     async def _serve_docs(
-        self, scope: Scope, send: Send, started: float, found: tuple[bytes, bytes]
+        self, scope: Scope, send: Send, started: float, found: tuple[bytes, bytes] | None
     ) -> None:
-        """The API docs page or one of its assets (GET and HEAD only)."""
+        """The API docs page or one of its assets (GET and HEAD only); `found` None:
+        ``/docs/``, redirected to the page (its query string kept)."""
         self.accounting.started("rest")
         method, path = scope["method"], scope["path"]
-        content_type, body = found
-        status, extra = 200, [(b"content-type", content_type)]
+        extra: list[tuple[bytes, bytes]]
+        if found is None:
+            query = scope.get("query_string", b"")
+            location = REDIRECT_LOCATION + (b"?" + query if query else b"")
+            status, body = 307, b""
+            extra = [(b"location", location), (b"content-type", HTML_TYPE)]
+        else:
+            content_type, body = found
+            status, extra = 200, [(b"content-type", content_type)]
         if method not in ("GET", "HEAD"):
             status, extra, body = self._error(
                 405, "MICROSERVICE_METHOD_NOT_ALLOWED",
@@ -431,7 +445,13 @@ class RestApp:
             if self.graph is not None:
                 puid = headers.get(b"seldon-puid")
                 request.puid = puid.decode("latin-1") if puid else None
-        status, answer = await self.invoker.call(kind, request)
+            elif self.note_puid:
+                request.codec = PuidCodec(codec, request)
+        try:
+            status, answer = await self.invoker.call(kind, request)
+        finally:
+            if self.note_puid and isinstance(request, RestRequest):
+                scope[PUID_KEY] = request.puid  # the graph's, or the one its meta carried
         if self.graph is not None and isinstance(request, RestRequest) and request.puid:
             return (
                 status,

@@ -49,6 +49,10 @@ window.ui = SwaggerUIBundle({{
 """
 
 HTML_TYPE = b"text/html; charset=utf-8"
+#: ``/docs/`` is sent to ``/docs`` (the page's relative links are relative to the
+#: latter). Relative, so that it also holds behind a proxy serving under a prefix.
+REDIRECT_PATH = PREFIX + "/"
+REDIRECT_LOCATION = b"../docs"
 
 
 class DocsPage:
@@ -59,7 +63,7 @@ class DocsPage:
         self._cache: dict[str, bytes] = {}
 
     def find(self, path: str) -> tuple[bytes, bytes] | None:
-        if path == PREFIX:  # not "/docs/": the page's relative links are relative to it
+        if path == PREFIX:  # not "/docs/" (redirected): its relative links are relative to it
             return HTML_TYPE, self.page
         name = path[len(PREFIX) + 1 :] if path.startswith(PREFIX + "/") else None
         if name is None or name not in _ASSETS:

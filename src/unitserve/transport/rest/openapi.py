@@ -411,10 +411,20 @@ def document(v2: bool = True) -> dict[str, Any]:
     return {
         "openapi": "3.0.0",
         "info": {
-            "title": "unitserve Seldon protocol",
+            # The title names every protocol the document lists: a graph serves the
+            # Seldon protocol alone.
+            "title": "unitserve: Seldon protocol and Open Inference Protocol (V2)"
+            if v2
+            else "unitserve: Seldon protocol",
             "version": __version__,
-            "description": "The Seldon Core 1.x microservice REST API served by unitserve"
-            + (", and the Open Inference Protocol (V2)." if v2 else "."),
+            "description": (
+                "The REST APIs served by unitserve: the Seldon Core 1.x microservice API "
+                "(/predict, /api/v1.0/predictions, ...) and the Open Inference Protocol, "
+                "also known as the V2 or KServe protocol (the /v2 paths)."
+                if v2
+                else "The Seldon Core 1.x REST API served by a unitserve graph "
+                "(/api/v1.0/predictions, ...)."
+            ),
         },
         "paths": paths,
         "components": {"schemas": schemas},

@@ -40,6 +40,7 @@ from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.protocol.v2.json_codec import V2JsonCodec
 from unitserve.protocol.v2.model_metadata import model_metadata
 from unitserve.protocol.v2.served import server_metadata
+from unitserve.transport.accounting import PUID_KEY
 from unitserve.transport.model_state import ModelState
 
 GET = frozenset({"GET"})
@@ -161,7 +162,15 @@ class V2Rest:
         self.metadata = metadata
         self.server_metadata = jsonio.dumps(server_metadata())
 
-    async def answer(self, route: V2Route, headers: dict[bytes, bytes], body: bytes) -> Answer:
+    async def answer(
+        self,
+        route: V2Route,
+        headers: dict[bytes, bytes],
+        body: bytes,
+        note: dict[str, Any] | None = None,
+    ) -> Answer:
+        """The answer to one request; with `note` (the request's ASGI scope when access
+        lines are written) an inference request's id is left there as its puid."""
         kind, model = route.kind, self.model
         if kind == INFER.name:
             assert route.model is not None
@@ -169,7 +178,13 @@ class V2Rest:
             model.require_ready()
             header_length = binary.parse_header_length(headers.get(binary.HEADER_LENGTH.encode()))
             codec = V2JsonCodec(model.name, model.version)  # one per request: it keeps the id
-            status, answer = await self.invoker.call(kind, V2Request(body, codec, header_length))
+            try:
+                status, answer = await self.invoker.call(
+                    kind, V2Request(body, codec, header_length)
+                )
+            finally:
+                if note is not None and codec.request is not None:
+                    note[PUID_KEY] = codec.request.id
             if isinstance(answer, BinaryAnswer):
                 return (
                     status,
