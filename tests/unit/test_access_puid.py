@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from google.protobuf import json_format
 
+from unitserve.proto import inference_pb2 as v2pb
 from unitserve.transport.accounting import PUID_KEY
 
 from .engine_harness import fixture_model, serving
@@ -115,3 +117,16 @@ def test_without_access_lines_no_puid_is_looked_for(access: list[dict[str, Any]]
         codec = h.app.readers["predict"][1]
     assert access == [] and seen and PUID_KEY not in seen[0]
     assert type(codec).__name__ == "JsonCodec"
+
+
+def test_grpc_inference_lines_carry_a_made_up_id(access: list[dict[str, Any]]) -> None:
+    # Answers to raw and to FP64 requests are written as bytes, not messages: the line
+    # still carries the id made up for a request that had none.
+    raw = {"model_name": "Identity", "inputs": [{"name": "x", "shape": [1], "datatype": "FP64"}]}
+    with serving(fixture_model("Identity"), access_log=True) as h:
+        typed = h.call_v2("ModelInfer", INFER_PROTO).id
+        request = json_format.ParseDict(raw, v2pb.ModelInferRequest())
+        request.raw_input_contents.append(b"\0" * 8)
+        made = h.call_v2("ModelInfer", request).id
+    ids = [line["puid"] for line in access if line["path"].endswith("/ModelInfer")]
+    assert ids == [typed, made] and all(ids)

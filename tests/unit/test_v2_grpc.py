@@ -365,6 +365,35 @@ def test_raw_method_gets_the_infer_request():
     assert list(answer.outputs[0].contents.int64_contents) == [1]
 
 
+def test_raw_method_gets_a_message_for_raw_contents_too():
+    # Requests of the common form are read without protobuf objects, but a raw method
+    # is promised the ModelInferRequest itself.
+    seen = []
+
+    class RawV2:
+        def predict_raw(self, request):
+            seen.append(type(request))
+            return pb.ModelInferResponse(model_name="raw", id=request.id)
+
+    with serving(RawV2()) as h:
+        request = infer_request([("x", np.array([1.0]), "FP64")], raw=True, model_name="RawV2")
+        answer = h.call_v2("ModelInfer", request)
+    assert answer.model_name == "raw"
+    assert seen == [pb.ModelInferRequest]
+
+
+def test_common_and_general_requests_answer_alike(identity):
+    # The same raw request with and without a request parameter: the first is read
+    # without protobuf objects, the second by the general codec.
+    arr = np.arange(6, dtype=np.float32).reshape(2, 3)
+    plain = infer_request([("x", arr, "FP32")], raw=True, id="same")
+    tagged = infer_request([("x", arr, "FP32")], raw=True, id="same")
+    tagged.parameters["binary_data_output"].bool_param = True  # steers, not a tag
+    answers = [identity.call_v2_bytes("ModelInfer", r.SerializeToString()) for r in (plain, tagged)]
+    assert answers[0] == answers[1]
+    assert output_array(pb.ModelInferResponse.FromString(answers[0]), 0).tolist() == arr.tolist()
+
+
 def test_async_model_answers():
     class Async:
         async def predict(self, X, names):

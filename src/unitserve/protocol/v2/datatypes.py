@@ -103,7 +103,8 @@ def of_array(arr: np.ndarray, where: str) -> Datatype:
     kind = arr.dtype.kind
     if kind in "OUS":
         return BYTES
-    found = _BY_DTYPE.get(arr.dtype.newbyteorder("="))
+    # Native dtypes (nearly every answer) are found as they are; others in native order.
+    found = _BY_DTYPE.get(arr.dtype) or _BY_DTYPE.get(arr.dtype.newbyteorder("="))
     if found is None:
         raise BadModelOutput(
             f"{where} has numpy dtype {arr.dtype}, which the Open Inference Protocol "

@@ -227,14 +227,25 @@ class V2ProtoCodec:
         raise Unsupported("feedback has no Open Inference Protocol form")
 
     def encode(self, reply: Reply) -> Any:
-        request = self.request
-        if request is None:  # the engine always decodes first; a guard for other callers
-            request = InferRequest(mapping.new_id(), {}, [])
-        chosen = [out for out, _ in mapping.select(mapping.outputs_of(reply), request)]
+        request = self._request()
+        chosen = self._chosen(reply, request)
+        return self._message(request, chosen, mapping.answer_parameters(reply.meta))
+
+    def _request(self) -> InferRequest:
+        if self.request is None:  # the engine always decodes first; a guard for other callers
+            return InferRequest(mapping.new_id(), {}, [])
+        return self.request
+
+    @staticmethod
+    def _chosen(reply: Reply, request: InferRequest) -> list[mapping.Output]:
+        return [out for out, _ in mapping.select(mapping.outputs_of(reply), request)]
+
+    def _message(
+        self, request: InferRequest, chosen: list[mapping.Output], params: dict[str, Any] | None
+    ) -> Any:
         answer = ModelInferResponse(model_name=self.model_name, id=request.id)
         if self.model_version is not None:
             answer.model_version = self.model_version
-        params = mapping.answer_parameters(reply.meta)
         if params is not None:
             fill_parameters(answer.parameters, params)
         use_raw = self.raw or any(out.datatype is FP16 for out in chosen)

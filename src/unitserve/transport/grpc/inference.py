@@ -27,7 +27,7 @@ from unitserve.operations import INFER, V2_PROTOCOL
 from unitserve.proto import INFERENCE_SERVICE_NAME
 from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol.v2.model_metadata import model_metadata, server_metadata
-from unitserve.protocol.v2.proto_codec import V2ProtoCodec
+from unitserve.protocol.v2.proto_fast import V2BytesCodec, read_request
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.model_state import READY, ModelState
 
@@ -68,8 +68,19 @@ class _InferRequest:
 def _puid(request: Any, answer: Any) -> str | None:
     """An inference call's puid for its access line: its id, the answer's (made up
     when the request had none) or else the request's (no answer: it failed)."""
+    if isinstance(answer, bytes):
+        answer = _parsed_answer(answer)
     found = getattr(answer, "id", None) or getattr(request, "id", None)
     return str(found) if found else None
+
+
+def _parsed_answer(answer: bytes) -> Any:
+    """ModelInfer answers are serialised bytes already (see V2BytesCodec): read back
+    for the access log alone. A raw method's own bytes may not parse: no id then."""
+    try:
+        return pb.ModelInferResponse.FromString(answer)
+    except DecodeError:
+        return None
 
 
 class InferenceGrpc:
@@ -120,6 +131,9 @@ class InferenceGrpc:
     ) -> Callable[[bytes, grpc.ServicerContext], Any]:
         where = f"/{SERVICE}/{name}"
         counted = name == "ModelInfer"
+        # ModelInfer's common requests are read without protobuf objects, unless a raw or
+        # deprecated user method may take the request, which must then be the message.
+        fast = counted and not self.invoker.wants_message(INFER.name)
 
         def handle(data: bytes, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -129,12 +143,14 @@ class InferenceGrpc:
             failure: BaseException | None = None
             request = result = None
             try:
-                try:
-                    request = message_type.FromString(data)
-                except DecodeError as exc:
-                    raise InvalidRequest(
-                        f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
-                    ) from None
+                request = read_request(data) if fast else None
+                if request is None:
+                    try:
+                        request = message_type.FromString(data)
+                    except DecodeError as exc:
+                        raise InvalidRequest(
+                            f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
+                        ) from None
                 result = answer(request)
                 return result
             except Exception as exc:
@@ -201,9 +217,12 @@ class InferenceGrpc:
     # ------------------------------------------------------------------ inference
 
     def model_infer(self, request: Any) -> Any:
+        """`request` is a ModelInferRequest or, for the common form, a FastRequest."""
         self.model.check(request.model_name, request.model_version)
         self.model.require_ready()
-        codec = V2ProtoCodec(self.model.name, self.model.version)
+        # The answer is serialised bytes (see V2BytesCodec); a raw method's own answer
+        # may still be a message, which the response serializer turns into bytes.
+        codec = V2BytesCodec(self.model.name, self.model.version)
         _, answer = self.invoker.call_blocking(INFER.name, _InferRequest(request, codec))
         return answer
 
