@@ -236,19 +236,13 @@ class Engine:
                 result = []
         return (yield from self._respond(result, [msg], codec, PREDICT.label))
 
+    # The transforms hand back `_transform`'s own steps rather than delegating to them
+    # with ``yield from``: one generator per request instead of two.
     def transform_input(self, request: Any, codec: Codec) -> Steps:
-        return (
-            yield from self._transform(
-                request, codec, TRANSFORM_INPUT.name, self.methods.transform_input
-            )
-        )
+        return self._transform(request, codec, TRANSFORM_INPUT.name, self.methods.transform_input)
 
     def transform_output(self, request: Any, codec: Codec) -> Steps:
-        return (
-            yield from self._transform(
-                request, codec, TRANSFORM_OUTPUT.name, self.methods.transform_output
-            )
-        )
+        return self._transform(request, codec, TRANSFORM_OUTPUT.name, self.methods.transform_output)
 
     def _transform(self, request: Any, codec: Codec, op: str, method: UserMethod | None) -> Steps:
         wire = self._wire[op]
