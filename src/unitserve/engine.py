@@ -190,6 +190,11 @@ class Engine:
                 SEND_FEEDBACK.label,
             ),
         }
+        # A class without metrics(), tags() or class_names() methods: an answer then calls
+        # no user code, and the usual operations build it without a generator of its own.
+        self._answers_plainly = (
+            m.metrics is None and m.tags is None and self._class_names_method is None
+        )
         # Open Inference Protocol inference: the operation of the service type, decided once.
         self._infer_op = _INFER_BY_SERVICE.get(self.config.service_type)
         infer_wire = self._wire.get(self._infer_op.name) if self._infer_op else None
@@ -234,6 +239,8 @@ class Engine:
             result = yield self._data_call(m.predict, msg)
             if result is FELL_THROUGH:
                 result = []
+        if self._answers_plainly:
+            return self._respond_plainly(result, msg, codec, PREDICT.label)
         return (yield from self._respond(result, [msg], codec, PREDICT.label))
 
     # The transforms hand back `_transform`'s own steps rather than delegating to them
@@ -254,6 +261,8 @@ class Engine:
             result = yield self._data_call(method, msg)
         if result is FELL_THROUGH:  # identity
             result = msg.features
+        if self._answers_plainly:
+            return self._respond_plainly(result, msg, codec, OPERATIONS[op].label)
         return (yield from self._respond(result, [msg], codec, OPERATIONS[op].label))
 
     def route(self, request: Any, codec: Codec) -> Steps:
@@ -456,6 +465,23 @@ class Engine:
                 assert self._class_names_method is not None
                 got = yield Call(self._class_names_method, (), fallthrough=True)
                 reply.names = _default_names(columns) if got is FELL_THROUGH else list(got)
+        return 200, codec.encode(reply)
+
+    def _respond_plainly(self, result: Any, msg: Message, codec: Codec, label: str) -> Outcome:
+        """`_respond` for a class without metrics(), tags() or class_names() (see
+        `_answers_plainly`), in the same order, with none of the user calls."""
+        if isinstance(result, SeldonResponse):
+            data, runtime_tags, runtime_metrics = result.data, result.tags, result.metrics
+        else:
+            data, runtime_tags, runtime_metrics = result, None, None
+        metrics: list[dict[str, Any]] = []
+        if runtime_metrics:
+            metrics = list(validate_metrics(runtime_metrics))
+            self.recorder.record(metrics, label)
+        meta = self._meta(
+            [msg], True, None, runtime_tags, metrics if self.config.include_metrics else []
+        )
+        reply, _ = self._reply(data, msg.kind, meta, codec.proto)
         return 200, codec.encode(reply)
 
     def _meta(
