@@ -148,38 +148,66 @@ def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
 
 class Offloader:
     """Runs zero-argument callables on `threads` daemon threads; `submit` returns an
-    asyncio future of the loop it was created on."""
+    asyncio future of the loop it was created on.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, threads: int, name: str = "user") -> None:
+    With `start` (fewer threads than `threads`), threads are added only when a call
+    is submitted while every thread has one: idle threads waiting on the same queue
+    cost a few µs per call (measured: three instead of one, about 8 µs per request
+    answered one at a time), so a pool sized for concurrency that rarely comes
+    starts small."""
+
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        threads: int,
+        name: str = "user",
+        start: int | None = None,
+    ) -> None:
         self.loop = loop
+        self.name = name
+        self.limit = threads
         self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self.threads = [
-            threading.Thread(target=self._work, name=f"{name}-{i}", daemon=True)
-            for i in range(threads)
-        ]
-        for thread in self.threads:
-            thread.start()
+        self.threads: list[threading.Thread] = []
+        # Calls submitted and not yet answered; read and written on the loop only.
+        self.in_flight = 0
+        for _ in range(threads if start is None else max(1, min(start, threads))):
+            self._add_thread()
+
+    def _add_thread(self) -> None:
+        thread = threading.Thread(
+            target=self._work, name=f"{self.name}-{len(self.threads)}", daemon=True
+        )
+        self.threads.append(thread)
+        thread.start()
 
     def submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         future = self.loop.create_future()
+        self.in_flight += 1
+        if self.in_flight > len(self.threads) < self.limit:
+            self._add_thread()
         self.queue.put((fn, future))
         return future
 
+    def _answered(self, future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+        self.in_flight -= 1
+        _resolve(future, ok, value)
+
     def _work(self) -> None:
-        get, call_back = self.queue.get, self.loop.call_soon_threadsafe
+        get, call_back, answered = self.queue.get, self.loop.call_soon_threadsafe, self._answered
         while True:
             item = get()
             if item is _STOP:
                 return
             fn, future = item
             if future.cancelled():  # given up on (request timeout) while it waited: skip
-                continue
+                value, ok = None, True
+            else:
+                try:
+                    value, ok = fn(), True
+                except BaseException as exc:  # handed to the awaiting request, not lost
+                    value, ok = exc, False
             try:
-                value, ok = fn(), True
-            except BaseException as exc:  # handed to the awaiting request, not lost
-                value, ok = exc, False
-            try:
-                call_back(_resolve, future, ok, value)
+                call_back(answered, future, ok, value)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
 

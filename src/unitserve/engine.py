@@ -74,9 +74,12 @@ log = logging.getLogger("unitserve")
 FELL_THROUGH: Any = object()
 
 
-@dataclass(frozen=True, slots=True)
+# Not frozen: a frozen dataclass's __init__ sets each field through object.__setattr__,
+# about 3 µs per call of user code, and a request makes one to three of them.
+@dataclass(slots=True)
 class Call:
-    """One call of user code, yielded by an operation to its driver."""
+    """One call of user code, yielded by an operation to its driver (never changed
+    once yielded)."""
 
     method: UserMethod
     args: tuple[Any, ...] = ()
@@ -202,6 +205,11 @@ class Engine:
                 SEND_FEEDBACK.label,
             ),
         }
+        # A class without metrics(), tags() or class_names() methods: an answer then calls
+        # no user code, and the usual operations build it without a generator of its own.
+        self._answers_plainly = (
+            m.metrics is None and m.tags is None and self._class_names_method is None
+        )
         # Open Inference Protocol inference: the operation of the service type, decided once.
         self._infer_op = _INFER_BY_SERVICE.get(self.config.service_type)
         infer_wire = self._wire.get(self._infer_op.name) if self._infer_op else None
@@ -246,21 +254,17 @@ class Engine:
             result = yield self._data_call(m.predict, msg)
             if result is FELL_THROUGH:
                 result = []
+        if self._answers_plainly:
+            return self._respond_plainly(result, msg, codec, PREDICT.label)
         return (yield from self._respond(result, [msg], codec, PREDICT.label))
 
+    # The transforms hand back `_transform`'s own steps rather than delegating to them
+    # with ``yield from``: one generator per request instead of two.
     def transform_input(self, request: Any, codec: Codec) -> Steps:
-        return (
-            yield from self._transform(
-                request, codec, TRANSFORM_INPUT.name, self.methods.transform_input
-            )
-        )
+        return self._transform(request, codec, TRANSFORM_INPUT.name, self.methods.transform_input)
 
     def transform_output(self, request: Any, codec: Codec) -> Steps:
-        return (
-            yield from self._transform(
-                request, codec, TRANSFORM_OUTPUT.name, self.methods.transform_output
-            )
-        )
+        return self._transform(request, codec, TRANSFORM_OUTPUT.name, self.methods.transform_output)
 
     def _transform(self, request: Any, codec: Codec, op: str, method: UserMethod | None) -> Steps:
         wire = self._wire[op]
@@ -272,6 +276,8 @@ class Engine:
             result = yield self._data_call(method, msg)
         if result is FELL_THROUGH:  # identity
             result = msg.features
+        if self._answers_plainly:
+            return self._respond_plainly(result, msg, codec, OPERATIONS[op].label)
         return (yield from self._respond(result, [msg], codec, OPERATIONS[op].label))
 
     def route(self, request: Any, codec: Codec) -> Steps:
@@ -438,32 +444,59 @@ class Engine:
         as_is: bool = False,
     ) -> Steps:
         """Turn a user result into the codec's answer: metrics, tags, payload, names."""
-        response = SeldonResponse.create(result)
+        # A plain result (the usual case) is not wrapped in a SeldonResponse: it has
+        # no runtime tags or metrics.
+        if isinstance(result, SeldonResponse):
+            data, runtime_tags, runtime_metrics = result.data, result.tags, result.metrics
+        else:
+            data, runtime_tags, runtime_metrics = result, None, None
+        methods = self.methods
         metrics: list[dict[str, Any]] = []
-        if static_metrics and self.methods.metrics is not None:
-            static = yield Call(self.methods.metrics, (), fallthrough=True)
+        if static_metrics and methods.metrics is not None:
+            static = yield Call(methods.metrics, (), fallthrough=True)
             if static is not FELL_THROUGH and static is not None:
                 metrics = list(validate_metrics(static))
-        if response.metrics:
-            metrics.extend(validate_metrics(response.metrics))
+        if runtime_metrics:
+            metrics.extend(validate_metrics(runtime_metrics))
         if metrics:
             self.recorder.record(metrics, label)
         static_tags: Any = None
-        if self.methods.tags is not None:
-            static_tags = yield Call(self.methods.tags, (), fallthrough=True)
+        if methods.tags is not None:
+            static_tags = yield Call(methods.tags, (), fallthrough=True)
             if static_tags is FELL_THROUGH:
                 static_tags = None
         meta = self._meta(
             msgs,
             merge_request,
             static_tags,
-            response.tags,
+            runtime_tags,
             metrics if self.config.include_metrics else [],
         )
         if as_is:
-            reply = yield from self._reply_as_is(response.data, meta)
+            reply = yield from self._reply_as_is(data, meta)
         else:
-            reply = yield from self._reply(response.data, msgs[0].kind, meta, codec.proto)
+            reply, columns = self._reply(data, msgs[0].kind, meta, codec.proto)
+            if columns is not None:  # the class's class_names() names the columns
+                assert self._class_names_method is not None
+                got = yield Call(self._class_names_method, (), fallthrough=True)
+                reply.names = _default_names(columns) if got is FELL_THROUGH else list(got)
+        return 200, codec.encode(reply)
+
+    def _respond_plainly(self, result: Any, msg: Message, codec: Codec, label: str) -> Outcome:
+        """`_respond` for a class without metrics(), tags() or class_names() (see
+        `_answers_plainly`), in the same order, with none of the user calls."""
+        if isinstance(result, SeldonResponse):
+            data, runtime_tags, runtime_metrics = result.data, result.tags, result.metrics
+        else:
+            data, runtime_tags, runtime_metrics = result, None, None
+        metrics: list[dict[str, Any]] = []
+        if runtime_metrics:
+            metrics = list(validate_metrics(runtime_metrics))
+            self.recorder.record(metrics, label)
+        meta = self._meta(
+            [msg], True, None, runtime_tags, metrics if self.config.include_metrics else []
+        )
+        reply, _ = self._reply(data, msg.kind, meta, codec.proto)
         return 200, codec.encode(reply)
 
     def _meta(
@@ -496,11 +529,10 @@ class Engine:
                     if not isinstance(meta["requestPath"], dict):
                         raise BadRequest("meta.requestPath must be an object")
                     path.update(meta["requestPath"])
-        for extra, where in ((static_tags, "tags()"), (runtime_tags, "SeldonResponse.tags")):
-            if extra:
-                if not isinstance(extra, dict):
-                    raise BadModelOutput(f"{where} must return a dict, got {type(extra).__name__}")
-                tags = _merge_tags(tags, extra, where)
+        if static_tags:
+            tags = _merge_user_tags(tags, static_tags, "tags()")
+        if runtime_tags:
+            tags = _merge_user_tags(tags, runtime_tags, "SeldonResponse.tags")
         if tags:
             out["tags"] = tags
         if request_metrics or metrics:
@@ -511,35 +543,45 @@ class Engine:
 
     def _reply(
         self, data: Any, request_kind: str | None, meta: dict[str, Any], proto: bool
-    ) -> Generator[Call, Any, Reply]:
-        """Spec §5.1: the payload kind of the answer follows the result's type and,
-        for numeric arrays, the request's kind."""
-        if isinstance(data, dict):
-            return Reply(JSON, data, None, meta)
-        if isinstance(data, bytes | bytearray):
-            return Reply(BIN, bytes(data), None, meta)
-        if isinstance(data, str):
-            return Reply(STR, data, None, meta)
-        if proto and _is_any(data):
-            return Reply(CUSTOM, data, None, meta)
-        if not isinstance(data, np.ndarray | list):
-            raise UnknownPayloadType(
-                f"Unknown data type returned as payload (must be list or np array):{data}"
-            )
-        try:
-            arr = data if isinstance(data, np.ndarray) else np.array(data)
-        except (ValueError, TypeError) as exc:
-            raise BadModelOutput(f"the model returned a list that is not an array: {exc}") from None
+    ) -> tuple[Reply, int | None]:
+        """The payload kind of the answer follows the result's type and, for numeric
+        arrays, the request's kind. The second value is None, or the number of columns
+        when the class's class_names() is to name them (the caller asks it: this
+        method calls no user code, so that an answer without it costs no generator)."""
+        if isinstance(data, np.ndarray):  # the usual result first: none of the others
+            arr = data
+        else:
+            if isinstance(data, dict):
+                return Reply(JSON, data, None, meta), None
+            if isinstance(data, bytes | bytearray):
+                return Reply(BIN, bytes(data), None, meta), None
+            if isinstance(data, str):
+                return Reply(STR, data, None, meta), None
+            if proto and _is_any(data):
+                return Reply(CUSTOM, data, None, meta), None
+            if not isinstance(data, list):
+                raise UnknownPayloadType(
+                    f"Unknown data type returned as payload (must be list or np array):{data}"
+                )
+            try:
+                arr = np.array(data)
+            except (ValueError, TypeError) as exc:
+                raise BadModelOutput(
+                    f"the model returned a list that is not an array: {exc}"
+                ) from None
         numeric = arr.dtype.kind in "iufc"  # np.number: ints, floats, complex (not bool)
         if request_kind in DATA_KINDS:
             kind = request_kind if numeric and request_kind in (TENSOR, TFTENSOR) else NDARRAY
         else:
             kind = TENSOR if numeric else NDARRAY
-        names: list[Any] = []
-        if arr.ndim >= 2:
-            names = yield from self._class_names(arr)
         value = data if kind == NDARRAY and isinstance(data, list) else arr
-        return Reply(kind, value, names, meta)
+        if arr.ndim < 2:
+            return Reply(kind, value, [], meta), None
+        if self._class_names_method is not None:
+            return Reply(kind, value, [], meta), arr.shape[1]
+        if self._class_names_list is not None:
+            return Reply(kind, value, self._class_names_list, meta), None
+        return Reply(kind, value, _default_names(arr.shape[1]), meta), None
 
     def _reply_as_is(self, data: Any, meta: dict[str, Any]) -> Generator[Call, Any, Reply]:
         """The user's result for a codec that names outputs itself (Open Inference
@@ -565,15 +607,6 @@ class Engine:
             elif self._class_names_list is not None:
                 names = list(self._class_names_list)
         return Reply(NDARRAY, data, names, meta)
-
-    def _class_names(self, arr: np.ndarray) -> Generator[Call, Any, list[Any]]:
-        if self._class_names_method is not None:
-            got = yield Call(self._class_names_method, (), fallthrough=True)
-            if got is not FELL_THROUGH:
-                return list(got)
-        elif self._class_names_list is not None:
-            return self._class_names_list
-        return _default_names(arr.shape[1])
 
     def _raw(
         self, answer: Any, request: Any, codec: Codec, label: str, with_status: bool = False
@@ -606,6 +639,13 @@ def _merge_tags(tags: Any, update: Any, where: str) -> Any:
         raise BadRequest(f"{where}: tags must be JSON objects to be merged")
     tags.update(update)
     return tags
+
+
+def _merge_user_tags(tags: Any, extra: Any, where: str) -> Any:
+    """Tags from the class (``tags()`` or a SeldonResponse's) merged over `tags`."""
+    if not isinstance(extra, dict):
+        raise BadModelOutput(f"{where} must return a dict, got {type(extra).__name__}")
+    return _merge_tags(tags, extra, where)
 
 
 def _raw_status(answer: Any) -> int:

@@ -293,12 +293,29 @@ class LocalNode:
         self.wire_ops = frozenset(
             op.name for op in ENGINE_OPERATIONS if self.engine.wants_message(op.name)
         )
+        # The operations that take one message, run on the calling thread, and whose
+        # user methods all take it decoded: their answer is always a Reply (never a raw
+        # answer in wire form).
+        self.message_ops = frozenset(
+            {"predict", "transform_input", "transform_output", "route"}
+            - self.wire_ops
+            - self.async_ops
+        )
         self.metadata: dict[str, Any] | None = None
         self.runner: Runner | None = None
 
     def call(self, op: str, payload: Any, family: Family) -> Reply:
         """Run operation `op` of this node; `payload` is a Reply (a list for aggregate,
         a protobuf Feedback for send_feedback)."""
+        if op in self.message_ops:
+            # The usual hop of a chain, on this thread: the previous node's answer as
+            # this node's request, and this node's answer as it is (no wire form).
+            return run_sync(
+                self.entries[op](as_message(payload, family.proto), family.local), self.gate
+            )[1]
+        return self._call(op, payload, family)
+
+    def _call(self, op: str, payload: Any, family: Family) -> Reply:
         if op == "send_feedback":
             codec, request = family.local_feedback, payload
         else:

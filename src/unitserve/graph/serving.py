@@ -129,8 +129,11 @@ class GraphInvoker(Invoker):
         self.graph = graph
         self.loop = asyncio.get_running_loop()
         local = sum(isinstance(n, LocalNode) for n in graph.nodes.values())
-        # Enough walking threads for each local node to use its own --threads at once.
-        self.offloader = Offloader(self.loop, min(64, threads * max(1, local)), "graph")
+        # Enough walking threads for each local node to use its own --threads at once,
+        # started as concurrent requests need them.
+        self.offloader = Offloader(
+            self.loop, min(64, threads * max(1, local)), "graph", start=threads
+        )
         self.node_offloader = Offloader(self.loop, threads, "user")
         self.gate = user_call_gate(threads)
         self.request_timeout = request_timeout or None

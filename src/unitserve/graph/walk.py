@@ -88,6 +88,8 @@ class Graph:
         self.routing_injection = routing_injection
         self.metrics = metrics
         self.plans = {n.name: _plan(n, nodes[n.name]) for n in spec.root.walk()}
+        if tracing.ACTIVE is not None:  # each node's call in a span of its own
+            self._call = self._call_traced  # type: ignore[method-assign]
         fans_out = any(len(n.children) > 1 for n in spec.root.walk())
         self.fanout = (
             ThreadPoolExecutor(fanout_threads, thread_name_prefix="graph-fanout")
@@ -186,27 +188,30 @@ class Graph:
         return results
 
     def _call(self, node: NodeSpec, op: str, payload: Any, family: Family) -> Reply:
-        if tracing.ACTIVE is not None:
-            with tracing.ACTIVE.node_span(node.name, op, self.nodes[node.name]):
-                return self._call_node(node, op, payload, family)
-        return self._call_node(node, op, payload, family)
-
-    def _call_node(self, node: NodeSpec, op: str, payload: Any, family: Family) -> Reply:
+        """One operation of one node, timed for the node's metrics. With tracing on,
+        `_call_traced` takes its place (decided once: tracing starts before a worker
+        builds its graph), so that a hop without it pays no test and no extra call."""
         impl: Any = self.nodes[node.name]
-        if self.metrics is None:
+        metrics = self.metrics
+        if metrics is None:
             return impl.call(op, payload, family)
         started = time.perf_counter()
-        code = "200"
         try:
-            return impl.call(op, payload, family)
+            answer = impl.call(op, payload, family)
         except NodeFailed as exc:
-            code = str(exc.status)
+            metrics.node_call(node.name, op, str(exc.status), time.perf_counter() - started)
             raise
         except Exception as exc:
             code = str(describe(exc)[0])
+            metrics.node_call(node.name, op, code, time.perf_counter() - started)
             raise
-        finally:
-            self.metrics.node_call(node.name, op, code, time.perf_counter() - started)
+        metrics.node_call(node.name, op, "200", time.perf_counter() - started)
+        return answer
+
+    def _call_traced(self, node: NodeSpec, op: str, payload: Any, family: Family) -> Reply:
+        assert tracing.ACTIVE is not None
+        with tracing.ACTIVE.node_span(node.name, op, self.nodes[node.name]):
+            return Graph._call(self, node, op, payload, family)
 
     # ------------------------------------------------------------------ feedback
 

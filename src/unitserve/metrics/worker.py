@@ -33,7 +33,7 @@ import bisect
 import copy
 import os
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Sequence
 from typing import Any
 
@@ -153,9 +153,9 @@ class WorkerMetrics(MetricsRecorder):
         self._in_flight_now = {"rest": 0, "grpc": 0, V2_PROTOCOL: 0}
         self._tally_lock = threading.Lock()
         self._in_flight_written: dict[str, int] = {}
-        # A graph's per-node calls, tallied the same way (see `node_call`).
-        self._node_latencies: dict[tuple[str, str], list[float]] = {}
-        self._node_errors: dict[tuple[str, str, str], int] = defaultdict(int)
+        # A graph's per-node calls (node, operation, code, seconds), waiting for `flush`
+        # (see `node_call`).
+        self._node_pending: deque[tuple[str, str, str, float]] = deque()
         for protocol in self._in_flight_now:
             self._in_flight.labels(protocol, worker_id).set(0)
         # 'liveall' keeps prometheus_client's own `pid` label: which process serves the slot.
@@ -218,28 +218,31 @@ class WorkerMetrics(MetricsRecorder):
 
     def node_call(self, node: str, operation: str, code: str, seconds: float) -> None:
         """One call of a graph's node: ``unitserve_graph_node_duration_seconds`` and, for
-        an error, ``unitserve_graph_node_errors_total``. Tallied like the request metrics
-        and written by `flush`: a chain pays a dict update per hop, not locked mmap
-        writes."""
-        bucket = bisect.bisect_left(REQUEST_BUCKETS, seconds)
-        key = (node, operation)
-        with self._tally_lock:
-            tally = self._node_latencies.get(key)
-            if tally is None:
-                tally = [0.0] * (len(REQUEST_BUCKETS) + 2)
-                self._node_latencies[key] = tally
-            tally[bucket] += 1
-            tally[-1] += seconds
-            if code != "200":
-                self._node_errors[(node, operation, code)] += 1
+        an error, ``unitserve_graph_node_errors_total``, written by `flush`. A chain
+        makes a few of these per request, so a call only queues its observation: a
+        deque's append is safe from any thread without a lock, which would cost more
+        here than the tally itself."""
+        self._node_pending.append((node, operation, code, seconds))
 
     def _flush_nodes(self) -> None:
-        # Emptied in place, not replaced: a node's recorder (`for_unit`) shares them.
-        with self._tally_lock:
-            latencies = dict(self._node_latencies)
-            errors = dict(self._node_errors)
-            self._node_latencies.clear()
-            self._node_errors.clear()
+        # A node's recorder (`for_unit`) shares the queue: one flush writes every node's.
+        pending = self._node_pending
+        latencies: dict[tuple[str, str], list[float]] = {}
+        errors: dict[tuple[str, str, str], int] = defaultdict(int)
+        # What was queued when the flush began; later calls wait for the next flush.
+        for _ in range(len(pending)):
+            try:
+                node, operation, code, seconds = pending.popleft()
+            except IndexError:  # another flush took them
+                break
+            tally = latencies.get((node, operation))
+            if tally is None:
+                tally = [0.0] * (len(REQUEST_BUCKETS) + 2)
+                latencies[(node, operation)] = tally
+            tally[bisect.bisect_left(REQUEST_BUCKETS, seconds)] += 1
+            tally[-1] += seconds
+            if code != "200":
+                errors[(node, operation, code)] += 1
         if not latencies:
             return
         duration, counter = self._node_metric_families()
