@@ -116,7 +116,12 @@ def test_sigterm_answers_queued_requests(fresh_server):
 def test_tritonclient_concurrent_inference_is_batched(serve):
     from .test_v2_clients import run_client
 
-    server = serve("Batched", "--max-batch-size", "32", "--max-batch-time", "20")
+    # Each call takes 0.3 s, so the requests overlap however slowly the client sends them
+    # (a lone request goes at once; the ones arriving while it runs wait for company).
+    delay = json.dumps([{"name": "delay", "value": "0.3", "type": "FLOAT"}])
+    server = serve(
+        "Batched", "--max-batch-size", "32", "--max-batch-time", "20", "--parameters", delay
+    )
     seen = run_client("tritonclient", "triton_batching.py", server.url, "Batched")
     assert seen["same"] == [True] * 32
 
