@@ -109,11 +109,7 @@ def parse_request(request: Any) -> tuple[InferRequest, bool]:
     seen: set[str] = set()
     for i, tensor in enumerate(request.inputs):
         name = tensor.name
-        if not name:
-            raise BadRequest(f"inputs[{i}] needs a name")
-        if name in seen:
-            raise BadRequest(f"input {name!r} appears more than once")
-        seen.add(name)
+        tensors.claim_name(i, name, seen)
         where = f"input {name!r}"
         datatype = datatypes.by_name(tensor.datatype, where)
         shape = tensors.read_shape(list(tensor.shape), where)

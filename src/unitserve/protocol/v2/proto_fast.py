@@ -292,15 +292,11 @@ def decode_request(request: FastRequest) -> InferRequest:
             f"raw_input_contents has {len(raw)} buffers for {len(inputs_sent)} inputs "
             "(one per input, in input order)"
         )
-    inputs = []
+    inputs: list[tuple[str, np.ndarray]] = []
     seen: set[str] = set()
     for i, head in enumerate(inputs_sent):
         name = head.name
-        if not name:
-            raise BadRequest(f"inputs[{i}] needs a name")
-        if name in seen:
-            raise BadRequest(f"input {name!r} appears more than once")
-        seen.add(name)
+        tensors.claim_name(i, name, seen)
         checked = head.checked
         if checked is None:
             checked = head.checked = _check(head)
@@ -312,43 +308,39 @@ def decode_request(request: FastRequest) -> InferRequest:
         else:
             arr = tensors.from_binary(buf, datatype, head.shape, False, where)
         inputs.append((name, arr))
-    outputs = [RequestedOutput(name, True) for name in request.outputs] or None
-    return InferRequest(
-        id=request.id or mapping.new_id(),
-        parameters={},
-        inputs=inputs,
-        feature_names=[],
-        outputs=outputs,
-        binary_output=True,
-    )
+    return _infer_request(request, inputs, binary=True)
 
 
 def _decode_typed(request: FastRequest, typed: list[memoryview]) -> InferRequest:
     """As `decode_request`, for inputs whose values came in their typed contents (FP32
     or FP64, as `proto_codec._from_contents` reads them: an array of its own)."""
-    inputs = []
+    inputs: list[tuple[str, np.ndarray]] = []
     seen: set[str] = set()
     for i, head in enumerate(request.inputs):
         name = head.name
-        if not name:
-            raise BadRequest(f"inputs[{i}] needs a name")
-        if name in seen:
-            raise BadRequest(f"input {name!r} appears more than once")
-        seen.add(name)
+        tensors.claim_name(i, name, seen)
         where = f"input {name!r}"
         datatype = datatypes.by_name(head.datatype, where)
         shape = tensors.read_shape(head.shape, where)
         # a copy in native order: the user may write to it, as to the general path's
         values = np.frombuffer(typed[i], dtype=datatype.wire).astype(datatype.dtype)
         inputs.append((name, shapes.reshape(values, shape, where)))
-    outputs = [RequestedOutput(name, False) for name in request.outputs] or None
+    return _infer_request(request, inputs, binary=False)
+
+
+def _infer_request(
+    request: FastRequest, inputs: list[tuple[str, np.ndarray]], binary: bool
+) -> InferRequest:
+    """What the fast forms share: no parameters, no feature names, and outputs asked
+    for by name only, answered in the form the inputs came in (raw or typed)."""
+    outputs = [RequestedOutput(name, binary) for name in request.outputs] or None
     return InferRequest(
         id=request.id or mapping.new_id(),
         parameters={},
         inputs=inputs,
         feature_names=[],
         outputs=outputs,
-        binary_output=False,
+        binary_output=binary,
     )
 
 

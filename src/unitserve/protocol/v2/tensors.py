@@ -35,6 +35,16 @@ _NOT_RECTANGULAR = (
 )
 
 
+def claim_name(index: int, name: str, seen: set[str]) -> None:
+    """Each input of a request needs a name, and a name of its own: `seen` holds the names
+    of the inputs before it."""
+    if not name:
+        raise BadRequest(f"inputs[{index}] needs a name")
+    if name in seen:
+        raise BadRequest(f"input {name!r} appears more than once")
+    seen.add(name)
+
+
 def read_shape(value: Any, where: str) -> list[int]:
     # A loop rather than all() over a generator: this runs for every input of every request.
     if isinstance(value, list):
