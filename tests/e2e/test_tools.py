@@ -14,6 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from tests.batch_lines import comparable
 from tests.client_venvs import client_python
 from tests.conftest import wait_until
 
@@ -77,19 +78,6 @@ def test_tester_fails_on_a_broken_contract(serve, tmp_path) -> None:
     assert "outside the range" in done.stdout and "2 broke it" in done.stderr
 
 
-def _normalised(path: Path) -> list[dict]:
-    out = []
-    for line in path.read_text().splitlines():
-        answer = json.loads(line)
-        meta = answer.get("meta") or {}
-        meta.pop("puid", None)
-        tags = meta.get("tags") or {}
-        for key in ("batch_id", "batch_instance_id"):
-            tags.pop(key, None)
-        out.append(answer)
-    return out
-
-
 @pytest.mark.parametrize("extra", [[], ["-p", "tensor"], ["-s", "3"], ["--transport", "grpc"]])
 def test_batch_writes_what_the_original_writes(serve, tmp_path, extra) -> None:
     server = serve("Component")
@@ -103,7 +91,7 @@ def test_batch_writes_what_the_original_writes(serve, tmp_path, extra) -> None:
         "seldon-batch-processor", "-d", "x", *common, "-o", str(tmp_path / "theirs.txt")
     )
     assert done.returncode == 0, done.stderr
-    ours, theirs = _normalised(tmp_path / "ours.txt"), _normalised(tmp_path / "theirs.txt")
+    ours, theirs = comparable(tmp_path / "ours.txt"), comparable(tmp_path / "theirs.txt")
     assert [a["meta"]["tags"]["batch_index"] for a in ours] == list(range(20))
     if "grpc" in extra:
         # The original sends no tags over gRPC, so its lines cannot be put back in input

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.batch_lines import comparable
 from tests.client_venvs import client_python
 from unitserve.cli import tester
 
@@ -42,23 +43,6 @@ def _run(command: list[str]) -> subprocess.CompletedProcess[str]:
     return subprocess.run(command, capture_output=True, text=True, timeout=300)
 
 
-def _comparable(path: Path, keep_tags: bool) -> list[dict]:
-    """Output lines without what differs by design: the request ids, and the batch's
-    own ids (a new one per run)."""
-    out = []
-    for line in path.read_text().splitlines():
-        answer = json.loads(line)
-        meta = answer.get("meta") or {}
-        meta.pop("puid", None)
-        tags = meta.get("tags") or {}
-        for key in ("batch_id", "batch_instance_id"):
-            tags.pop(key, None)
-        if not keep_tags:
-            meta.pop("tags", None)
-        out.append(answer)
-    return out
-
-
 @pytest.mark.parametrize("mode", list(MODES))
 def test_batch_modes_write_what_the_original_writes(serve, tmp_path: Path, mode: str) -> None:
     lines, flags = MODES[mode]
@@ -74,13 +58,13 @@ def test_batch_modes_write_what_the_original_writes(serve, tmp_path: Path, mode:
     # The original sends no tags with json lines (ours does, as for every other format),
     # and writes numbers that went through protobuf as floats (0.0 == 0 here).
     keep_tags = mode != "json"
-    mine = _comparable(tmp_path / "o", keep_tags)
-    their = _comparable(tmp_path / "t", keep_tags)
+    mine = comparable(tmp_path / "o", keep_tags)
+    their = comparable(tmp_path / "t", keep_tags)
     if keep_tags:
         their.sort(key=lambda a: a["meta"]["tags"]["batch_index"])
         assert [a["meta"]["tags"]["batch_index"] for a in mine] == list(range(len(lines)))
     else:
-        assert all("batch_index" in a["meta"]["tags"] for a in _comparable(tmp_path / "o", True))
+        assert all("batch_index" in a["meta"]["tags"] for a in comparable(tmp_path / "o", True))
         # No index to sort the original's lines by: match each to one of ours (== holds
         # between 1 and 1.0, where a sort key would not).
         left = list(mine)
