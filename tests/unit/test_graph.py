@@ -423,15 +423,16 @@ def test_error_bodies_are_json_and_not_html_escaped(make: Any) -> None:
     assert b"\\u003c" not in r.content and b"&lt;" not in r.content
 
 
-@pytest.mark.parametrize("kind", ["REST", "GRPC"])
-def test_an_unreachable_remote_node_is_a_500_naming_it(make: Any, kind: str) -> None:
+def _unreachable_remote(kind: str) -> str:
+    """A transformer whose child is a remote node (REST or GRPC) on a loopback port
+    nobody listens on."""
     import socket
 
-    with socket.socket() as s:  # a loopback port nobody listens on
+    with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
     key = "httpPort" if kind == "REST" else "grpcPort"
-    graph = doc(
+    return doc(
         f"""
 name: in
 type: TRANSFORMER
@@ -440,6 +441,11 @@ children:
   endpoint: {{service_host: 127.0.0.1, {key}: {port}, type: {kind}}}
 """
     )
+
+
+@pytest.mark.parametrize("kind", ["REST", "GRPC"])
+def test_an_unreachable_remote_node_is_a_500_naming_it(make: Any, kind: str) -> None:
+    graph = _unreachable_remote(kind)
     h = make(graph, {"in": "AddOne"}, env={"UNITSERVE_REQUEST_TIMEOUT": "5"})
     for _ in range(2):  # and the graph keeps answering
         r = h.predict(body())
@@ -450,21 +456,7 @@ children:
 
 @pytest.mark.parametrize("kind", ["REST", "GRPC"])
 def test_ready_waits_for_every_remote_node(make: Any, kind: str) -> None:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    key = "httpPort" if kind == "REST" else "grpcPort"
-    graph = doc(
-        f"""
-name: in
-type: TRANSFORMER
-children:
-- name: model
-  endpoint: {{service_host: 127.0.0.1, {key}: {port}, type: {kind}}}
-"""
-    )
+    graph = _unreachable_remote(kind)
     h = make(graph, {"in": "AddOne"})
     r = h.get("/ready")
     assert r.status_code == 503
