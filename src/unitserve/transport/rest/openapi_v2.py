@@ -41,6 +41,15 @@ _TENSOR_DATA = {
     ],
 }
 
+# A tensor's fields, the same in a request's inputs and an answer's outputs.
+_TENSOR_PROPERTIES = {
+    "name": {"type": "string"},
+    "shape": _SHAPE,
+    "datatype": _DATATYPE,
+    "parameters": _PARAMETERS,
+    "data": _TENSOR_DATA,
+}
+
 SCHEMAS: dict[str, Any] = {
     "V2Error": {
         "type": "object",
@@ -50,13 +59,7 @@ SCHEMAS: dict[str, Any] = {
     "V2RequestInput": {
         "type": "object",
         "required": ["name", "shape", "datatype"],
-        "properties": {
-            "name": {"type": "string"},
-            "shape": _SHAPE,
-            "datatype": _DATATYPE,
-            "parameters": _PARAMETERS,
-            "data": _TENSOR_DATA,
-        },
+        "properties": _TENSOR_PROPERTIES,
     },
     "V2RequestOutput": {
         "type": "object",
@@ -76,13 +79,7 @@ SCHEMAS: dict[str, Any] = {
     "V2ResponseOutput": {
         "type": "object",
         "required": ["name", "shape", "datatype"],
-        "properties": {
-            "name": {"type": "string"},
-            "shape": _SHAPE,
-            "datatype": _DATATYPE,
-            "parameters": _PARAMETERS,
-            "data": _TENSOR_DATA,
-        },
+        "properties": _TENSOR_PROPERTIES,
     },
     "V2InferenceResponse": {
         "type": "object",
