@@ -12,11 +12,11 @@ more than it saves.
 from __future__ import annotations
 
 import struct
-from collections.abc import Iterator
 
 import numpy as np
 
-_LEN = 2
+from unitserve.protocol.protowire import LEN, field, fields, read_varint, varint
+
 TAG_LIST_VALUES = 0x0A  # ListValue.values = 1 (Value, length-delimited)
 TAG_NUMBER = 0x11  # Value.number_value = 2 (double: fixed64)
 TAG_LIST = 0x32  # Value.list_value = 6 (ListValue, length-delimited)
@@ -24,68 +24,6 @@ _NUMBER_VALUE = bytes([TAG_LIST_VALUES, 9, TAG_NUMBER])  # one ListValue entry: 
 _ITEM = np.dtype([("tag", "S3"), ("v", "<f8")])  # 11 bytes, unaligned
 _SMALL = 64  # at most this many numbers: plain Python
 _DOUBLE = struct.Struct("<d")
-
-
-def _encode_varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
-
-
-_VARINTS = [_encode_varint(n) for n in range(1 << 14)]  # every one- and two-byte varint
-
-
-def varint(n: int) -> bytes:
-    return _VARINTS[n] if n < 16384 else _encode_varint(n)
-
-
-def read_varint(buf: bytes | memoryview, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(buf) or shift > 63:
-            raise ValueError("truncated varint")
-        byte = buf[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
-def field(number: int, payload: bytes) -> bytes:
-    """A length-delimited field."""
-    return varint(number << 3 | _LEN) + varint(len(payload)) + payload
-
-
-def fields(buf: bytes | memoryview) -> Iterator[tuple[int, int, int, int]]:
-    """(field number, wire type, start, end) of each field of a serialised message;
-    for varints and fixed-size fields start..end spans the value. Raises ValueError
-    on malformed bytes (including groups, which proto3 never writes)."""
-    pos, size = 0, len(buf)
-    while pos < size:
-        key, pos = read_varint(buf, pos)
-        number, kind = key >> 3, key & 7
-        start = pos
-        if kind == 0:
-            _, pos = read_varint(buf, pos)
-        elif kind == 1:
-            pos += 8
-        elif kind == _LEN:
-            length, start = read_varint(buf, pos)
-            pos = start + length
-        elif kind == 5:
-            pos += 4
-        else:
-            raise ValueError(f"unsupported wire type {kind}")
-        if number == 0 or pos > size:
-            raise ValueError("truncated or invalid field")
-        yield number, kind, start, pos
 
 
 # ----------------------------------------------------------------------------- Tensor
@@ -108,12 +46,12 @@ def tensor_values(serialised: bytes | memoryview) -> tuple[list[int], np.ndarray
     values = np.empty(0, dtype=np.float64)
     try:
         for number, kind, start, end in fields(serialised):
-            if number == 1 and kind == _LEN:
+            if number == 1 and kind == LEN:
                 pos = start
                 while pos < end:  # int32 varints; negatives take ten bytes
                     dim, pos = read_varint(serialised, pos)
                     shape.append(dim - (1 << 64) if dim >= 1 << 63 else dim)
-            elif number == 2 and kind == _LEN and (end - start) % 8 == 0:
+            elif number == 2 and kind == LEN and (end - start) % 8 == 0:
                 values = np.frombuffer(serialised[start:end], dtype="<f8").astype(np.float64)
             else:
                 return None
@@ -187,10 +125,10 @@ def _read_numbers(view: memoryview, depth: int) -> np.ndarray | None:
     # Nested: rows of Value{list_value: ListValue{...}}.
     rows: list[np.ndarray] = []
     for number, kind, start, end in fields(view):
-        if number != 1 or kind != _LEN:
+        if number != 1 or kind != LEN:
             return None
         inner = list(fields(view[start:end]))
-        if len(inner) != 1 or inner[0][:2] != (6, _LEN):
+        if len(inner) != 1 or inner[0][:2] != (6, LEN):
             return None
         _, _, a, b = inner[0]
         row = _read_numbers(view[start + a : start + b], depth + 1) if b > a else np.empty(0)

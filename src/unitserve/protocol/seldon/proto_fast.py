@@ -35,6 +35,7 @@ from unitserve.message import (
 from unitserve.proto import Any as AnyMessage
 from unitserve.proto import ListValue, Value, tensor_pb2
 from unitserve.proto import prediction_pb2 as pb
+from unitserve.protocol import protowire
 from unitserve.protocol.seldon import proto_arrays, tftensor
 from unitserve.protocol.seldon.proto_codec import (
     encode_reply,
@@ -80,7 +81,7 @@ def _decode_general(data: bytes) -> Message:
 
 def _decode_fast(view: memoryview) -> Message:
     top: dict[int, tuple[int, int]] = {}
-    for number, kind, start, end in proto_arrays.fields(view):
+    for number, kind, start, end in protowire.fields(view):
         if number == 1:
             continue  # status: not read on requests
         if number in top or (number in _PAYLOADS and top.keys() & _PAYLOADS):
@@ -120,7 +121,7 @@ def _parse(message_type: type[M], view: memoryview) -> M:
 def _decode_data(view: memoryview, meta: dict[str, Any]) -> Message:
     names: list[str] = []
     payload: tuple[int, int, int] | None = None
-    for number, kind, start, end in proto_arrays.fields(view):
+    for number, kind, start, end in protowire.fields(view):
         if number == 1 and kind == _LEN:
             names.append(str(view[start:end], "utf-8"))
         elif number in (2, 3, 4):
@@ -147,7 +148,7 @@ def _decode_data(view: memoryview, meta: dict[str, Any]) -> Message:
 # ----------------------------------------------------------------------------- encode
 
 
-_EMPTY_META = proto_arrays.field(2, b"")
+_EMPTY_META = protowire.field(2, b"")
 
 _NAMES_CACHE: dict[tuple[Any, ...], bytes] = {}
 
@@ -160,7 +161,7 @@ def _names(names: list[Any] | None) -> bytes:
     key = tuple(names)
     cached = _NAMES_CACHE.get(key)
     if cached is None:
-        cached = b"".join(proto_arrays.field(1, str(n).encode()) for n in names)
+        cached = b"".join(protowire.field(1, str(n).encode()) for n in names)
         if len(_NAMES_CACHE) < 256:
             _NAMES_CACHE[key] = cached
     return cached
@@ -177,12 +178,12 @@ def encode(reply: Reply) -> bytes:
     ):
         names = _names(reply.names)
         if reply.kind == TENSOR:
-            data = names + proto_arrays.field(2, proto_arrays.tensor_bytes(value))
+            data = names + protowire.field(2, proto_arrays.tensor_bytes(value))
         else:
-            data = names + proto_arrays.field(3, proto_arrays.numbers_listvalue(value))
+            data = names + protowire.field(3, proto_arrays.numbers_listvalue(value))
         if not reply.meta:  # the common case: an empty Meta, always written (as Seldon does)
-            return _EMPTY_META + proto_arrays.field(3, data)
+            return _EMPTY_META + protowire.field(3, data)
         meta = pb.Meta()
         meta_from_dict(reply.meta, meta)
-        return proto_arrays.field(2, meta.SerializeToString()) + proto_arrays.field(3, data)
+        return protowire.field(2, meta.SerializeToString()) + protowire.field(3, data)
     return encode_reply(reply).SerializeToString()

@@ -24,6 +24,7 @@ import numpy as np
 from unitserve.errors import BadRequest
 from unitserve.message import Message, Reply
 from unitserve.protocol import shapes
+from unitserve.protocol.protowire import read_varint, varint
 from unitserve.protocol.v2 import binary, datatypes, mapping, tensors
 from unitserve.protocol.v2.datatypes import Datatype
 from unitserve.protocol.v2.mapping import InferRequest, Output, RequestedOutput
@@ -106,26 +107,13 @@ _MAX_HEAD_BYTES = 512
 _MAX_DIMS = 32
 
 
-def _varint(data: bytes, pos: int) -> tuple[int, int]:
-    result = shift = 0
-    while True:
-        if pos >= len(data) or shift > 63:
-            raise _General
-        byte = data[pos]
-        pos += 1
-        result |= (byte & 0x7F) << shift
-        if not byte & 0x80:
-            return result, pos
-        shift += 7
-
-
 def _chunk(data: bytes, pos: int, end: int) -> tuple[int, int]:
     """(start, stop) of the length-delimited value whose length starts at `pos`."""
     length = data[pos] if pos < end else 0x80
     if length < 0x80:
         start = pos + 1
     else:
-        length, start = _varint(data, pos)
+        length, start = read_varint(data, pos)
     stop = start + length
     if stop > end:
         raise _General
@@ -142,8 +130,10 @@ def read_request(data: bytes) -> FastRequest | None:
         return None
     try:
         return _read_request(data)
-    except (_General, UnicodeDecodeError, IndexError):
-        return None  # IndexError: bytes that end inside a field
+    except (_General, ValueError, IndexError):
+        # ValueError: a varint cut short or too long, or text that is not UTF-8;
+        # IndexError: bytes that end inside a field
+        return None
 
 
 def _read_request(data: bytes) -> FastRequest | None:
@@ -216,7 +206,7 @@ def _read_input(
         tag = data[pos]
         pos += 1
         if tag == _SHAPE_ONE:
-            dim, pos = _varint(data, pos)
+            dim, pos = read_varint(data, pos)
             shape.append(dim - _UINT64 if dim >= _INT64_SIGN else dim)
             continue
         if tag & 7 != _LEN:
@@ -228,7 +218,7 @@ def _read_input(
                 if dim < 0x80:
                     start += 1
                 else:
-                    dim, start = _varint(data, start)
+                    dim, start = read_varint(data, start)
                     if start > pos:
                         raise _General
                     if dim >= _INT64_SIGN:
@@ -357,24 +347,8 @@ def _check(head: InputHead) -> tuple[Datatype, str, int]:
 # ----------------------------------------------------------------------------- answers
 
 
-def _varint_bytes(n: int) -> bytes:
-    out = bytearray()
-    while n >= 0x80:
-        out.append(n & 0x7F | 0x80)
-        n >>= 7
-    out.append(n)
-    return bytes(out)
-
-
-_SMALL_VARINTS = [_varint_bytes(n) for n in range(1 << 14)]
-
-
-def _varint_of(n: int) -> bytes:
-    return _SMALL_VARINTS[n] if n < 1 << 14 else _varint_bytes(n)
-
-
 def _field(tag: int, payload: bytes) -> bytes:
-    return bytes((tag,)) + _varint_of(len(payload)) + payload
+    return bytes((tag,)) + varint(len(payload)) + payload
 
 
 # ModelInferResponse's tags
@@ -406,7 +380,7 @@ def _output_body(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
     body = _field(_TENSOR_NAME, name.encode()) if name else b""
     body += _field(_DATATYPE, datatype.encode())
     if shape:
-        body += _field(_SHAPE_PACKED, b"".join(_varint_of(d) for d in shape))
+        body += _field(_SHAPE_PACKED, b"".join(varint(d) for d in shape))
     return body
 
 
@@ -448,7 +422,7 @@ class V2BytesCodec(V2ProtoCodec):
         parts = [_HEADS.get(key) or _keep(key, _model_head(name, version))]
         if request.id:
             rid = request.id.encode()
-            parts.append(b"%c%b%b" % (_R_ID, _varint_of(len(rid)), rid))
+            parts.append(b"%c%b%b" % (_R_ID, varint(len(rid)), rid))
         return parts
 
     def _typed_answer(self, request: InferRequest, chosen: list[Output]) -> bytes:
@@ -477,5 +451,5 @@ class V2BytesCodec(V2ProtoCodec):
             else:
                 buffers.append(bytes(binary.array_buffer(arr, datatype, f"output {out.name!r}")))
         for buffer in buffers:
-            parts.append(b"%c%b%b" % (_R_RAW_OUTPUT, _varint_of(len(buffer)), buffer))
+            parts.append(b"%c%b%b" % (_R_RAW_OUTPUT, varint(len(buffer)), buffer))
         return b"".join(parts)
