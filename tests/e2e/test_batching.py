@@ -19,6 +19,17 @@ def scrape(server) -> str:
     return httpx.get(f"http://127.0.0.1:{server.metrics_port}/metrics", timeout=10).text
 
 
+def scrape_once(server, metric: str, at_least: float, **labels: str) -> str:
+    """The metrics text, once `metric` (summed over the series with `labels`) reaches
+    `at_least`: metrics are counted after the answer is sent."""
+
+    def reached() -> str | None:
+        text = scrape(server)
+        return text if total(text, metric, **labels) >= at_least else None
+
+    return wait_until(reached)
+
+
 def test_64_clients_each_get_their_own_answer(serve):
     server = serve("Batched", "--max-batch-size", "64", "--max-batch-time", "5")
 
@@ -46,12 +57,7 @@ def test_64_clients_each_get_their_own_answer(serve):
         results = [f.result() for f in futures]
     assert all(all(r) and len(r) == 5 for r in results)
 
-    def batched() -> str | None:
-        text = scrape(server)
-        done = total(text, "unitserve_requests_total", operation="predict") >= 320
-        return text if done else None
-
-    text = wait_until(batched)
+    text = scrape_once(server, "unitserve_requests_total", 320, operation="predict")
     calls = total(text, "unitserve_batch_size_count", operation="predict")
     rows = total(text, "unitserve_batch_size_sum", operation="predict")
     assert rows == 320 and 0 < calls < 320  # some calls held several requests
@@ -81,12 +87,7 @@ def test_a_lone_request_does_not_wait_but_company_does(fresh_server):
         answers = [f.result() for f in [first, *later]]
     assert all(a.status_code == 200 and a.json()["data"]["ndarray"] == [[6]] for a in answers)
 
-    def counted() -> str | None:
-        text = scrape(server)
-        done = total(text, "unitserve_batch_size_count", operation="predict") >= 4
-        return text if done else None
-
-    text = wait_until(counted)
+    text = scrape_once(server, "unitserve_batch_size_count", 4, operation="predict")
     # Five requests in four calls: alone, alone (gRPC), alone, then the two together.
     assert total(text, "unitserve_batch_size_count", operation="predict") == 4
     assert total(text, "unitserve_batch_size_sum", operation="predict") == 5
@@ -125,9 +126,5 @@ def test_tritonclient_concurrent_inference_is_batched(serve):
     seen = run_client("tritonclient", "triton_batching.py", server.url, "Batched")
     assert seen["same"] == [True] * 32
 
-    def counted() -> str | None:
-        text = scrape(server)
-        return text if total(text, "unitserve_batch_size_sum", operation="infer") >= 32 else None
-
-    text = wait_until(counted)
+    text = scrape_once(server, "unitserve_batch_size_sum", 32, operation="infer")
     assert total(text, "unitserve_batch_size_count", operation="infer") < 32
