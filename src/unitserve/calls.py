@@ -30,7 +30,7 @@ from typing import Any, Protocol
 from unitserve import tracing
 from unitserve.batching import BATCHED_OPERATIONS, Batcher, BatchLimits, BatchObserver
 from unitserve.engine import FELL_THROUGH, Engine, Outcome, Steps
-from unitserve.errors import NotReady, Timeout, is_not_implemented
+from unitserve.errors import Timeout, is_not_implemented
 from unitserve.message import Codec
 from unitserve.operations import ENGINE_OPERATIONS
 
@@ -219,38 +219,59 @@ class Offloader:
 # ----------------------------------------------------------------------------- invoker
 
 
-class Invoker:
-    """Runs engine operations for the transports of one worker."""
+class Readiness(Protocol):
+    """Whether the model can answer (`unitserve.models.state.ModelState` owns it; the
+    invoker only reads it, and waits on it while the model loads)."""
 
+    is_ready: bool
+
+    async def wait_ready(self, timeout: float | None = None) -> None: ...
+
+
+class _AlwaysReady:
+    is_ready = True
+
+    async def wait_ready(self, timeout: float | None = None) -> None:
+        return None
+
+
+class Invoker:
+    """Runs engine operations for the transports of one model. It only executes: the
+    model's state (`state`) says whether it may, and is kept by its owner."""
+
+    batcher: Batcher | None = None
     # Adaptive batching (unitserve.batching): the operations whose requests go through
     # the batcher. Empty when batching is off, so that a request costs one set lookup.
-    # Class defaults, for subclasses that build their own state (a graph's invoker).
-    batcher: Batcher | None = None
     batched: frozenset[str] = frozenset()
 
     def __init__(
         self,
-        engine: Engine,
+        engine: Engine | None,
         threads: int,
         request_timeout: float = 0.0,
         batching: BatchLimits | None = None,
         batch_observer: BatchObserver | None = None,
         in_flight: Callable[[], int] | None = None,
+        *,
+        state: Readiness | None = None,
+        offloader: Offloader | None = None,
     ) -> None:
+        """`engine` None: an invoker whose subclass runs requests its own way (a
+        graph's); `offloader`: threads other than `threads` plain user threads."""
         self.engine = engine
+        self.state: Readiness = state if state is not None else _AlwaysReady()
         self.loop = asyncio.get_running_loop()
-        self.offloader = Offloader(self.loop, threads)
+        self.offloader = offloader or Offloader(self.loop, threads)
         self.gate = user_call_gate(threads)
         self.request_timeout = request_timeout or None
         # Decided once per operation: its engine method, and whether it runs on the loop.
-        self.entries: dict[str, Callable[[Any, Codec], Steps]] = {
-            op.name: getattr(engine, op.name) for op in ENGINE_OPERATIONS
-        }
-        self.on_loop = {op.name: engine.is_async(*op.user_methods) for op in ENGINE_OPERATIONS}
-        self.ready = asyncio.Event()
-        self.settled = asyncio.Event()  # ready, or load() failed: nothing more to wait for
-        self.not_ready_reason = "the model is loading: load() has not finished"
-        if batching is not None:
+        self.entries: dict[str, Callable[[Any, Codec], Steps]] = {}
+        self.on_loop: dict[str, bool] = {}
+        if engine is not None:
+            for op in ENGINE_OPERATIONS:
+                self.entries[op.name] = getattr(engine, op.name)
+                self.on_loop[op.name] = engine.is_async(*op.user_methods)
+        if batching is not None and engine is not None:
             self.batcher = Batcher(
                 batching,
                 self.loop,
@@ -288,7 +309,7 @@ class Invoker:
 
     def wants_message(self, op: str) -> bool:
         """True if `op` hands the request to a user method as a protobuf message."""
-        return self.engine.wants_message(op)
+        return self.engine is not None and self.engine.wants_message(op)
 
     async def offload(self, fn: Callable[[], Any]) -> Any:
         future = self.offloader.submit(fn)
@@ -301,32 +322,16 @@ class Invoker:
                 f"the model did not answer within the request timeout ({self.request_timeout:g} s)"
             ) from None
 
-    def mark_ready(self) -> None:
-        self.ready.set()
-        self.settled.set()
-
-    def mark_failed(self, reason: str) -> None:
-        """load() failed: requests waiting for it (and later ones) are answered 503."""
-        self.not_ready_reason = reason
-        self.settled.set()
-
     async def wait_ready(self) -> None:
-        if not self.settled.is_set():
-            if self.request_timeout is None:
-                await self.settled.wait()
-            else:
-                try:
-                    await asyncio.wait_for(self.settled.wait(), self.request_timeout)
-                except TimeoutError:
-                    raise NotReady(self.not_ready_reason) from None
-        if not self.ready.is_set():
-            raise NotReady(self.not_ready_reason)
+        """Return once the model is ready (NotReady, saying why, if it does not become
+        ready within the request timeout)."""
+        await self.state.wait_ready(self.request_timeout)
 
     async def call(self, op: str, request: Request) -> Outcome:
         """Run engine operation `op` on `request` (read where the user code runs: off
         the loop for synchronous models)."""
-        if not self.ready.is_set():
-            await self.wait_ready()
+        if not self.state.is_ready:
+            await self.state.wait_ready(self.request_timeout)
         if op in self.batched:
             assert self.batcher is not None
             steps = self.entries[op](request.read(), request.codec)
@@ -339,7 +344,12 @@ class Invoker:
         """`call` for a thread that is not the event loop's: the operation runs right
         here, unless it needs the loop (async user methods, batching) or a request
         timeout (the call then goes to the user threads, which can be given up on)."""
-        if self.on_loop[op] or self.request_timeout is not None or op in self.batched:
+        if (
+            self.on_loop[op]
+            or self.request_timeout is not None
+            or op in self.batched
+            or not self.state.is_ready
+        ):
             future = asyncio.run_coroutine_threadsafe(self.call(op, request), self.loop)
             return future.result()
         return self._run_sync(op, request)

@@ -29,29 +29,25 @@ from google.protobuf import json_format
 from uvicorn.server import ServerState
 
 from unitserve import component
-from unitserve import metadata as model_metadata
-from unitserve.batching import batch_limits
 from unitserve.calls import Invoker
-from unitserve.engine import Engine, EngineConfig, MetricsRecorder
+from unitserve.engine import Engine, MetricsRecorder
 from unitserve.metrics.worker import NoRequestMetrics
+from unitserve.models.dataplane import DataPlane
+from unitserve.models.model_settings import ModelSettings
+from unitserve.models.registry import ModelRegistry
+from unitserve.models.served_model import ServedModel
 from unitserve.proto import inference_pb2 as v2pb
 from unitserve.proto import prediction_pb2 as pb
-from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
-from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
+from unitserve.runtime import wiring
 from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
 from unitserve.transport.grpc.inference import SERVICE as V2_SERVICE
 from unitserve.transport.grpc.inference import InferenceGrpc
-from unitserve.transport.model_state import ModelState
-from unitserve.transport.rest.app import RestApp
-from unitserve.transport.rest.docs_page import DocsPage
-from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import LimitedHttpProtocol, protocol_class
-from unitserve.transport.rest.openapi import document as openapi_document
-from unitserve.transport.rest.v2 import V2Rest
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
+_BUILT: Any = object()  # the metadata argument's default: what load() builds
 
 # The protobuf type of each RPC's request, by method name (SeldonMessage otherwise).
 _REQUEST_TYPES = {
@@ -132,7 +128,7 @@ class Harness:
         max_body_size: int = 100 << 20,
         cors_origins: str = "*",
         threads: int = 1,
-        metadata: dict[str, Any] | None = None,
+        metadata: Any = _BUILT,
         ready: bool = True,
         flags: dict[str, Any] | None = None,
         access_log: bool = False,
@@ -140,63 +136,53 @@ class Harness:
         self.user = user
         self.recorder = RecordingMetrics()
         settings = resolve(argparse.Namespace(**(flags or {})), env or {}, type(user).__name__)
+        settings = dataclasses.replace(
+            settings,
+            payload_passthrough=passthrough or settings.payload_passthrough,
+            max_body_size=max_body_size,
+            cors_origins=cors_origins,
+        )
         self.settings = settings
-        self.engine = Engine(user, EngineConfig.of(settings), self.recorder)
         self.batches = RecordingBatches()
         self.accounting_metrics = CountingRequestMetrics()
         accounting = RequestAccounting(self.accounting_metrics, access_log_enabled=access_log)
         self.accounting = accounting
         self.loop = asyncio.new_event_loop()
-        self.invoker: Invoker = self.loop.run_until_complete(self._invoker(threads))
+        self.registry = ModelRegistry()
+        self.model: ServedModel = self.loop.run_until_complete(self._model(threads))
+        self.registry.add(self.model)
+        assert self.model.engine is not None and self.model.invoker is not None
+        self.engine: Engine = self.model.engine
+        self.invoker: Invoker = self.model.invoker
         if ready:
-            self.invoker.mark_ready()
-        self.metadata = metadata  # what a worker builds after load() (None: invalid)
-        self.model_state = ModelState(
-            self.invoker, settings.served_model_name, settings.model_version
-        )
-        self.app = RestApp(
-            self.invoker,
-            {
-                "json": JsonCodec(),
-                "passthrough": PassthroughCodec(),
-                "feedback": FeedbackJsonCodec(),
-            },
-            metadata=lambda: None,
-            openapi=orjson.dumps(openapi_document(), option=orjson.OPT_SORT_KEYS) + b"\n",
-            cors_origins=cors_origins,
-            max_body_size=max_body_size,
-            passthrough=passthrough,
-            error_handlers=error_handlers_of(user),
-            accounting=accounting,
-            v2=V2Rest(self.invoker, self.model_state, lambda: self.metadata),
-            docs=DocsPage(settings.served_model_name) if settings.docs else None,
-        )
-        self.grpc_services = SeldonGrpc(self.invoker, lambda: None, accounting).services()
-        # The Open Inference Protocol's service, with the metadata a worker builds after
-        # load() (built here on first use: a test may change the user object first).
-        self.v2_grpc_services = InferenceGrpc(
-            self.invoker,
-            self._v2_metadata,
-            accounting,
-            self.model_state,
-            settings.service_type,
-        ).services()
+            # The user object is the test's: its load() is not run, as with --preload.
+            self.loop.run_until_complete(self.model.load())
+            if metadata is not _BUILT:  # what load() would have built (None: invalid)
+                self.model.metadata = metadata
+        self.plane = DataPlane(self.registry)
+        self.app = wiring.rest_app(settings, self.registry, accounting, self.plane)
+        self.grpc_services = SeldonGrpc(self.registry, accounting).services()
+        self.v2_grpc_services = InferenceGrpc(self.plane, accounting, self.loop).services()
         self._connections: list[Connection] = []
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
             base_url="http://127.0.0.1",
         )
 
-    def _v2_metadata(self) -> dict[str, Any] | None:
-        init = getattr(self.user, "init_metadata", None)
-        found = init() if callable(init) else None
-        return model_metadata.build(found, self.settings.model_metadata, self.settings.unit_image)
-
-    async def _invoker(self, threads: int) -> Invoker:
+    async def _model(self, threads: int) -> ServedModel:
+        # Built on the harness's loop, as a worker builds it on its own.
         settings = self.settings
-        limits = batch_limits(settings.max_batch_size, settings.max_batch_time, self.user)
-        # needs the running loop
-        return Invoker(self.engine, threads, 0.0, limits, self.batches, self.accounting.in_flight)
+        return ServedModel(
+            ModelSettings.of(settings),
+            self.user,
+            # What a repository load after an unload builds: another object of the class.
+            factory=type(self.user),
+            recorder=self.recorder,
+            threads=threads,
+            batch_observer=self.batches,
+            in_flight=self.accounting.in_flight,
+            loaded=True,
+        )
 
     # ------------------------------------------------------------------ REST
 
@@ -286,7 +272,7 @@ class Harness:
         for connection in self._connections:
             connection.lose()
         self.loop.run_until_complete(self.client.aclose())
-        self.invoker.close()
+        self.registry.close()
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()
 

@@ -18,16 +18,15 @@ from google.protobuf import json_format
 from unitserve import metadata
 from unitserve.graph import spec as graph_spec
 from unitserve.graph.nodes import LocalNode, LocalSource
-from unitserve.graph.serving import GraphInvoker, _Front, build_plan, make_nodes
+from unitserve.graph.serving import GraphInvoker, GraphModel, GraphPlan, build_plan, make_nodes
 from unitserve.graph.walk import Graph
 from unitserve.metrics.worker import NoRequestMetrics
+from unitserve.models.registry import ModelRegistry
 from unitserve.proto import prediction_pb2 as pb
-from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
-from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
-from unitserve.settings import resolve
+from unitserve.runtime import wiring
+from unitserve.settings import Settings, resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
-from unitserve.transport.rest.app import RestApp
 
 from .engine_harness import RecordingMetrics, RpcError
 
@@ -87,40 +86,36 @@ class GraphHarness:
         settings = resolve(argparse.Namespace(), env or {}, "graph")
         self.recorder = RecordingMetrics()
         self.node_calls = NodeCalls()
-        nodes = make_nodes(plan, settings, self.recorder)
-        self.graph = Graph(
-            self.spec, nodes, routing_injection=routing_injection, metrics=self.node_calls
-        )
-        for node in nodes.values():
+        self.loop = asyncio.new_event_loop()
+        self.model = self.loop.run_until_complete(self._model(plan, settings, routing_injection))
+        self.graph = self.model.graph
+        # Ready without the nodes' load(): the metadata each node would have built.
+        for node in self.graph.nodes.values():
             if isinstance(node, LocalNode):
                 node.metadata = metadata.build(None, node.spec.model_metadata, node.spec.image)
-        self.loop = asyncio.new_event_loop()
-        self.invoker: GraphInvoker = self.loop.run_until_complete(self._invoker())
-        self.invoker.mark_ready()
-        front = _Front(self.graph, self.invoker)
+        self.model.metadata = self.graph.metadata()
+        self.model.state.mark_ready()
+        assert isinstance(self.model.invoker, GraphInvoker)
+        self.invoker: GraphInvoker = self.model.invoker
+        self.registry = ModelRegistry()
+        self.registry.add(self.model)
         accounting = RequestAccounting(NoRequestMetrics(), access_log_enabled=access_log)
-        self.app = RestApp(
-            self.invoker,
-            {
-                "json": JsonCodec(),
-                "passthrough": PassthroughCodec(),
-                "feedback": FeedbackJsonCodec(),
-            },
-            metadata=self.graph.metadata,
-            openapi=b"{}",
-            accounting=accounting,
-            graph=front,
-        )
-        self.grpc_services = SeldonGrpc(
-            self.invoker, self.graph.metadata, accounting, front
-        ).services()
+        self.app = wiring.rest_app(settings, self.registry, accounting, None, self.model.front)
+        self.grpc_services = SeldonGrpc(self.registry, accounting, self.model.front).services()
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
             base_url="http://127.0.0.1",
         )
 
-    async def _invoker(self) -> GraphInvoker:
-        return GraphInvoker(self.graph, 1)
+    async def _model(
+        self, plan: GraphPlan, settings: Settings, routing_injection: bool
+    ) -> GraphModel:
+        # Built on the harness's loop, as a graph worker builds it on its own.
+        nodes = make_nodes(plan, settings, self.recorder, loaded=True)
+        graph = Graph(
+            self.spec, nodes, routing_injection=routing_injection, metrics=self.node_calls
+        )
+        return GraphModel(graph, settings)
 
     def user(self, node: str) -> Any:
         impl = self.graph.nodes[node]
@@ -165,6 +160,6 @@ class GraphHarness:
 
     def close(self) -> None:
         self.loop.run_until_complete(self.client.aclose())
-        self.invoker.close()
+        self.registry.close()
         self.loop.run_until_complete(self.loop.shutdown_default_executor())
         self.loop.close()

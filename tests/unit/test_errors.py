@@ -145,8 +145,7 @@ def test_unserialisable_answer_is_500_without_internals(model):
 
 def test_not_ready_is_503_and_ping_still_answers(model):
     server = model("Identity")
-    server.invoker.ready.clear()
-    server.invoker.mark_failed("load() of Identity failed: this worker cannot serve")
+    server.model.state.mark_failed("load() of Identity failed: this worker cannot serve")
     r = server.get("/ready")
     assert r.status_code == 503
     assert error_status(r) == {

@@ -397,17 +397,18 @@ def test_the_graphs_grpc_server_offers_only_the_orchestrators_service(make: Any)
     h = make(CHAIN, {"out": "Negate", "in": "AddOne", "model": "Double"})
     assert set(h.grpc_services) == {"seldon.protos.Seldon"}
     accounting = RequestAccounting(NoRequestMetrics())
-    graph_server = GrpcServer(
-        h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, graph=object()
-    )
+    from unitserve.models.dataplane import DataPlane
+
+    async def servers() -> tuple[GrpcServer, GrpcServer]:  # built on a loop, as in a worker
+        graph_server = GrpcServer(
+            h.registry, "127.0.0.1", 0, None, accounting, 1, graph=h.model.front
+        )
+        plane = DataPlane(h.registry)
+        return graph_server, GrpcServer(h.registry, "127.0.0.1", 0, None, accounting, 1, plane)
+
+    graph_server, one_model = h.loop.run_until_complete(servers())
     # what reflection lists and health reports: the Seldon service alone
     assert graph_server.served == ["seldon.protos.Seldon"]
-    from unitserve.transport.model_state import ModelState
-
-    state = ModelState(h.invoker, "m", "")
-    one_model = GrpcServer(
-        h.invoker, h.graph.metadata, "127.0.0.1", 0, None, accounting, 1, model_state=state
-    )
     assert one_model.served == [*SERVICE_NAMES, INFERENCE_SERVICE_NAME]
     for server in (graph_server, one_model):  # never started: frees their thread pools
         server.server.stop(None)

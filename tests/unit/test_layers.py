@@ -1,6 +1,7 @@
 """Imports follow the one-way flow of a request.
 
 The package is layered, top to bottom: ``cli`` → ``graph`` → ``runtime`` → ``transport`` →
+``models`` (served models, their registry and the Open Inference data plane) →
 ``protocol`` and ``metrics`` (side by side) → the core (the engine, the user-facing
 API, settings, errors, the protobuf classes). A module may import modules of its own
 layer and of the layers below it, never one above: the engine knows nothing of the
@@ -25,7 +26,16 @@ SRC = ROOT / "src"
 
 # The layer of each top-level name under unitserve/, from the top (highest rank) down.
 # protocol and metrics share a rank but are separate layers: neither may import the other.
-RANKS = {"cli": 5, "graph": 4, "runtime": 3, "transport": 2, "protocol": 1, "metrics": 1, "core": 0}
+RANKS = {
+    "cli": 6,
+    "graph": 5,
+    "runtime": 4,
+    "transport": 3,
+    "models": 2,
+    "protocol": 1,
+    "metrics": 1,
+    "core": 0,
+}
 LAYER_OF = {
     "__main__": "cli",  # `python -m unitserve` is the command line
     "cli": "cli",
@@ -33,6 +43,7 @@ LAYER_OF = {
     "runtime": "runtime",
     "transport": "transport",
     "client": "transport",  # knows HTTP and gRPC, uses the codecs; the CLI's tools use it
+    "models": "models",  # served models, the registry, the data plane the transports call
     "protocol": "protocol",
     "metrics": "metrics",
     # the core: what the user imports, the component contract, and what it needs

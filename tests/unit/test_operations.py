@@ -203,7 +203,6 @@ def test_invoker_runs_sync_on_threads_and_async_on_the_loop(user: Any) -> None:
     async def run() -> tuple[int, Any]:
         invoker = Invoker(Engine(user), threads=1)
         try:
-            invoker.mark_ready()
             body = orjson.dumps(BODY)
             request = RestRequest(body, JsonCodec(), "application/json", b"", request_payload)
             return await invoker.call("predict", request)

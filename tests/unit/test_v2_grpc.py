@@ -116,7 +116,7 @@ def test_live_ready_and_server_metadata(identity):
 
 
 def test_not_ready_before_load_finished(identity):
-    identity.invoker.ready.clear()
+    identity.model.state.mark_loading()
     assert identity.call_v2("ServerReady", {}).ready is False
     assert identity.call_v2("ModelReady", {"name": NAME}).ready is False
     request = infer_request([("x", np.array([1.0]), "FP64")])
@@ -442,7 +442,7 @@ def test_repository_unload_and_load(identity):
     index = identity.call_v2("RepositoryIndex", {})
     assert [(m.name, m.state) for m in index.models] == [(NAME, "READY")]
     identity.call_v2("RepositoryModelUnload", {"model_name": NAME})
-    assert identity.model_state.unloaded
+    assert identity.model.user is None  # released
     # One state for the worker: the REST side sees the unload too.
     assert identity.request("GET", f"/v2/models/{NAME}/ready").status_code == 503
     assert identity.call_v2("ModelReady", {"name": NAME}).ready is False
@@ -452,10 +452,11 @@ def test_repository_unload_and_load(identity):
     assert list(identity.call_v2("RepositoryIndex", {"ready": True}).models) == []
     err = rpc_error(identity, "ModelInfer", infer_request([("x", np.array([1.0]), "FP64")]))
     assert err.code == grpc.StatusCode.UNAVAILABLE and "unloaded" in err.details
-    # the Seldon protocol is not affected
-    assert identity.call_json("Model/Predict", {"data": {"ndarray": [1]}})["data"]["ndarray"] == [
-        1.0
-    ]
+    # the Seldon protocol serves the same model: it is not ready either
+    with pytest.raises(RpcError) as raised:
+        identity.call("Model/Predict", {"data": {"ndarray": [1]}})
+    err = raised.value
+    assert err.code == grpc.StatusCode.UNAVAILABLE and "unloaded" in err.details
     identity.call_v2("RepositoryModelLoad", {"model_name": NAME})
     assert identity.call_v2("ModelReady", {"name": NAME}).ready is True
     assert identity.call_v2("ModelInfer", infer_request([("x", np.array([1.0]), "FP64")]))

@@ -64,7 +64,7 @@ def test_not_ready_before_load() -> None:
         error_of(h.get("/v2/models/V2Model"), 503)
         index = h.post("/v2/repository/index").json()
         assert index == [{"name": "V2Model", "state": "LOADING", "reason": index[0]["reason"]}]
-        h.invoker.mark_ready()
+        h.loop.run_until_complete(h.model.load())
         assert infer(h, FP32).status_code == 200
 
 
@@ -128,8 +128,9 @@ def test_repository_unload_and_load(v2: Harness) -> None:
     assert v2.post("/v2/repository/index").json()[0]["state"] == "UNAVAILABLE"
     assert v2.post("/v2/repository/index", json={"ready": True}).json() == []
     assert "unloaded" in error_of(infer(v2, FP32), 503)
-    # The Seldon protocol serves on: unloading is the Open Inference Protocol's notion.
-    assert v2.post("/predict", json={"data": {"ndarray": [[1]]}}).status_code == 200
+    # The Seldon protocol serves the same model: released, it is not ready either.
+    assert v2.post("/predict", json={"data": {"ndarray": [[1]]}}).status_code == 503
+    assert v2.get("/ready").status_code == 503
     r = v2.post("/v2/repository/models/V2Model/load", json={})
     assert (r.status_code, r.content) == (200, b"")
     assert infer(v2, FP32).status_code == 200

@@ -31,11 +31,12 @@ import orjson
 from google.protobuf import json_format
 
 from unitserve import component, tracing
-from unitserve.calls import run_async, run_sync, user_call_gate
-from unitserve.engine import Engine, EngineConfig, MetricsRecorder, Outcome, Steps
+from unitserve.calls import run_async, run_sync
+from unitserve.engine import Engine, Outcome, Steps
 from unitserve.errors import ServingError, StartupError, grpc_code_for_http
 from unitserve.graph.spec import GraphError, GraphSpec, NodeSpec
 from unitserve.message import DATA_KINDS, NDARRAY, TENSOR, Codec, FeedbackMessage, Message, Reply
+from unitserve.models.served_model import ServedModel
 from unitserve.operations import ENGINE_OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_fast
@@ -272,18 +273,16 @@ class Runner:
 
 
 class LocalNode:
-    def __init__(
-        self,
-        spec: NodeSpec,
-        user: Any,
-        config: EngineConfig,
-        recorder: MetricsRecorder,
-        threads: int,
-    ) -> None:
+    """A node run in this process: a served model of its own (its user object, engine,
+    ``--threads`` gate, load sequence and metadata), called in memory."""
+
+    def __init__(self, spec: NodeSpec, model: ServedModel) -> None:
+        assert model.engine is not None and model.invoker is not None, "built with its user"
         self.spec = spec
-        self.user = user
-        self.engine = Engine(user, config, recorder)
-        self.gate = user_call_gate(threads)
+        self.model = model
+        self.user = model.user
+        self.engine: Engine = model.engine
+        self.gate = model.invoker.gate
         self.async_ops = {
             op.name for op in ENGINE_OPERATIONS if self.engine.is_async(*op.user_methods)
         }

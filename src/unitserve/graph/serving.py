@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import os
 from dataclasses import dataclass, replace
@@ -21,10 +20,10 @@ from typing import Any
 
 from google.protobuf import json_format
 
-from unitserve import metadata, tracing
-from unitserve.calls import Invoker, Offloader, Request, user_call_gate
+from unitserve import tracing
+from unitserve.calls import Invoker, Offloader, Readiness, Request
 from unitserve.engine import EngineConfig, MetricsRecorder, Outcome
-from unitserve.errors import ServingError, StartupError, is_not_implemented
+from unitserve.errors import ServingError, StartupError
 from unitserve.graph.nodes import (
     GRPC_FAMILY,
     REST_FAMILY,
@@ -39,9 +38,13 @@ from unitserve.graph.nodes import (
 )
 from unitserve.graph.spec import GraphSpec
 from unitserve.graph.walk import Graph
+from unitserve.models.dataplane import DataPlane
+from unitserve.models.model_settings import ModelSettings
+from unitserve.models.served_model import ServedModel, call_load
+from unitserve.models.state import ModelState
 from unitserve.protocol import jsonio
 from unitserve.runtime.supervisor import Supervisor
-from unitserve.runtime.worker import Worker, call_load
+from unitserve.runtime.worker import Worker
 from unitserve.settings import Settings
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import GrpcRequest
@@ -100,8 +103,10 @@ def build_plan(
 
 
 def make_nodes(
-    plan: GraphPlan, settings: Settings, recorder: MetricsRecorder
+    plan: GraphPlan, settings: Settings, recorder: MetricsRecorder, loaded: bool = False
 ) -> dict[str, AnyNode]:
+    """Every node of the plan, a local one as a served model of its own (built on the
+    worker's event loop); `loaded`: the local nodes' load() already ran (--preload)."""
     nodes: dict[str, AnyNode] = {}
     timeout = settings.request_timeout or None
     for node in plan.spec.root.walk():
@@ -110,7 +115,22 @@ def make_nodes(
             config = replace(EngineConfig.of(settings), unit_id=node.name, unit_image=node.image)
             for_unit = getattr(recorder, "for_unit", None)
             node_recorder = for_unit(node.name, node.image) if for_unit else recorder
-            nodes[node.name] = LocalNode(node, user, config, node_recorder, settings.user_threads)
+            model = ServedModel(
+                ModelSettings(
+                    implementation=type(user).__name__,
+                    name=node.name,
+                    metadata=node.model_metadata,
+                    image=node.image,
+                    service_type=node.type,
+                    engine=config,
+                ),
+                user,
+                recorder=node_recorder,
+                threads=settings.user_threads,
+                loaded=loaded,
+                label=f"node {node.name!r}",
+            )
+            nodes[node.name] = LocalNode(node, model)
         elif node.endpoint is not None:
             if node.endpoint.kind == "GRPC":
                 nodes[node.name] = GrpcNode(node, timeout)
@@ -125,23 +145,21 @@ class GraphInvoker(Invoker):
     """The invoker of a graph's worker: predictions and feedback walk the graph on the
     graph threads; nothing else is an operation of a graph."""
 
-    def __init__(self, graph: Graph, threads: int, request_timeout: float = 0.0) -> None:
+    def __init__(
+        self,
+        graph: Graph,
+        threads: int,
+        request_timeout: float = 0.0,
+        state: Readiness | None = None,
+    ) -> None:
         self.graph = graph
-        self.loop = asyncio.get_running_loop()
+        loop = asyncio.get_running_loop()
         local = sum(isinstance(n, LocalNode) for n in graph.nodes.values())
         # Enough walking threads for each local node to use its own --threads at once,
         # started as concurrent requests need them.
-        self.offloader = Offloader(
-            self.loop, min(64, threads * max(1, local)), "graph", start=threads
-        )
+        walkers = Offloader(loop, min(64, threads * max(1, local)), "graph", start=threads)
+        super().__init__(None, threads, request_timeout, state=state, offloader=walkers)
         self.node_offloader = Offloader(self.loop, threads, "user")
-        self.gate = user_call_gate(threads)
-        self.request_timeout = request_timeout or None
-        self.entries = {}
-        self.on_loop = {}
-        self.ready = asyncio.Event()
-        self.settled = asyncio.Event()
-        self.not_ready_reason = "the graph is loading: the nodes' load() has not finished"
         from unitserve.graph.nodes import Runner
 
         if tracing.ACTIVE is not None:  # the walk and the user calls keep the request's span
@@ -161,7 +179,7 @@ class GraphInvoker(Invoker):
         return False
 
     async def call(self, op: str, request: Request) -> Outcome:
-        if not self.ready.is_set():
+        if not self.state.is_ready:
             await self.wait_ready()
         return await self.offload(functools.partial(self._walk, op, request))
 
@@ -169,7 +187,7 @@ class GraphInvoker(Invoker):
         if self.request_timeout is not None:
             future = asyncio.run_coroutine_threadsafe(self.call(op, request), self.loop)
             return future.result()
-        if not self.ready.is_set():
+        if not self.state.is_ready:
             asyncio.run_coroutine_threadsafe(self.wait_ready(), self.loop).result()
         return self._walk(op, request)
 
@@ -249,54 +267,30 @@ def _run_status(node: LocalNode, codec: Any) -> tuple[int, bytes]:
     return run_sync(steps, node.gate)
 
 
-@dataclass
-class GraphWorker(Worker):
-    plan: GraphPlan | None = None
+class GraphModel(ServedModel):
+    """A graph served as one model: the Seldon routes walk it; its local nodes are
+    served models of their own, loaded with it."""
 
-    def _invoker(self, recorder: MetricsRecorder) -> Invoker:
-        assert self.plan is not None
-        nodes = make_nodes(self.plan, self.settings, recorder)
-        metrics = recorder if hasattr(recorder, "node_call") else None
-        self.graph = Graph(
-            self.plan.spec,
-            nodes,
-            routing_injection=self.plan.routing_injection,
-            metrics=metrics,
+    def __init__(self, graph: Graph, settings: Settings) -> None:
+        super().__init__(ModelSettings(implementation="graph"), label="the graph")
+        self.state = ModelState("the graph")
+        self.graph = graph
+        self.invoker = GraphInvoker(
+            graph, settings.user_threads, settings.request_timeout, state=self.state
         )
-        invoker = GraphInvoker(
-            self.graph, self.settings.user_threads, self.settings.request_timeout
-        )
-        self.front = _Front(self.graph, invoker)
-        return invoker
+        self.front = _Front(graph, self.invoker)
 
-    def _graph_front(self) -> GraphFront | None:
-        return self.front
-
-    async def _load(self, invoker: Invoker) -> bool:
+    async def load(self) -> bool:
         """Every local node's load() (unless preloaded) and metadata; remote nodes'
         metadata is asked for once."""
-        for name, node in self.graph.nodes.items():
+        invoker = self.invoker
+        assert invoker is not None
+        for node in self.graph.nodes.values():
             if isinstance(node, LocalNode):
-                if not self.loaded:
-                    try:
-                        load = getattr(node.user, "load", None)
-                        if inspect.iscoroutinefunction(load):
-                            with contextlib.suppress(NotImplementedError):
-                                await load()
-                        else:
-                            await invoker.offloader.submit(functools.partial(call_load, node.user))
-                    except Exception as exc:
-                        if not is_not_implemented(exc):
-                            log.exception(
-                                "load() of node %r failed; worker %d will not serve",
-                                name,
-                                self.slot,
-                            )
-                            invoker.mark_failed(
-                                f"load() of node {name!r} failed: this worker cannot serve"
-                            )
-                            return False
-                node.metadata = await self._node_metadata(node, invoker)
+                if not await node.model.load():
+                    self.state.mark_failed(node.model.state.reason)
+                    return False
+                node.metadata = node.model.metadata
             elif isinstance(node, RestNode):
                 status, body = await invoker.offloader.submit(
                     functools.partial(node.get_json, "/metadata")
@@ -306,24 +300,42 @@ class GraphWorker(Worker):
                         node.metadata = jsonio.loads(body)
             elif isinstance(node, GrpcNode):
                 node.metadata = await invoker.offloader.submit(node.get_metadata)
-        self._metadata = self.graph.metadata()
+        self.metadata = self.graph.metadata()
+        self.state.mark_ready()
         return True
 
-    async def _node_metadata(self, node: LocalNode, invoker: Invoker) -> dict[str, Any] | None:
-        user_metadata = None
-        method = node.engine.methods.init_metadata
-        if method is not None:
-            try:
-                if method.is_async:
-                    user_metadata = await method.fn()
-                else:
-                    user_metadata = await invoker.offloader.submit(method.fn)
-            except Exception as exc:
-                if not is_not_implemented(exc):
-                    log.exception(
-                        "init_metadata() of node %r failed; using the default", node.spec.name
-                    )
-        return metadata.build(user_metadata, node.spec.model_metadata, node.spec.image)
+    async def unload(self) -> None:
+        raise NotAGraphOperation("a graph is not unloaded: stop its server instead")
+
+    def close(self) -> None:
+        super().close()
+        for node in self.graph.nodes.values():
+            if isinstance(node, LocalNode):
+                node.model.close()
+
+
+@dataclass
+class GraphWorker(Worker):
+    plan: GraphPlan | None = None
+
+    def _add_models(self, recorder: MetricsRecorder) -> None:
+        assert self.plan is not None
+        nodes = make_nodes(self.plan, self.settings, recorder, self.loaded)
+        metrics = recorder if hasattr(recorder, "node_call") else None
+        graph = Graph(
+            self.plan.spec,
+            nodes,
+            routing_injection=self.plan.routing_injection,
+            metrics=metrics,
+        )
+        self.graph_model = GraphModel(graph, self.settings)
+        self.registry.add(self.graph_model)
+
+    def _data_plane(self) -> DataPlane | None:
+        return None  # a graph answers the Seldon protocol only
+
+    def _graph_front(self) -> GraphFront | None:
+        return self.graph_model.front
 
 
 @dataclass

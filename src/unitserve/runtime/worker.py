@@ -1,6 +1,6 @@
 """One worker: an event loop (uvloop) serving REST (uvicorn + our ASGI app) and
-gRPC (grpc.aio) with one copy of the user object, its thread pool, ``load()``
-and a graceful stop.
+gRPC (grpcio's threaded server) with a registry of its models (one copy of each user
+object, with its thread pool and ``load()``) and a graceful stop.
 
 The worker answers ``/live`` and ``/health/ping`` from its first moment; data
 requests wait until ``load()`` has finished (``/ready`` says when). gRPC starts
@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import inspect
 import logging
 import math
 import os
@@ -25,29 +24,23 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import orjson
 import uvicorn
 import uvloop
 
-from unitserve import metadata, tracing
-from unitserve.batching import BatchObserver, batch_limits
-from unitserve.calls import Invoker
-from unitserve.engine import Engine, EngineConfig, MetricsRecorder
-from unitserve.errors import is_not_implemented
+from unitserve import component, tracing
+from unitserve.batching import BatchObserver
+from unitserve.engine import MetricsRecorder
 from unitserve.metrics import worker as worker_metrics
-from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
-from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
-from unitserve.runtime import pod_info
+from unitserve.models.dataplane import DataPlane
+from unitserve.models.model_settings import ModelSettings
+from unitserve.models.registry import ControlChannel, ModelRegistry
+from unitserve.models.served_model import ServedModel
+from unitserve.models.served_model import call_load as call_load  # the supervisor's --preload
+from unitserve.runtime import pod_info, wiring
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
-from unitserve.transport.model_state import ModelState
-from unitserve.transport.rest.app import RestApp
-from unitserve.transport.rest.docs_page import DocsPage
-from unitserve.transport.rest.flask_errors import error_handlers_of
 from unitserve.transport.rest.http_protocol import protocol_class
-from unitserve.transport.rest.openapi import document as openapi_document
-from unitserve.transport.rest.v2 import V2Rest
 
 if TYPE_CHECKING:
     from unitserve.transport.grpc.server import GrpcServer
@@ -104,22 +97,20 @@ class Worker:
         )
         if settings.tracing:  # here, after the fork: the exporter's thread is this worker's
             tracing.start(settings.served_model_name)
-        invoker = self._invoker(recorder)
-        self._metadata: dict[str, Any] | None = None
-        # The Open Inference Protocol's view of the model, shared by REST and gRPC.
-        self.model_state = ModelState(invoker, settings.served_model_name, settings.model_version)
-        http = self._http_server(invoker)
+        self.registry = ModelRegistry(self._control_channel())
+        self._add_models(recorder)
+        http = self._http_server()
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
         flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
         grpc_server: GrpcServer | None = None
         try:
-            if not await self._load(invoker):
+            if not await self.registry.start():
+                log.error("worker %d will not serve: a model failed to load", self.slot)
                 http.should_exit = True
                 await http_task
                 return EXIT_LOAD_FAILED
-            invoker.mark_ready()
             if settings.grpc_enabled and not self.stop.is_set():
-                grpc_server = await self._start_grpc(invoker)
+                grpc_server = await self._start_grpc()
             self._note("ready")
             log.info(
                 "worker %d ready (pid %d): REST on %s%s",
@@ -132,28 +123,42 @@ class Worker:
             await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
             stop_task.cancel()
             log.info("worker %d stopping: finishing in-flight requests", self.slot)
-            invoker.flush_batches()  # queued requests are answered now, not after their wait
+            self.registry.flush_batches()  # queued requests are answered now, not later
             await self._drain(http, http_task, grpc_server)
             log.info("worker %d stopped", self.slot)
             return EXIT_OK
         finally:
             flusher.cancel()
             request_metrics.flush()
-            invoker.close()
+            self.registry.close()
             tracing.stop()
 
-    def _invoker(self, recorder: MetricsRecorder) -> Invoker:
-        """The invoker of this worker's requests (a graph worker has its own)."""
-        self.engine = Engine(self.user, EngineConfig.of(self.settings), recorder)
+    def _control_channel(self) -> ControlChannel | None:
+        """How repository loads and unloads reach every worker (None: this one alone)."""
+        return None
+
+    def _add_models(self, recorder: MetricsRecorder) -> None:
+        """The models this worker serves (a graph worker serves its graph)."""
         settings = self.settings
-        return Invoker(
-            self.engine,
-            settings.user_threads,
-            settings.request_timeout,
-            batch_limits(settings.max_batch_size, settings.max_batch_time, self.user),
-            self._batch_observer,
-            self.accounting.in_flight,
+        self.registry.add(
+            ServedModel(
+                ModelSettings.of(settings, component.parse_parameters(settings.parameters)),
+                self.user,
+                factory=functools.partial(
+                    component.load_component, settings.interface_name, settings.parameters
+                ),
+                recorder=recorder,
+                threads=settings.user_threads,
+                request_timeout=settings.request_timeout,
+                batch_observer=self._batch_observer,
+                in_flight=self.accounting.in_flight,
+                loaded=self.loaded,
+            )
         )
+
+    def _data_plane(self) -> DataPlane | None:
+        """The Open Inference Protocol over this worker's models (a graph has none)."""
+        return DataPlane(self.registry)
 
     def _graph_front(self) -> GraphFront | None:
         """What a graph worker answers beyond the operations (None: a plain worker)."""
@@ -179,30 +184,11 @@ class Worker:
         http.should_exit = True  # idle connections get a short grace (http_protocol.py)
         await asyncio.gather(*stops)
 
-    def _http_server(self, invoker: Invoker) -> _UvicornServer:
+    def _http_server(self) -> _UvicornServer:
         settings = self.settings
-        graph = self._graph_front()
-        app = RestApp(
-            invoker,
-            {
-                "json": JsonCodec(),
-                "passthrough": PassthroughCodec(),
-                "feedback": FeedbackJsonCodec(),
-            },
-            metadata=lambda: self._metadata,
-            openapi=orjson.dumps(openapi_document(v2=graph is None), option=orjson.OPT_SORT_KEYS)
-            + b"\n",
-            cors_origins=settings.cors_origins,
-            max_body_size=settings.max_body_size,
-            passthrough=settings.payload_passthrough,
-            error_handlers=error_handlers_of(self.user),
-            accounting=self.accounting,
-            graph=graph,
-            # A graph answers the Seldon protocol only.
-            v2=None
-            if graph is not None
-            else V2Rest(invoker, self.model_state, lambda: self._metadata),
-            docs=DocsPage(settings.served_model_name) if settings.docs else None,
+        self.plane = self._data_plane()
+        app = wiring.rest_app(
+            settings, self.registry, self.accounting, self.plane, self._graph_front()
         )
         served: Any = app if tracing.ACTIVE is None else tracing.ACTIVE.asgi(app)
         config = uvicorn.Config(
@@ -220,7 +206,7 @@ class Worker:
         )
         return _UvicornServer(config)
 
-    async def _start_grpc(self, invoker: Invoker) -> GrpcServer:
+    async def _start_grpc(self) -> GrpcServer:
         from unitserve.transport.grpc.server import GrpcServer
 
         settings = self.settings
@@ -229,56 +215,17 @@ class Worker:
             settings.annotations_path
         )
         server = GrpcServer(
-            invoker,
-            lambda: self._metadata,
+            self.registry,
             settings.host,
             settings.grpc_port,
             size,
             self.accounting,
             max(1, settings.grpc_threads),
-            None if graph is not None else self.model_state,
-            settings.service_type,
+            self.plane,
             graph=graph,
         )
         await server.start()
         return server
-
-    async def _load(self, invoker: Invoker) -> bool:
-        """Run the user's load() (unless preloaded), then build the metadata."""
-        engine = self.engine
-        if not self.loaded:
-            try:
-                load = getattr(self.user, "load", None)
-                if inspect.iscoroutinefunction(load):  # on the loop its async predict uses
-                    with _unless_not_implemented():
-                        await load()
-                else:  # not invoker.offload: --request-timeout is for requests, not load()
-                    await invoker.offloader.submit(functools.partial(call_load, self.user))
-            except Exception:
-                log.exception(
-                    "load() of %s failed; worker %d will not serve",
-                    type(self.user).__name__,
-                    self.slot,
-                )
-                invoker.mark_failed(
-                    f"load() of {type(self.user).__name__} failed: this worker cannot serve"
-                )
-                return False
-        user_metadata = None
-        if engine.methods.init_metadata is not None:
-            try:
-                method = engine.methods.init_metadata
-                if method.is_async:
-                    user_metadata = await method.fn()
-                else:
-                    user_metadata = await invoker.offloader.submit(method.fn)
-            except Exception as exc:
-                if not is_not_implemented(exc):
-                    log.exception("init_metadata() failed; using the default metadata")
-        self._metadata = metadata.build(
-            user_metadata, self.settings.model_metadata, self.settings.unit_image
-        )
-        return True
 
     def _recycle(self) -> None:
         """--max-requests reached: ask the supervisor for a replacement; it stops this
@@ -290,34 +237,6 @@ class Worker:
         if self.notes_fd is not None:
             with contextlib.suppress(OSError):
                 os.write(self.notes_fd, f"{what} {os.getpid()}\n".encode())
-
-
-@contextlib.contextmanager
-def _unless_not_implemented() -> Iterator[None]:
-    """A load() that says "not implemented" (SeldonComponent's) is no load at all."""
-    try:
-        yield
-    except NotImplementedError:
-        pass
-    except Exception as exc:
-        if not is_not_implemented(exc):
-            raise
-
-
-def call_load(user: Any) -> None:
-    """The user's load(), if it has one, from synchronous code (a user thread, or the
-    supervisor for --preload, where an ``async def load`` gets an event loop of its own)."""
-    load = getattr(user, "load", None)
-    if load is None or not callable(load):
-        return
-    with _unless_not_implemented():
-        result = load()
-        if inspect.isawaitable(result):
-            asyncio.run(_awaited(result))
-
-
-async def _awaited(awaitable: Any) -> Any:
-    return await awaitable
 
 
 async def _flush_every(metrics: Any, seconds: float) -> None:

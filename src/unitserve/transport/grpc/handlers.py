@@ -21,9 +21,10 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import DecodeError
 
-from unitserve.calls import Invoker
 from unitserve.errors import MalformedMessage, describe, log_error
 from unitserve.message import Codec
+from unitserve.models.registry import ModelRegistry
+from unitserve.models.served_model import ServedModel
 from unitserve.operations import GRPC_SERVICES, OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_fast
@@ -118,14 +119,12 @@ class SeldonGrpc:
 
     def __init__(
         self,
-        invoker: Invoker,
-        metadata: Callable[[], dict[str, Any] | None],
+        registry: ModelRegistry,
         accounting: RequestAccounting,
         graph: GraphFront | None = None,
     ) -> None:
-        self.invoker = invoker
+        self.registry = registry  # the Seldon services answer with its default model
         self.graph = graph
-        self.metadata = metadata
         self.accounting = accounting
         self.codec = BytesCodec()
 
@@ -153,7 +152,7 @@ class SeldonGrpc:
                 response_serializer=_serialize,
             )
         message_type = None
-        if op in _REQUEST_TYPES or self.invoker.wants_message(op):
+        if op in _REQUEST_TYPES or self._default().wants_message(op):
             # aggregate, feedback and raw methods work on protobuf objects
             message_type = _REQUEST_TYPES.get(op, pb.SeldonMessage)
         where = f"/{PACKAGE}.{service}/{name}"
@@ -182,7 +181,7 @@ class SeldonGrpc:
                     request.puid = dict(context.invocation_metadata() or ()).get("seldon-puid")
                 elif note_puid:
                     request.codec = PuidCodec(codec, request)
-                _, answer = self.invoker.call_blocking(op, request)
+                _, answer = self._default().call_blocking(op, request)
                 if graph and request.puid:
                     context.send_initial_metadata((("seldon-puid", str(request.puid)),))
                 return answer
@@ -202,6 +201,11 @@ class SeldonGrpc:
 
         return handle
 
+    def _default(self) -> ServedModel:
+        model = self.registry.default
+        assert model is not None, "a worker serves at least one model"
+        return model
+
     def _metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         if self.graph is not None:  # a graph: the metadata of the node named in the request
             node = self.graph.node_metadata(request.name)
@@ -209,7 +213,7 @@ class SeldonGrpc:
                 context.abort(grpc.StatusCode.NOT_FOUND, f"the graph has no node {request.name!r}")
                 return None
             return json_format.ParseDict(node, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
-        meta = self.metadata()  # the gRPC server starts once the model and metadata are ready
+        meta = self._default().metadata  # the gRPC server starts once the model is ready
         if meta is None:
             context.abort(grpc.StatusCode.INTERNAL, "Model metadata unavailable")  # raises
             return None

@@ -11,6 +11,7 @@ an exception it raises.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -20,23 +21,20 @@ from typing import Any, ClassVar
 import grpc
 from google.protobuf.message import DecodeError
 
-from unitserve.calls import Invoker
 from unitserve.errors import BadRequest, ServingError, describe, log_error
 from unitserve.message import Codec
+from unitserve.models.dataplane import DataPlane
 from unitserve.operations import INFER, V2_PROTOCOL
 from unitserve.proto import INFERENCE_SERVICE_NAME
 from unitserve.proto import inference_pb2 as pb
-from unitserve.protocol.v2.model_metadata import model_metadata, server_metadata
 from unitserve.protocol.v2.proto_fast import V2BytesCodec, read_request
 from unitserve.transport.accounting import RequestAccounting
-from unitserve.transport.model_state import READY, ModelState
 
 log = logging.getLogger("unitserve")
 
 SERVICE = INFERENCE_SERVICE_NAME
 
-# The request metric labels of ModelInfer. The protocol label stays the transport's
-# ("grpc") for now: the worker's in-flight gauge knows only "rest" and "grpc".
+# The request metric labels of ModelInfer.
 OPERATION_LABEL = "infer"
 PROTOCOL_LABEL = V2_PROTOCOL  # counted apart from the Seldon protocol's RPCs
 
@@ -88,17 +86,13 @@ class InferenceGrpc:
 
     def __init__(
         self,
-        invoker: Invoker,
-        metadata: Callable[[], dict[str, Any] | None],
+        plane: DataPlane,
         accounting: RequestAccounting,
-        model: ModelState,
-        service_type: str = "MODEL",
+        loop: asyncio.AbstractEventLoop,
     ) -> None:
-        self.invoker = invoker
-        self.metadata = metadata
+        self.plane = plane
         self.accounting = accounting
-        self.model = model
-        self.service_type = service_type
+        self.loop = loop  # the worker's: where the repository operations run
 
     #: Each RPC: its request type and the method answering it.
     RPCS: ClassVar[dict[str, tuple[Any, str]]] = {
@@ -133,7 +127,7 @@ class InferenceGrpc:
         counted = name == "ModelInfer"
         # ModelInfer's common requests are read without protobuf objects, unless a raw or
         # deprecated user method may take the request, which must then be the message.
-        fast = counted and not self.invoker.wants_message(INFER.name)
+        fast = counted and not any(m.wants_message(INFER.name) for m in self.plane.registry.all())
 
         def handle(data: bytes, context: grpc.ServicerContext) -> Any:
             started = time.perf_counter()
@@ -178,31 +172,22 @@ class InferenceGrpc:
     # ------------------------------------------------------------------ health
 
     def server_live(self, request: Any) -> Any:
-        return pb.ServerLiveResponse(live=True)
+        return pb.ServerLiveResponse(live=self.plane.server_live())
 
     def server_ready(self, request: Any) -> Any:
-        # One model per server: the server is ready when its model is.
-        return pb.ServerReadyResponse(ready=self.model.ready)
+        return pb.ServerReadyResponse(ready=self.plane.server_ready())
 
     def model_ready(self, request: Any) -> Any:
-        self.model.check(request.name, request.version)
-        return pb.ModelReadyResponse(ready=self.model.ready)
+        return pb.ModelReadyResponse(ready=self.plane.model_ready(request.name, request.version))
 
     # ------------------------------------------------------------------ metadata
 
     def server_metadata(self, request: Any) -> Any:
-        return pb.ServerMetadataResponse(**server_metadata())
+        return pb.ServerMetadataResponse(**self.plane.server_metadata)
 
     def model_metadata(self, request: Any) -> Any:
-        self.model.check(request.name, request.version)
-        meta = self.metadata()
-        if meta is None:
-            raise ServingError(
-                "the model metadata is not available: init_metadata() or MODEL_METADATA "
-                "is invalid (the server's log says why)"
-            )
+        found = self.plane.model_metadata(request.name, request.version)
         answer = pb.ModelMetadataResponse()
-        found = model_metadata(meta, self.model.name, self.model.version)
         answer.name = found["name"]
         answer.versions.extend(found.get("versions", []))
         answer.platform = found["platform"]
@@ -218,29 +203,27 @@ class InferenceGrpc:
 
     def model_infer(self, request: Any) -> Any:
         """`request` is a ModelInferRequest or, for the common form, a FastRequest."""
-        self.model.check(request.model_name, request.model_version)
-        self.model.require_ready()
+        model = self.plane.inference_model(request.model_name, request.model_version)
         # The answer is serialised bytes (see V2BytesCodec); a raw method's own answer
         # may still be a message, which the response serializer turns into bytes.
-        codec = V2BytesCodec(self.model.name, self.model.version)
-        _, answer = self.invoker.call_blocking(INFER.name, _InferRequest(request, codec))
+        codec = V2BytesCodec(model.name, model.version)
+        _, answer = model.call_blocking(INFER.name, _InferRequest(request, codec))
         return answer
 
     # ------------------------------------------------------------------ repository
 
     def repository_index(self, request: Any) -> Any:
         answer = pb.RepositoryIndexResponse()
-        entry = self.model.index_entry()
-        if not request.ready or entry["state"] == READY:
+        for entry in self.plane.repository_index(request.ready):
             answer.models.add(**entry)
         return answer
 
     def repository_load(self, request: Any) -> Any:
-        self.model.load(request.model_name)
-        log.info("model %r loaded through the model repository", self.model.name)
+        load = self.plane.load(request.model_name, dict(request.parameters))
+        asyncio.run_coroutine_threadsafe(load, self.loop).result()
         return pb.RepositoryModelLoadResponse()
 
     def repository_unload(self, request: Any) -> Any:
-        self.model.unload(request.model_name)
-        log.info("model %r unloaded through the model repository", self.model.name)
+        unload = self.plane.unload(request.model_name)
+        asyncio.run_coroutine_threadsafe(unload, self.loop).result()
         return pb.RepositoryModelUnloadResponse()

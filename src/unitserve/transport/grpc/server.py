@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -19,14 +18,14 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2_grpc
 
 from unitserve import tracing
-from unitserve.calls import Invoker
 from unitserve.errors import StartupError
+from unitserve.models.dataplane import DataPlane
+from unitserve.models.registry import ModelRegistry
 from unitserve.proto import INFERENCE_SERVICE_NAME, POOL, SERVICE_NAMES
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import SeldonGrpc
 from unitserve.transport.grpc.inference import InferenceGrpc
-from unitserve.transport.model_state import ModelState
 
 log = logging.getLogger("unitserve")
 
@@ -46,17 +45,16 @@ class _Reflection(reflection.ReflectionServicer):
 class GrpcServer:
     def __init__(
         self,
-        invoker: Invoker,
-        metadata: Callable[[], dict[str, Any] | None],
+        registry: ModelRegistry,
         host: str,
         port: int,
         max_message_size: int | None,
         accounting: RequestAccounting,
         threads: int,
-        model_state: ModelState | None = None,
-        service_type: str = "MODEL",
+        plane: DataPlane | None = None,
         graph: GraphFront | None = None,
     ) -> None:
+        """`plane` None: no Open Inference Protocol service (a graph's server)."""
         receive = max_message_size or DEFAULT_MAX_RECEIVE
         send = max_message_size or -1
         options = [
@@ -69,11 +67,10 @@ class GrpcServer:
         self.server = grpc.server(
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
-        services = SeldonGrpc(invoker, metadata, accounting, graph).services()
-        if model_state is not None:  # the Open Inference Protocol (not for a graph)
-            services.update(
-                InferenceGrpc(invoker, metadata, accounting, model_state, service_type).services()
-            )
+        services = SeldonGrpc(registry, accounting, graph).services()
+        if plane is not None:
+            loop = asyncio.get_running_loop()
+            services.update(InferenceGrpc(plane, accounting, loop).services())
         if tracing.ACTIVE is not None:  # one server span per RPC; nothing added when off
             services = {
                 service: {

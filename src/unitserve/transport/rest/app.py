@@ -17,7 +17,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
-from unitserve.calls import Invoker
 from unitserve.errors import (
     BAD_METADATA,
     PayloadTooLarge,
@@ -27,6 +26,8 @@ from unitserve.errors import (
     status_body,
 )
 from unitserve.message import Codec
+from unitserve.models.registry import ModelRegistry
+from unitserve.models.served_model import ServedModel
 from unitserve.operations import INFER, OPERATIONS, V2_PROTOCOL
 from unitserve.protocol import jsonio
 from unitserve.protocol.v2.binary import BinaryAnswer
@@ -35,7 +36,6 @@ from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.content_encoding import decoded
 from unitserve.transport.rest.docs_page import PREFIX as DOCS_PREFIX
 from unitserve.transport.rest.docs_page import REDIRECT_LOCATION, REDIRECT_PATH, DocsPage
-from unitserve.transport.rest.flask_errors import FlaskErrorHandlers
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
 from unitserve.transport.rest.v2 import V2Rest, error_body
@@ -152,30 +152,26 @@ class RestApp:
 
     def __init__(
         self,
-        invoker: Invoker,
+        registry: ModelRegistry,
         codecs: dict[str, Codec],
         *,
-        metadata: Callable[[], dict[str, Any] | None],
         openapi: bytes,
         cors_origins: str = "*",
         max_body_size: int = 100 << 20,
         passthrough: bool = False,
-        error_handlers: FlaskErrorHandlers | None = None,
         accounting: RequestAccounting,
         graph: GraphFront | None = None,
         v2: V2Rest | None = None,
         docs: DocsPage | None = None,
     ) -> None:
-        self.invoker = invoker
+        self.registry = registry  # the Seldon routes answer with its default model
         self.graph = graph
         self.routes = ROUTES if graph is None else GRAPH_ROUTES
         self.codecs = codecs
-        self.metadata = metadata
         self.openapi = openapi
         self.cors = Cors(cors_origins)
         self.max_body_size = max_body_size
         self.passthrough = passthrough
-        self.error_handlers = error_handlers
         self.accounting = accounting
         # Only the access line wants a request's puid: without it nothing looks for one.
         self.note_puid = accounting.access_log_enabled
@@ -414,13 +410,14 @@ class RestApp:
         self, route: Route, scope: Scope, headers: dict[bytes, bytes], body: bytes
     ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
         kind = route.kind
+        model = self._default()
         if kind == "ping":
             return 200, [(b"content-type", HTML_TYPE)], b"pong"
         if kind == "live":
             return 200, [(b"content-type", JSON_TYPE)], b'{"status":"alive"}\n'
         if kind == "ready":
-            if not self.invoker.ready.is_set():
-                return self._error(503, "MICROSERVICE_NOT_READY", self.invoker.not_ready_reason)
+            if not model.state.is_ready:
+                return self._error(503, "MICROSERVICE_NOT_READY", model.state.reason)
             # A graph is ready when every node is: its remote nodes are asked each time.
             waiting = await self.graph.not_ready() if self.graph is not None else None
             if waiting is not None:
@@ -429,8 +426,8 @@ class RestApp:
         if kind == "openapi":
             return 200, [(b"content-type", JSON_TYPE)], self.openapi
         if kind == "metadata":
-            await self.invoker.wait_ready()
-            meta = self.metadata()
+            await model.wait_ready()
+            meta = model.metadata
             if meta is None:
                 return self._error(500, BAD_METADATA, "Model metadata unavailable")
             return 200, [(b"content-type", JSON_TYPE)], jsonio.dumps(meta)
@@ -448,7 +445,7 @@ class RestApp:
             elif self.note_puid:
                 request.codec = PuidCodec(codec, request)
         try:
-            status, answer = await self.invoker.call(kind, request)
+            status, answer = await model.call(kind, request)
         finally:
             if self.note_puid and isinstance(request, RestRequest):
                 scope[PUID_KEY] = request.puid  # the graph's, or the one its meta carried
@@ -462,7 +459,7 @@ class RestApp:
 
     async def _node(self, kind: str, name: str) -> tuple[int, list, bytes]:
         assert self.graph is not None
-        await self.invoker.wait_ready()
+        await self._default().wait_ready()
         if kind == "node_metadata":
             meta = self.graph.node_metadata(name)
             if meta is None:
@@ -476,9 +473,15 @@ class RestApp:
     def _error(self, status: int, reason: str, info: str) -> tuple[int, list, bytes]:
         return status, [(b"content-type", JSON_TYPE)], jsonio.dumps(status_body(info, reason))
 
+    def _default(self) -> ServedModel:
+        model = self.registry.default
+        assert model is not None, "a worker serves at least one model"
+        return model
+
     def error_answer(self, exc: BaseException, where: str) -> tuple[int, list, bytes]:
-        if self.error_handlers is not None and not isinstance(exc, ServingError):
-            handled = self.error_handlers.answer(exc)
+        handlers = self._default().error_handlers
+        if handlers is not None and not isinstance(exc, ServingError):
+            handled = handlers.answer(exc)
             if handled is not None:
                 status, body, content_type = handled
                 log.info(

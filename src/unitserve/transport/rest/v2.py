@@ -16,13 +16,12 @@ nothing for these. Errors are the protocol's ``{"error": "<sentence>"}``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from unitserve.calls import Invoker
-from unitserve.errors import BadRequest, NotReady, ServingError
+from unitserve.errors import BadRequest, ServingError
 from unitserve.message import Codec
+from unitserve.models.dataplane import DataPlane
 from unitserve.operations import (
     INFER,
     MODEL_METADATA,
@@ -38,9 +37,7 @@ from unitserve.protocol import jsonio
 from unitserve.protocol.v2 import binary
 from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.protocol.v2.json_codec import V2JsonCodec
-from unitserve.protocol.v2.model_metadata import model_metadata, server_metadata
 from unitserve.transport.accounting import PUID_KEY
-from unitserve.transport.model_state import ModelState
 
 GET = frozenset({"GET"})
 POST = frozenset({"POST"})
@@ -148,18 +145,11 @@ def _optional_object(body: bytes, what: str) -> dict[str, Any]:
 
 
 class V2Rest:
-    """Answers the routes of one worker (see the module doc)."""
+    """The REST adapter of the Open Inference data plane (see the module doc)."""
 
-    def __init__(
-        self,
-        invoker: Invoker,
-        model: ModelState,
-        metadata: Callable[[], dict[str, Any] | None],
-    ) -> None:
-        self.invoker = invoker
-        self.model = model
-        self.metadata = metadata
-        self.server_metadata = jsonio.dumps(server_metadata())
+    def __init__(self, plane: DataPlane) -> None:
+        self.plane = plane
+        self.server_metadata = jsonio.dumps(plane.server_metadata)
 
     async def answer(
         self,
@@ -170,17 +160,14 @@ class V2Rest:
     ) -> Answer:
         """The answer to one request; with `note` (the request's ASGI scope when access
         lines are written) an inference request's id is left there as its puid."""
-        kind, model = route.kind, self.model
+        kind, plane = route.kind, self.plane
         if kind == INFER.name:
             assert route.model is not None
-            model.check(route.model, route.version)
-            model.require_ready()
+            model = plane.inference_model(route.model, route.version)
             header_length = binary.parse_header_length(headers.get(binary.HEADER_LENGTH.encode()))
             codec = V2JsonCodec(model.name, model.version)  # one per request: it keeps the id
             try:
-                status, answer = await self.invoker.call(
-                    kind, V2Request(body, codec, header_length)
-                )
+                status, answer = await model.call(kind, V2Request(body, codec, header_length))
             finally:
                 if note is not None and codec.request is not None:
                     note[PUID_KEY] = codec.request.id
@@ -195,50 +182,28 @@ class V2Rest:
                 )
             return status, [(b"content-type", JSON_TYPE)], answer
         if kind == SERVER_LIVE.name:
-            return _json(200, {"live": True})
+            return _json(200, {"live": plane.server_live()})
         if kind == SERVER_READY.name:
-            ready = model.ready
+            ready = plane.server_ready()
             return _json(200 if ready else 503, {"ready": ready})
         if kind == SERVER_METADATA.name:
             return 200, [(b"content-type", JSON_TYPE)], self.server_metadata
         if kind == MODEL_READY.name:
             assert route.model is not None
-            model.check(route.model, route.version)
-            ready = model.ready
-            return _json(200 if ready else 503, {"name": model.name, "ready": ready})
+            ready = plane.model_ready(route.model, route.version)
+            return _json(200 if ready else 503, {"name": route.model, "ready": ready})
         if kind == MODEL_METADATA.name:
             assert route.model is not None
-            model.check(route.model, route.version)
-            if not self.invoker.ready.is_set():
-                raise NotReady(f"model {model.name!r} is not ready: {model.reason}")
-            seldon = self.metadata()
-            if seldon is None:
-                # Logged at start-up: init_metadata() / MODEL_METADATA broke the schema.
-                raise ServingError("the model's metadata is invalid (see the server's log)")
-            return _json(200, model_metadata(seldon, model.name, model.version))
+            return _json(200, plane.model_metadata(route.model, route.version))
         if kind == REPOSITORY_INDEX.name:
             request = _optional_object(body, "a repository index request")
-            only_ready = request.get("ready", False)
-            if not isinstance(only_ready, bool):
-                raise BadRequest("ready must be true or false")
-            entries = [] if only_ready and not model.ready else [model.index_entry()]
-            return _json(200, entries)
+            return _json(200, plane.repository_index(request.get("ready", False)))
         if kind in (REPOSITORY_MODEL_LOAD.name, REPOSITORY_MODEL_UNLOAD.name):
             assert route.model is not None
             request = _optional_object(body, "a repository load or unload request")
             if kind == REPOSITORY_MODEL_LOAD.name:
-                params = request.get("parameters") or {}
-                if not isinstance(params, dict):
-                    raise BadRequest("parameters must be a JSON object")
-                if any(k == "config" or k.startswith("file:") for k in params):
-                    # Triton would load another configuration or files: this server
-                    # serves its one class and cannot.
-                    raise BadRequest(
-                        "loading with a configuration or files is not supported: this "
-                        "server serves the one model it was started with"
-                    )
-                model.load(route.model)
+                await plane.load(route.model, request.get("parameters") or {})
             else:
-                model.unload(route.model)
+                await plane.unload(route.model)
             return 200, [(b"content-type", JSON_TYPE)], b""
         raise NoSuchRoute(f"Not Found: {kind}")  # every kind is answered above
