@@ -34,56 +34,33 @@ from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.transport.accounting import PUID_KEY, PuidCodec, RequestAccounting
 from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.content_encoding import decoded
+from unitserve.transport.rest.cors import Cors
 from unitserve.transport.rest.docs_page import PREFIX as DOCS_PREFIX
 from unitserve.transport.rest.docs_page import REDIRECT_LOCATION, REDIRECT_PATH, DocsPage
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
+from unitserve.transport.rest.routes import (
+    DOCS_ROUTE,
+    GRAPH_ROUTES,
+    ROUTES,
+    Route,
+    node_route,
+)
 from unitserve.transport.rest.v2 import V2Rest, error_body
 from unitserve.transport.rest.v2 import match as match_v2
+
+__all__ = ["ROUTES", "NoBody", "RestApp", "RestRequest", "Route"]
 
 log = logging.getLogger("unitserve")
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Headers = list[tuple[bytes, bytes]]
+Answer = tuple[int, Headers, "bytes | BinaryAnswer"]
 
 JSON_TYPE = b"application/json"
 HTML_TYPE = b"text/html; charset=utf-8"
-_CORS_METHODS = b"DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT"
-
-
-@dataclass(frozen=True, slots=True)
-class Route:
-    kind: str  # an engine operation name, or: ping live ready metadata openapi
-    methods: frozenset[str]
-
-    @property
-    def allow(self) -> bytes:
-        names = set(self.methods) | {"OPTIONS"}
-        if "GET" in names:
-            names.add("HEAD")
-        return ", ".join(sorted(names)).encode()
-
-
-ROUTES: dict[str, Route] = {
-    path: Route(op.name, methods) for op in OPERATIONS.values() for path, methods in op.rest
-}
-# A graph answers the orchestrator's external API only (the component paths such as
-# /predict belong to its nodes), plus one node's metadata or status by name.
-GRAPH_PATHS = (
-    "/api/v1.0/predictions",
-    "/api/v0.1/predictions",
-    "/api/v1.0/feedback",
-    "/api/v0.1/feedback",
-    "/api/v1.0/metadata",
-    "/live",
-    "/ready",
-)
-GRAPH_ROUTES: dict[str, Route] = {path: ROUTES[path] for path in GRAPH_PATHS}
-NODE_PREFIXES = {
-    "/api/v1.0/metadata/": Route("node_metadata", frozenset({"GET"})),
-    "/api/v1.0/status/": Route("node_status", frozenset({"GET"})),
-}
 
 
 @dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs ~3x per request
@@ -115,36 +92,15 @@ class ClientGone(Exception):
     """The client went away (or its body timed out) before its request was read."""
 
 
-class Cors:
-    """``Access-Control-*`` headers: Seldon's flask-cors defaults (any origin) unless
-    `--cors-origins` restricts them."""
+@dataclass(frozen=True, slots=True)
+class _Family:
+    """How one family of routes is answered inside the common request skeleton: its
+    requests' protocol label, its error body, and its answer to an accepted request."""
 
-    def __init__(self, origins: str) -> None:
-        items = [o.strip() for o in origins.split(",") if o.strip()]
-        self.any = items == ["*"]
-        self.allowed = frozenset(items)
-
-    def headers(self, origin: bytes | None) -> list[tuple[bytes, bytes]]:
-        """For every answer: the request's Origin echoed when allowed, ``*`` when the
-        request has none and any origin is allowed."""
-        if origin is None:
-            return [(b"access-control-allow-origin", b"*")] if self.any else []
-        if self.any or origin.decode("latin-1") in self.allowed:
-            return [(b"access-control-allow-origin", origin), (b"vary", b"Origin")]
-        return []
-
-    def preflight(
-        self, origin: bytes | None, requested_headers: bytes | None
-    ) -> list[tuple[bytes, bytes]]:
-        """A preflight answer: the methods, and the headers the browser asked to send
-        (echoed, as flask-cors does: a JSON POST needs ``Content-Type``)."""
-        allowed = self.headers(origin)
-        if origin is None or not allowed:
-            return allowed
-        out = [*allowed, (b"access-control-allow-methods", _CORS_METHODS)]
-        if requested_headers:
-            out.append((b"access-control-allow-headers", requested_headers))
-        return out
+    protocol: str
+    error: Callable[[int, str, str], Answer]  # (status, reason, message) → answer
+    answer: Callable[[Route, Scope, dict[bytes, bytes], bytes], Awaitable[Answer]]
+    failure: Callable[[BaseException, str], Answer]  # an exception → its answer (logged)
 
 
 class RestApp:
@@ -191,6 +147,9 @@ class RestApp:
         if passthrough:
             self.readers["predict"] = (raw_payload, codecs["passthrough"])
         self.probe = NoBody(json_codec)
+        self.seldon = _Family("rest", self._error, self._dispatch, self.error_answer)
+        self.oip = _Family(V2_PROTOCOL, self._v2_error, self._v2_answer, self._v2_failure)
+        self.docs_family = _Family("rest", self._error, self._docs_answer, self.error_answer)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -198,33 +157,46 @@ class RestApp:
         started = time.perf_counter()
         path = scope["path"]
         route = self.routes.get(path)
+        family = self.seldon
         if route is None:
             # Looked at only once the exact paths have missed: the Seldon routes pay nothing.
             if self.v2 is not None and path.startswith("/v2"):
-                await self._serve_v2(scope, receive, send, started)
-                return
-            if self.docs is not None and path.startswith(DOCS_PREFIX):
-                found = self.docs.find(path)
-                if found is not None or path == REDIRECT_PATH:
-                    await self._serve_docs(scope, send, started, found)
-                    return
-            if self.graph is not None:
-                route = _node_route(path)
-        self.accounting.started("rest")
+                route, family = match_v2(path), self.oip
+            elif self.docs is not None and path.startswith(DOCS_PREFIX):
+                if path == REDIRECT_PATH or self.docs.find(path) is not None:
+                    route, family = DOCS_ROUTE, self.docs_family
+            elif self.graph is not None:
+                route = node_route(path)
+        await self._serve(scope, receive, send, started, route, family)
+
+    async def _serve(
+        self,
+        scope: Scope,
+        receive: Receive,
+        send: Send,
+        started: float,
+        route: Route | None,
+        family: _Family,
+    ) -> None:
+        """The one request skeleton: 404, OPTIONS, 405 with ``Allow``, the body within
+        --max-body-size, the answer or the error, CORS, the write and the accounting."""
+        self.accounting.started(family.protocol)
         headers = dict(scope["headers"])  # lower-case names; last one wins
         origin = headers.get(b"origin")
-        method = scope["method"]
+        path, method = scope["path"], scope["method"]
+        extra: Headers
+        body: bytes | BinaryAnswer
         if route is None:
-            status, extra, body = self._error(404, "MICROSERVICE_NOT_FOUND", f"Not Found: {path}")
-        elif method == "OPTIONS":
+            status, extra, body = family.error(404, "MICROSERVICE_NOT_FOUND", f"Not Found: {path}")
+        elif method == "OPTIONS" and route.preflight:
             status, body = 200, b""
             extra = [
                 (b"allow", route.allow),
                 (b"content-type", HTML_TYPE),
                 *self.cors.preflight(origin, headers.get(b"access-control-request-headers")),
             ]
-        elif method not in route.methods and not (method == "HEAD" and "GET" in route.methods):
-            status, extra, body = self._error(
+        elif not route.accepts(method):
+            status, extra, body = family.error(
                 405,
                 "MICROSERVICE_METHOD_NOT_ALLOWED",
                 f"Method Not Allowed: {method} {path} (allowed: {route.allow.decode()})",
@@ -233,96 +205,25 @@ class RestApp:
         else:
             try:
                 payload = await self._read_body(receive, headers)
-                status, extra, body = await self._dispatch(route, scope, headers, payload)
+                status, extra, body = await family.answer(route, scope, headers, payload)
             except ClientGone:  # nobody to answer (the protocol may have answered 408)
                 self.accounting.finished(
-                    "unknown", "rest", "499", time.perf_counter() - started, f"{method} {path}", "-"
-                )
-                return
-            except Exception as exc:
-                status, extra, body = self.error_answer(exc, f"{method} {path}")
-        if method != "OPTIONS" or route is None:
-            extra.extend(self.cors.headers(origin))
-        response_headers = [*extra, (b"content-length", str(len(body)).encode())]
-        if body and method != "HEAD" and (hold_head := scope.get(HOLD_HEAD)) is not None:
-            hold_head()  # the head leaves with the body, in one write
-        try:
-            await send(
-                {"type": "http.response.start", "status": status, "headers": response_headers}
-            )
-            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-        finally:
-            client = scope.get("client")
-            self.accounting.finished(
-                route.kind if route is not None else "unknown",
-                "rest",
-                str(status),
-                time.perf_counter() - started,
-                f"{method} {path}",
-                client[0] if client else "-",
-                scope.get(PUID_KEY) if self.note_puid else None,
-            )
-
-    async def _serve_v2(self, scope: Scope, receive: Receive, send: Send, started: float) -> None:
-        """A request under /v2 (see transport/rest/v2.py): counted with protocol "v2",
-        errors answered ``{"error": ...}``, binary answers written buffer by buffer."""
-        assert self.v2 is not None
-        self.accounting.started(V2_PROTOCOL)
-        headers = dict(scope["headers"])
-        origin = headers.get(b"origin")
-        path, method = scope["path"], scope["method"]
-        route = match_v2(path)
-        extra: list[tuple[bytes, bytes]]
-        body: bytes | BinaryAnswer
-        if route is None:
-            status, extra, body = self._v2_error(404, f"Not Found: {path}")
-        elif method == "OPTIONS":
-            status, body = 200, b""
-            extra = [
-                (b"allow", route.allow),
-                (b"content-type", HTML_TYPE),
-                *self.cors.preflight(origin, headers.get(b"access-control-request-headers")),
-            ]
-        elif method not in route.methods and not (method == "HEAD" and "GET" in route.methods):
-            status, extra, body = self._v2_error(
-                405, f"Method Not Allowed: {method} {path} (allowed: {route.allow.decode()})"
-            )
-            extra.append((b"allow", route.allow))
-        else:
-            try:
-                payload = await self._read_body(receive, headers)
-                encoding = headers.get(b"content-encoding")
-                if encoding is not None and route.kind == INFER.name:
-                    # Off the event loop: inflating up to --max-body-size takes a while,
-                    # and health probes must still be answered meanwhile.
-                    payload = await asyncio.get_running_loop().run_in_executor(
-                        None, decoded, payload, encoding, self.max_body_size
-                    )
-                status, extra, body = await self.v2.answer(
-                    route, headers, payload, scope if self.note_puid else None
-                )
-            except ClientGone:
-                self.accounting.finished(
-                    route.kind, V2_PROTOCOL, "499", time.perf_counter() - started,
+                    route.kind, family.protocol, "499", time.perf_counter() - started,
                     f"{method} {path}", "-",
                 )  # fmt: skip
                 return
             except Exception as exc:
-                log_error(exc, f"{method} {path}")
-                status, extra, body = self._v2_error(describe(exc)[0], describe(exc)[2])
-        if method != "OPTIONS" or route is None:
+                status, extra, body = family.failure(exc, f"{method} {path}")
+        if method != "OPTIONS" or route is None or not route.preflight:
             extra.extend(self.cors.headers(origin))
-        response_headers = [*extra, (b"content-length", str(len(body)).encode())]
+        extra.append((b"content-length", str(len(body)).encode()))
+        if method != "HEAD" and len(body) and (hold_head := scope.get(HOLD_HEAD)) is not None:
+            hold_head()  # the head leaves with the (first part of the) body, in one write
         try:
-            await send(
-                {"type": "http.response.start", "status": status, "headers": response_headers}
-            )
+            await send({"type": "http.response.start", "status": status, "headers": extra})
             if method == "HEAD":
                 await send({"type": "http.response.body", "body": b""})
                 return
-            hold_head = scope.get(HOLD_HEAD)
-            if len(body) and hold_head is not None:
-                hold_head()  # the head leaves with the (first part of the) body, in one write
             if isinstance(body, BinaryAnswer):
                 # The outputs' buffers are views of the user's arrays: written as they
                 # are, one after the other, never joined into one copy.
@@ -337,7 +238,7 @@ class RestApp:
             client = scope.get("client")
             self.accounting.finished(
                 route.kind if route is not None else "unknown",
-                V2_PROTOCOL,
+                family.protocol,
                 str(status),
                 time.perf_counter() - started,
                 f"{method} {path}",
@@ -345,41 +246,43 @@ class RestApp:
                 scope.get(PUID_KEY) if self.note_puid else None,
             )
 
-    async def _serve_docs(
-        self, scope: Scope, send: Send, started: float, found: tuple[bytes, bytes] | None
-    ) -> None:
-        """The API docs page or one of its assets (GET and HEAD only); `found` None:
-        ``/docs/``, redirected to the page (its query string kept)."""
-        self.accounting.started("rest")
-        method, path = scope["method"], scope["path"]
-        extra: list[tuple[bytes, bytes]]
+    # ------------------------------------------------------------------ the families
+
+    async def _v2_answer(
+        self, route: Route, scope: Scope, headers: dict[bytes, bytes], payload: bytes
+    ) -> Answer:
+        """A request under /v2 (see transport/rest/v2.py)."""
+        assert self.v2 is not None
+        encoding = headers.get(b"content-encoding")
+        if encoding is not None and route.kind == INFER.name:
+            # Off the event loop: inflating up to --max-body-size takes a while, and
+            # health probes must still be answered meanwhile.
+            payload = await asyncio.get_running_loop().run_in_executor(
+                None, decoded, payload, encoding, self.max_body_size
+            )
+        return await self.v2.answer(route, headers, payload, scope if self.note_puid else None)
+
+    def _v2_error(self, status: int, reason: str, message: str) -> Answer:
+        return status, [(b"content-type", JSON_TYPE)], error_body(message)
+
+    def _v2_failure(self, exc: BaseException, where: str) -> Answer:
+        log_error(exc, where)
+        status, reason, message, _ = describe(exc)
+        return self._v2_error(status, reason, message)
+
+    async def _docs_answer(
+        self, route: Route, scope: Scope, headers: dict[bytes, bytes], payload: bytes
+    ) -> Answer:
+        """The API docs page or one of its assets; ``/docs/`` is redirected to the page
+        (its query string kept)."""
+        assert self.docs is not None
+        found = self.docs.find(scope["path"])
         if found is None:
             query = scope.get("query_string", b"")
             location = REDIRECT_LOCATION + (b"?" + query if query else b"")
-            status, body = 307, b""
-            extra = [(b"location", location), (b"content-type", HTML_TYPE)]
-        else:
-            content_type, body = found
-            status, extra = 200, [(b"content-type", content_type)]
-        if method not in ("GET", "HEAD"):
-            status, extra, body = self._error(
-                405, "MICROSERVICE_METHOD_NOT_ALLOWED",
-                f"Method Not Allowed: {method} {path} (allowed: GET, HEAD)",
-            )  # fmt: skip
-            extra.append((b"allow", b"GET, HEAD"))
-        headers = [*extra, (b"content-length", str(len(body)).encode())]
-        try:
-            await send({"type": "http.response.start", "status": status, "headers": headers})
-            await send({"type": "http.response.body", "body": b"" if method == "HEAD" else body})
-        finally:
-            client = scope.get("client")
-            self.accounting.finished(
-                "docs", "rest", str(status), time.perf_counter() - started,
-                f"{method} {path}", client[0] if client else "-",
-            )  # fmt: skip
-
-    def _v2_error(self, status: int, message: str) -> tuple[int, list, bytes]:
-        return status, [(b"content-type", JSON_TYPE)], error_body(message)
+            return 307, [(b"location", location), (b"content-type", HTML_TYPE)], b""
+        content_type, body = found
+        return 200, [(b"content-type", content_type)], body
 
     async def _read_body(self, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
         """The request body, refused with 413 as soon as it is known to exceed
@@ -408,7 +311,8 @@ class RestApp:
 
     async def _dispatch(
         self, route: Route, scope: Scope, headers: dict[bytes, bytes], body: bytes
-    ) -> tuple[int, list[tuple[bytes, bytes]], bytes]:
+    ) -> Answer:
+        """A Seldon route's answer."""
         kind = route.kind
         model = self._default()
         if kind == "ping":
@@ -457,7 +361,7 @@ class RestApp:
             )
         return status, [(b"content-type", JSON_TYPE)], answer
 
-    async def _node(self, kind: str, name: str) -> tuple[int, list, bytes]:
+    async def _node(self, kind: str, name: str) -> Answer:
         assert self.graph is not None
         await self._default().wait_ready()
         if kind == "node_metadata":
@@ -470,7 +374,7 @@ class RestApp:
         status, body = await self.graph.node_status(name)
         return status, [(b"content-type", JSON_TYPE)], body
 
-    def _error(self, status: int, reason: str, info: str) -> tuple[int, list, bytes]:
+    def _error(self, status: int, reason: str, info: str) -> Answer:
         return status, [(b"content-type", JSON_TYPE)], jsonio.dumps(status_body(info, reason))
 
     def _default(self) -> ServedModel:
@@ -478,7 +382,7 @@ class RestApp:
         assert model is not None, "a worker serves at least one model"
         return model
 
-    def error_answer(self, exc: BaseException, where: str) -> tuple[int, list, bytes]:
+    def error_answer(self, exc: BaseException, where: str) -> Answer:
         handlers = self._default().error_handlers
         if handlers is not None and not isinstance(exc, ServingError):
             handled = handlers.answer(exc)
@@ -491,11 +395,3 @@ class RestApp:
         log_error(exc, where)
         status, reason, message, _ = describe(exc)
         return self._error(status, reason, message)
-
-
-def _node_route(path: str) -> Route | None:
-    """A graph's ``/api/v1.0/metadata/<node>`` or ``/api/v1.0/status/<node>``."""
-    for prefix, route in NODE_PREFIXES.items():
-        if path.startswith(prefix) and "/" not in path[len(prefix) :] and len(path) > len(prefix):
-            return route
-    return None

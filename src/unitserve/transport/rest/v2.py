@@ -38,9 +38,7 @@ from unitserve.protocol.v2 import binary
 from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.protocol.v2.json_codec import V2JsonCodec
 from unitserve.transport.accounting import PUID_KEY
-
-GET = frozenset({"GET"})
-POST = frozenset({"POST"})
+from unitserve.transport.rest.routes import GET, POST, Route
 
 JSON_TYPE = b"application/json"
 BINARY_TYPE = b"application/octet-stream"
@@ -54,26 +52,11 @@ class NoSuchRoute(ServingError):
     reason = "MICROSERVICE_NOT_FOUND"
 
 
-@dataclass(frozen=True, slots=True)
-class V2Route:
-    kind: str  # an operation name (unitserve.operations), the requests' metric label
-    methods: frozenset[str]
-    model: str | None = None
-    version: str | None = None
-
-    @property
-    def allow(self) -> bytes:
-        names = set(self.methods) | {"OPTIONS"}
-        if "GET" in names:
-            names.add("HEAD")
-        return ", ".join(sorted(names)).encode()
-
-
 _FIXED = {
-    "": V2Route(SERVER_METADATA.name, GET),
-    "health/live": V2Route(SERVER_LIVE.name, GET),
-    "health/ready": V2Route(SERVER_READY.name, GET),
-    "repository/index": V2Route(REPOSITORY_INDEX.name, POST),
+    "": Route(SERVER_METADATA.name, GET),
+    "health/live": Route(SERVER_LIVE.name, GET),
+    "health/ready": Route(SERVER_READY.name, GET),
+    "repository/index": Route(REPOSITORY_INDEX.name, POST),
 }
 _MODEL_TAILS = {
     (): (MODEL_METADATA.name, GET),
@@ -86,7 +69,7 @@ _REPOSITORY_ACTIONS = {
 }
 
 
-def match(path: str) -> V2Route | None:
+def match(path: str) -> Route | None:
     """The route of a path under /v2 (already percent-decoded by the server), or None."""
     if path == "/v2":
         return _FIXED[""]
@@ -105,11 +88,11 @@ def match(path: str) -> V2Route | None:
         found = _MODEL_TAILS.get(tuple(tail))
         if found is None:
             return None
-        return V2Route(found[0], found[1], parts[1], version)
+        return Route(found[0], found[1], parts[1], version)
     if len(parts) == 4 and parts[:2] == ["repository", "models"] and parts[2]:
         action = _REPOSITORY_ACTIONS.get(parts[3])
         if action is not None:
-            return V2Route(action, POST, parts[2])
+            return Route(action, POST, parts[2])
     return None
 
 
@@ -153,7 +136,7 @@ class V2Rest:
 
     async def answer(
         self,
-        route: V2Route,
+        route: Route,
         headers: dict[bytes, bytes],
         body: bytes,
         note: dict[str, Any] | None = None,
