@@ -1,7 +1,7 @@
 """Server CPU per request of the three-node local chain against one node, in-process.
 
 No sockets and no load tool: a graph worker's REST app and a plain worker's REST app are
-built as the workers build them (their engines, invokers, request accounting and the
+built as the workers build them (their served models, engines, invokers, request accounting and the
 Prometheus recorder writing to a scratch multiprocess directory, on uvloop) and driven
 with the same small body through the ASGI interface, one request at a time. What is
 measured is this process's CPU time (every thread: the graph walks on a thread of its
@@ -32,16 +32,16 @@ import uvloop
 
 from unitserve import component
 from unitserve import metadata as model_metadata
-from unitserve.batching import batch_limits
 from unitserve.calls import Invoker
-from unitserve.engine import Engine, EngineConfig
 from unitserve.graph import spec as graph_spec
 from unitserve.graph.nodes import LocalNode, LocalSource
-from unitserve.graph.serving import GraphInvoker, _Front, build_plan, make_nodes
+from unitserve.graph.serving import GraphInvoker, GraphModel, build_plan, make_nodes
 from unitserve.graph.walk import Graph
 from unitserve.metrics import worker as worker_metrics
-from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
-from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
+from unitserve.models.model_settings import ModelSettings
+from unitserve.models.registry import ModelRegistry
+from unitserve.models.served_model import ServedModel
+from unitserve.runtime import wiring
 from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.rest.app import RestApp
@@ -52,48 +52,47 @@ BODY = orjson.dumps({"data": {"names": ["a", "b", "c", "d"], "ndarray": [[1.0, 2
 PATH = "/api/v1.0/predictions"
 
 
-def _codecs() -> dict[str, Any]:
-    return {"json": JsonCodec(), "passthrough": PassthroughCodec(), "feedback": FeedbackJsonCodec()}
-
-
-def _app(invoker: Invoker, metrics: Any, graph: Any = None, meta: Any = None) -> RestApp:
-    return RestApp(
-        invoker,
-        _codecs(),
-        metadata=meta or (lambda: None),
-        openapi=b"{}",
-        accounting=RequestAccounting(metrics),
-        graph=graph,
-    )
-
-
 def plain_server(metrics: worker_metrics.WorkerMetrics) -> tuple[RestApp, Invoker]:
-    """`unitserve serve` of the chain's model node."""
+    """`unitserve serve` of the chain's model node (built on the running loop)."""
     settings = resolve(argparse.Namespace(), {}, "Node")
     user = component.construct(component.import_user_class("Node", str(CHAIN / "model")), {})
-    engine = Engine(user, EngineConfig.of(settings), metrics)
-    limits = batch_limits(settings.max_batch_size, settings.max_batch_time, user)
-    invoker = Invoker(engine, settings.user_threads, settings.request_timeout, limits, metrics)
-    invoker.mark_ready()
-    return _app(invoker, metrics), invoker
+    model = ServedModel(
+        ModelSettings.of(settings),
+        user,
+        recorder=metrics,
+        threads=settings.user_threads,
+        request_timeout=settings.request_timeout,
+        batch_observer=metrics,
+        loaded=True,
+    )
+    model.state.mark_ready()
+    registry = ModelRegistry()
+    registry.add(model)
+    assert model.invoker is not None
+    app = wiring.rest_app(settings, registry, RequestAccounting(metrics), None)
+    return app, model.invoker
 
 
 def graph_server(metrics: worker_metrics.WorkerMetrics) -> tuple[RestApp, GraphInvoker]:
-    """`unitserve graph benchmarks/models/graph/chain.yaml`."""
+    """`unitserve graph benchmarks/models/graph/chain.yaml` (built on the running loop)."""
     settings = resolve(argparse.Namespace(), {}, "graph")
     spec = graph_spec.load(CHAIN / "chain.yaml")
     sources: dict[str, LocalSource | None] = {
         node.name: LocalSource(CHAIN / node.name, "Node") for node in spec.root.walk()
     }
     plan = build_plan(spec, sources, routing_injection=True)
-    nodes = make_nodes(plan, settings, metrics)
+    nodes = make_nodes(plan, settings, metrics, loaded=True)
     for node in nodes.values():
         if isinstance(node, LocalNode):
             node.metadata = model_metadata.build(None, node.spec.model_metadata, node.spec.image)
     graph = Graph(spec, nodes, routing_injection=True, metrics=metrics)
-    invoker = GraphInvoker(graph, settings.user_threads, settings.request_timeout)
-    invoker.mark_ready()
-    return _app(invoker, metrics, _Front(graph, invoker), graph.metadata), invoker
+    model = GraphModel(graph, settings)
+    model.state.mark_ready()
+    registry = ModelRegistry()
+    registry.add(model)
+    assert isinstance(model.invoker, GraphInvoker)
+    app = wiring.rest_app(settings, registry, RequestAccounting(metrics), None, model.front)
+    return app, model.invoker
 
 
 async def post(app: RestApp, body: bytes) -> tuple[int, bytes]:
