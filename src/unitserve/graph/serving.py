@@ -47,7 +47,7 @@ from unitserve.runtime.supervisor import Supervisor
 from unitserve.runtime.worker import Worker
 from unitserve.settings import Settings
 from unitserve.transport.graph_front import GraphFront
-from unitserve.transport.grpc.handlers import GrpcRequest
+from unitserve.transport.grpc.handlers import WIRE_GRPC
 
 log = logging.getLogger("unitserve")
 
@@ -162,13 +162,16 @@ class GraphInvoker(Invoker):
         self.node_offloader = Offloader(self.loop, threads, "user")
         from unitserve.graph.nodes import Runner
 
-        if tracing.ACTIVE is not None:  # the walk and the user calls keep the request's span
-            active, offload = tracing.ACTIVE, self.offload
-            self.offload = lambda fn: offload(active.bind(fn))  # type: ignore[method-assign]
         runner = Runner(self.loop, self._node_offload)
         for node in graph.nodes.values():
             if isinstance(node, LocalNode):
                 node.runner = runner
+
+    def _trace(self, active: tracing.Tracing) -> None:
+        """With tracing on: the walk and the user calls keep the request's span (the
+        nodes trace their own steps; the request is not wrapped)."""
+        offload = self.offload
+        self.offload = lambda fn: offload(active.bind(fn))  # type: ignore[method-assign]
 
     async def _node_offload(self, fn: Any) -> Any:
         if tracing.ACTIVE is not None:
@@ -192,7 +195,7 @@ class GraphInvoker(Invoker):
         return self._walk(op, request)
 
     def _walk(self, op: str, request: Any) -> Outcome:
-        on_grpc = isinstance(request, GrpcRequest)
+        on_grpc = request.wire == WIRE_GRPC
         family = GRPC_FAMILY if on_grpc else REST_FAMILY
         codec = request.codec
         try:

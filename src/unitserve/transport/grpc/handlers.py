@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 import grpc
 from google.protobuf import empty_pb2, json_format
@@ -35,6 +35,7 @@ from unitserve.transport.graph_front import GraphFront
 log = logging.getLogger("unitserve")
 
 PACKAGE = "seldon.protos"
+WIRE_GRPC = "grpc"
 
 # service → {method: operation name}, from the operation table
 SERVICES: dict[str, dict[str, str]] = {
@@ -104,6 +105,7 @@ class GrpcRequest:
     codec: Codec
     message_type: Any
     puid: str | None = None  # a graph's request id (seldon-puid), read and set by the graph
+    wire: ClassVar[str] = WIRE_GRPC  # which transport's forms a graph answers in
 
     def read(self) -> Any:
         if self.message_type is None:

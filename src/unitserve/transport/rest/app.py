@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ClassVar
 
 from unitserve.errors import (
     BAD_METADATA,
@@ -73,6 +73,7 @@ class RestRequest:
     query: bytes
     reader: Callable[[str, bytes, bytes], Any]  # (content type, query string, body) → payload
     puid: str | None = None  # a graph's request id (Seldon-Puid), read and set by the graph
+    wire: ClassVar[str] = "rest"  # which transport's forms a graph answers in
 
     def read(self) -> Any:
         return self.reader(self.content_type, self.query, self.body)
