@@ -50,8 +50,9 @@ from typing import Any, Protocol
 
 import numpy as np
 
+from unitserve.drivers import Offload, finish_async, finish_sync, perform, perform_async, settle
 from unitserve.engine import FELL_THROUGH, Call, Outcome, Steps
-from unitserve.errors import BadModelOutput, Timeout, is_not_implemented
+from unitserve.errors import BadModelOutput, Timeout
 from unitserve.operations import INFER, PREDICT, TRANSFORM_INPUT, TRANSFORM_OUTPUT
 from unitserve.user_model import SeldonResponse
 
@@ -93,52 +94,6 @@ class BatchObserver(Protocol):
 
 class RowMismatch(BadModelOutput):
     """A batched call's answer that cannot be split back into one answer per request."""
-
-
-# ----------------------------------------------------------------------------- calling
-
-
-def perform(call: Call, gate: AbstractContextManager[Any]) -> Any:
-    """One synchronous user call inside the --threads gate (as `calls.run_sync`)."""
-    try:
-        with gate:
-            return call.method.fn(*call.args, **(call.kwargs or {}))
-    except Exception as exc:
-        if call.fallthrough and is_not_implemented(exc):
-            return FELL_THROUGH
-        raise
-
-
-def finish_sync(steps: Steps, sent: Any, gate: AbstractContextManager[Any]) -> Outcome:
-    """Run the rest of an operation on this thread, `sent` being its pending call's result."""
-    try:
-        while True:
-            sent = perform(steps.send(sent), gate)
-    except StopIteration as stop:
-        return stop.value
-
-
-Offload = Callable[[Callable[[], Any]], Any]
-
-
-async def perform_async(call: Call, offload: Offload) -> Any:
-    try:
-        if call.method.is_async:
-            return await call.method.fn(*call.args, **(call.kwargs or {}))
-        fn = functools.partial(call.method.fn, *call.args, **(call.kwargs or {}))
-        return await offload(fn)
-    except Exception as exc:
-        if call.fallthrough and is_not_implemented(exc):
-            return FELL_THROUGH
-        raise
-
-
-async def finish_async(steps: Steps, sent: Any, offload: Offload) -> Outcome:
-    try:
-        while True:
-            sent = await perform_async(steps.send(sent), offload)
-    except StopIteration as stop:
-        return stop.value
 
 
 # ----------------------------------------------------------------------------- stacking
@@ -477,25 +432,16 @@ class Batcher:
         except Exception as exc:
             for entry in entries:
                 entry.steps.close()
-                _settle(entry.future, False, exc)
+                settle(entry.future, False, exc)
             return
         for entry, part in zip(entries, parts, strict=True):
             if entry.future.done():
                 entry.steps.close()
                 continue
             try:
-                _settle(entry.future, True, await finish_async(entry.steps, part, offload))
+                settle(entry.future, True, await finish_async(entry.steps, part, offload))
             except Exception as exc:
-                _settle(entry.future, False, exc)
-
-
-def _settle(future: asyncio.Future[Outcome], ok: bool, value: Any) -> None:
-    if future.done():  # given up on meanwhile (request timeout, client gone)
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
+                settle(entry.future, False, exc)
 
 
 def _hand_out(entries: list[_Entry], done: asyncio.Future[list[tuple[bool, Any]]]) -> None:
@@ -505,7 +451,7 @@ def _hand_out(entries: list[_Entry], done: asyncio.Future[list[tuple[bool, Any]]
     failure = done.exception()
     if failure is not None:  # the group's run itself failed: every request says so
         for entry in entries:
-            _settle(entry.future, False, failure)
+            settle(entry.future, False, failure)
         return
     for entry, (ok, value) in zip(entries, done.result(), strict=True):
-        _settle(entry.future, ok, value)
+        settle(entry.future, ok, value)

@@ -23,16 +23,19 @@ import functools
 import logging
 import queue
 import threading
-from collections.abc import Awaitable, Callable
-from contextlib import AbstractContextManager, nullcontext
+from collections.abc import Callable
+from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from unitserve import tracing
 from unitserve.batching import BATCHED_OPERATIONS, Batcher, BatchLimits, BatchObserver
-from unitserve.engine import FELL_THROUGH, Engine, Outcome, Steps
-from unitserve.errors import Timeout, is_not_implemented
+from unitserve.drivers import run_async, run_sync, settle
+from unitserve.engine import Engine, Outcome, Steps
+from unitserve.errors import Timeout
 from unitserve.message import Codec
 from unitserve.operations import ENGINE_OPERATIONS
+
+__all__ = ["Invoker", "Offloader", "Readiness", "Request", "run_async", "run_sync"]
 
 log = logging.getLogger("unitserve")
 
@@ -49,55 +52,6 @@ class Request(Protocol):
     def codec(self) -> Codec: ...
 
     def read(self) -> Any: ...
-
-
-# ----------------------------------------------------------------------------- drivers
-
-
-_NO_GATE = nullcontext()
-
-
-def run_sync(steps: Steps, gate: AbstractContextManager[Any] = _NO_GATE) -> Outcome:
-    """Run an operation calling every user method directly on this thread, each call
-    inside `gate` (the worker's limit on concurrent user calls)."""
-    sent: Any = None
-    try:
-        while True:
-            call = steps.send(sent)
-            try:
-                with gate:
-                    sent = call.method.fn(*call.args, **(call.kwargs or {}))
-            except Exception as exc:
-                if call.fallthrough and is_not_implemented(exc):
-                    sent = FELL_THROUGH
-                else:
-                    raise
-    except StopIteration as stop:
-        return stop.value
-
-
-async def run_async(
-    steps: Steps, offload: Callable[[Callable[[], Any]], Awaitable[Any]]
-) -> Outcome:
-    """Run an operation on the event loop: ``async def`` methods are awaited here,
-    synchronous ones are handed to `offload` (the worker's thread pool)."""
-    sent: Any = None
-    try:
-        while True:
-            call = steps.send(sent)
-            fn, args, kwargs = call.method.fn, call.args, call.kwargs or {}
-            try:
-                if call.method.is_async:
-                    sent = await fn(*args, **kwargs)
-                else:
-                    sent = await offload(functools.partial(fn, *args, **kwargs))
-            except Exception as exc:
-                if call.fallthrough and is_not_implemented(exc):
-                    sent = FELL_THROUGH
-                else:
-                    raise
-    except StopIteration as stop:
-        return stop.value
 
 
 # ----------------------------------------------------------------------------- the --threads gate
@@ -135,15 +89,6 @@ class _TokenGate:
 # and the loop's wake-ups coalesce. User code still never runs on the event loop.
 
 _STOP = None
-
-
-def _resolve(future: asyncio.Future[Any], ok: bool, value: Any) -> None:
-    if future.done():  # cancelled meanwhile (request timeout, client gone)
-        return
-    if ok:
-        future.set_result(value)
-    else:
-        future.set_exception(value)
 
 
 class Offloader:
@@ -190,7 +135,7 @@ class Offloader:
 
     def _answered(self, future: asyncio.Future[Any], ok: bool, value: Any) -> None:
         self.in_flight -= 1
-        _resolve(future, ok, value)
+        settle(future, ok, value)
 
     def _work(self) -> None:
         get, call_back, answered = self.queue.get, self.loop.call_soon_threadsafe, self._answered

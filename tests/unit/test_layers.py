@@ -50,6 +50,7 @@ LAYER_OF = {
     "": "core",  # unitserve/__init__.py: the public API, re-exported from the core
     "engine": "core",
     "calls": "core",
+    "drivers": "core",  # runs an operation's user calls: for calls and batching alike
     "batching": "core",  # adaptive batching: groups requests for the invoker
     "message": "core",  # the engine's view of a request and an answer
     "operations": "core",
