@@ -2,7 +2,7 @@
 
 Everything that can go wrong while serving a request ends up here as one
 `ServingError` (ours) or as an exception raised by user code. The transports
-call `http_answer` / `grpc_answer` and never decide a status themselves.
+ask `describe` for an exception's answer and never decide a status themselves.
 
 The REST error body is Seldon's: ``{"status": {"code": -1, "info": ...,
 "reason": ..., "status": 1}}``.
@@ -11,7 +11,7 @@ The REST error body is Seldon's: ``{"status": {"code": -1, "info": ...,
 from __future__ import annotations
 
 import logging
-from typing import Any
+from typing import Any, NamedTuple
 
 import grpc
 
@@ -199,18 +199,27 @@ def status_body(info: str, reason: str) -> dict[str, Any]:
     return {"status": {"code": -1, "info": info, "reason": reason, "status": 1}}
 
 
-def describe(exc: BaseException) -> tuple[int, str, str, grpc.StatusCode]:
-    """(HTTP status, reason, message, gRPC code) for any exception."""
+class ErrorAnswer(NamedTuple):
+    """How an exception is answered on both transports."""
+
+    http_status: int
+    reason: str  # Seldon's reason (MICROSERVICE_...)
+    message: str  # the sentence the client reads
+    grpc_code: grpc.StatusCode
+
+
+def describe(exc: BaseException) -> ErrorAnswer:
+    """The answer to any exception: ours, a Seldon exception of the user's, or a bug."""
     if isinstance(exc, ServingError):
-        return exc.http_status, exc.reason, exc.message, exc.grpc_code
+        return ErrorAnswer(exc.http_status, exc.reason, exc.message, exc.grpc_code)
     if _is_seldon_exception(exc):
         status = getattr(exc, "status_code", 400)
         if not isinstance(status, int) or not 100 <= status <= 599:
             status = 500
         message = str(getattr(exc, "message", "") or exc)
         reason = str(getattr(exc, "reason", BAD_DATA))
-        return status, reason, message, grpc_code_for_http(status)
-    return 500, INTERNAL_ERROR, str(exc), grpc.StatusCode.INTERNAL
+        return ErrorAnswer(status, reason, message, grpc_code_for_http(status))
+    return ErrorAnswer(500, INTERNAL_ERROR, str(exc), grpc.StatusCode.INTERNAL)
 
 
 def log_error(exc: BaseException, where: str) -> None:

@@ -6,6 +6,7 @@ A codec turns a SeldonMessage (JSON dict or protobuf) into a `Message` and a
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -83,3 +84,14 @@ class Codec(Protocol):
     def without_raw_metrics(self, answer: Any) -> Any: ...
 
     def encode_raw(self, answer: Any) -> Any: ...
+
+
+def new_request_id() -> str:
+    """An id for a request that came without one (a Seldon puid, an inference id): a
+    random version-4 UUID in the text `str(uuid.uuid4())` writes, built from the random
+    bytes' hex directly, for about a third of that call's CPU (the `uuid.UUID` object
+    costs more than the rest of a request's bookkeeping)."""
+    h = os.urandom(16).hex()
+    # The version nibble is 4; the variant's two top bits are 10 (8, 9, a or b).
+    variant = "89ab"[int(h[16], 16) & 3]
+    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"

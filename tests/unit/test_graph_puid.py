@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from unitserve.graph.serving import new_puid
+from unitserve.message import new_request_id as new_puid
 
 
 def test_new_puids_are_random_version_4_uuids_as_uuid4_writes_them() -> None:

@@ -14,7 +14,6 @@ import asyncio
 import contextlib
 import functools
 import logging
-import os
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -38,6 +37,7 @@ from unitserve.graph.nodes import (
 )
 from unitserve.graph.spec import GraphSpec
 from unitserve.graph.walk import Graph
+from unitserve.message import new_request_id
 from unitserve.models.dataplane import DataPlane
 from unitserve.models.model_settings import ModelSettings
 from unitserve.models.served_model import ServedModel, call_load
@@ -50,16 +50,6 @@ from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import WIRE_GRPC
 
 log = logging.getLogger("unitserve")
-
-
-def new_puid() -> str:
-    """A request id for a request that came without one: a random version-4 UUID, in
-    the text `str(uuid.uuid4())` writes, for about a third of that call's CPU (building
-    the UUID object costs more than the rest of a request's bookkeeping)."""
-    h = os.urandom(16).hex()
-    # The version nibble is 4; the variant's two top bits are 10 (8, 9, a or b).
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 class NotAGraphOperation(ServingError):
@@ -201,7 +191,7 @@ class GraphInvoker(Invoker):
         try:
             if op == "predict":
                 msg = codec.decode(request.read())
-                puid = request.puid or (msg.meta or {}).get("puid") or new_puid()
+                puid = request.puid or (msg.meta or {}).get("puid") or new_request_id()
                 request.puid = str(puid)
                 return 200, codec.encode(self.graph.predict(msg, family, str(puid)))
             if op == "send_feedback":

@@ -202,7 +202,7 @@ class Graph:
             metrics.node_call(node.name, op, str(exc.status), time.perf_counter() - started)
             raise
         except Exception as exc:
-            code = str(describe(exc)[0])
+            code = str(describe(exc).http_status)
             metrics.node_call(node.name, op, code, time.perf_counter() - started)
             raise
         metrics.node_call(node.name, op, "200", time.perf_counter() - started)

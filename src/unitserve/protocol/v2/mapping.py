@@ -16,15 +16,23 @@ The same rules for every wire form (JSON, binary, gRPC):
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field
 from typing import Any
 
-import grpc
 import numpy as np
 
-from unitserve.errors import BAD_DATA, BadModelOutput, BadRequest, ServingError
-from unitserve.message import BIN, JSON, NDARRAY, STR, TENSOR, TFTENSOR, Message, Reply
+from unitserve.errors import BadModelOutput, BadRequest, WrongComponent
+from unitserve.message import (
+    BIN,
+    JSON,
+    NDARRAY,
+    STR,
+    TENSOR,
+    TFTENSOR,
+    Message,
+    Reply,
+    new_request_id,
+)
 from unitserve.protocol.v2 import binary, datatypes
 from unitserve.protocol.v2.datatypes import Datatype
 
@@ -38,13 +46,13 @@ NOT_TAGS = frozenset({"feature_names", "binary_data_output"})
 MESSAGE_KIND = NDARRAY
 
 
-class Unsupported(ServingError):
+#: The id of a request that came without one.
+new_id = new_request_id
+
+
+class Unsupported(WrongComponent):
     """An operation with no meaning in the Open Inference Protocol (a router's choice,
     a combiner's several requests): the client asked the wrong kind of component."""
-
-    http_status = 400
-    reason = BAD_DATA
-    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
 
 
 @dataclass(slots=True)
@@ -73,16 +81,6 @@ class Output:
     array: np.ndarray
     datatype: Datatype
     parameters: dict[str, Any] | None = None
-
-
-def new_id() -> str:
-    """A random (version 4) UUID in its usual text form, as ``str(uuid.uuid4())`` writes
-    it; built from the random bytes' hex directly, since every request without an id
-    needs one and the `uuid.UUID` object costs several times more."""
-    h = os.urandom(16).hex()
-    # version 4 in the 13th digit; the variant's two high bits (10) in the 17th
-    variant = "89ab"[int(h[16], 16) & 3]
-    return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"
 
 
 def feature_names(request_params: dict[str, Any], inputs: list[dict[str, Any]]) -> list[Any]:

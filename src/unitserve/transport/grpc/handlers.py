@@ -193,7 +193,7 @@ class SeldonGrpc:
                 code = grpc.StatusCode.INTERNAL.name
                 context.abort(grpc.StatusCode.INTERNAL, "Exception deserializing request!")
             except Exception as exc:
-                code = describe(exc)[3].name
+                code = describe(exc).grpc_code.name
                 _abort(context, exc, where)
             finally:
                 self.accounting.finished(
@@ -240,5 +240,5 @@ class SeldonGrpc:
 
 def _abort(context: grpc.ServicerContext, exc: BaseException, where: str) -> None:
     log_error(exc, where)
-    _, _, message, code = describe(exc)
-    context.abort(code, message or type(exc).__name__)
+    answer = describe(exc)
+    context.abort(answer.grpc_code, answer.message or type(exc).__name__)

@@ -21,7 +21,7 @@ from typing import Any, ClassVar
 import grpc
 from google.protobuf.message import DecodeError
 
-from unitserve.errors import BadRequest, ServingError, describe, log_error
+from unitserve.errors import MalformedMessage, ServingError, describe, log_error
 from unitserve.message import Codec
 from unitserve.models.dataplane import DataPlane
 from unitserve.operations import INFER, V2_PROTOCOL
@@ -37,10 +37,6 @@ SERVICE = INFERENCE_SERVICE_NAME
 # The request metric labels of ModelInfer.
 OPERATION_LABEL = "infer"
 PROTOCOL_LABEL = V2_PROTOCOL  # counted apart from the Seldon protocol's RPCs
-
-
-class InvalidRequest(BadRequest):
-    """Request bytes that are not the message the RPC takes."""
 
 
 def _identity(data: bytes) -> bytes:
@@ -142,14 +138,14 @@ class InferenceGrpc:
                     try:
                         request = message_type.FromString(data)
                     except DecodeError as exc:
-                        raise InvalidRequest(
+                        raise MalformedMessage(
                             f"the request is not a valid {message_type.DESCRIPTOR.full_name}: {exc}"
                         ) from None
                 result = answer(request)
                 return result
             except Exception as exc:
                 failure = exc
-                code = describe(exc)[3].name
+                code = describe(exc).grpc_code.name
             finally:
                 if counted:
                     self.accounting.finished(
@@ -164,8 +160,8 @@ class InferenceGrpc:
             # Outside the try: abort raises, and that must reach grpcio untouched.
             assert failure is not None
             log_error(failure, where)
-            _, _, message, status = describe(failure)
-            context.abort(status, message or type(failure).__name__)
+            described = describe(failure)
+            context.abort(described.grpc_code, described.message or type(failure).__name__)
 
         return handle
 

@@ -268,8 +268,8 @@ class RestApp:
 
     def _v2_failure(self, exc: BaseException, where: str) -> Answer:
         log_error(exc, where)
-        status, reason, message, _ = describe(exc)
-        return self._v2_error(status, reason, message)
+        answer = describe(exc)
+        return self._v2_error(answer.http_status, answer.reason, answer.message)
 
     async def _docs_answer(
         self, route: Route, scope: Scope, headers: dict[bytes, bytes], payload: bytes
@@ -394,5 +394,5 @@ class RestApp:
                 )
                 return status, [(b"content-type", content_type.encode("latin-1"))], body
         log_error(exc, where)
-        status, reason, message, _ = describe(exc)
-        return self._error(status, reason, message)
+        answer = describe(exc)
+        return self._error(answer.http_status, answer.reason, answer.message)
