@@ -2,7 +2,7 @@
 
 The package is layered, top to bottom: ``cli`` → ``graph`` → ``runtime`` → ``transport`` →
 ``models`` (served models, their registry and the Open Inference data plane) →
-``protocol`` and ``metrics`` (side by side) → the core (the engine, the user-facing
+``protocol`` and ``metrics`` (side by side) → the core → ``tracing`` (the engine, the user-facing
 API, settings, errors, the protobuf classes). A module may import modules of its own
 layer and of the layers below it, never one above: the engine knows nothing of the
 wire, a codec nothing of HTTP or gRPC. And no modules import each other in a circle,
@@ -27,14 +27,15 @@ SRC = ROOT / "src"
 # The layer of each top-level name under unitserve/, from the top (highest rank) down.
 # protocol and metrics share a rank but are separate layers: neither may import the other.
 RANKS = {
-    "cli": 6,
-    "graph": 5,
-    "runtime": 4,
-    "transport": 3,
-    "models": 2,
-    "protocol": 1,
-    "metrics": 1,
-    "core": 0,
+    "cli": 7,
+    "graph": 6,
+    "runtime": 5,
+    "transport": 4,
+    "models": 3,
+    "protocol": 2,
+    "metrics": 2,
+    "core": 1,
+    "tracing": 0,
 }
 LAYER_OF = {
     "__main__": "cli",  # `python -m unitserve` is the command line
@@ -50,7 +51,8 @@ LAYER_OF = {
     "": "core",  # unitserve/__init__.py: the public API, re-exported from the core
     "engine": "core",
     "calls": "core",
-    "drivers": "core",  # runs an operation's user calls: for calls and batching alike
+    "drivers": "core",
+    "storage": "core",  # a URI to a local folder: a leaf the servers and users' load() call  # runs an operation's user calls: for calls and batching alike
     "batching": "core",  # adaptive batching: groups requests for the invoker
     "message": "core",  # the engine's view of a request and an answer
     "operations": "core",
@@ -62,7 +64,9 @@ LAYER_OF = {
     "user_model": "core",
     "proto": "core",
     "version": "core",
-    "tracing": "core",  # spans around what every layer does; OpenTelemetry only when on
+    # spans around what every layer does (OpenTelemetry only when on): below them all,
+    # it knows none of them
+    "tracing": "tracing",
 }
 
 # Upward imports that are known and accepted: none. An entry must still occur, so that
