@@ -34,8 +34,9 @@ from unitserve import component
 from unitserve import metadata as model_metadata
 from unitserve.calls import Invoker
 from unitserve.graph import spec as graph_spec
-from unitserve.graph.nodes import LocalNode, LocalSource
+from unitserve.graph.nodes import LocalNode
 from unitserve.graph.serving import GraphInvoker, GraphModel, build_plan, make_nodes
+from unitserve.graph.sources import LocalSource
 from unitserve.graph.walk import Graph
 from unitserve.metrics import worker as worker_metrics
 from unitserve.models.model_settings import ModelSettings

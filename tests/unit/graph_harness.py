@@ -17,8 +17,9 @@ from google.protobuf import json_format
 
 from unitserve import metadata
 from unitserve.graph import spec as graph_spec
-from unitserve.graph.nodes import LocalNode, LocalSource
+from unitserve.graph.nodes import LocalNode
 from unitserve.graph.serving import GraphInvoker, GraphModel, GraphPlan, build_plan, make_nodes
+from unitserve.graph.sources import LocalSource
 from unitserve.graph.walk import Graph
 from unitserve.metrics.worker import NoRequestMetrics
 from unitserve.models.registry import ModelRegistry

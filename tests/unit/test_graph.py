@@ -13,7 +13,7 @@ from typing import Any
 import pytest
 
 from unitserve.graph import spec as graph_spec
-from unitserve.graph.nodes import find_sources
+from unitserve.graph.sources import find_sources
 
 from .graph_harness import GraphHarness
 

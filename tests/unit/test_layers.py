@@ -51,8 +51,8 @@ LAYER_OF = {
     "": "core",  # unitserve/__init__.py: the public API, re-exported from the core
     "engine": "core",
     "calls": "core",
-    "drivers": "core",
-    "storage": "core",  # a URI to a local folder: a leaf the servers and users' load() call  # runs an operation's user calls: for calls and batching alike
+    "drivers": "core",  # runs an operation's user calls: for calls and batching alike
+    "storage": "core",  # a URI to a local folder: a leaf the servers and users' load() call
     "batching": "core",  # adaptive batching: groups requests for the invoker
     "message": "core",  # the engine's view of a request and an answer
     "operations": "core",

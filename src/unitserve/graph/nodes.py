@@ -1,261 +1,46 @@
 """Where each node of a graph runs, and how one call of it is made.
 
-A node's class is found without any edit of the YAML: ``--node NAME=DIR[:Interface]``
-first, else the folder ``<YAML's folder>/<node name>/``, whose ``.s2i/environment``
-names the class (``MODEL_NAME``) as the s2i image built from that folder would. A
-node with no folder but an ``endpoint`` naming a host is called over the wire (REST
-with httpx, gRPC with grpcio); the orchestrator's built-in implementations
-(RANDOM_ABTEST, AVERAGE_COMBINER, ...) need neither.
-
-Between local nodes nothing is encoded: a node's answer (a `Reply`) becomes the next
-node's request (`as_message`) in memory. A node's user methods that want the request as
-it came off the wire (``predict_raw`` and the deprecated ones) get it in the wire form
-of the transport the graph's client used, built for them alone.
+A local node (its class found by `unitserve.graph.sources`) is a served model called in
+memory (`unitserve.graph.families`). A node with no folder but an ``endpoint`` naming a
+host is called over the wire (REST with httpx, gRPC with grpcio); the orchestrator's
+built-in implementations (RANDOM_ABTEST, AVERAGE_COMBINER, ...) need neither.
 """
 
 from __future__ import annotations
 
 import asyncio
-import importlib
-import json
-import sys
 from collections.abc import Callable
-from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import grpc
 import httpx
-import numpy as np
 import orjson
 from google.protobuf import json_format
 
-from unitserve import component, tracing
+from unitserve import tracing
 from unitserve.calls import run_async, run_sync
 from unitserve.engine import Engine, Outcome, Steps
-from unitserve.errors import ServingError, StartupError, grpc_code_for_http
-from unitserve.graph.spec import GraphError, GraphSpec, NodeSpec
-from unitserve.message import DATA_KINDS, NDARRAY, TENSOR, Codec, FeedbackMessage, Message, Reply
+from unitserve.errors import ServingError, grpc_code_for_http
+from unitserve.graph.families import (
+    Family,
+    NodeFailed,
+    Wire,
+    as_message,
+    as_reply,
+    failure_body,
+)
+
+# The command line and the manifest tools find the nodes' classes through this module.
+from unitserve.graph.sources import find_sources as find_sources
+from unitserve.graph.sources import parse_node_flag as parse_node_flag
+from unitserve.graph.spec import NodeSpec
+from unitserve.message import Reply
 from unitserve.models.served_model import ServedModel
 from unitserve.operations import ENGINE_OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_fast
 from unitserve.protocol.seldon.json_codec import JsonCodec, decode_message
-from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec, ProtoCodec, encode_reply
-from unitserve.transport.grpc.handlers import BytesCodec
-
-# ----------------------------------------------------------------------------- finding classes
-
-
-@dataclass(frozen=True)
-class LocalSource:
-    folder: Path
-    interface: str
-
-
-def parse_node_flag(text: str) -> tuple[str, Path, str | None]:
-    """``NAME=DIR[:Interface]`` → (name, folder, interface or None)."""
-    name, sep, rest = text.partition("=")
-    if not sep or not name or not rest:
-        raise GraphError(f"--node {text!r}: expected NAME=DIR or NAME=DIR:Interface")
-    folder, _, interface = rest.partition(":")
-    return name, Path(folder), interface or None
-
-
-# Where a node folder names its class, as for an s2i image built from it.
-ENV_FILE = Path(".s2i") / "environment"
-
-
-def find_sources(
-    graph: GraphSpec,
-    overrides: dict[str, tuple[Path, str | None]],
-    read_environment: Callable[[Path], dict[str, str]],
-) -> dict[str, LocalSource | None]:
-    """Each node's class (None: remote or built in); a GraphError for a node that has
-    neither a class nor an endpoint, or whose folder does not say which class.
-    `read_environment` reads an ``.s2i/environment`` file as `unitserve serve` does."""
-    names = {n.name for n in graph.root.walk()}
-    for name in overrides:
-        if name not in names:
-            raise GraphError(f"--node {name}=...: the graph has no node named {name!r}")
-    found: dict[str, LocalSource | None] = {}
-    for node in graph.root.walk():
-        if node.name in overrides:
-            folder, interface = overrides[node.name]
-            folder = folder.resolve()
-            if not folder.is_dir():
-                raise GraphError(f"node {node.name!r}: folder {folder} (--node) does not exist")
-        else:
-            folder, interface = graph.folder / node.name, None
-            if not folder.is_dir():
-                if node.endpoint is not None or node.builtin:
-                    found[node.name] = None
-                    continue
-                raise GraphError(
-                    f"node {node.name!r}: no class and no endpoint: no folder {folder} "
-                    f"(or give --node {node.name}=DIR[:Interface], or an endpoint with "
-                    "service_host)"
-                )
-        if interface is None:
-            try:
-                interface = read_environment(folder / ENV_FILE).get("MODEL_NAME")
-            except Exception as exc:  # SettingsError: an unreadable or malformed file
-                raise GraphError(f"node {node.name!r}: {exc}") from None
-            if not interface:
-                raise GraphError(
-                    f"node {node.name!r}: {folder / ENV_FILE} does not name the class "
-                    f"(MODEL_NAME=...); or give --node {node.name}=DIR:Interface"
-                )
-        found[node.name] = LocalSource(folder, interface)
-    return found
-
-
-def load_user(node: NodeSpec, source: LocalSource) -> Any:
-    """The node's user object, built from its folder with the node's parameters.
-
-    Node folders often hold modules of the same name (``Model.py`` in each): a module
-    imported from another folder is forgotten first so that each node gets its own."""
-    module = source.interface.rpartition(".")[0] or source.interface
-    top = module.split(".")[0]
-    loaded = sys.modules.get(top)
-    if loaded is not None and not _inside(loaded, source.folder):
-        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
-            del sys.modules[name]
-    folder = str(source.folder)
-    sys.path.insert(0, folder)
-    try:
-        importlib.invalidate_caches()
-        user_class = component.import_user_class(source.interface, folder)
-        kwargs = component.parse_parameters(json.dumps(node.parameters))
-        return component.construct(user_class, kwargs)
-    except StartupError as exc:
-        raise GraphError(f"node {node.name!r}: {exc}") from None
-    finally:
-        if sys.path and sys.path[0] == folder:
-            sys.path.pop(0)
-
-
-def _inside(module: Any, folder: Path) -> bool:
-    where = getattr(module, "__file__", None) or ""
-    return bool(where) and Path(where).resolve().is_relative_to(folder.resolve())
-
-
-# ----------------------------------------------------------------------------- messages in memory
-
-
-class Wire:
-    """An answer a node's raw method produced, already in the transport's wire form."""
-
-    __slots__ = ("body",)
-
-    def __init__(self, body: bytes) -> None:
-        self.body = body
-
-
-class LocalCodec:
-    """The codec local nodes are run with: requests are `Message`s already, answers
-    stay `Reply`s; raw answers go through the transport's own codec (`wire`)."""
-
-    def __init__(self, wire: Codec) -> None:
-        self.wire = wire
-        self.proto = wire.proto
-        self._feedback = ProtoCodec()
-
-    def decode(self, request: Any) -> Message:
-        return request if isinstance(request, Message) else self.wire.decode(request)
-
-    def decode_list(self, request: Any) -> list[Message]:
-        if isinstance(request, list) and request and isinstance(request[0], Message):
-            return request
-        return self.wire.decode_list(request)
-
-    def decode_feedback(self, request: Any, routing_key: str) -> FeedbackMessage:
-        return self._feedback.decode_feedback(request, routing_key)
-
-    def encode(self, reply: Reply) -> Reply:
-        return reply
-
-    def raw_metrics(self, answer: Any) -> list[dict[str, Any]]:
-        return [] if isinstance(answer, Message) else self.wire.raw_metrics(answer)
-
-    def without_raw_metrics(self, answer: Any) -> Any:
-        return self.wire.without_raw_metrics(answer)
-
-    def encode_raw(self, answer: Any) -> Wire:
-        return Wire(self.wire.encode_raw(answer))
-
-
-def as_message(reply: Reply, proto: bool) -> Message:
-    """A node's answer as the next node's request. Arrays are what the next node would
-    have decoded from the wire: a numpy array, and on gRPC numbers as doubles."""
-    value = reply.value
-    if reply.kind in DATA_KINDS:
-        if not isinstance(value, np.ndarray):
-            value = np.array(value)
-        if proto and reply.kind in (NDARRAY, TENSOR) and value.dtype.kind in "iub":
-            value = value.astype(np.float64)
-    return Message(reply.kind, value, list(reply.names or []), reply.meta)
-
-
-def as_reply(msg: Message) -> Reply:
-    return Reply(str(msg.kind), msg.features, msg.names, msg.meta or {})
-
-
-@dataclass(frozen=True)
-class Family:
-    """What depends on the transport the graph's client used (REST JSON or gRPC)."""
-
-    proto: bool
-    local: LocalCodec
-    local_feedback: LocalCodec
-
-    def to_wire(self, payload: Reply | list[Reply]) -> Any:
-        """The request a raw or deprecated user method receives."""
-        if isinstance(payload, list):
-            if self.proto:
-                out = pb.SeldonMessageList()
-                for r in payload:
-                    out.seldonMessages.append(encode_reply(r))
-                return out
-            return {"seldonMessages": [orjson.loads(JsonCodec().encode(r)) for r in payload]}
-        if self.proto:
-            return encode_reply(payload)
-        return orjson.loads(JsonCodec().encode(payload))
-
-    def from_wire(self, body: bytes) -> Reply:
-        if self.proto:
-            return as_reply(proto_fast.decode(body))
-        try:
-            return as_reply(decode_message(orjson.loads(body)))
-        except orjson.JSONDecodeError as exc:
-            raise ServingError(f"a node answered something that is not JSON: {exc}") from None
-
-
-REST_FAMILY = Family(False, LocalCodec(JsonCodec()), LocalCodec(FeedbackJsonCodec()))
-GRPC_FAMILY = Family(True, LocalCodec(BytesCodec()), LocalCodec(BytesCodec()))
-
-
-# ----------------------------------------------------------------------------- errors
-
-
-class NodeFailed(Exception):
-    """A node answered with an error: its status and body reach the client unchanged
-    (gRPC: its code and details)."""
-
-    def __init__(
-        self, node: str, status: int, body: bytes, code: grpc.StatusCode, details: str
-    ) -> None:
-        super().__init__(f"node {node!r} answered {status}: {details}")
-        self.node = node
-        self.status = status
-        self.body = body
-        self.code = code
-        self.details = details
-
-
-def _failure_body(reason: str) -> bytes:
-    return orjson.dumps({"status": {"code": 500, "info": reason, "status": "FAILURE"}})
-
+from unitserve.protocol.seldon.proto_codec import encode_reply
 
 # ----------------------------------------------------------------------------- nodes
 
@@ -404,7 +189,7 @@ class RestNode:
         except httpx.HTTPError as exc:
             reason = f"node {self.spec.name!r} at {self.base}: {type(exc).__name__}: {exc}"
             raise NodeFailed(
-                self.spec.name, 500, _failure_body(reason), grpc.StatusCode.UNAVAILABLE, reason
+                self.spec.name, 500, failure_body(reason), grpc.StatusCode.UNAVAILABLE, reason
             ) from None
         if response.status_code != 200:
             raise NodeFailed(
@@ -433,7 +218,7 @@ class RestNode:
                 f"node {self.spec.name!r} answered something that is not a SeldonMessage: {exc}"
             )
             raise NodeFailed(
-                self.spec.name, 500, _failure_body(reason), grpc.StatusCode.INTERNAL, reason
+                self.spec.name, 500, failure_body(reason), grpc.StatusCode.INTERNAL, reason
             ) from None
 
     def not_ready(self) -> str | None:
@@ -452,7 +237,7 @@ class RestNode:
             response = self.client.get(path)
         except httpx.HTTPError as exc:
             reason = f"node {self.spec.name!r} at {self.base}: {type(exc).__name__}: {exc}"
-            return 500, _failure_body(reason)
+            return 500, failure_body(reason)
         return response.status_code, response.content
 
     def close(self) -> None:
@@ -500,7 +285,7 @@ class GrpcNode:
             status = _HTTP_FOR_GRPC.get(code, 500)
             if code == grpc.StatusCode.UNAVAILABLE:
                 details = f"node {self.spec.name!r} at {self.target}: {details}"
-                body_out = _failure_body(details)
+                body_out = failure_body(details)
             else:
                 body_out = orjson.dumps(
                     {"status": {"code": status, "info": details, "status": "FAILURE"}}

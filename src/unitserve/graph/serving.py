@@ -23,18 +23,9 @@ from unitserve import tracing
 from unitserve.calls import Invoker, Offloader, Readiness, Request
 from unitserve.engine import EngineConfig, MetricsRecorder, Outcome
 from unitserve.errors import ServingError, StartupError
-from unitserve.graph.nodes import (
-    GRPC_FAMILY,
-    REST_FAMILY,
-    AnyNode,
-    BuiltinNode,
-    GrpcNode,
-    LocalNode,
-    LocalSource,
-    NodeFailed,
-    RestNode,
-    load_user,
-)
+from unitserve.graph.families import GRPC_FAMILY, REST_FAMILY, NodeFailed
+from unitserve.graph.nodes import AnyNode, BuiltinNode, GrpcNode, LocalNode, RestNode
+from unitserve.graph.sources import LocalSource, load_user
 from unitserve.graph.spec import GraphSpec
 from unitserve.graph.walk import Graph
 from unitserve.message import new_request_id

@@ -26,7 +26,8 @@ import numpy as np
 
 from unitserve import tracing
 from unitserve.errors import ServingError, describe
-from unitserve.graph.nodes import AnyNode, BuiltinNode, Family, NodeFailed
+from unitserve.graph.families import Family, NodeFailed
+from unitserve.graph.nodes import AnyNode, BuiltinNode
 from unitserve.graph.spec import GraphSpec, NodeSpec, ratio_a
 from unitserve.message import Message, Reply
 

@@ -1,0 +1,112 @@
+"""Where a graph's local nodes come from: ``--node NAME=DIR[:Interface]`` first, else the
+folder ``<YAML's folder>/<node name>/``, whose ``.s2i/environment`` names the class
+(``MODEL_NAME``) as the s2i image built from that folder would; and each node's user
+object, built from its folder with the node's parameters.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unitserve import component
+from unitserve.errors import StartupError
+from unitserve.graph.spec import GraphError, GraphSpec, NodeSpec
+
+
+@dataclass(frozen=True)
+class LocalSource:
+    folder: Path
+    interface: str
+
+
+def parse_node_flag(text: str) -> tuple[str, Path, str | None]:
+    """``NAME=DIR[:Interface]`` → (name, folder, interface or None)."""
+    name, sep, rest = text.partition("=")
+    if not sep or not name or not rest:
+        raise GraphError(f"--node {text!r}: expected NAME=DIR or NAME=DIR:Interface")
+    folder, _, interface = rest.partition(":")
+    return name, Path(folder), interface or None
+
+
+# Where a node folder names its class, as for an s2i image built from it.
+ENV_FILE = Path(".s2i") / "environment"
+
+
+def find_sources(
+    graph: GraphSpec,
+    overrides: dict[str, tuple[Path, str | None]],
+    read_environment: Callable[[Path], dict[str, str]],
+) -> dict[str, LocalSource | None]:
+    """Each node's class (None: remote or built in); a GraphError for a node that has
+    neither a class nor an endpoint, or whose folder does not say which class.
+    `read_environment` reads an ``.s2i/environment`` file as `unitserve serve` does."""
+    names = {n.name for n in graph.root.walk()}
+    for name in overrides:
+        if name not in names:
+            raise GraphError(f"--node {name}=...: the graph has no node named {name!r}")
+    found: dict[str, LocalSource | None] = {}
+    for node in graph.root.walk():
+        if node.name in overrides:
+            folder, interface = overrides[node.name]
+            folder = folder.resolve()
+            if not folder.is_dir():
+                raise GraphError(f"node {node.name!r}: folder {folder} (--node) does not exist")
+        else:
+            folder, interface = graph.folder / node.name, None
+            if not folder.is_dir():
+                if node.endpoint is not None or node.builtin:
+                    found[node.name] = None
+                    continue
+                raise GraphError(
+                    f"node {node.name!r}: no class and no endpoint: no folder {folder} "
+                    f"(or give --node {node.name}=DIR[:Interface], or an endpoint with "
+                    "service_host)"
+                )
+        if interface is None:
+            try:
+                interface = read_environment(folder / ENV_FILE).get("MODEL_NAME")
+            except Exception as exc:  # SettingsError: an unreadable or malformed file
+                raise GraphError(f"node {node.name!r}: {exc}") from None
+            if not interface:
+                raise GraphError(
+                    f"node {node.name!r}: {folder / ENV_FILE} does not name the class "
+                    f"(MODEL_NAME=...); or give --node {node.name}=DIR:Interface"
+                )
+        found[node.name] = LocalSource(folder, interface)
+    return found
+
+
+def load_user(node: NodeSpec, source: LocalSource) -> Any:
+    """The node's user object, built from its folder with the node's parameters.
+
+    Node folders often hold modules of the same name (``Model.py`` in each): a module
+    imported from another folder is forgotten first so that each node gets its own."""
+    module = source.interface.rpartition(".")[0] or source.interface
+    top = module.split(".")[0]
+    loaded = sys.modules.get(top)
+    if loaded is not None and not _inside(loaded, source.folder):
+        for name in [m for m in sys.modules if m == top or m.startswith(top + ".")]:
+            del sys.modules[name]
+    folder = str(source.folder)
+    sys.path.insert(0, folder)
+    try:
+        importlib.invalidate_caches()
+        user_class = component.import_user_class(source.interface, folder)
+        kwargs = component.parse_parameters(json.dumps(node.parameters))
+        return component.construct(user_class, kwargs)
+    except StartupError as exc:
+        raise GraphError(f"node {node.name!r}: {exc}") from None
+    finally:
+        if sys.path and sys.path[0] == folder:
+            sys.path.pop(0)
+
+
+def _inside(module: Any, folder: Path) -> bool:
+    where = getattr(module, "__file__", None) or ""
+    return bool(where) and Path(where).resolve().is_relative_to(folder.resolve())
