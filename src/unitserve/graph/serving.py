@@ -255,6 +255,8 @@ class GraphModel(ServedModel):
     """A graph served as one model: the Seldon routes walk it; its local nodes are
     served models of their own, loaded with it."""
 
+    carries_puid = True  # the orchestrator's Seldon-Puid, read and answered
+
     def __init__(self, graph: Graph, settings: Settings) -> None:
         super().__init__(ModelSettings(implementation="graph"), label="the graph")
         self.state = ModelState("the graph")
@@ -287,6 +289,11 @@ class GraphModel(ServedModel):
         self.metadata = self.graph.metadata()
         self.state.mark_ready()
         return True
+
+    async def not_ready(self) -> str | None:
+        """A graph is ready when every node is: its remote nodes are asked each time."""
+        own = await super().not_ready()
+        return own if own is not None else await self.front.not_ready()
 
     async def unload(self) -> None:
         raise NotAGraphOperation("a graph is not unloaded: stop its server instead")

@@ -39,6 +39,10 @@ class ServedModel:
     """One model and its lifecycle (see the module doc). Built on the event loop that
     serves it (its invoker answers there)."""
 
+    # Whether requests carry a request id the model reads and answers with (a graph's
+    # Seldon-Puid): the transports then hand it over and send it back.
+    carries_puid = False
+
     def __init__(
         self,
         settings: ModelSettings,
@@ -208,6 +212,10 @@ class ServedModel:
         if invoker is None:
             raise NotReady(f"model {self.name!r} is not ready: {self.state.reason}")
         return invoker.call_blocking(op, request)
+
+    async def not_ready(self) -> str | None:
+        """Why the model cannot answer now (its readiness probe), or None if it can."""
+        return None if self.state.is_ready else self.state.reason
 
     async def wait_ready(self) -> None:
         """Return once the model is ready (NotReady, saying why, otherwise)."""

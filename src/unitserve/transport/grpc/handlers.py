@@ -168,7 +168,7 @@ class SeldonGrpc:
         self, op: str, message_type: Any, where: str
     ) -> Callable[[bytes, grpc.ServicerContext], Any]:
         codec = self.codec
-        graph = self.graph is not None
+        carries_puid = self._default().carries_puid
         # Only the access line wants a request's puid: without it nothing looks for one.
         note_puid = self.accounting.access_log_enabled
 
@@ -179,12 +179,12 @@ class SeldonGrpc:
             request: GrpcRequest | None = None
             try:
                 request = GrpcRequest(data, codec, message_type)
-                if graph:
+                if carries_puid:
                     request.puid = dict(context.invocation_metadata() or ()).get("seldon-puid")
                 elif note_puid:
                     request.codec = PuidCodec(codec, request)
                 _, answer = self._default().call_blocking(op, request)
-                if graph and request.puid:
+                if carries_puid and request.puid:
                     context.send_initial_metadata((("seldon-puid", str(request.puid)),))
                 return answer
             except MalformedMessage as exc:

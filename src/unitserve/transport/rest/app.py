@@ -321,10 +321,7 @@ class RestApp:
         if kind == "live":
             return 200, [(b"content-type", JSON_TYPE)], b'{"status":"alive"}\n'
         if kind == "ready":
-            if not model.state.is_ready:
-                return self._error(503, "MICROSERVICE_NOT_READY", model.state.reason)
-            # A graph is ready when every node is: its remote nodes are asked each time.
-            waiting = await self.graph.not_ready() if self.graph is not None else None
+            waiting = await model.not_ready()
             if waiting is not None:
                 return self._error(503, "MICROSERVICE_NOT_READY", waiting)
             return 200, [(b"content-type", JSON_TYPE)], b'{"status":"ready"}\n'
@@ -344,7 +341,7 @@ class RestApp:
             reader, codec = self.readers[kind]
             ctype = headers.get(b"content-type", b"").decode("latin-1")
             request = RestRequest(body, codec, ctype, scope.get("query_string", b""), reader)
-            if self.graph is not None:
+            if model.carries_puid:
                 puid = headers.get(b"seldon-puid")
                 request.puid = puid.decode("latin-1") if puid else None
             elif self.note_puid:
@@ -354,7 +351,7 @@ class RestApp:
         finally:
             if self.note_puid and isinstance(request, RestRequest):
                 scope[PUID_KEY] = request.puid  # the graph's, or the one its meta carried
-        if self.graph is not None and isinstance(request, RestRequest) and request.puid:
+        if model.carries_puid and isinstance(request, RestRequest) and request.puid:
             return (
                 status,
                 [(b"content-type", JSON_TYPE), (b"seldon-puid", request.puid.encode("latin-1"))],
