@@ -158,3 +158,17 @@ def test_a_load_that_fails_again_is_refused_saying_why() -> None:
         registry.close()
 
     run(scenario)
+
+
+def test_two_loads_at_once_build_one_object() -> None:
+    async def scenario() -> None:
+        Model.loads = 0
+        model = served(Model())
+        await model.load()
+        await model.unload()
+        results = await asyncio.gather(model.load(), model.load())
+        assert results == [True, True]
+        assert Model.loads == 2  # the first object's load() and one more, not two more
+        model.close()
+
+    run(scenario)

@@ -79,6 +79,9 @@ class ServedModel:
         self.error_handlers: FlaskErrorHandlers | None = None
         self.batch_limits: BatchLimits | None = None
         self._user_loaded = False
+        # One load or unload at a time: two repository loads arriving together build
+        # one object, and an unload waits for a load under way.
+        self._lifecycle = asyncio.Lock()
         if user is not None:
             self._attach(user, loaded)
 
@@ -109,6 +112,10 @@ class ServedModel:
     async def load(self) -> bool:
         """Make the model ready: True when it is, False when it failed (logged, and
         the state says why)."""
+        async with self._lifecycle:
+            return await self._load()
+
+    async def _load(self) -> bool:
         if self.state.is_ready:
             return True
         self.state.mark_loading()
@@ -168,6 +175,10 @@ class ServedModel:
         """Take the model out of service and release the user object. Requests that
         were already running finish; later ones are answered "not ready". A later
         `load()` builds the object again (with the factory)."""
+        async with self._lifecycle:
+            self._release()
+
+    def _release(self) -> None:
         self.state.mark_unloaded()
         invoker = self.invoker
         if invoker is not None:
