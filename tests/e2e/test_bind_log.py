@@ -25,8 +25,7 @@ def _listeners(port: int) -> set[str]:
                 continue
             # /proc writes each 32-bit word of the address in host byte order.
             raw = b"".join(
-                int(address[i : i + 8], 16).to_bytes(4, "little")
-                for i in range(0, len(address), 8)
+                int(address[i : i + 8], 16).to_bytes(4, "little") for i in range(0, len(address), 8)
             )
             text = socket.inet_ntop(family, raw)
             found.add(f"[{text}]:{port}" if family == socket.AF_INET6 else f"{text}:{port}")

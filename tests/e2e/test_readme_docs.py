@@ -72,6 +72,13 @@ def test_the_readme_shows_the_tools_with_their_files() -> None:
     assert "localhost:5000" in python  # gRPC has its own port
 
 
+def test_the_quick_start_says_where_the_server_listens() -> None:
+    text = README.read_text()
+    start = text.index("## Quick start")
+    quick_start = text[start : text.index("\n## ", start)]
+    assert "--host 127.0.0.1" in quick_start and "every network interface" in quick_start
+
+
 @pytest.mark.parametrize("block", _examples(), ids=lambda b: b.where)
 def test_readme_example_runs(quick_start: Server, tmp_path: Path, block: Block) -> None:
     done = _run(block, quick_start, tmp_path)

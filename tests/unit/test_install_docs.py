@@ -35,14 +35,15 @@ def _lacking_the_clone_form(text: str) -> list[str]:
 
 
 def test_every_extra_install_works_in_a_clone() -> None:
-    lacking = [f"{where}: {line}" for where, text in _texts() for line in _lacking_the_clone_form(text)]
+    lacking = [
+        f"{where}: {line}" for where, text in _texts() for line in _lacking_the_clone_form(text)
+    ]
     assert not lacking, "\n".join(lacking)
 
 
 def test_the_check_sees_an_index_only_install() -> None:
     assert _lacking_the_clone_form("Needs pip install 'unitserve[tracing]'.")
     assert not _lacking_the_clone_form("pip install -e '.[tracing]' (or 'unitserve[tracing]')")
-
 
 
 @functools.cache
