@@ -75,7 +75,7 @@ def test_the_readme_shows_the_tools_with_their_files() -> None:
 def test_the_quick_start_says_where_the_server_listens() -> None:
     text = README.read_text()
     start = text.index("## Quick start")
-    quick_start = text[start : text.index("\n## ", start)]
+    quick_start = " ".join(text[start : text.index("\n## ", start)].split())
     assert "--host 127.0.0.1" in quick_start and "every network interface" in quick_start
 
 
