@@ -68,8 +68,11 @@ def blocks(page: Path, language: str | None = None) -> list[Block]:
     return found
 
 
+PYTHON = ("python", "py", "python3")
+
+
 def python_blocks(page: Path) -> list[Block]:
-    return blocks(page, "python")
+    return [b for b in blocks(page) if b.language in PYTHON]
 
 
 def page_class(page: Path, name: str) -> type:
@@ -77,9 +80,14 @@ def page_class(page: Path, name: str) -> type:
     own and imported, with nothing added."""
     for block in python_blocks(page):
         if name in block.classes:
-            module = types.ModuleType(name)
-            module.__file__ = f"{name}.py"
-            exec(compile(block.as_page_lines(), str(page), "exec"), module.__dict__)
-            cls: type = getattr(module, name)
+            cls: type = getattr(import_block(block, name), name)
             return cls
     raise LookupError(f"{page.relative_to(ROOT)} shows no class {name}")
+
+
+def import_block(block: Block, name: str) -> types.ModuleType:
+    """The block run as the module `name` (its file saved as `name`.py) would be."""
+    module = types.ModuleType(name)
+    module.__file__ = f"{name}.py"
+    exec(compile(block.as_page_lines(), str(block.page), "exec"), module.__dict__)
+    return module

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from pyflakes import api, messages, reporter
 
-from tests.docs_blocks import ROOT, Block, pages, python_blocks
+from tests.docs_blocks import ROOT, Block, import_block, pages, python_blocks
 
 # What a reader would hit as a NameError (or a SyntaxError) when running the block.
 _UNDEFINED = (messages.UndefinedName, messages.UndefinedLocal, messages.UndefinedExport)
@@ -59,6 +59,13 @@ def test_every_page_is_read() -> None:
 def test_a_class_block_is_a_file_of_its_own(block: Block) -> None:
     problems = _undefined_names(block.as_page_lines(), _page_id(block.page))
     assert not problems, f"the block at {block.where}, saved as a file:\n" + "\n".join(problems)
+    # Imported as the reader's file would be: what it imports from unitserve must exist.
+    # A library the reader installs for that example (scikit-learn, torch) may be absent.
+    try:
+        import_block(block, block.classes[0])
+    except ModuleNotFoundError as exc:
+        if (exc.name or "").split(".")[0] == "unitserve":
+            raise
 
 
 @pytest.mark.parametrize("page", [p for p in pages() if python_blocks(p)], ids=_page_id)
@@ -84,3 +91,9 @@ def test_the_check_finds_an_undefined_name() -> None:
     assert "undefined name 'np'" in _undefined_names(class_file, "page.md")[0]
     in_order = "import numpy as np\nx = np.zeros(2)\n" + "y = x + z\n"
     assert _undefined_names(in_order, "page.md") == ["page.md:3:9: undefined name 'z'"]
+
+
+def test_a_class_file_with_a_wrong_unitserve_import_fails() -> None:
+    wrong = Block(ROOT / "README.md", 1, "python", "from unitserve import Nope\n\nclass A: ...\n")
+    with pytest.raises(ImportError, match="Nope"):
+        import_block(wrong, "A")
