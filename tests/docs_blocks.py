@@ -71,6 +71,15 @@ def blocks(page: Path, language: str | None = None) -> list[Block]:
 PYTHON = ("python", "py", "python3")
 
 
+def on_test_ports(code: str, http_port: int, grpc_port: int) -> str:
+    """The one change a docs test makes to an example it runs: the pages' ports (REST
+    9000, gRPC 5000 on localhost) become the free loopback ports the test serves on."""
+    for port, mine in (("9000", http_port), ("5000", grpc_port)):
+        code = code.replace(f"localhost:{port}", f"127.0.0.1:{mine}")
+        code = code.replace(f"localhost {port}", f"127.0.0.1 {mine}")
+    return code
+
+
 def python_blocks(page: Path) -> list[Block]:
     return [b for b in blocks(page) if b.language in PYTHON]
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Server
-from tests.docs_blocks import ROOT, Block, blocks, python_blocks
+from tests.docs_blocks import ROOT, Block, blocks, on_test_ports, python_blocks
 
 README = ROOT / "README.md"
 OIP = ROOT / "docs" / "open-inference-protocol.md"
@@ -38,16 +38,9 @@ def quick_start(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     server.stop()
 
 
-def _local(text: str, server: Server) -> str:
-    for port, mine in (("9000", server.http_port), ("5000", server.grpc_port)):
-        text = text.replace(f"localhost:{port}", f"127.0.0.1:{mine}")
-        text = text.replace(f"localhost {port}", f"127.0.0.1 {mine}")
-    return text
-
-
 def _run(block: Block, server: Server, cwd: Path) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
-    code = _local(block.code, server)
+    code = on_test_ports(block.code, server.http_port, server.grpc_port)
     command = ["bash", "-euc", code] if block.language == "sh" else [sys.executable, "-c", code]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=120)
 
