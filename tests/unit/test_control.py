@@ -10,7 +10,7 @@ import socket
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pytest
 
@@ -19,6 +19,7 @@ from unitserve.runtime.control_hub import ControlHub
 from unitserve.runtime.control_wire import FramingError, LineBuffer, encode
 
 Args = dict[str, Any]
+T = TypeVar("T")
 
 
 @dataclass
@@ -111,7 +112,7 @@ def run(test: Callable[[Rig], Awaitable[None]]) -> None:
     asyncio.run(main())
 
 
-def spawn(coroutine: Coroutine[Any, Any, Args]) -> asyncio.Task[Args]:
+def spawn(coroutine: Coroutine[Any, Any, T]) -> asyncio.Task[T]:
     return asyncio.get_running_loop().create_task(coroutine)
 
 
@@ -261,11 +262,17 @@ def test_a_worker_started_during_an_operation_gets_it_after_its_replay() -> None
         a.handler.gates["load y"] = asyncio.Event()
         pending = spawn(a.channel.broadcast("load", {"name": "y"}))
         await a.handler.reached("load y")
-        late = await rig.worker()
+        late = await rig.worker(replay=False)
+        late.handler.gates["load x"] = asyncio.Event()
+        replaying = spawn(late.channel.replay())
+        await late.handler.reached("load x")
+        # The operation in flight came in the same write as the replay log: it waits.
+        assert late.handler.events == ["start load x"]
+        late.handler.gates["load x"].set()
         a.handler.gates["load y"].set()
         await pending
-        assert late.handler.calls == [("load", {"name": "x"}), ("load", {"name": "y"})]
-        assert late.handler.events[-1] == "end load y"  # answered before `pending` was
+        assert await replaying == 1
+        assert late.handler.events == ["start load x", "end load x", "start load y", "end load y"]
 
     run(test)
 
