@@ -277,7 +277,43 @@ def test_a_worker_started_during_an_operation_gets_it_after_its_replay() -> None
     run(test)
 
 
+def test_a_replay_log_larger_than_the_socket_buffer_arrives_whole() -> None:
+    async def test(rig: Rig) -> None:
+        a = await rig.worker()
+        padding = "p" * 8192
+        names = [f"m{n}" for n in range(300)]  # 2.4 MB: the hub must wait to write it all
+        await asyncio.gather(
+            *(a.channel.broadcast("load", {"name": name, "pad": padding}) for name in names)
+        )
+        late = await rig.worker()
+        assert [args["name"] for _, args in late.handler.calls] == names
+
+    run(test)
+
+
 # ---------------------------------------------------------------------- worker side
+
+
+def test_a_malformed_broadcast_is_answered_with_what_is_wrong() -> None:
+    async def test(rig: Rig) -> None:
+        ours, theirs = socket.socketpair()
+        with theirs:
+            rig.hub.attach(7, ours, "worker 9 (pid 7)")
+            theirs.setblocking(False)
+            await rig.loop.sock_sendall(theirs, encode({"kind": "broadcast", "id": 3, "op": 1}))
+            lines = LineBuffer()
+            answers: list[Args] = []
+            while not any(answer["kind"] == "done" for answer in answers):
+                answers += lines.feed(await rig.loop.sock_recv(theirs, 65536))
+        assert answers[-1] == {
+            "kind": "done",
+            "id": 3,
+            "ok": False,
+            "error": "a malformed broadcast from worker 9 (pid 7):"
+            " no op name, or args not an object",
+        }
+
+    run(test)
 
 
 def test_a_worker_without_a_handler_says_so() -> None:

@@ -67,6 +67,7 @@ class ControlHub:
         self._selector = selector
         self._peers: dict[int, _Peer] = {}
         self._queues: dict[str, deque[_Operation]] = {}  # per name; the head is running
+        self._running: dict[int, _Operation] = {}  # by number, for the answers
         self._numbers = 0
         # name → the last (op, args) that succeeded everywhere, oldest first.
         self.replay_log: dict[str, tuple[str, dict[str, Any]]] = {}
@@ -168,7 +169,9 @@ class ControlHub:
     def _request(self, peer: _Peer, message: dict[str, Any]) -> None:
         op, args, timeout = message.get("op"), message.get("args"), message.get("timeout")
         if not isinstance(op, str) or not isinstance(args, dict):
-            log.warning("control channel: %s sent a malformed broadcast", peer.label)
+            error = f"a malformed broadcast from {peer.label}: no op name, or args not an object"
+            log.warning("control channel: %s", error)
+            self._send(peer, {"kind": "done", "id": message.get("id"), "ok": False, "error": error})
             return
         if not isinstance(timeout, int | float) or timeout <= 0:
             timeout = None
@@ -189,14 +192,9 @@ class ControlHub:
             self._advance(operation.name)
 
     def _acknowledged(self, peer: _Peer, message: dict[str, Any]) -> None:
-        found = [
-            (name, queue[0])
-            for name, queue in self._queues.items()
-            if queue[0].number == message.get("id") and peer.pid in queue[0].waiting
-        ]
-        if not found:
+        running = self._running.get(message.get("id", 0))
+        if running is None or peer.pid not in running.waiting:
             return  # an answer given up on (timeout), or not ours
-        name, running = found[0]
         running.waiting.discard(peer.pid)
         result = message.get("result")
         if message.get("ok") is True and isinstance(result, dict):
@@ -204,7 +202,7 @@ class ControlHub:
         else:
             running.failures[peer.label] = str(message.get("error", "a malformed answer"))
         if not running.waiting:
-            self._finish(name)
+            self._finish(running.name)
 
     # ------------------------------------------------------------------ operations
 
@@ -215,6 +213,7 @@ class ControlHub:
         while queue:
             head = queue[0]
             head.started = time.monotonic()
+            self._running[head.number] = head
             head.waiting = set(self._peers)
             message = _op_message(head)
             for peer in list(self._peers.values()):
@@ -233,6 +232,7 @@ class ControlHub:
             del self._queues[name]
 
     def _complete(self, operation: _Operation) -> None:
+        self._running.pop(operation.number, None)
         what = describe(operation.op, operation.args)
         took = time.monotonic() - (operation.started or time.monotonic())
         if operation.failures:
