@@ -360,6 +360,9 @@ def test_a_gone_supervisor_fails_waiting_and_later_broadcasts() -> None:
             await pending
         with pytest.raises(ControlError, match="cannot reach the other workers"):
             await a.channel.broadcast("unload", {"name": "x"})
+        await b.channel.close()
+        with pytest.raises(ControlError, match="this worker has closed its control channel"):
+            await b.channel.broadcast("unload", {"name": "x"})
 
     run(test)
 

@@ -136,6 +136,10 @@ class SupervisedChannel(ControlChannel):
             raise ControlError(
                 f"{describe(op, args)}: the supervisor did not answer within {wait:g} s"
             ) from None
+        except OSError as exc:
+            raise ControlError(
+                f"{describe(op, args)} cannot reach the other workers: {reason(exc)}"
+            ) from exc
         finally:
             self._requests.pop(request, None)
 
@@ -155,9 +159,11 @@ class SupervisedChannel(ControlChannel):
         return len(done)
 
     async def close(self) -> None:
-        for task in (self._reader, *self._tasks):
-            if task is not None:
-                task.cancel()
+        self._gone = "this worker has closed its control channel"
+        tasks = [task for task in (self._reader, *self._tasks) if task is not None]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # off the socket before it closes
         self._sock.close()
 
     # ------------------------------------------------------------------ internals
@@ -176,7 +182,7 @@ class SupervisedChannel(ControlChannel):
             why = f"the control channel failed ({reason(exc)})"
             log.error("%s: %s", self._worker, why)
         finally:
-            self._gone = why
+            self._gone = self._gone or why
             self._replay_received.set()  # nothing more is coming: do not wait for it
             for answer in self._requests.values():
                 if not answer.done():
