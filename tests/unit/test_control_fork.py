@@ -15,10 +15,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 import uvloop
 
 from unitserve.runtime.control import SupervisedChannel
 from unitserve.runtime.control_hub import ControlHub
+
+# It forks: not one of the in-process tests that `make test-fast` runs.
+pytestmark = pytest.mark.e2e
 
 
 class Parent:
