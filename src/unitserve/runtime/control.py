@@ -7,11 +7,16 @@ supervisor (``runtime/control_hub.py``) sends the operation to every live worker
 this one included, where it runs the handler set with ``set_handler``, and
 answers once all have acknowledged it.
 
-Operations for one model name (``args["name"]``) run one after another, and the
-supervisor keeps the last one that succeeded for each name: a worker started
-later replays them before it reports ready. Handlers must therefore be
-idempotent (loading a loaded model is no error), and must not broadcast
-themselves (an operation would wait for its own name's turn).
+Operations for one model name (``args["name"]``; those without one count as one
+name) run one after another, and the supervisor keeps the last one that
+succeeded for each name: a worker started later replays them before it reports
+ready. So:
+
+- handlers are idempotent (loading a loaded model is no error);
+- the handler is set before the worker's own model has loaded (the replay runs
+  then), and a worker broadcasts only once it is ready: until its replay has run,
+  the operations sent to it wait, its own included;
+- a handler never broadcasts (it would wait for its own name's turn).
 
 Without a supervisor (in-process use), ``LocalChannel`` runs the handler only.
 """
