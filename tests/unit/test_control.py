@@ -268,11 +268,15 @@ def test_a_worker_started_during_an_operation_gets_it_after_its_replay() -> None
         await late.handler.reached("load x")
         # The operation in flight came in the same write as the replay log: it waits.
         assert late.handler.events == ["start load x"]
+        late.handler.gates["load y"] = asyncio.Event()
         late.handler.gates["load x"].set()
-        a.handler.gates["load y"].set()
-        await pending
+        await late.handler.reached("load y")
+        assert not replaying.done()  # the worker is not ready before it has run both
+        late.handler.gates["load y"].set()
         assert await replaying == 1
         assert late.handler.events == ["start load x", "end load x", "start load y", "end load y"]
+        a.handler.gates["load y"].set()
+        await pending
 
     run(test)
 

@@ -158,9 +158,11 @@ class SupervisedChannel(ControlChannel):
                 log.exception("%s: replaying %s failed", self._worker, describe(op, args))
         if done:
             log.info("%s replayed %d control operation(s)", self._worker, len(done))
+        # Then what arrived meanwhile, before the worker reports ready. These are for
+        # different names: the supervisor sends a name's next operation only once this
+        # worker has answered the one before.
         held, self._held = self._held or [], None
-        for item in held:
-            self._spawn(self._answer(*item))
+        await asyncio.gather(*(self._answer(*item) for item in held))
         return len(done)
 
     async def close(self) -> None:
