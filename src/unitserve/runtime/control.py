@@ -16,7 +16,9 @@ ready. So:
 - the handler is set before the worker's own model has loaded (the replay runs
   then), and a worker broadcasts only once it is ready: until its replay has run,
   the operations sent to it wait, its own included;
-- a handler never broadcasts (it would wait for its own name's turn).
+- a handler never broadcasts (it would wait for its own name's turn);
+- a broadcast waits for workers still starting too, their ``load()`` included:
+  pass a timeout, so that a worker stuck starting fails the operation by name.
 
 Without a supervisor (in-process use), ``LocalChannel`` runs the handler only.
 """
