@@ -63,6 +63,8 @@ class _Operation:
 
 
 class ControlHub:
+    """The supervisor's end of every worker's control channel, on its selector."""
+
     def __init__(self, selector: selectors.BaseSelector) -> None:
         self._selector = selector
         self._peers: dict[int, _Peer] = {}
