@@ -150,6 +150,20 @@ def test_a_seldon_class_found_in_the_models_folder(tmp_path: Path) -> None:
     assert str(model.folder.resolve()) not in sys.path  # the import path is left as it was
 
 
+def test_a_class_named_as_seldons_model_name_is_found_in_its_namesake_module(
+    tmp_path: Path,
+) -> None:
+    model_folder(
+        tmp_path,
+        "mine",
+        {"name": "mine", "implementation": "MyModel"},
+        {"MyModel.py": SELDON_MODULE},
+    )
+    [model] = scan(tmp_path, env={})
+    assert (model.class_path, model.error) == ("MyModel.MyModel", None)
+    assert load_class("MyModel.MyModel", model.folder)().threshold == 0.5
+
+
 def test_two_models_with_a_module_of_one_name_each_get_their_own(tmp_path: Path) -> None:
     for folder, answer in (("a", 1), ("b", 2)):
         model_folder(
@@ -219,7 +233,8 @@ BAD: list[tuple[str, Any, str]] = [
      "an MLServer runtime that unitserve has no server for"),
     ("no such module", {"name": "m", "implementation": "nowhere_at_all.Model"},
      "there is no module 'nowhere_at_all' in the model's folder"),
-    ("not an import path", {"name": "m", "implementation": "Model"}, "is not an import path"),
+    ("not an import path", {"name": "m", "implementation": "my-model.Model"},
+     "is not an import path"),
     ("missing model file",
      {"name": "m", "implementation": "mlserver_sklearn.SKLearnModel",
       "parameters": {"uri": "./gone.joblib"}}, "/bad/gone.joblib, which does not exist"),

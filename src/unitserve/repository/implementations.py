@@ -58,12 +58,15 @@ def classify(implementation: str, folder: Path) -> Implementation:
     ImplementationError if it can be seen not to be servable."""
     if implementation in MLSERVER_RUNTIMES:
         return Implementation(MLSERVER_RUNTIMES[implementation])
-    module, _, name = implementation.rpartition(".")
-    if not module or not name or not all(p.isidentifier() for p in implementation.split(".")):
+    if not all(part.isidentifier() for part in implementation.split(".")):
         raise ImplementationError(
             f"implementation {implementation!r} is not an import path such as "
             "'mymodel.MyModel' (a module, a dot, a class name)"
         )
+    module, _, name = implementation.rpartition(".")
+    if not module:  # Seldon's MODEL_NAME rule: "MyModel" is class MyModel in MyModel.py
+        module = name
+        implementation = f"{name}.{name}"
     top = module.split(".")[0]
     if top.startswith("mlserver"):
         raise ImplementationError(
