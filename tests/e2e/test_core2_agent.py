@@ -224,15 +224,27 @@ def test_twenty_models_evicted_and_reloaded_while_another_keeps_serving(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(LONG_LOAD_SECONDS + 200)
 @pytest.mark.skipif(
     os.environ.get("UNITSERVE_LONG_TESTS") != "1",
     reason="a load of about four minutes; set UNITSERVE_LONG_TESTS=1 to run it",
 )
 def test_a_long_load_with_keepalive_pings_every_60_s(pod: tuple[Core2Agent, Path]) -> None:
+    """The agent's channel pings every 60 s through a load that lasts minutes. MLServer
+    1.7 keeps gRPC's default ping policy (at most one ping per 5 min without data), so
+    it cuts the channel with GOAWAY "too_many_pings" and the load fails: observed here,
+    and asserted as MLServer's behaviour. unitserve must accept the pings."""
     agent, source = pod
     agent.start()
     name = agent.place(source, "slow", 1, parameters={"load_seconds": str(LONG_LOAD_SECONDS)})
     started = time.monotonic()
-    agent.load(name)  # the channel pings every 60 s meanwhile; it must not be cut
+    load = pb.RepositoryModelLoadRequest(model_name=name)
+    if agent.kind == "mlserver":
+        with pytest.raises(grpc.RpcError) as cut:
+            agent.rpc("RepositoryModelLoad", load, pb.RepositoryModelLoadResponse, 3600)
+        assert cut.value.code() == grpc.StatusCode.UNAVAILABLE, cut.value
+        assert time.monotonic() - started < LONG_LOAD_SECONDS
+        return
+    agent.rpc("RepositoryModelLoad", load, pb.RepositoryModelLoadResponse, 3600)
     assert time.monotonic() - started >= LONG_LOAD_SECONDS
     echoed_grpc(agent, name)
