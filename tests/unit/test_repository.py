@@ -122,7 +122,7 @@ def test_every_key_of_model_settings_is_read(tmp_path: Path) -> None:
     assert model.error is None
     assert (model.platform, model.versions) == ("xgboost", ("xgboost/2.1.0",))
     assert model.inputs == (tensor,) and model.outputs[0]["name"] == "y"
-    assert (model.max_batch_size, model.max_batch_time) == (8, 0.05)
+    assert (model.max_batch_size, model.max_batch_time, model.max_batch_time_ms) == (8, 0.05, 50)
     assert (model.version, model.content_type, model.format) == ("3", "np", "json")
 
 

@@ -67,6 +67,7 @@ class RepositoryModel:
     (``parameters.extra``); `uri` is the model's files, absolute (or a remote URI as
     written); `folder` holds the settings file. `error` says why the model cannot be
     served (then only `name`, `folder` and `settings_file` are sure to be meaningful).
+    `max_batch_time` is in seconds, as MLServer writes it (see `max_batch_time_ms`).
     """
 
     name: str
@@ -91,6 +92,11 @@ class RepositoryModel:
     @property
     def available(self) -> bool:
         return self.error is None
+
+    @property
+    def max_batch_time_ms(self) -> float:
+        """`max_batch_time` in unitserve's unit (--max-batch-time is in milliseconds)."""
+        return self.max_batch_time * 1000.0
 
     def refused(self, reason: str) -> RepositoryModel:
         return replace(self, error=reason)
