@@ -244,7 +244,18 @@ GRPC: list[tuple[str, Any, grpc.StatusCode, str]] = [
      grpc.StatusCode.INVALID_ARGUMENT, "describes"),
     ("huge shape, raw", request(("x", "FP32", [1 << 40, 1 << 40], "raw", [b"\0" * 4])),
      grpc.StatusCode.INVALID_ARGUMENT, "describes"),
+    ("zero-size shape of 2**40 columns", request(("x", "FP32", [0, 1 << 40], "fp32_contents", [])),
+     grpc.StatusCode.INVALID_ARGUMENT, "shape [0, 1099511627776] holds no elements"),
 ]  # fmt: skip
+
+
+def test_an_empty_tensor_is_served(h: Harness) -> None:
+    r = h.post(INFER, content=body({**X, "shape": [0, 3], "data": []}))
+    assert r.status_code == 200, r.text
+    [output] = r.json()["outputs"]
+    assert (output["shape"], output["data"]) == ([0, 3], [])
+    answer = h.call_v2("ModelInfer", request(("x", "FP32", [0, 3], "fp32_contents", [])))
+    assert list(answer.outputs[0].shape) == [0, 3]
 
 
 def _non_utf8_str() -> Any:
