@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 import sys
 from pathlib import Path
 from typing import Any
@@ -176,6 +177,17 @@ def test_two_models_with_a_module_of_one_name_each_get_their_own(tmp_path: Path)
     assert load_class("model.Model", a.folder).answer == 1
     assert load_class("model.Model", b.folder).answer == 2
     assert load_class("model.Model", a.folder).answer == 1
+
+
+def test_models_imported_from_many_threads_each_get_their_own_class(tmp_path: Path) -> None:
+    folders = []
+    for i in range(8):
+        model_folder(tmp_path, f"m{i}", {"name": f"m{i}", "implementation": "model.Model"},
+                     {"model.py": f"class Model:\n    answer = {i}\n"})  # fmt: skip
+        folders.append(tmp_path / f"m{i}")
+    with ThreadPoolExecutor(8) as pool:
+        answers = list(pool.map(lambda f: load_class("model.Model", f).answer, folders * 4))
+    assert answers == list(range(8)) * 4
 
 
 MLSERVER_RUNTIME = """

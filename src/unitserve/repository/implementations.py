@@ -20,6 +20,7 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import threading
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,8 @@ MLSERVER_RUNTIMES = {
     "mlserver_lightgbm.LightGBMModel": "LIGHTGBM_SERVER",
     "mlserver_mlflow.MLflowRuntime": "MLFLOW_SERVER",
 }
+
+_IMPORTING = threading.Lock()
 
 #: The interface of a model that is a Seldon class (its import path is in `class_path`).
 SELDON_CLASS = "SELDON_CLASS"
@@ -106,6 +109,11 @@ def load_class(class_path: str, folder: Path) -> type:
     first on the import path. A module of the same name imported from another model's
     folder is imported afresh (two models may each have a ``model.py``).
     ImplementationError for a class that cannot be served."""
+    with _IMPORTING:  # sys.path and sys.modules are shared: one model's import at a time
+        return _load_class(class_path, folder)
+
+
+def _load_class(class_path: str, folder: Path) -> type:
     module_name, _, class_name = class_path.rpartition(".")
     top = module_name.split(".")[0]
     where = str(folder.resolve())
