@@ -89,9 +89,9 @@ REST: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("truncated JSON", body(X)[:-5], {}, 400,
      "the request body is not JSON: it ends too early, at line 1 column"),
     ("a missing comma", b'{"inputs": [] "id": 1}', {}, 400,
-     "not JSON: expecting ',' delimiter at line 1 column 15, before '\"id\": 1}'"),
+     "the request body is not JSON: expecting ',' delimiter at line 1 column 15"),
     ("not JSON at all", b"inputs=1", {}, 400,
-     "the request body is not JSON: it starts 'inputs=1', which begins no JSON value"),
+     "the request body is not JSON: its first character, 'i', begins no JSON value"),
     ("empty body", b"", {}, 400, "the request body is empty"),
     ("blank body", b" \r\n", {}, 400, "the request body is empty"),
     ("not UTF-8 JSON", b'{"inputs": "\xff"}', {}, 400,
@@ -166,7 +166,7 @@ BODY_ROUTES = [
 ]
 NOT_JSON_BODIES = [
     (b"{", "the request body is not JSON: it ends too early"),
-    (b"ready=true", "the request body is not JSON: it starts 'ready=true', which begins no"),
+    (b"ready=true", "the request body is not JSON: its first character, 'r', begins no"),
     (b'{"ready": "\xe9"}', "the request body is not UTF-8: byte 0xe9 at offset 11 is invalid"),
     (b'{"ready": true}'.decode().encode("utf-16"), "the request body is not UTF-8: "),
 ]

@@ -20,9 +20,6 @@ import orjson
 from unitserve.errors import BadRequest
 from unitserve.protocol import jsonio
 
-#: How many bytes of a refused body are quoted back, at most.
-QUOTED = 16
-
 
 def _utf8_problem(body: bytes) -> str | None:
     """Why `body` is not UTF-8 text, or None if it is."""
@@ -66,18 +63,17 @@ def read_json(body: bytes, what: str = "the request body") -> Any:
 
 
 def _where_it_breaks(text: str, fallback: str) -> str:
-    """Where and how `text` stops being JSON, in plain words."""
+    """Where and how `text` stops being JSON, in plain words. The body itself is not
+    quoted back, beyond one character: an error message is no place for its contents."""
     try:
         json.loads(text, parse_constant=float)
     except json.JSONDecodeError as exc:
         if exc.pos == 0 or not text[: exc.pos].strip():
-            start = text.lstrip()[:QUOTED]
-            more = "..." if len(text.lstrip()) > QUOTED else ""
-            return f"it starts {start!r}{more}, which begins no JSON value"
+            first = text.lstrip()[:1]
+            return f"its first character, {first!r}, begins no JSON value"
         if exc.pos >= len(text.rstrip()):
             return f"it ends too early, at line {exc.lineno} column {exc.colno}"
-        near = text[exc.pos : exc.pos + QUOTED]
-        return f"{exc.msg.lower()} at line {exc.lineno} column {exc.colno}, before {near!r}"
+        return f"{exc.msg.lower()} at line {exc.lineno} column {exc.colno}"
     except (ValueError, RecursionError):
         pass
     return fallback
