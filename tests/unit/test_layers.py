@@ -31,6 +31,8 @@ LAYER_OF = {
     "cli": "cli",
     "graph": "graph",  # a SeldonDeployment's graph: runs engines, transports and runtime
     "runtime": "runtime",
+    # a model repository on disk (MLServer's format), read for the runtime to serve
+    "repository": "runtime",
     "transport": "transport",
     "client": "transport",  # knows HTTP and gRPC, uses the codecs; the CLI's tools use it
     "protocol": "protocol",
