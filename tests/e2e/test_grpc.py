@@ -1,7 +1,7 @@
 """The Seldon protocol over gRPC, with a real grpc.aio client against the real server:
 the services and their names, errors as status codes, message size limits,
 reflection and health. Payload kinds and numbers are tested in-process
-(tests/unit/test_grpc_payloads.py)."""
+(tests/unit/test_seldon_payloads.py)."""
 
 from __future__ import annotations
 
