@@ -11,7 +11,6 @@ tokens, a protobuf ``Any``, undecodable protobuf bytes) is tested on that one al
 from __future__ import annotations
 
 import base64
-from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -19,50 +18,23 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 
+from tests.seldon_cases import (
+    ERROR_CASES,
+    ONE,
+    REST_PATH,
+    REST_STATUS,
+    SERVICE_CASES,
+    TRANSPORTS,
+    Sent,
+    field,
+    pick,
+)
 from unitserve.proto import Any as AnyMessage
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.proto import tensor_pb2
 from unitserve.protocol.seldon import tftensor
 
 from .engine_harness import Harness, RpcError
-
-ONE = {"data": {"ndarray": [[1]]}}
-TRANSPORTS = ["rest", "grpc"]
-
-# Each RPC's REST path (the services' several names for one operation share it).
-REST_PATH = {
-    "Model/Predict": "/predict",
-    "Seldon/Predict": "/api/v1.0/predictions",
-    "Generic/TransformInput": "/transform-input",
-    "Transformer/TransformInput": "/transform-input",
-    "Generic/TransformOutput": "/transform-output",
-    "OutputTransformer/TransformOutput": "/transform-output",
-    "Generic/Route": "/route",
-    "Router/Route": "/route",
-    "Router/SendFeedback": "/send-feedback",
-    "Generic/SendFeedback": "/send-feedback",
-    "Model/SendFeedback": "/send-feedback",
-    "Seldon/SendFeedback": "/api/v1.0/feedback",
-    "Combiner/Aggregate": "/aggregate",
-    "Generic/Aggregate": "/aggregate",
-}
-# The gRPC status a REST error status stands for.
-GRPC_CODE = {
-    400: grpc.StatusCode.INVALID_ARGUMENT,
-    403: grpc.StatusCode.PERMISSION_DENIED,
-    500: grpc.StatusCode.INTERNAL,
-    501: grpc.StatusCode.UNIMPLEMENTED,
-}
-
-
-@dataclass
-class Sent:
-    """What a client saw: the answer in JSON form, or the error (REST status / gRPC code
-    and the server's sentence)."""
-
-    body: dict[str, Any]
-    status: int = 200
-    error: str = ""
 
 
 def send(target: Harness, transport: str, body: Any, rpc: str = "Model/Predict") -> Sent:
@@ -76,17 +48,12 @@ def send(target: Harness, transport: str, body: Any, rpc: str = "Model/Predict")
     try:
         return Sent(target.call_json(rpc, body))
     except RpcError as exc:
-        status = next(s for s, code in GRPC_CODE.items() if code == exc.code)
-        return Sent({}, status, exc.details)
+        return Sent({}, REST_STATUS[exc.code], exc.details)
 
 
 @pytest.fixture(params=TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
-
-
-def pick(transport: str, rest: Any, grpc_form: Any) -> Any:
-    return rest if transport == "rest" else grpc_form
 
 
 def numbers(value: Any) -> set[type]:
@@ -348,30 +315,11 @@ def test_meta_reaches_the_model_and_comes_back(model, transport):
 # ----------------------------------------------------------------------------- the services
 
 
-def test_transformers_router_combiner_feedback_services(model, transport):
-    t = model("Transformer")
-    for rpc in ("Generic/TransformInput", "Transformer/TransformInput"):
-        sent = send(t, transport, {"data": {"ndarray": [[1, 2]]}}, rpc)
-        assert sent.body["data"]["ndarray"] == [[2.0, 3.0]]
-    for rpc in ("Generic/TransformOutput", "OutputTransformer/TransformOutput"):
-        sent = send(t, transport, {"data": {"ndarray": [[1, 2]]}}, rpc)
-        assert sent.body["data"]["ndarray"] == [[2.0, 4.0]]
-    r = model("Router")
-    for rpc in ("Generic/Route", "Router/Route"):
-        sent = send(r, transport, {"data": {"tensor": {"shape": [3], "values": [1, 2, 3]}}}, rpc)
-        assert sent.body["data"] == {"names": ["t:0"], "tensor": {"shape": [1, 1], "values": [1]}}
-    feedback = {"request": ONE, "response": {"meta": {"routing": {"0": 1}}}, "reward": 1}
-    for rpc in (
-        "Router/SendFeedback",
-        "Generic/SendFeedback",
-        "Model/SendFeedback",
-        "Seldon/SendFeedback",
-    ):
-        assert send(r, transport, feedback, rpc).body["strData"] == "routing=1 reward=1.0"
-    c = model("Combiner")
-    msgs = {"seldonMessages": [{"data": {"ndarray": [[1, 2]]}}, {"data": {"ndarray": [[3, 4]]}}]}
-    for rpc in ("Combiner/Aggregate", "Generic/Aggregate"):
-        assert send(c, transport, msgs, rpc).body["data"]["ndarray"] == [[2.0, 3.0]]
+@pytest.mark.parametrize(("target", "rpc", "body", "path", "expected"), SERVICE_CASES)
+def test_transformers_router_combiner_feedback_services(
+    model, transport, target, rpc, body, path, expected
+):
+    assert field(send(model(target), transport, body, rpc).body, path) == expected
 
 
 # ----------------------------------------------------------------------------- results
@@ -462,29 +410,8 @@ def test_bad_input_is_refused(model, transport, body, rest_needle, grpc_needle):
     assert pick(transport, rest_needle, grpc_needle or rest_needle) in sent.error
 
 
-@pytest.mark.parametrize(
-    ("target", "body", "rpc", "statuses", "sentence"),
-    [
-        (
-            "Failing",
-            {"data": {"names": ["seldon"], "ndarray": [1]}},
-            "Model/Predict",
-            (403, 403),
-            "not for you",
-        ),
-        (
-            "Failing",
-            {"data": {"names": ["default"], "ndarray": [1]}},
-            "Model/Predict",
-            (400, 400),
-            "bad input, says the model",
-        ),
-        ("Failing", ONE, "Model/Predict", (500, 500), "predict failed on purpose"),
-        # an operation the class does not define: REST answers 400, as Seldon's wrapper does
-        ("Identity", ONE, "Router/Route", (400, 501), "Route not defined"),
-    ],
-)
-def test_error_codes(model, transport, target, body, rpc, statuses, sentence):
+@pytest.mark.parametrize(("target", "rpc", "body", "statuses", "sentence"), ERROR_CASES)
+def test_error_codes(model, transport, target, rpc, body, statuses, sentence):
     """(REST status, gRPC status as the REST one it stands for) and the sentence."""
     sent = send(model(target), transport, body, rpc)
     assert (sent.status, sent.error) == (pick(transport, *statuses), sentence)
