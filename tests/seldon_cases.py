@@ -4,6 +4,7 @@ each RPC's REST path, the REST status each gRPC status stands for, and the cases
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -47,6 +48,29 @@ class Sent:
     body: dict[str, Any]
     status: int = 200
     error: str = ""
+
+
+def send_over(
+    transport: str,
+    rpc: str,
+    post: Callable[[str], Any],
+    call: Callable[[str], dict[str, Any]],
+    rpc_error: type[Exception],
+) -> Sent:
+    """One call over `transport`: `post(path)` gives the REST answer (an httpx one),
+    `call(rpc)` the gRPC answer in JSON form or raises `rpc_error` (with ``code`` and
+    ``details``), as the in-process harness and the real client each do."""
+    if transport == "rest":
+        r = post(REST_PATH[rpc])
+        assert r.headers["content-type"] == "application/json"
+        answer = r.json()
+        if r.status_code != 200:
+            return Sent({}, r.status_code, answer["status"]["info"])
+        return Sent(answer)
+    try:
+        return Sent(call(rpc))
+    except rpc_error as exc:
+        return Sent({}, REST_STATUS[exc.code], exc.details)  # type: ignore[attr-defined]
 
 
 def pick(transport: str, rest: Any, grpc_form: Any) -> Any:

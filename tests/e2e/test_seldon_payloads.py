@@ -11,29 +11,25 @@ import pytest
 from tests.conftest import Server
 from tests.seldon_cases import (
     ERROR_CASES,
-    REST_PATH,
-    REST_STATUS,
     SERVICE_CASES,
     TRANSPORTS,
     Sent,
     field,
     pick,
+    send_over,
 )
 
 from .grpc_client import RpcError, call_json
 
 
 def send(server: Server, transport: str, body: Any, rpc: str = "Model/Predict") -> Sent:
-    if transport == "rest":
-        r = server.post(REST_PATH[rpc], json=body)
-        answer = r.json()
-        if r.status_code != 200:
-            return Sent({}, r.status_code, answer["status"]["info"])
-        return Sent(answer)
-    try:
-        return Sent(call_json(server.grpc_target, rpc, body))
-    except RpcError as exc:
-        return Sent({}, REST_STATUS[exc.code], exc.details)
+    return send_over(
+        transport,
+        rpc,
+        lambda path: server.post(path, json=body),
+        lambda name: call_json(server.grpc_target, name, body),
+        RpcError,
+    )
 
 
 @pytest.fixture(params=TRANSPORTS)

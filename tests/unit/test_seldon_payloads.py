@@ -21,13 +21,12 @@ from google.protobuf import json_format
 from tests.seldon_cases import (
     ERROR_CASES,
     ONE,
-    REST_PATH,
-    REST_STATUS,
     SERVICE_CASES,
     TRANSPORTS,
     Sent,
     field,
     pick,
+    send_over,
 )
 from unitserve.proto import Any as AnyMessage
 from unitserve.proto import prediction_pb2 as pb
@@ -38,17 +37,13 @@ from .engine_harness import Harness, RpcError
 
 
 def send(target: Harness, transport: str, body: Any, rpc: str = "Model/Predict") -> Sent:
-    if transport == "rest":
-        r = target.post(REST_PATH[rpc], json=body)
-        assert r.headers["content-type"] == "application/json"
-        answer = r.json()
-        if r.status_code != 200:
-            return Sent({}, r.status_code, answer["status"]["info"])
-        return Sent(answer)
-    try:
-        return Sent(target.call_json(rpc, body))
-    except RpcError as exc:
-        return Sent({}, REST_STATUS[exc.code], exc.details)
+    return send_over(
+        transport,
+        rpc,
+        lambda path: target.post(path, json=body),
+        lambda name: target.call_json(name, body),
+        RpcError,
+    )
 
 
 @pytest.fixture(params=TRANSPORTS)
