@@ -8,22 +8,14 @@ from typing import Any
 
 import pytest
 
+from tests import seldon_cases as cases
 from tests.conftest import Server
-from tests.seldon_cases import (
-    ERROR_CASES,
-    SERVICE_CASES,
-    TRANSPORTS,
-    Sent,
-    field,
-    pick,
-    send_over,
-)
 
 from .grpc_client import RpcError, call_json
 
 
-def send(server: Server, transport: str, body: Any, rpc: str = "Model/Predict") -> Sent:
-    return send_over(
+def send(server: Server, transport: str, body: Any, rpc: str = "Model/Predict") -> cases.Sent:
+    return cases.send_over(
         transport,
         rpc,
         lambda path: server.post(path, json=body),
@@ -32,7 +24,7 @@ def send(server: Server, transport: str, body: Any, rpc: str = "Model/Predict") 
     )
 
 
-@pytest.fixture(params=TRANSPORTS)
+@pytest.fixture(params=cases.TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -42,22 +34,22 @@ def test_predict_numbers_keep_the_transports_type(serve, transport, rpc):
     sent = send(serve("Identity"), transport, {"data": {"ndarray": [[1, 2]]}}, rpc)
     assert sent.body == {"data": {"names": ["t:0", "t:1"], "ndarray": [[1, 2]]}, "meta": {}}
     values = sent.body["data"]["ndarray"][0]
-    assert {type(v) for v in values} == pick(transport, {int}, {float})
+    assert {type(v) for v in values} == cases.pick(transport, {int}, {float})
 
 
-@pytest.mark.parametrize(("target", "rpc", "body", "path", "expected"), SERVICE_CASES)
+@pytest.mark.parametrize(("target", "rpc", "body", "path", "expected"), cases.SERVICE_CASES)
 def test_transformers_router_combiner_feedback_services(
     serve, transport, target, rpc, body, path, expected
 ):
-    assert field(send(serve(target), transport, body, rpc).body, path) == expected
+    assert cases.field(send(serve(target), transport, body, rpc).body, path) == expected
 
 
-@pytest.mark.parametrize(("target", "rpc", "body", "statuses", "sentence"), ERROR_CASES)
+@pytest.mark.parametrize(("target", "rpc", "body", "statuses", "sentence"), cases.ERROR_CASES)
 def test_error_codes(serve, transport, target, rpc, body, statuses, sentence):
     sent = send(serve(target), transport, body, rpc)
-    assert (sent.status, sent.error) == (pick(transport, *statuses), sentence)
+    assert (sent.status, sent.error) == (cases.pick(transport, *statuses), sentence)
 
 
 def test_unknown_result_type(serve, transport):
     sent = send(serve("Returns"), transport, {"data": {"names": ["int"], "ndarray": [1]}})
-    assert sent.status == pick(transport, 400, 500)
+    assert sent.status == cases.pick(transport, 400, 500)

@@ -18,16 +18,7 @@ import numpy as np
 import pytest
 from google.protobuf import json_format
 
-from tests.seldon_cases import (
-    ERROR_CASES,
-    ONE,
-    SERVICE_CASES,
-    TRANSPORTS,
-    Sent,
-    field,
-    pick,
-    send_over,
-)
+from tests import seldon_cases as cases
 from unitserve.proto import Any as AnyMessage
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.proto import tensor_pb2
@@ -35,9 +26,11 @@ from unitserve.protocol.seldon import tftensor
 
 from .engine_harness import Harness, RpcError
 
+ONE = cases.ONE
 
-def send(target: Harness, transport: str, body: Any, rpc: str = "Model/Predict") -> Sent:
-    return send_over(
+
+def send(target: Harness, transport: str, body: Any, rpc: str = "Model/Predict") -> cases.Sent:
+    return cases.send_over(
         transport,
         rpc,
         lambda path: target.post(path, json=body),
@@ -46,7 +39,7 @@ def send(target: Harness, transport: str, body: Any, rpc: str = "Model/Predict")
     )
 
 
-@pytest.fixture(params=TRANSPORTS)
+@pytest.fixture(params=cases.TRANSPORTS)
 def transport(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -75,7 +68,7 @@ def test_ndarray_names_become_t_i_and_numbers_keep_the_transports_type(
     )
     sent = send(model("Identity"), transport, {"data": data}, rpc)
     assert sent.body == {"data": {"names": ["t:0", "t:1"], "ndarray": [[1, 2]]}, "meta": {}}
-    assert numbers(sent.body) == pick(transport, {int}, {float})
+    assert numbers(sent.body) == cases.pick(transport, {int}, {float})
 
 
 @pytest.mark.parametrize(
@@ -95,10 +88,10 @@ def test_ndarray_names_become_t_i_and_numbers_keep_the_transports_type(
 )
 def test_ndarray_dtypes_reach_the_model(model, transport, ndarray, rest_dtype, grpc_dtype):
     sent = send(model("Inspector"), transport, {"data": {"ndarray": ndarray}})
-    assert sent.body["jsonData"]["X"]["dtype"] == pick(transport, rest_dtype, grpc_dtype)
+    assert sent.body["jsonData"]["X"]["dtype"] == cases.pick(transport, rest_dtype, grpc_dtype)
     assert sent.body["jsonData"]["X"]["value"] == ndarray
     # A request without meta: REST hands the model none, gRPC an empty one.
-    assert sent.body["jsonData"]["meta"] == pick(transport, None, {})
+    assert sent.body["jsonData"]["meta"] == cases.pick(transport, None, {})
 
 
 def test_tensor_in_tensor_out(model, transport):
@@ -111,7 +104,7 @@ def test_tensor_in_tensor_out(model, transport):
         "names": ["t:0", "t:1"],
         "tensor": {"shape": [2, 2], "values": [1, 2, 3, 4]},
     }
-    assert numbers(sent.body["data"]["tensor"]["values"]) == pick(transport, {int}, {float})
+    assert numbers(sent.body["data"]["tensor"]["values"]) == cases.pick(transport, {int}, {float})
 
 
 def test_tensor_1d_has_no_names(model, transport):
@@ -119,7 +112,7 @@ def test_tensor_1d_has_no_names(model, transport):
         model("Identity"), transport, {"data": {"tensor": {"shape": [3], "values": [1.5, 2, 3]}}}
     )
     tensor = {"tensor": {"shape": [3], "values": [1.5, 2.0, 3.0]}}
-    assert sent.body["data"] == pick(transport, {"names": [], **tensor}, tensor)
+    assert sent.body["data"] == cases.pick(transport, {"names": [], **tensor}, tensor)
 
 
 def test_tensor_reaches_model_reshaped(model, transport):
@@ -130,7 +123,7 @@ def test_tensor_reaches_model_reshaped(model, transport):
     )
     assert sent.body["jsonData"]["X"] == {
         "type": "ndarray",
-        "dtype": pick(transport, "int64", "float64"),
+        "dtype": cases.pick(transport, "int64", "float64"),
         "shape": [1, 2, 2],
         "value": [[[1, 2], [3, 4]]],
     }
@@ -286,13 +279,13 @@ def test_bindata_reaches_model_as_bytes(model, transport):
 def test_jsondata_round_trip(model, transport, doc):
     sent = send(model("Identity"), transport, {"jsonData": doc})
     assert sent.body == {"jsonData": doc, "meta": {}}
-    assert numbers(sent.body) == pick(transport, {int, float} & numbers(doc), {float})
+    assert numbers(sent.body) == cases.pick(transport, {int, float} & numbers(doc), {float})
 
 
 def test_jsondata_list_answer_is_a_tensor(model, transport):
     sent = send(model("Identity"), transport, {"jsonData": [1, 2, 3]})
     tensor = {"tensor": {"shape": [3], "values": [1, 2, 3]}}
-    assert sent.body["data"] == pick(transport, {"names": [], **tensor}, tensor)
+    assert sent.body["data"] == cases.pick(transport, {"names": [], **tensor}, tensor)
 
 
 def test_meta_reaches_the_model_and_comes_back(model, transport):
@@ -304,17 +297,17 @@ def test_meta_reaches_the_model_and_comes_back(model, transport):
         "routing": {"r": 2},
     }
     assert sent.body["meta"] == {"puid": "g1", "tags": {"n": 1, "s": "x"}}
-    assert numbers(sent.body["meta"]) == pick(transport, {int}, {float})
+    assert numbers(sent.body["meta"]) == cases.pick(transport, {int}, {float})
 
 
 # ----------------------------------------------------------------------------- the services
 
 
-@pytest.mark.parametrize(("target", "rpc", "body", "path", "expected"), SERVICE_CASES)
+@pytest.mark.parametrize(("target", "rpc", "body", "path", "expected"), cases.SERVICE_CASES)
 def test_transformers_router_combiner_feedback_services(
     model, transport, target, rpc, body, path, expected
 ):
-    assert field(send(model(target), transport, body, rpc).body, path) == expected
+    assert cases.field(send(model(target), transport, body, rpc).body, path) == expected
 
 
 # ----------------------------------------------------------------------------- results
@@ -402,20 +395,20 @@ def test_bad_input_is_refused(model, transport, body, rest_needle, grpc_needle):
     """Each row's sentence (the gRPC one, where it is not the REST one's)."""
     sent = send(model("Identity"), transport, body)
     assert sent.status == 400
-    assert pick(transport, rest_needle, grpc_needle or rest_needle) in sent.error
+    assert cases.pick(transport, rest_needle, grpc_needle or rest_needle) in sent.error
 
 
-@pytest.mark.parametrize(("target", "rpc", "body", "statuses", "sentence"), ERROR_CASES)
+@pytest.mark.parametrize(("target", "rpc", "body", "statuses", "sentence"), cases.ERROR_CASES)
 def test_error_codes(model, transport, target, rpc, body, statuses, sentence):
     """(REST status, gRPC status as the REST one it stands for) and the sentence."""
     sent = send(model(target), transport, body, rpc)
-    assert (sent.status, sent.error) == (pick(transport, *statuses), sentence)
+    assert (sent.status, sent.error) == (cases.pick(transport, *statuses), sentence)
 
 
 @pytest.mark.parametrize("kind", ["int", "none", "tuple"])
 def test_unknown_result_type_is_refused_with_a_sentence(model, transport, kind):
     sent = send(model("Returns"), transport, {"data": {"names": [kind], "ndarray": [[1]]}})
-    assert sent.status == pick(transport, 400, 500)
+    assert sent.status == cases.pick(transport, 400, 500)
     assert sent.error.startswith("Unknown data type returned as payload")
 
 
