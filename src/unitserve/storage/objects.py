@@ -1,0 +1,115 @@
+"""Object stores (S3, GCS, Azure blob) through fsspec and its maintained backends.
+
+A URI names either one object, or a prefix read as a folder (``s3://b/models/iris``
+holds ``models/iris/model.joblib``, ``models/iris/metadata.yaml``, ...). All the
+objects of a prefix are fetched at once: the backends are asynchronous, and fsspec runs
+the transfers concurrently.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unitserve.storage.archives import escapes
+from unitserve.storage.credentials import options_for
+from unitserve.storage.errors import AccessDenied, MissingExtra, NotFound, StorageError
+from unitserve.storage.locations import Location
+
+# kind → (fsspec protocol, backend module, extra, scheme shown in messages)
+_BACKENDS = {
+    "s3": ("s3", "s3fs", "s3", "s3"),
+    "gs": ("gcs", "gcsfs", "gcs", "gs"),
+    "azure": ("abfs", "adlfs", "azure", "azure blob"),
+}
+# Names the backends give an object's version, in order of preference: the ETag (S3,
+# Azure), the generation (GCS), then the last change and size.
+_VERSION_FIELDS = ("ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified")
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str  # in the file system, bucket first
+    name: str  # relative to the model folder
+    size: int
+    version: str
+
+
+def filesystem(location: Location) -> Any:
+    protocol, module, extra, scheme = _BACKENDS[location.kind]
+    try:
+        import fsspec
+
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtra(scheme.split()[0], extra) from exc
+    options = options_for(location)
+    try:
+        # A fresh instance without a listing cache: a changed object must be seen as
+        # changed, and credentials from the environment may have changed too.
+        return fsspec.filesystem(
+            protocol, skip_instance_cache=True, use_listings_cache=False, **options
+        )
+    except Exception as exc:
+        raise translate(exc, location) from exc
+
+
+def listing(fs: Any, location: Location) -> tuple[bool, list[RemoteFile]]:
+    """(True, [the object]) if the URI names one object, else (False, [every object
+    under the prefix]); `NotFound` if there are none."""
+    root = f"{location.bucket}/{location.key}".rstrip("/")
+    try:
+        if location.key:
+            try:
+                info = fs.info(root)
+            except (FileNotFoundError, PermissionError):
+                # Not one object (or a HEAD refused, which says only "Forbidden"): the
+                # listing below says what is there, or the store's full reason.
+                info = None
+            if info and info.get("type") == "file":
+                return True, [_remote(info, root.rsplit("/", 1)[-1])]
+        found = fs.find(root, detail=True)
+    except Exception as exc:
+        raise translate(exc, location) from exc
+    files = []
+    for path, info in sorted(found.items()):
+        name = path[len(root) :].lstrip("/")
+        if info.get("type") != "file" or not name or name.endswith("/"):
+            continue  # folder markers some tools write as empty objects
+        if escapes(name) or "/../" in f"/{name}/":
+            raise StorageError(f"{location.shown}: refused: the object {path!r} escapes")
+        files.append(_remote(info, name))
+    if not files:
+        raise NotFound(f"{location.shown}: not found (no object and no objects under it)")
+    return False, files
+
+
+def _remote(info: dict[str, Any], name: str) -> RemoteFile:
+    version = next((str(info[f]) for f in _VERSION_FIELDS if info.get(f)), "")
+    return RemoteFile(info["name"], name, int(info.get("size") or 0), version)
+
+
+def fetch(fs: Any, location: Location, files: list[RemoteFile], folder: Path) -> None:
+    """Write `files` under `folder`, concurrently."""
+    local = [folder / f.name for f in files]
+    for path in local:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs.get([f.path for f in files], [str(p) for p in local])
+    except Exception as exc:
+        raise translate(exc, location) from exc
+
+
+def translate(exc: BaseException, location: Location) -> StorageError:
+    """The backend's error as one line naming the URI (or the bucket, for access)."""
+    scheme = _BACKENDS[location.kind][3]
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, StorageError):
+        return exc
+    if isinstance(exc, PermissionError):
+        return AccessDenied(f"{scheme} bucket {location.bucket!r}: access denied: {detail}")
+    if isinstance(exc, FileNotFoundError):
+        return NotFound(f"{location.shown}: not found: {detail}")
+    return StorageError(f"{location.shown}: {scheme} error: {type(exc).__name__}: {detail}")
