@@ -95,9 +95,7 @@ def _http(location: Location, dest: str | Path | None) -> str:
         def fetch(staging: Path) -> None:
             web.write_body(response, staging / name, location)
 
-        return _put(
-            location, dest, version, True, name, web.expected_size(response), fetch
-        )
+        return _put(location, dest, version, True, name, web.expected_size(response), fetch)
 
 
 def _objects(location: Location, dest: str | Path | None) -> str:

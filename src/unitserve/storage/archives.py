@@ -60,9 +60,7 @@ def _unpack_tar(archive: Path, dest: Path, shown: str) -> None:
                         f"({member.linkname!r})"
                     )
             elif not (member.isfile() or member.isdir()):
-                raise UnsafeArchive(
-                    f"{shown}: refused: {member.name!r} is a device file or FIFO"
-                )
+                raise UnsafeArchive(f"{shown}: refused: {member.name!r} is a device file or FIFO")
         # The standard library's own "data" filter checks the same again (and drops
         # modes a model file has no use for, such as set-user-ID).
         tar.extractall(dest, members=members, filter="data")

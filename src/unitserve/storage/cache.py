@@ -42,7 +42,8 @@ def cache_root() -> Path:
 
 def entry_name(uri: str, version: str) -> str:
     """A folder name for (uri, version): readable, short, and unique to both."""
-    tail = re.sub(r"[^A-Za-z0-9._-]+", "-", uri.split("?", 1)[0].rstrip("/"))[-40:]
+    segments = uri.split("?", 1)[0].rstrip("/").split("/")[-3:]
+    tail = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(segments))[-48:]
     digest = hashlib.sha256(f"{uri}\n{version}".encode()).hexdigest()[:16]
     return f"{tail.strip('-.') or 'model'}-{digest}"
 

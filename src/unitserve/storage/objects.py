@@ -9,6 +9,7 @@ the transfers concurrently.
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,12 +47,18 @@ def filesystem(location: Location) -> Any:
     except ImportError as exc:
         raise MissingExtra(scheme.split()[0], extra) from exc
     options = options_for(location)
+    # A fresh instance without a listing cache: a changed object must be seen as
+    # changed, and credentials from the environment may have changed too.
+    options.update(skip_instance_cache=True, use_listings_cache=False)
     try:
-        # A fresh instance without a listing cache: a changed object must be seen as
-        # changed, and credentials from the environment may have changed too.
-        return fsspec.filesystem(
-            protocol, skip_instance_cache=True, use_listings_cache=False, **options
-        )
+        if location.kind == "gs" and os.environ.get("STORAGE_EMULATOR_HOST"):
+            # gcsfs's default class first asks Google's gRPC control API for each
+            # bucket's layout, which an emulator does not serve (a minute's timeout per
+            # bucket); its base class speaks only the JSON API that emulators do.
+            from gcsfs.core import GCSFileSystem
+
+            return GCSFileSystem(**options)
+        return fsspec.filesystem(protocol, **options)
     except Exception as exc:
         raise translate(exc, location) from exc
 
@@ -108,8 +115,14 @@ def translate(exc: BaseException, location: Location) -> StorageError:
     detail = " ".join(str(exc).split()) or type(exc).__name__
     if isinstance(exc, StorageError):
         return exc
-    if isinstance(exc, PermissionError):
+    status = getattr(exc, "status_code", None)  # Azure's errors carry the HTTP status
+    if type(exc).__name__ == "NoCredentialsError":  # botocore's, for S3
+        return AccessDenied(
+            f"s3 bucket {location.bucket!r}: no credentials found (set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or awsAnonymousCredential=true for a public bucket)"
+        )
+    if isinstance(exc, PermissionError) or status in (401, 403):
         return AccessDenied(f"{scheme} bucket {location.bucket!r}: access denied: {detail}")
-    if isinstance(exc, FileNotFoundError):
+    if isinstance(exc, FileNotFoundError) or status == 404:
         return NotFound(f"{location.shown}: not found: {detail}")
     return StorageError(f"{location.shown}: {scheme} error: {type(exc).__name__}: {detail}")
