@@ -30,6 +30,12 @@ _BACKENDS = {
 _VERSION_FIELDS = ("ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified")
 
 
+# Files in flight at once. More adds little against a store far away (each transfer
+# is already streamed), and on a small machine the client's own CPU per request (signing,
+# parsing) starts to compete with the transfers.
+CONCURRENT = 16
+
+
 @dataclass(frozen=True)
 class RemoteFile:
     path: str  # in the file system, bucket first
@@ -104,7 +110,7 @@ def fetch(fs: Any, location: Location, files: list[RemoteFile], folder: Path) ->
     for path in local:
         path.parent.mkdir(parents=True, exist_ok=True)
     try:
-        fs.get([f.path for f in files], [str(p) for p in local])
+        fs.get([f.path for f in files], [str(p) for p in local], batch_size=CONCURRENT)
     except Exception as exc:
         raise translate(exc, location) from exc
 
