@@ -50,13 +50,26 @@ def seed(s3: MotoS3, big_mb: int, small: int) -> None:
         )
 
 
-def timed(command: list[str], env: dict[str, str]) -> float:
+# The download alone, as a server's load() makes it: in a Python process whose
+# libraries are already imported (importing s3fs and its HTTP stack, and starting Python,
+# cost a second or more of their own that `unitserve fetch` pays and rclone does not).
+IN_PROCESS = """
+import sys, time
+import s3fs
+from unitserve.storage import download
+started = time.perf_counter()
+download(sys.argv[1], sys.argv[2])
+print(time.perf_counter() - started)
+"""
+
+
+def timed(command: list[str], env: dict[str, str], reported: bool = False) -> float:
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - started
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {done.stderr.strip()}")
-    return elapsed
+    return float(done.stdout.strip().splitlines()[-1]) if reported else elapsed
 
 
 def folder_size(folder: Path) -> tuple[int, int]:
@@ -102,35 +115,38 @@ def main() -> int:
         results = []
         for prefix in ("big", "small"):
             case = f"one {args.big_mb} MB object" if prefix == "big" else f"{args.small:,} objects"
-            times: dict[str, list[float]] = {"unitserve": [], "rclone": []}
+            tools = ["unitserve fetch", "download() in process", "rclone copy"]
+            times: dict[str, list[float]] = {tool: [] for tool in tools}
             for repeat in range(args.repeats):
-                order = ["unitserve", "rclone"] if repeat % 2 == 0 else ["rclone", "unitserve"]
+                order = tools if repeat % 2 == 0 else tools[::-1]
                 for tool in order:
-                    dest = work / f"{tool}-{prefix}-{repeat}"
-                    if tool == "unitserve":
-                        command = [unitserve, "fetch", "-q", f"s3://{BUCKET}/{prefix}", str(dest)]
-                    else:
+                    dest = work / f"{tool.split()[0]}-{prefix}-{repeat}"
+                    uri = f"s3://{BUCKET}/{prefix}"
+                    if tool == "unitserve fetch":
+                        command = [unitserve, "fetch", "-q", uri, str(dest)]
+                    elif tool == "rclone copy":
                         command = [rclone, "copy", f"bench:{BUCKET}/{prefix}", str(dest)]
-                    times[tool].append(timed(command, env))
+                    else:
+                        command = [sys.executable, "-c", IN_PROCESS, uri, str(dest)]
+                    times[tool].append(timed(command, env, reported=tool.startswith("down")))
                     count, size = folder_size(dest)
                     shutil.rmtree(dest)
-            u, r = statistics.median(times["unitserve"]), statistics.median(times["rclone"])
-            row = {
-                "case": case,
-                "files": count,
-                "bytes": size,
-                "unitserve_s": round(u, 3),
-                "rclone_s": round(r, 3),
-                "ratio": round(r / u, 2),
-                "unitserve_all": [round(t, 3) for t in times["unitserve"]],
-                "rclone_all": [round(t, 3) for t in times["rclone"]],
-            }
+            medians = {tool: statistics.median(times[tool]) for tool in tools}
+            rclone_s = medians["rclone copy"]
+            row: dict[str, object] = {"case": case, "files": count, "bytes": size}
+            for tool in tools:
+                row[tool] = {
+                    "median_s": round(medians[tool], 3),
+                    "all_s": [round(t, 3) for t in times[tool]],
+                    "rclone_ratio": round(rclone_s / medians[tool], 2),
+                }
             results.append(row)
-            print(
-                f"{case:>24}: unitserve {u:6.2f} s, rclone copy {r:6.2f} s, "
-                f"ratio {r / u:4.2f}x  ({count} files, {size / 2**20:.1f} MiB; median of "
-                f"{args.repeats})"
-            )
+            print(f"{case} ({count} files, {size / 2**20:.1f} MiB; median of {args.repeats}):")
+            for tool in tools:
+                print(
+                    f"  {tool:>22}: {medians[tool]:6.2f} s   "
+                    f"rclone time / this time = {rclone_s / medians[tool]:4.2f}"
+                )
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2) + "\n")

@@ -51,6 +51,7 @@ LAYER_OF = {
     "proto": "core",
     "version": "core",
     "tracing": "core",  # spans around what every layer does; OpenTelemetry only when on
+    "storage": "core",  # model URIs to local folders: a leaf, importing nothing above it
 }
 
 # Upward imports that are known and accepted: none. An entry must still occur, so that

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import pytest
 
-from unitserve.storage import StorageError, download
+from unitserve.storage import MissingExtra, StorageError, download
 from unitserve.storage.credentials import azure_options, gcs_options, s3_options
 from unitserve.storage.locations import parse
 
@@ -108,3 +110,23 @@ def test_azure_options_in_kserves_order() -> None:
         "client_secret": "s",
     }
     assert azure_options({}, location) == {"account_name": "acct", "anon": True}
+
+
+def test_a_sas_in_an_azure_url_is_used_and_never_shown() -> None:
+    location = parse("https://acct.blob.core.windows.net/c/m?sv=2024&sig=secret")
+    assert azure_options({}, location) == {
+        "account_name": "acct",
+        "sas_token": "sv=2024&sig=secret",
+    }
+    assert "secret" not in location.shown
+
+
+def test_a_missing_library_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed: import fails
+    with pytest.raises(MissingExtra) as caught:
+        download("s3://bucket/model")
+    assert str(caught.value) == (
+        "s3://bucket/model: needs the s3fs library, which is not installed: "
+        "pip install 'unitserve[s3]'"
+    )
+    assert isinstance(caught.value, ImportError)

@@ -40,12 +40,16 @@ def cache_root() -> Path:
     return Path.home() / ".cache" / "unitserve" / "models"
 
 
+def digest_of(uri: str, version: str) -> str:
+    return hashlib.sha256(f"{uri}\n{version}".encode()).hexdigest()
+
+
 def entry_name(uri: str, version: str) -> str:
-    """A folder name for (uri, version): readable, short, and unique to both."""
+    """A folder name for (uri, version): readable, short, and unique to both. (A query,
+    which may hold a token, is left out of the readable part.)"""
     segments = uri.split("?", 1)[0].rstrip("/").split("/")[-3:]
     tail = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(segments))[-48:]
-    digest = hashlib.sha256(f"{uri}\n{version}".encode()).hexdigest()[:16]
-    return f"{tail.strip('-.') or 'model'}-{digest}"
+    return f"{tail.strip('-.') or 'model'}-{digest_of(uri, version)[:16]}"
 
 
 def version_of(parts: list[tuple[str, str, int]]) -> str:
@@ -74,7 +78,7 @@ class Target:
             marker = json.loads((self.folder / MARKER).read_text())
         except (OSError, ValueError):
             return False
-        return bool(marker == {"uri": self.uri, "version": self.version})
+        return bool(marker == self._marker())
 
     @contextlib.contextmanager
     def staged(self) -> Iterator[Path]:
@@ -137,10 +141,12 @@ class Target:
                 entry.rename(self.folder / entry.name)
         self._write_marker(self.folder)
 
+    def _marker(self) -> dict[str, str]:
+        return {"uri": self.uri.split("?", 1)[0], "digest": digest_of(self.uri, self.version)}
+
     def _write_marker(self, folder: Path) -> None:
         if self.chosen:
-            marker = {"uri": self.uri, "version": self.version}
-            (folder / MARKER).write_text(json.dumps(marker))
+            (folder / MARKER).write_text(json.dumps(self._marker()))
 
 
 def _remove_stale_staging(parent: Path, name: str) -> None:

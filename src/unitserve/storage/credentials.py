@@ -13,9 +13,10 @@ in a model's pod, so the secret a user already has works unchanged:
   ``STORAGE_EMULATOR_HOST`` points at an emulator.
 - Azure blob: ``AZURE_STORAGE_CONNECTION_STRING``; or ``AZURE_STORAGE_ACCOUNT_NAME``
   with ``AZURE_STORAGE_ACCOUNT_KEY`` (KServe's ``AZURE_STORAGE_ACCESS_KEY`` too) or
-  ``AZURE_STORAGE_SAS_TOKEN``; or a service principal, ``AZURE_TENANT_ID``,
-  ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET`` (KServe's ``AZ_TENANT_ID``,
-  ``AZ_CLIENT_ID``, ``AZ_CLIENT_SECRET`` too). With none, anonymous access.
+  ``AZURE_STORAGE_SAS_TOKEN`` (or a SAS in the URL's query); or a service principal,
+  ``AZURE_TENANT_ID``, ``AZURE_CLIENT_ID``, ``AZURE_CLIENT_SECRET`` (KServe's
+  ``AZ_TENANT_ID``, ``AZ_CLIENT_ID``, ``AZ_CLIENT_SECRET`` too). With none, anonymous
+  access.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ def azure_options(env: Mapping[str, str], location: Location) -> dict[str, Any]:
     account = location.account or env.get("AZURE_STORAGE_ACCOUNT_NAME", "")
     options: dict[str, Any] = {"account_name": account}
     key = _first(env, "AZURE_STORAGE_ACCOUNT_KEY", "AZURE_STORAGE_ACCESS_KEY")
-    sas = env.get("AZURE_STORAGE_SAS_TOKEN")
+    sas = location.query or env.get("AZURE_STORAGE_SAS_TOKEN")
     tenant = _first(env, "AZURE_TENANT_ID", "AZ_TENANT_ID")
     client = _first(env, "AZURE_CLIENT_ID", "AZ_CLIENT_ID")
     secret = _first(env, "AZURE_CLIENT_SECRET", "AZ_CLIENT_SECRET")

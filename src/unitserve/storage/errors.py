@@ -26,7 +26,8 @@ class UnsafeArchive(StorageError):
 class MissingExtra(StorageError, ImportError):
     """The scheme needs an optional extra that is not installed."""
 
-    def __init__(self, scheme: str, extra: str) -> None:
+    def __init__(self, uri: str, library: str, extra: str) -> None:
         super().__init__(
-            f"{scheme}:// URIs need the storage libraries: pip install 'unitserve[{extra}]'"
+            f"{uri}: needs the {library} library, which is not installed: "
+            f"pip install 'unitserve[{extra}]'"
         )

@@ -8,7 +8,7 @@ local paths and ``file://``, ``http(s)://``, ``s3://``, ``gs://``, Azure blob UR
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from urllib.parse import unquote, urlsplit
 
 from unitserve.storage.errors import StorageError
@@ -31,6 +31,7 @@ class Location:
     bucket: str = ""
     key: str = ""
     account: str = ""  # Azure: the storage account, when the URI names it
+    query: str = ""  # Azure blob URLs: a shared access signature, when the URL carries one
 
     @property
     def shown(self) -> str:
@@ -65,7 +66,8 @@ def parse(uri: str) -> Location:
         host = (parts.hostname or "").lower()
         if host.endswith((_AZURE_BLOB_HOST, _AZURE_DFS_HOST)):
             container, _, key = parts.path.lstrip("/").partition("/")
-            return _bucketed(uri, "azure", container, key, host.split(".", 1)[0])
+            location = _bucketed(uri, "azure", container, key, host.split(".", 1)[0])
+            return replace(location, query=parts.query)
         if not host:
             raise StorageError(f"{uri}: no host in the URL")
         return Location(uri, "http", key=uri)

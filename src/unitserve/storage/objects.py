@@ -45,13 +45,13 @@ class RemoteFile:
 
 
 def filesystem(location: Location) -> Any:
-    protocol, module, extra, scheme = _BACKENDS[location.kind]
+    protocol, module, extra, _ = _BACKENDS[location.kind]
     try:
         import fsspec
 
         importlib.import_module(module)
     except ImportError as exc:
-        raise MissingExtra(scheme.split()[0], extra) from exc
+        raise MissingExtra(location.shown, module, extra) from exc
     options = options_for(location)
     # A fresh instance without a listing cache: a changed object must be seen as
     # changed, and credentials from the environment may have changed too.
