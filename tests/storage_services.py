@@ -41,6 +41,7 @@ class Service:
 
     url = ""
     probe = "/"  # a path that answers once the service is up
+    grace = 10.0  # seconds from SIGTERM to SIGKILL
 
     def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None):
         self.port = port
@@ -76,7 +77,7 @@ class Service:
         if self.process.poll() is None:
             os.killpg(self.process.pid, signal.SIGTERM)
             try:
-                self.process.wait(10)
+                self.process.wait(self.grace)
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait(10)
@@ -148,6 +149,10 @@ def azurite_installed() -> bool:
 
 
 class Azurite(Service):
+    # Azurite waits for idle keep-alive connections to close before it exits; its data
+    # is in memory only, so there is nothing to lose in not waiting long.
+    grace = 1.0
+
     def __init__(self) -> None:
         (port,) = free_ports(1)
         command = ["node", str(AZURITE), "--blobHost", "127.0.0.1", "--blobPort", str(port)]

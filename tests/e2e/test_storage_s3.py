@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 import tarfile
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -14,7 +15,7 @@ from tests.storage_services import MotoS3
 from unitserve.storage import AccessDenied, NotFound, download
 
 BUCKET = "models"
-MANY = 300
+MANY = 200
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,13 @@ def s3() -> Iterator[MotoS3]:
         server.put(BUCKET, "iris/metadata.yaml", b"name: iris\n")
         server.put(BUCKET, "iris/sub/notes.txt", b"notes")
         server.put(BUCKET, "single/model.bst", b"booster")
-        for i in range(MANY):
-            server.put(BUCKET, f"many/part-{i:04d}.bin", f"part {i}".encode())
+        with ThreadPoolExecutor(8) as pool:
+            list(
+                pool.map(
+                    lambda i: server.put(BUCKET, f"many/part-{i:04d}.bin", f"part {i}".encode()),
+                    range(MANY),
+                )
+            )
         yield server
     finally:
         server.stop()
