@@ -67,6 +67,7 @@ def test_s3_options_from_the_operators_variables() -> None:
         "S3_VERIFY_SSL": "0",
     }
     assert s3_options(env) == {
+        "max_concurrency": 4,
         "key": "id",
         "secret": "secret",
         "token": "token",
@@ -81,8 +82,8 @@ def test_s3_options_from_the_operators_variables() -> None:
         "endpoint_url": "https://s3.local",
         "verify": "/ca.pem",
     }
-    assert s3_options({"awsAnonymousCredential": "true"}) == {"anon": True}
-    assert s3_options({}) == {}  # the AWS SDK's own chain: profiles, roles
+    assert s3_options({"awsAnonymousCredential": "true"}) == {"max_concurrency": 4, "anon": True}
+    assert s3_options({}) == {"max_concurrency": 4}  # the AWS SDK's own chain: profiles, roles
 
 
 def test_gcs_options() -> None:

@@ -35,7 +35,9 @@ def _first(env: Mapping[str, str], *names: str) -> str | None:
 
 
 def s3_options(env: Mapping[str, str]) -> dict[str, Any]:
-    options: dict[str, Any] = {}
+    # An object larger than s3fs's block (50 MB) comes down as 4 ranges at once, as
+    # rclone's multi-thread streams do: one stream rarely fills a link to S3.
+    options: dict[str, Any] = {"max_concurrency": 4}
     client: dict[str, Any] = {}
     if env.get("awsAnonymousCredential", "").lower() == "true":
         options["anon"] = True
