@@ -109,6 +109,11 @@ def test_a_local_model_is_copied_to_a_destination(tmp_path: Path) -> None:
     )
 
 
+def test_a_destination_inside_a_local_model_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(StorageError, match="is inside the model"):
+        download(str(tmp_path), tmp_path / "copy")
+
+
 def test_a_large_download_logs_its_progress(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:

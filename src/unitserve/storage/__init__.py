@@ -71,6 +71,8 @@ def _local(location: Location, dest: str | Path | None) -> str:
         raise NotFound(f"{location.uri}: no such file or folder")
     if dest is None:
         return str(source)
+    if Path(dest).expanduser().absolute().resolve().is_relative_to(source.resolve()):
+        raise StorageError(f"{location.uri}: the destination {dest} is inside the model")
     files = [source] if source.is_file() else sorted(p for p in source.rglob("*") if p.is_file())
     parts = [(str(p), str(p.stat().st_mtime_ns), p.stat().st_size) for p in files]
     single = source.is_file()
