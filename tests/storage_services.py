@@ -98,19 +98,24 @@ class MotoS3(Service):
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
         super().__init__(command, port, env)
         self.key_id, self.secret = "testing", "testing"
-        if checked_keys:
-            iam = self._client("iam")
-            iam.create_user(UserName="models")
-            policy = {
-                "Version": "2012-10-17",
-                "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
-            }
-            iam.put_user_policy(
-                UserName="models", PolicyName="s3", PolicyDocument=json.dumps(policy)
-            )
-            key = iam.create_access_key(UserName="models")["AccessKey"]
-            self.key_id, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
-        self.s3 = self._client("s3")
+        try:
+            if checked_keys:
+                self._make_user()
+            self.s3 = self._client("s3")
+        except BaseException:
+            self.stop()  # the caller never gets the object to stop
+            raise
+
+    def _make_user(self) -> None:
+        iam = self._client("iam")
+        iam.create_user(UserName="models")
+        policy = {
+            "Version": "2012-10-17",
+            "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}],
+        }
+        iam.put_user_policy(UserName="models", PolicyName="s3", PolicyDocument=json.dumps(policy))
+        key = iam.create_access_key(UserName="models")["AccessKey"]
+        self.key_id, self.secret = key["AccessKeyId"], key["SecretAccessKey"]
 
     def _client(self, service: str) -> Any:
         import boto3

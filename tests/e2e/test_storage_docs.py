@@ -38,6 +38,13 @@ def _blocks() -> list[tuple[str, str]]:
 class Stores:
     def __init__(self, root: Path) -> None:
         self.started: list[object] = []
+        try:
+            self._start_all(root)
+        except BaseException:
+            self.stop()  # those started before the one that failed
+            raise
+
+    def _start_all(self, root: Path) -> None:
         self.s3 = self._start(lambda: MotoS3(checked_keys=False))
         self.s3.s3.create_bucket(Bucket="models")
         for name, data in MODEL.items():
