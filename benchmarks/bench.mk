@@ -82,3 +82,10 @@ BATCHING_ARGS ?=
 ## bench-batching: batching on vs off vs MLServer, scikit-learn forest (~5 min)
 bench-batching: $(VENV)/.installed
 	$(BENCH_PY) $(BENCH_DIR)/batching/run.py $(BATCHING_ARGS)
+
+## bench-storage: model download, unitserve fetch vs rclone copy, on moto's S3 (one 200 MB object, 1,000 small ones)
+# Needs the test extras (moto) and Debian's rclone. Not part of `make bench`: it measures
+# the storage layer, not a server.
+.PHONY: bench-storage
+bench-storage: $(VENV)/.installed-test
+	$(BENCH_PY) $(BENCH_DIR)/storage_bench.py --json $(BENCH_DIR)/results/raw/storage/storage.json $(BENCH_ARGS)
