@@ -82,3 +82,8 @@ BATCHING_ARGS ?=
 ## bench-batching: batching on vs off vs MLServer, scikit-learn forest (~5 min)
 bench-batching: $(VENV)/.installed
 	$(BENCH_PY) $(BENCH_DIR)/batching/run.py $(BATCHING_ARGS)
+
+## bench-image: the identity image's size over its base, code-only rebuild, start to /ready
+.PHONY: bench-image
+bench-image: $(VENV)/.installed-test
+	$(BENCH_PY) $(BENCH_DIR)/image.py

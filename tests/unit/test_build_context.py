@@ -128,7 +128,7 @@ def test_python_version_comes_from_the_option_then_the_tag_then_this_interpreter
     assert wheels.python_version(None, "docker.io/library/python:3.12") == "3.12"
     here = f"{sys.version_info.major}.{sys.version_info.minor}"
     assert wheels.python_version(None, "localhost/debian-python:bookworm") == here
-    with pytest.raises(wheels.WheelError, match="give it as 3.X"):
+    with pytest.raises(wheels.WheelError, match=r"give it as 3\.X"):
         wheels.python_version("3", "python:3.11")
 
 
