@@ -102,6 +102,7 @@ def main() -> None:
             starts = [start_to_ready(port) for port in free_ports(args.starts)]
         finally:
             containers.podman("rmi", "--force", IMAGE, check=False)
+            containers.remove_leftovers(base)
     print("| layer (added to the base image) | size |")
     print("| --- | ---: |")
     for size, how in added:

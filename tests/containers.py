@@ -131,3 +131,16 @@ def base_image() -> str:
             print(f"built {tarball} in {time.monotonic() - started:.0f} s")
         podman("import", str(tarball), name)
     return name
+
+
+def remove_leftovers(base: str) -> None:
+    """Remove the untagged images that builds on `base` left (their build stages and
+    earlier builds of a tag): the ones whose first layer is `base`'s. Other users'
+    images on the machine are left alone."""
+    first = "{{index .RootFS.Layers 0}}"
+    ours = podman("image", "inspect", "--format", first, base, check=False).stdout.strip()
+    listed = podman("images", "--quiet", "--no-trunc", "--filter", "dangling=true", check=False)
+    for image in listed.stdout.split():
+        layer = podman("image", "inspect", "--format", first, image, check=False).stdout
+        if ours and layer.strip() == ours:
+            podman("rmi", "--force", image, check=False)

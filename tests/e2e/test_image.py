@@ -131,12 +131,13 @@ def workspace(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def images() -> Iterator[list[str]]:
-    """Every image the module builds, removed at its end."""
+def images(base) -> Iterator[list[str]]:
+    """Every image the module builds, removed at its end with its build stages."""
     made: list[str] = []
     yield made
     if made:
         containers.podman("rmi", "--force", *made, check=False)
+    containers.remove_leftovers(base)
 
 
 def build(folder: Path, tag: str, base: str, images: list[str]) -> str:

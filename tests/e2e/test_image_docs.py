@@ -17,6 +17,7 @@ import re
 import shlex
 import subprocess
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -64,10 +65,17 @@ def localised(command: str, name: str, port: int, base: str) -> str:
     return command
 
 
-@pytest.mark.parametrize("page", list(PAGES))
-def test_the_pages_image_walkthrough_runs(page, tmp_path):
+@pytest.fixture(scope="module")
+def base() -> Iterator[str]:
+    """The base image; the build stages left by both pages' builds go at the end."""
     containers.require_tools()
-    base = containers.base_image()
+    name = containers.base_image()
+    yield name
+    containers.remove_leftovers(name)
+
+
+@pytest.mark.parametrize("page", list(PAGES))
+def test_the_pages_image_walkthrough_runs(page, tmp_path, base):
     name = f"unitserve-test-docs-{os.getpid()}"
     (port,) = free_ports(1)
     env = clean_env(
