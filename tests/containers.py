@@ -133,6 +133,17 @@ def base_image() -> str:
     return name
 
 
+@pytest.fixture(scope="session")
+def image_base() -> Iterator[str]:
+    """The base image for the session's image tests (skipped, or failed under CI,
+    without the tool chain). The build stages that the session's builds leave are kept
+    until its end, so that a later module's builds reuse them, then removed."""
+    require_tools()
+    name = base_image()
+    yield name
+    remove_leftovers(name)
+
+
 def remove_leftovers(base: str) -> None:
     """Remove the untagged images that builds on `base` left (their build stages and
     earlier builds of a tag): the ones whose first layer is `base`'s. Other users'

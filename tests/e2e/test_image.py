@@ -120,9 +120,8 @@ class Container:
 
 
 @pytest.fixture(scope="module")
-def base() -> str:
-    containers.require_tools()
-    return containers.base_image()
+def base(image_base) -> str:
+    return image_base
 
 
 @pytest.fixture(scope="module")
@@ -137,7 +136,6 @@ def images(base) -> Iterator[list[str]]:
     yield made
     if made:
         containers.podman("rmi", "--force", *made, check=False)
-    containers.remove_leftovers(base)
 
 
 def build(folder: Path, tag: str, base: str, images: list[str]) -> str:

@@ -17,7 +17,6 @@ import re
 import shlex
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -66,12 +65,8 @@ def localised(command: str, name: str, port: int, base: str) -> str:
 
 
 @pytest.fixture(scope="module")
-def base() -> Iterator[str]:
-    """The base image; the build stages left by both pages' builds go at the end."""
-    containers.require_tools()
-    name = containers.base_image()
-    yield name
-    containers.remove_leftovers(name)
+def base(image_base) -> str:
+    return image_base
 
 
 @pytest.mark.parametrize("page", list(PAGES))
