@@ -49,7 +49,7 @@ def unitserve(*args: str, cwd: Path) -> float:
 def layers(image: str) -> list[tuple[int, str]]:
     """(bytes, instruction) of each layer of `image`, oldest first."""
     out = containers.podman("history", "--no-trunc", "--format", "json", image).stdout
-    return [(int(layer["size"]), layer["createdBy"]) for layer in reversed(json.loads(out))]
+    return [(int(layer["size"]), layer.get("CreatedBy", "")) for layer in reversed(json.loads(out))]
 
 
 def image_size(image: str) -> int:
