@@ -219,7 +219,9 @@ def _component_arguments(p: argparse.ArgumentParser) -> None:
     )
     p.add_argument("--print", action="store_true", help="print to standard output, write nothing")
     p.add_argument(
-        "--force", action="store_true", help="replace a file that unitserve did not write"
+        "--force",
+        action="store_true",
+        help="replace a file that unitserve did not write, or that was edited since",
     )
 
 

@@ -200,7 +200,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--print", action="store_true", help="print to standard output, write nothing")
     p.add_argument(
-        "--force", action="store_true", help="replace a file that unitserve did not write"
+        "--force",
+        action="store_true",
+        help="replace a file that unitserve did not write, or that was edited since",
     )
     p.set_defaults(func=run)
 
