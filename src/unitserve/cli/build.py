@@ -181,20 +181,19 @@ def dockerfile(
         "unitserve",
         f"COPY --from=install {VENV_DIR} {VENV_DIR}",
         f"WORKDIR {APP_DIR}",
-        "# The code stays owned by root: the server only reads it.",
-        f"COPY --from=code {APP_DIR}/ ./",
-        "",
         "# The s2i variables: `unitserve serve` reads MODEL_NAME, SERVICE_TYPE, PERSISTENCE.",
     ]
     pairs = [f"{key}={_quote(value)}" for key, value in component.environment.items()]
     lines.append("ENV " + " \\\n    ".join(pairs))
     lines += [
-        "",
         f"USER {USER_ID}",
         "# REST, gRPC and Prometheus metrics.",
         "EXPOSE " + " ".join(str(p) for p in PORTS),
         "# Exec form: unitserve is PID 1 and gets SIGTERM to drain in-flight requests.",
         'CMD ["unitserve", "serve"]',
+        "# The code, last, so that changing it rebuilds only this layer. It stays owned by",
+        "# root (COPY does not follow USER): the server only reads it.",
+        f"COPY --from=code {APP_DIR}/ ./",
     ]
     return "\n".join(lines) + "\n"
 
@@ -302,6 +301,7 @@ def _write_context(args: argparse.Namespace, component: Component, text: str) ->
     target = directory / "Dockerfile"
     wheel_dir = directory / WHEELS_DIR
     with_wheelhouse = args.wheelhouse
+    check_replaceable(target, args.force)  # before minutes of downloads, not after
     if with_wheelhouse:
         version = wheels.python_version(args.python_version, args.base_image)
         staging = directory / f"{WHEELS_DIR}.new"
@@ -315,13 +315,13 @@ def _write_context(args: argparse.Namespace, component: Component, text: str) ->
             _remove(staging)
             raise
         print(f"{len(found)} wheels for Python {version} in {wheel_dir / WHEELHOUSE}")
-    check_replaceable(target, args.force)
     if with_wheelhouse:
         _remove(wheel_dir)
         staging.replace(wheel_dir)
     else:
         wheels.own_wheel(wheel_dir)
         _remove(wheel_dir / WHEELHOUSE)
+    wheels.fix_times(wheel_dir)
     write_generated(target, text, args.force)
     ignore = directory / ".dockerignore"
     if not ignore.exists():

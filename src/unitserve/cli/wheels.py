@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import importlib.metadata
+import os
 import platform
 import re
 import shutil
@@ -110,6 +111,17 @@ def own_wheel(directory: Path) -> Path:
     else:
         scratch.replace(target)
     return target
+
+
+def fix_times(directory: Path) -> None:
+    """Give every file and folder under `directory` (and it) one fixed modification time.
+
+    Some engines (buildah, so podman) cache a COPY step by the copied files' contents
+    and times: a wheelhouse downloaded again, with the same wheels, must not look new.
+    """
+    stamp = 315532800  # 1980-01-01, as in the wheel's own entries
+    for path in [*directory.rglob("*"), directory]:
+        os.utime(path, (stamp, stamp), follow_symlinks=False)
 
 
 def python_version(given: str | None, base_image: str) -> str:
