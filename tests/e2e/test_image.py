@@ -153,20 +153,20 @@ def build(folder: Path, tag: str, base: str, images: list[str]) -> str:
 def demo(base, workspace, images) -> tuple[str, Path]:
     """The image of what `unitserve init demo` writes: (image, its folder)."""
     unitserve("init", "demo", cwd=workspace)
+    # One variable of the user's own in .s2i/environment, for the class to read.
+    with (workspace / "demo" / ".s2i" / "environment").open("a") as env:
+        env.write("GREETING_SOURCE=s2i\n")
     build(workspace / "demo", "1", base, images)
     return f"{PREFIX}-demo:1", workspace / "demo"
 
 
 @pytest.fixture(scope="module")
 def changed(demo, base, images) -> tuple[str, str]:
-    """The demo after a code-only change (and one .s2i/environment variable): (image,
-    build output)."""
+    """The demo after a code-only change: (image, build output)."""
     _, folder = demo
     copy = folder.parent / "changed"
     shutil.copytree(folder, copy)
     (copy / "Demo.py").write_text(PARAMETERS_CLASS)
-    with (copy / ".s2i" / "environment").open("a") as env:
-        env.write("GREETING_SOURCE=s2i\n")
     output = build(copy, "2", base, images)
     return f"{PREFIX}-changed:2", output
 

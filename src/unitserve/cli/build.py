@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitserve.cli import engines, s2i, wheels
+from unitserve.cli import engines, s2i
 from unitserve.cli.generated import MARKER, PackagingError, check_replaceable, write_generated
 from unitserve.settings import SERVICE_TYPES, SettingsError
 from unitserve.version import __version__
@@ -297,6 +297,9 @@ def _extras(text: str) -> tuple[str, ...]:
 def _write_context(args: argparse.Namespace, component: Component, text: str) -> Path:
     """The wheels, then the Dockerfile and .dockerignore, into DIR; a requirement with
     no wheel stops this before anything is written."""
+    # Imported here: `unitserve serve` loads this module, and needs none of it.
+    from unitserve.cli import wheels
+
     directory: Path = args.directory
     target = directory / "Dockerfile"
     wheel_dir = directory / WHEELS_DIR
@@ -352,7 +355,7 @@ def run_build(args: argparse.Namespace) -> int:
             print(f"built {args.image}; run it with: {engine} run -p 9000:9000 {args.image}")
         else:
             print(f"build it with: docker build -t IMAGE:TAG {args.directory}")
-    except (PackagingError, wheels.WheelError, engines.EngineError, OSError) as exc:
+    except (PackagingError, engines.EngineError, OSError) as exc:
         print(f"unitserve build: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -30,6 +30,7 @@ import zipfile
 from pathlib import Path
 
 import unitserve
+from unitserve.cli.generated import PackagingError
 from unitserve.version import __version__
 
 DISTRIBUTION = "unitserve"
@@ -42,7 +43,7 @@ GLIBC = (2, 36)
 _PYTHON_IN_TAG = re.compile(r"(?:^|/)python:(\d+)\.(\d+)")
 
 
-class WheelError(Exception):
+class WheelError(PackagingError):
     """A reason not to go on (one line)."""
 
 
