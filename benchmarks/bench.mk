@@ -89,3 +89,8 @@ bench-batching: $(VENV)/.installed
 .PHONY: bench-storage
 bench-storage: $(VENV)/.installed-test
 	$(BENCH_PY) $(BENCH_DIR)/storage_bench.py --json $(BENCH_DIR)/results/raw/storage/storage.json $(BENCH_ARGS)
+
+## bench-image: the identity image's size over its base, code-only rebuild, start to /ready
+.PHONY: bench-image
+bench-image: $(VENV)/.installed-test
+	$(BENCH_PY) $(BENCH_DIR)/image.py

@@ -14,8 +14,8 @@ import jsonschema
 import pytest
 import yaml
 
-from unitserve.cli import manifest_core2
 from unitserve.cli.main import main
+from unitserve.cli.manifest import core2 as manifest_core2
 from unitserve.repository import read_server_settings, scan
 
 from .test_manifest_crds import DNS_SUBDOMAIN, FORMATS, strict

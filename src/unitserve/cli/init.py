@@ -256,7 +256,7 @@ $ unitserve serve              # reads MODEL_NAME and SERVICE_TYPE from .s2i/env
 $ curl -s localhost:9000{path} -H 'Content-Type: application/json' \\
        -d '{body}'
 $ python {_test_name(name)}       # the class on its own (or: python -m pytest)
-$ unitserve build .            # writes a Dockerfile
+$ unitserve build . --wheelhouse --image {folder.lower()}:0.1   # Dockerfile, wheels, image
 $ unitserve manifest . --image {folder.lower()}:0.1   # writes a SeldonDeployment
 ```
 """

@@ -76,6 +76,7 @@ class Supervisor:
 
     def run(self) -> int:
         settings = self.settings
+        self.supervisor_pid = os.getpid()  # what a worker's parent must be, even when it is pid 1
         if settings.persistence:
             log.warning("Persistence: ignored, persistence is deprecated")
         if settings.tracing:
@@ -275,7 +276,7 @@ class Supervisor:
             self.grpc_reservation.close()
         for fd in (self.wake_r, self.wake_w, self.notes_r):
             os.close(fd)
-        _die_with_parent()
+        _die_with_parent(self.supervisor_pid)
         worker_metrics.use_directory(self.metrics_dir)
 
     def _replace(self, pid: int, reason: str) -> None:
@@ -414,15 +415,17 @@ def _describe_exit(status: int) -> str:
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(supervisor_pid: int) -> None:
     """Linux: SIGTERM this worker if the supervisor dies (e.g. SIGKILL), so that no
-    orphan keeps serving."""
+    orphan keeps serving. If it died before the death signal was armed, this worker has
+    a new parent already. The comparison is with the supervisor's own pid, not with 1:
+    in a container the supervisor is pid 1."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:
+    if os.getppid() != supervisor_pid:
         os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -24,15 +24,18 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from unitserve.cli import s2i
-from unitserve.cli.build import PackagingError
+from unitserve.cli.generated import PackagingError
 from unitserve.repository import MODEL_SETTINGS_FILE, read_model_settings
 from unitserve.settings import SettingsError
 from unitserve.version import __version__
+
+if TYPE_CHECKING:
+    from unitserve.cli.manifest import Request
 
 TARGET = "seldon-core-2"
 API_VERSION = "mlops.seldon.io/v1alpha1"
@@ -127,32 +130,31 @@ def render(objects: list[dict[str, Any]], source: str) -> str:
     return header + yaml.safe_dump_all(objects, sort_keys=False, default_flow_style=False)
 
 
-def build(
-    args: argparse.Namespace, directory: Path, name: str, kind: str
-) -> tuple[Path, str, dict[str, Any] | None]:
-    """(the manifest file, its text, the model-settings.json to write or None)."""
-    if kind != "MODEL":
+def render_request(r: Request) -> str:
+    """The Server and the Model for the component folder `r.directory`."""
+    if r.kind != "MODEL":
         raise PackagingError(
-            f"a {kind} cannot be a Core 2 Model on its own (--target {TARGET} takes MODEL; "
+            f"a {r.kind} cannot be a Core 2 Model on its own (--target {TARGET} takes MODEL; "
             "Core 2 chains models with a Pipeline)"
         )
-    if args.transport is not None:
+    if r.transport is not None:
         raise PackagingError("--transport is for --target seldon (Core 2's agent calls gRPC)")
-    if not args.storage_uri or any(c.isspace() for c in args.storage_uri):
+    if not r.storage_uri or any(c.isspace() for c in r.storage_uri):
         raise PackagingError(
             f"--target {TARGET} needs --storage-uri: where the folder's files are copied "
             "for Core 2's agent (gs://bucket/path, s3://bucket/path, ...)"
         )
-    settings = model_settings(directory, name)
+    model_settings(r.directory, r.name)  # refuses a folder that names no class
     objects = [
-        server(args.server, args.image, args.replicas),
-        model(name, args.storage_uri, args.memory, args.replicas),
+        server(r.server, r.image, r.replicas),
+        model(r.name, r.storage_uri, r.memory, r.replicas),
     ]
-    text = render(objects, f"{directory.resolve().name} ({kind})")
-    return directory / CORE2_FILE, text, settings
+    return render(objects, r.source)
 
 
-def write_model_settings(directory: Path, settings: dict[str, Any]) -> Path:
-    path = directory / MODEL_SETTINGS_FILE
-    path.write_text(json.dumps(settings, indent=2) + "\n", encoding="utf-8")
-    return path
+def companion(r: Request) -> tuple[Path, str] | None:
+    """The model-settings.json Core 2's agent finds the model by, when the folder has none."""
+    settings = model_settings(r.directory, r.name)
+    if settings is None:
+        return None
+    return r.directory / MODEL_SETTINGS_FILE, json.dumps(settings, indent=2) + "\n"
