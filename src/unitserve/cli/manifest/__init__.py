@@ -10,14 +10,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from unitserve.cli import s2i
 from unitserve.cli.generated import write_generated
 from unitserve.cli.manifest import core2, deployment, kserve, seldon
-from unitserve.cli.manifest.common import PORTS, PackagingError, dns_name
+from unitserve.cli.manifest.common import PORTS, PackagingError, Request, Target, dns_name
 from unitserve.cli.manifest.kserve import OIP_TYPES, kserve_manifests
 from unitserve.cli.manifest.seldon import (
     API_VERSION,
@@ -42,36 +40,6 @@ __all__ = [
     "kserve_manifests",
     "seldon_deployment",
 ]
-
-
-@dataclass(frozen=True)
-class Request:
-    """What the command line asks for one component folder."""
-
-    name: str  # a DNS label
-    image: str
-    kind: str  # the graph node type (SERVICE_TYPE)
-    source: str  # for the generated header: "folder (TYPE)"
-    transport: str | None
-    replicas: int
-    cpu: str
-    memory: str
-    directory: Path  # the component folder
-    storage_uri: str | None = None  # --target seldon-core-2: where the agent copies from
-    server: str = "unitserve"  # --target seldon-core-2: the Server's name
-
-
-@dataclass(frozen=True)
-class Target:
-    """One kind of manifest: the file it writes, what it says in --help, and how it
-    turns a `Request` into the file's text (raising PackagingError for what it cannot
-    deploy). `companion`, when given, names a second file the target needs in the folder
-    (path and text, or None when the folder has it already)."""
-
-    file: str
-    summary: str
-    render: Callable[[Request], str]
-    companion: Callable[[Request], tuple[Path, str] | None] | None = None
 
 
 def _seldon(r: Request) -> str:

@@ -4,12 +4,24 @@ context, and the one-line error type."""
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from unitserve.cli.build import USER_ID
 from unitserve.cli.generated import PackagingError
 
-__all__ = ["PORTS", "PackagingError", "dns_name", "probe", "resources", "security_context"]
+__all__ = [
+    "PORTS",
+    "PackagingError",
+    "Request",
+    "Target",
+    "dns_name",
+    "probe",
+    "resources",
+    "security_context",
+]
 
 # unitserve's REST, gRPC and metrics ports, named as Seldon's operator reads them.
 PORTS = {"http": 9000, "grpc": 5000, "metrics": 6000}
@@ -59,3 +71,33 @@ def named_ports() -> list[dict[str, Any]]:
     return [
         {"name": port, "containerPort": number, "protocol": "TCP"} for port, number in PORTS.items()
     ]
+
+
+@dataclass(frozen=True)
+class Request:
+    """What the command line asks for one component folder."""
+
+    name: str  # a DNS label
+    image: str
+    kind: str  # the graph node type (SERVICE_TYPE)
+    source: str  # for the generated header: "folder (TYPE)"
+    transport: str | None
+    replicas: int
+    cpu: str
+    memory: str
+    directory: Path  # the component folder
+    storage_uri: str | None = None  # --target seldon-core-2: where the agent copies from
+    server: str = "unitserve"  # --target seldon-core-2: the Server's name
+
+
+@dataclass(frozen=True)
+class Target:
+    """One kind of manifest: the file it writes, what it says in --help, and how it
+    turns a `Request` into the file's text (raising PackagingError for what it cannot
+    deploy). `companion`, when given, names a second file the target needs in the folder
+    (path and text, or None when the folder has it already)."""
+
+    file: str
+    summary: str
+    render: Callable[[Request], str]
+    companion: Callable[[Request], tuple[Path, str] | None] | None = None

@@ -24,18 +24,16 @@ from __future__ import annotations
 import argparse
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import yaml
 
 from unitserve.cli import s2i
 from unitserve.cli.generated import PackagingError
+from unitserve.cli.manifest.common import Request
 from unitserve.repository import MODEL_SETTINGS_FILE, read_model_settings
 from unitserve.settings import SettingsError
 from unitserve.version import __version__
-
-if TYPE_CHECKING:
-    from unitserve.cli.manifest import Request
 
 TARGET = "seldon-core-2"
 API_VERSION = "mlops.seldon.io/v1alpha1"
