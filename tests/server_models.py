@@ -8,6 +8,7 @@ library's own predictions.
 
 from __future__ import annotations
 
+import subprocess
 import warnings
 from pathlib import Path
 from typing import Any
@@ -41,7 +42,7 @@ def sklearn_regressor(folder: Path) -> Any:
     import joblib
     from sklearn.linear_model import LinearRegression
 
-    X, y = iris()
+    X, _ = iris()
     model = LinearRegression().fit(X[:, :3], X[:, 3])
     folder.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, folder / "model.joblib")
@@ -113,7 +114,9 @@ def mlflow_classifier(folder: Path, columns: bool = True) -> Any:
     folder.parent.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mlflow.sklearn.save_model(model, str(folder), signature=signature)
+        mlflow.sklearn.save_model(
+            model, str(folder), signature=signature, serialization_format="cloudpickle"
+        )
     return model
 
 
@@ -138,3 +141,14 @@ def write_metadata(folder: Path) -> dict[str, Any]:
 
     loaded: dict[str, Any] = yaml.safe_load(text)
     return loaded
+
+
+def train(python: Path, folder: Path, **saved: str) -> None:
+    """Run this module's functions with another environment's interpreter (a reference
+    server's, whose libraries may not read files that ours write): ``name=subfolder``
+    saves ``name(folder / subfolder)``."""
+    root = Path(__file__).resolve().parents[1]
+    calls = "; ".join(f"m.{name}(Path({str(folder / sub)!r}))" for name, sub in saved.items())
+    code = f"import sys; sys.path.insert(0, {str(root)!r}); from pathlib import Path; "
+    code += f"from tests import server_models as m; {calls}"
+    subprocess.run([str(python), "-c", code], check=True, timeout=600)

@@ -50,8 +50,8 @@ LAYER_OF = {
     "user_model": "core",
     "proto": "core",
     "version": "core",
-    "tracing": "core",
-    "servers": "core",  # the prepackaged servers: user classes, below everything but themselves  # spans around what every layer does; OpenTelemetry only when on
+    "tracing": "core",  # spans around what every layer does; OpenTelemetry only when on
+    "servers": "core",  # the prepackaged servers: user classes, importing only the core
 }
 
 # Upward imports that are known and accepted: none. An entry must still occur, so that

@@ -46,15 +46,23 @@ def seldon_rest(h: Harness, rows: Any, names: list[str] | None = None) -> dict[s
     return body
 
 
-def seldon_grpc(h: Harness, rows: Any) -> dict[str, Any]:
-    return h.call_json("Model/Predict", {"data": {"ndarray": rows}})
+def seldon_grpc(h: Harness, rows: Any, names: list[str] | None = None) -> dict[str, Any]:
+    data: dict[str, Any] = {"ndarray": rows}
+    if names:
+        data["names"] = names
+    return h.call_json("Model/Predict", {"data": data})
 
 
 def oip_request(rows: Any, outputs: list[str] | None = None) -> dict[str, Any]:
     arr = np.asarray(rows, dtype=np.float64)
     body: dict[str, Any] = {
         "inputs": [
-            {"name": "x", "datatype": "FP64", "shape": list(arr.shape), "data": arr.ravel().tolist()}
+            {
+                "name": "x",
+                "datatype": "FP64",
+                "shape": list(arr.shape),
+                "data": arr.ravel().tolist(),
+            }
         ]
     }
     if outputs is not None:
@@ -221,8 +229,8 @@ def test_metadata_yaml_beside_the_model_is_the_models_metadata(tmp_path: Path) -
     server_models.sklearn_classifier(tmp_path)
     expected = server_models.write_metadata(tmp_path)
     h = serve("SKLEARN_SERVER", tmp_path)
-    h.metadata = h._v2_metadata()
-    body = h.get("/api/v1.0/metadata").json()
+    body = h._v2_metadata()  # what the worker builds from init_metadata() after load()
+    assert body is not None
     assert body["name"] == expected["name"]
     assert body["versions"] == expected["versions"]
     assert body["inputs"][0]["schema"]["names"] == expected["inputs"][0]["schema"]["names"]
@@ -230,8 +238,9 @@ def test_metadata_yaml_beside_the_model_is_the_models_metadata(tmp_path: Path) -
 
 def test_metadata_yaml_that_is_not_yaml_is_an_error_naming_the_file(tmp_path: Path) -> None:
     (tmp_path / "metadata.yaml").write_text("name: [unclosed\n")
-    with pytest.raises(ValueError, match="metadata.yaml is not valid YAML"):
+    with pytest.raises(ValueError, match=r"metadata\.yaml is not valid YAML"):
         model_files.read_metadata(str(tmp_path))
+    (tmp_path / "elsewhere").mkdir()
     assert model_files.read_metadata(str(tmp_path / "elsewhere")) == {}
 
 
@@ -261,35 +270,34 @@ def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 def test_a_pickle_from_another_sklearn_version_logs_both_versions(
-    tmp_path: Path, iris_folder: Any, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
     import sklearn
 
-    folder, model = iris_folder
-    # A pickle that names the estimator's recorded version and a module this
-    # scikit-learn does not have: what a model saved by another version looks like.
-    data = (folder / "model.joblib").read_bytes()
-    broken = tmp_path / "old"
-    broken.mkdir()
-    state = {"_sklearn_version": "0.22.1"}
-    blob = pickle.dumps(state) + data.replace(b"sklearn.linear_model", b"sklearn.old_models_x")
-    (broken / "model.joblib").write_bytes(blob[len(pickle.dumps(state)) :])
-    assert sklearn_server.saved_sklearn_version(broken / "model.joblib") == sklearn.__version__
-    # The version lookup itself, on a pickle that records another version:
-    other = tmp_path / "other.pkl"
-    other.write_bytes(pickle.dumps({"_sklearn_version": "0.22.1", "coef": [1.0]}))
-    assert sklearn_server.saved_sklearn_version(other) == "0.22.1"
-    # Loading a model whose pickle says 0.22.1 and cannot be read:
-    (broken / "model.joblib").write_bytes(
-        pickle.dumps({"_sklearn_version": "0.22.1"})[:-1]
-        + b"csklearn.svm._classes_gone\nSVC\n."
+    # What a model saved by an old scikit-learn looks like to a new one: its estimator
+    # records the old version, and names a module that no longer exists.
+    old = pickle.dumps({"_sklearn_version": "0.22.1"}, protocol=4)
+    assert sklearn_server.saved_sklearn_version_of(old) == "0.22.1"
+    (tmp_path / "model.joblib").write_bytes(
+        old[:-1] + b"\x8c\x19sklearn.svm._classes_gone\x94\x8c\x03SVC\x94\x93\x94."
     )
     user = component.construct(
-        component.import_user_class("SKLEARN_SERVER"), {"model_uri": str(broken)}
+        component.import_user_class("SKLEARN_SERVER"), {"model_uri": str(tmp_path)}
     )
-    with caplog.at_level(logging.ERROR, logger="unitserve.servers"), pytest.raises(Exception):
+    with (
+        caplog.at_level(logging.ERROR, logger="unitserve.servers"),
+        pytest.raises(ModuleNotFoundError),
+    ):
         user.load()
     assert f"saved by scikit-learn 0.22.1; scikit-learn {sklearn.__version__}" in caplog.text
+
+
+def test_the_saved_version_is_read_from_a_real_pickle(iris_folder: Any) -> None:
+    import sklearn
+
+    folder, _ = iris_folder
+    data = (folder / "model.joblib").read_bytes()
+    assert sklearn_server.saved_sklearn_version_of(data) == sklearn.__version__
 
 
 def test_requested_outputs_of_a_batch_are_the_union() -> None:
@@ -339,9 +347,10 @@ def test_xgboost_booster_answers_as_seldons_iris_example(tmp_path: Path) -> None
     h = serve("XGBOOST_SERVER", tmp_path)
     body = seldon_rest(h, ROW)
     assert body["data"]["names"] == []
-    assert body["data"]["ndarray"] == booster.predict(
-        __import__("xgboost").DMatrix(np.array(ROW))
-    ).tolist()
+    assert (
+        body["data"]["ndarray"]
+        == booster.predict(__import__("xgboost").DMatrix(np.array(ROW))).tolist()
+    )
     r = h.post("/v2/models/m/infer", json=oip_request(ROW, ["predict_proba"]))
     assert r.status_code == 400 and "XGBRegressor models do not support" in r.text
 
@@ -393,7 +402,14 @@ def test_mlflow_ndarray_and_dataframe_on_the_seldon_protocol(mlflow_folder: Any)
     h = serve("MLFLOW_SERVER", folder, xtype="dataframe")
     body = seldon_rest(h, ROWS, server_models.COLUMNS)
     assert body["data"]["ndarray"] == expected and body["data"]["names"] == []
-    assert seldon_grpc(h, ROWS)["data"]["ndarray"] != []
+    assert seldon_grpc(h, ROWS, server_models.COLUMNS)["data"]["ndarray"] == expected
+    # Without names, the columns the model's signature names (Seldon's server fails there).
+    assert seldon_rest(h, ROWS)["data"]["ndarray"] == expected
+    # Other column names: the model's signature refuses them, the client's error.
+    r = h.post("/api/v1.0/predictions", json={"data": {"names": list("abcd"), "ndarray": ROWS}})
+    assert r.status_code == 400 and "missing inputs" in r.text
+    h = serve("MLFLOW_SERVER", folder)  # xtype ndarray
+    assert seldon_rest(h, ROWS)["data"]["ndarray"] == expected
 
 
 def test_mlflow_on_the_open_inference_protocol(mlflow_folder: Any) -> None:

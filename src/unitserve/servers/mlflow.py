@@ -3,7 +3,9 @@
 On the Seldon protocol it answers as Seldon's MLFlowServer: with ``xtype="ndarray"``
 the model gets the features as sent; otherwise a pandas DataFrame whose columns are the
 request's feature names. A DataFrame result is sent as its values, its columns becoming
-the class names. On the Open Inference Protocol it answers as MLServer's mlflow
+the class names. Where Seldon's server fails (an array, or a DataFrame without names,
+sent to a model whose signature names its columns), the features become a DataFrame of
+the signature's columns when their count matches. On the Open Inference Protocol it answers as MLServer's mlflow
 runtime: several inputs (or a model whose signature names its columns) become a
 DataFrame; an array result is the output ``output-1``, a DataFrame one output a column,
 a dict one output a key.
@@ -64,10 +66,11 @@ class MLFlowServer(SeldonComponent):
 
     def _seldon(self, X: Any, names: list[str]) -> Any:
         if self.xtype == "ndarray":
-            result = self._run(X)
+            data = self._oip_input(X)
         else:
-            frame = self._pd.DataFrame(data=X, columns=names or None)
-            result = self._run(frame)
+            columns = names or self._matching_columns(X)
+            data = self._pd.DataFrame(data=X, columns=columns)
+        result = self._run(data)
         if isinstance(result, self._pd.DataFrame):
             if self.column_names is None:
                 self.column_names = [str(c) for c in result.columns]
@@ -75,13 +78,20 @@ class MLFlowServer(SeldonComponent):
         return result
 
     def _oip_input(self, X: Any) -> Any:
+        """What the model is given: several inputs as a DataFrame of one column each; an
+        array whose columns match the columns the model's signature names, as a DataFrame
+        of those columns (the model would refuse the bare array); else the array."""
         pd = self._pd
-        if isinstance(X, dict):  # several inputs: one column each
+        if isinstance(X, dict):
             return pd.DataFrame({k: np.asarray(v).reshape(len(v), -1)[:, 0] for k, v in X.items()})
+        columns = self._matching_columns(X)
+        return X if columns is None else pd.DataFrame(X, columns=columns)
+
+    def _matching_columns(self, X: Any) -> list[str] | None:
         columns = self._signature_columns
         if columns and isinstance(X, np.ndarray) and X.ndim == 2 and X.shape[1] == len(columns):
-            return pd.DataFrame(X, columns=columns)
-        return X
+            return columns
+        return None
 
     def _run(self, data: Any) -> Any:
         try:

@@ -145,7 +145,6 @@ def check_outputs(server: str, wanted: list[str], valid: tuple[str, ...]) -> lis
 def as_output(result: Any) -> Any:
     """A result as an Open Inference output: a 1-D array gets a second axis of 1 (one
     value a row), as MLServer's runtimes send it."""
-    import numpy as np
 
     arr = np.asarray(result)
     return arr.reshape(-1, 1) if arr.ndim == 1 else arr

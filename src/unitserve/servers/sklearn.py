@@ -116,12 +116,16 @@ _VERSION_AFTER_KEY = re.compile(rb"_sklearn_version.{1,12}?(\d+\.\d+(?:\.\d+)?(?
 
 
 def saved_sklearn_version(path: Path) -> str | None:
-    """The scikit-learn version recorded in a pickle (each estimator pickles its
-    ``_sklearn_version``), read from the bytes without unpickling: it is needed exactly
-    when the pickle cannot be loaded. None when not found (a compressed file, say)."""
+    """The scikit-learn version recorded in a pickle file (see `saved_sklearn_version_of`)."""
     try:
-        data = path.read_bytes()
+        return saved_sklearn_version_of(path.read_bytes())
     except OSError:
         return None
+
+
+def saved_sklearn_version_of(data: bytes) -> str | None:
+    """The scikit-learn version recorded in pickled bytes (each estimator pickles its
+    ``_sklearn_version``), read without unpickling: it is needed exactly when the pickle
+    cannot be loaded. None when not found (a compressed joblib file, say)."""
     found = _VERSION_AFTER_KEY.search(data)
     return found.group(1).decode() if found else None

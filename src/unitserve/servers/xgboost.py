@@ -102,8 +102,9 @@ class XGBoostServer(SeldonComponent):
         if objective.startswith("multi:softprob"):
             return np.asarray(raw)
         raise model_files.bad_input(
-            ValueError(f"method predict_proba: the model's objective {objective!r} gives no "
-                       "probabilities")
+            ValueError(
+                f"method predict_proba: the model's objective {objective!r} gives no probabilities"
+            )
         )
 
     @staticmethod
