@@ -5,10 +5,11 @@ the model gets the features as sent; otherwise a pandas DataFrame whose columns 
 request's feature names. A DataFrame result is sent as its values, its columns becoming
 the class names. Where Seldon's server fails (an array, or a DataFrame without names,
 sent to a model whose signature names its columns), the features become a DataFrame of
-the signature's columns when their count matches. On the Open Inference Protocol it answers as MLServer's mlflow
-runtime: several inputs (or a model whose signature names its columns) become a
-DataFrame; an array result is the output ``output-1``, a DataFrame one output a column,
-a dict one output a key.
+the signature's columns when their count matches.
+
+On the Open Inference Protocol it answers as MLServer's mlflow runtime: several inputs
+(or a model whose signature names its columns) become a DataFrame; an array result is
+the output ``output-1``, a DataFrame one output a column, a dict one output a key.
 
 No conda or virtual environment is built at start (Seldon's image does so, slowly): the
 libraries the model needs are installed with the server.
