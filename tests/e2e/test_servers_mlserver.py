@@ -23,7 +23,7 @@ from unitserve.proto import inference_pb2_grpc
 
 from ..client_venvs import client_python
 from ..conftest import Server, free_ports, wait_until
-from ..server_models import train
+from ..server_models import COLUMNS, train
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [6.0, 2.2, 4.0, 1.0]]
 
@@ -125,17 +125,25 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MLServer
         mlserver.stop()
 
 
-def request_body(outputs: list[str] | None) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "inputs": [
+def request_body(model: str, outputs: list[str] | None) -> dict[str, Any]:
+    """The rows as one FP64 input; for the MLflow model, whose signature names its
+    columns, one input a column (MLServer decodes a column-based model's request so)."""
+    rows = np.array(ROWS)
+    if model == "iris-mlflow":
+        inputs = [
+            {"name": name, "datatype": "FP64", "shape": [len(rows), 1], "data": rows[:, i].tolist()}
+            for i, name in enumerate(COLUMNS)
+        ]
+    else:
+        inputs = [
             {
                 "name": "x",
                 "datatype": "FP64",
-                "shape": [len(ROWS), 4],
-                "data": np.ravel(ROWS).tolist(),
+                "shape": list(rows.shape),
+                "data": rows.ravel().tolist(),
             }
         ]
-    }
+    body: dict[str, Any] = {"inputs": inputs}
     if outputs:
         body["outputs"] = [{"name": n} for n in outputs]
     return body
@@ -156,7 +164,7 @@ def same(a: list[Any], b: list[Any]) -> None:
 @pytest.mark.parametrize("model,outputs", CASES)
 def test_rest_answers_are_mlservers(servers: Any, model: str, outputs: Any) -> None:
     mlserver, ours = servers
-    body = json.dumps(request_body(outputs))
+    body = json.dumps(request_body(model, outputs))
     headers = {"content-type": "application/json"}
     a = httpx.post(f"{mlserver.url}/v2/models/{model}/infer", content=body, headers=headers)
     b = ours[model].post(f"/v2/models/{model}/infer", content=body, headers=headers)
@@ -166,8 +174,9 @@ def test_rest_answers_are_mlservers(servers: Any, model: str, outputs: Any) -> N
 
 def grpc_outputs(target: str, model: str, outputs: Any) -> list[Any]:
     request = pb.ModelInferRequest(model_name=model)
-    tensor = request.inputs.add(name="x", datatype="FP64", shape=[len(ROWS), 4])
-    tensor.contents.fp64_contents.extend(np.ravel(ROWS).tolist())
+    for given in request_body(model, None)["inputs"]:
+        tensor = request.inputs.add(name=given["name"], datatype="FP64", shape=given["shape"])
+        tensor.contents.fp64_contents.extend(given["data"])
     for name in outputs or []:
         request.outputs.add(name=name)
     with grpc.insecure_channel(target) as channel:
@@ -197,7 +206,7 @@ def test_grpc_answers_are_mlservers(servers: Any, model: str, outputs: Any) -> N
 
 def test_an_unknown_output_is_a_4xx_on_both(servers: Any) -> None:
     mlserver, ours = servers
-    body = json.dumps(request_body(["transform_nope"]))
+    body = json.dumps(request_body("iris-sklearn", ["transform_nope"]))
     headers = {"content-type": "application/json"}
     a = httpx.post(f"{mlserver.url}/v2/models/iris-sklearn/infer", content=body, headers=headers)
     b = ours["iris-sklearn"].post("/v2/models/iris-sklearn/infer", content=body, headers=headers)
