@@ -264,7 +264,8 @@ OPTIONS: tuple[Option, ...] = (
         "encode, sent over OTLP as the OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT, "
         "OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER; the service name defaults to "
         "the model's); Seldon's JAEGER_* variables are mapped where they have a meaning. "
-        "Needs pip install 'unitserve[tracing]'. See docs/observability.md.",
+        "Needs the tracing extra: pip install -e '.[tracing]' in a clone (pip install "
+        "'unitserve[tracing]' from a package index). See docs/observability.md.",
         parse=int,
         kind="optional-int",
     ),

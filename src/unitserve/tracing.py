@@ -136,7 +136,8 @@ def check() -> str | None:
         if not found:
             return (
                 f"--tracing needs the OpenTelemetry packages ({name} is not installed): "
-                "pip install 'unitserve[tracing]'"
+                "pip install -e '.[tracing]' in a clone of unitserve "
+                "(from a package index: 'unitserve[tracing]')"
             )
     for line in jaeger_environment(os.environ)[1]:
         log.warning("tracing: %s", line)

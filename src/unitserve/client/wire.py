@@ -438,10 +438,15 @@ def infer_answer_proto(resp: Any) -> InferAnswer:
 
 def model_metadata_proto(msg: Any) -> dict[str, Any]:
     """A ``ModelMetadataResponse`` as the same dict the REST answer is: protobuf's JSON
-    form writes 64-bit integers as strings, so the shapes are made numbers again."""
+    form writes 64-bit integers as strings, so the shapes are made numbers again, and it
+    leaves out fields at their default (an empty platform, no inputs, no outputs), which
+    the REST answer always has. ``versions`` stays out when empty, as over REST."""
     body = json_format.MessageToDict(msg, preserving_proto_field_name=True)
+    body.setdefault("name", "")
+    body.setdefault("platform", "")
     for key in ("inputs", "outputs"):
-        for tensor in body.get(key) or []:
+        tensors = body.setdefault(key, [])
+        for tensor in tensors:
             tensor["shape"] = [int(d) for d in tensor.get("shape") or []]
     return body
 

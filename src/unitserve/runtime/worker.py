@@ -126,7 +126,7 @@ class Worker:
                 self.slot,
                 os.getpid(),
                 _address(self.http_socket),
-                f", gRPC on {grpc_server.address}" if grpc_server else "",
+                f", gRPC on {grpc_server.listening}" if grpc_server else "",
             )
             stop_task = asyncio.create_task(self.stop.wait())
             await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
