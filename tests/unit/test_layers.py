@@ -52,6 +52,7 @@ LAYER_OF = {
     "version": "core",
     "tracing": "core",  # spans around what every layer does; OpenTelemetry only when on
     "servers": "core",  # the prepackaged servers: user classes, importing only the core
+    "storage": "core",  # model URI → local folder: a leaf
 }
 
 # Upward imports that are known and accepted: none. An entry must still occur, so that

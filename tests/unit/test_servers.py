@@ -265,7 +265,9 @@ def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
     import sys
 
     monkeypatch.setitem(sys.modules, "lightgbm", None)  # as if it were not installed
-    with pytest.raises(StartupError, match=r"pip install 'unitserve\[lightgbm\]'"):
+    with pytest.raises(
+        StartupError, match=r"extra lightgbm \(in a clone: pip install -e '\.\[lightgbm\]'\)"
+    ):
         model_files.require("LIGHTGBM_SERVER", "lightgbm")
 
 

@@ -40,7 +40,8 @@ def require(server: str, module: str) -> ModuleType:
         extra = _EXTRAS.get(module.split(".")[0], module)
         raise StartupError(
             f"{server} needs the Python package {exc.name or module!r}, which is not "
-            f"installed: pip install 'unitserve[{extra}]'"
+            f"installed: install unitserve's extra {extra} "
+            f"(in a clone: pip install -e '.[{extra}]')"
         ) from None
 
 
