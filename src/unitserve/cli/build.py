@@ -18,7 +18,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitserve.cli import s2i
+from unitserve.cli import prepackaged, s2i
 from unitserve.settings import SERVICE_TYPES, SettingsError
 from unitserve.version import __version__
 
@@ -178,6 +178,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the image to build on, with Python 3.11+ and pip (default: %(default)s)",
     )
     p.add_argument(
+        "--implementation",
+        metavar="NAME",
+        default=None,
+        help="a prepackaged server (SKLEARN_SERVER, XGBOOST_SERVER, LIGHTGBM_SERVER, "
+        "MLFLOW_SERVER) instead of a class in DIR: the image installs unitserve with the "
+        "server's extra and serves it; the model comes at run time from the model_uri "
+        "parameter (the operator's modelUri)",
+    )
+    p.add_argument(
         "--unitserve-requirement",
         default=DEFAULT_REQUIREMENT,
         metavar="SPEC",
@@ -187,10 +196,28 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run_build)
 
 
+def _prepackaged_component(args: argparse.Namespace) -> Component:
+    """A prepackaged server's image: DIR holds no class, only what else the image needs
+    (a requirements.txt, say); `unitserve serve NAME` serves the server."""
+    name = prepackaged.check(args.implementation)
+    if args.model_name:
+        raise PackagingError("--model-name and --implementation: give one of them")
+    if not args.directory.is_dir():
+        raise PackagingError(f"{args.directory} is not a directory")
+    env = {"MODEL_NAME": name, "SERVICE_TYPE": "MODEL", "PERSISTENCE": "0"}
+    has_requirements = (args.directory / "requirements.txt").is_file()
+    return Component(args.directory, name, "MODEL", env, has_requirements)
+
+
 def run_build(args: argparse.Namespace) -> int:
     try:
-        component = Component.read(args.directory, args.model_name, args.service_type)
-        text = dockerfile(component, args.base_image, args.unitserve_requirement)
+        requirement = args.unitserve_requirement
+        if args.implementation:
+            component = _prepackaged_component(args)
+            requirement = prepackaged.with_extra(requirement, args.implementation)
+        else:
+            component = Component.read(args.directory, args.model_name, args.service_type)
+        text = dockerfile(component, args.base_image, requirement)
         if args.print:
             sys.stdout.write(text)
             return 0
@@ -199,7 +226,7 @@ def run_build(args: argparse.Namespace) -> int:
         ignore = args.directory / ".dockerignore"
         if not ignore.exists():
             ignore.write_text(DOCKERIGNORE, encoding="utf-8")
-    except (PackagingError, OSError) as exc:
+    except (PackagingError, prepackaged.PrepackagedError, OSError) as exc:
         print(f"unitserve build: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {target}; build it with: docker build -t IMAGE:TAG {args.directory}")

@@ -36,8 +36,9 @@ from typing import Any
 
 import yaml
 
-from unitserve.cli import s2i
+from unitserve.cli import prepackaged, s2i
 from unitserve.cli.build import USER_ID, PackagingError, write_generated
+from unitserve.servers import IMPLEMENTATIONS
 from unitserve.settings import SettingsError
 from unitserve.version import __version__
 
@@ -192,6 +193,9 @@ def graph_deployment(
     for component in chosen.get("componentSpecs") or []:
         for container in (component.get("spec") or {}).get("containers") or []:
             existing[container.get("name")] = container
+    for node in graph.root.walk():
+        if node.implementation in IMPLEMENTATIONS and node.name not in images:
+            sources[node.name] = None  # a prepackaged server: the operator brings its image
     containers = []
     for node in graph.root.walk():
         if sources.get(node.name) is None:
@@ -416,6 +420,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--memory", default="512Mi", help="memory request and limit (default: %(default)s)"
     )
+    p.add_argument(
+        "--implementation",
+        metavar="NAME",
+        default=None,
+        help="a prepackaged server (SKLEARN_SERVER, XGBOOST_SERVER, LIGHTGBM_SERVER, "
+        "MLFLOW_SERVER) for the one-node graph, with --model-uri; without --image the "
+        "operator runs its own server image",
+    )
+    p.add_argument(
+        "--model-uri",
+        metavar="URI",
+        default=None,
+        help="with --implementation: the graph node's modelUri, which the operator "
+        "downloads for the server",
+    )
     p.add_argument("--print", action="store_true", help="print to standard output, write nothing")
     p.add_argument(
         "--force", action="store_true", help="replace a file that unitserve did not write"
@@ -481,6 +500,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not directory.is_dir():
             raise PackagingError(f"{directory} is not a directory")
+        if not args.image and args.implementation:
+            args.image = [""]  # the operator brings the server's image
         if not args.image:
             # A usage mistake, answered as the argument parser answers one (exit 2): the
             # option is required for a folder, not for a graph whose file names images.
@@ -492,7 +513,8 @@ def run(args: argparse.Namespace) -> int:
         if len(args.image) != 1:
             raise PackagingError("give the component's image once: --image IMAGE")
         args.image = args.image[0]
-        _check_image(args.image)
+        if args.image or not args.implementation:
+            _check_image(args.image)
         if args.replicas < 0:
             raise PackagingError("--replicas must be >= 0")
         name = dns_name(args.name or directory.resolve().name)
@@ -513,13 +535,17 @@ def run(args: argparse.Namespace) -> int:
                 args.cpu,
                 args.memory,
             )
+            if args.implementation:
+                sdep = prepackaged.prepackaged_deployment(
+                    sdep, args.implementation, args.model_uri, bool(args.image)
+                )
             target = directory / SELDON_FILE
             text = render(sdep, source)
         if args.print:
             sys.stdout.write(text)
             return 0
         write_generated(target, text, args.force)
-    except (PackagingError, OSError) as exc:
+    except (PackagingError, prepackaged.PrepackagedError, OSError) as exc:
         print(f"unitserve manifest: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {target}; apply it with: kubectl apply -f {target}")

@@ -14,7 +14,7 @@ server is built, and a missing one is a one-line start-up error naming the extra
 
 from __future__ import annotations
 
-__all__ = ["IMPLEMENTATIONS", "class_path"]
+__all__ = ["EXTRAS", "IMPLEMENTATIONS", "class_path"]
 
 #: Seldon's implementation name → the import path of the class serving it.
 IMPLEMENTATIONS: dict[str, str] = {
@@ -22,6 +22,14 @@ IMPLEMENTATIONS: dict[str, str] = {
     "XGBOOST_SERVER": "unitserve.servers.xgboost.XGBoostServer",
     "LIGHTGBM_SERVER": "unitserve.servers.lightgbm.LightGBMServer",
     "MLFLOW_SERVER": "unitserve.servers.mlflow.MLFlowServer",
+}
+
+#: The pip extra of unitserve that installs each server's library.
+EXTRAS: dict[str, str] = {
+    "SKLEARN_SERVER": "sklearn",
+    "XGBOOST_SERVER": "xgboost",
+    "LIGHTGBM_SERVER": "lightgbm",
+    "MLFLOW_SERVER": "mlflow",
 }
 
 
