@@ -9,6 +9,7 @@ library's own predictions.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import pickle
 from pathlib import Path
@@ -302,27 +303,43 @@ def test_the_saved_version_is_read_from_a_real_pickle(iris_folder: Any) -> None:
     assert sklearn_server.saved_sklearn_version_of(data) == sklearn.__version__
 
 
-def test_requested_outputs_of_a_batch_are_the_union() -> None:
+def test_requested_outputs_of_a_batch_are_its_requests() -> None:
     meta = {
-        "batch": [{"outputs": []}, {"outputs": ["predict_proba"]}, {"outputs": ["predict"]}],
-        "rows": [1, 1, 1],
+        "batch": [{"outputs": ["predict_proba"]}, {"outputs": ["predict_proba"]}],
+        "rows": [1, 1],
     }
-    assert model_files.requested_outputs(meta) == ["predict_proba", "predict"]
+    assert model_files.requested_outputs(meta) == ["predict_proba"]
     assert model_files.requested_outputs({"puid": "x", "tags": {}}) is None
     assert model_files.requested_outputs({"batch": [None], "rows": [1]}) is None
 
 
 def test_sklearn_with_adaptive_batching_answers_each_request(iris_folder: Any) -> None:
+    """Concurrent requests asking for different outputs are each answered with theirs
+    (batching stacks only requests that ask for the same outputs)."""
     folder, model = iris_folder
     user = component.construct(
         component.import_user_class("SKLEARN_SERVER"), {"model_uri": str(folder)}
     )
     user.load()
-    h = Harness(user, flags={"model_name": "m", "max_batch_size": 8, "max_batch_time": 5.0})
-    assert oip_rest(h, ROWS)[0]["data"] == model.predict(np.array(ROWS)).tolist()
-    np.testing.assert_allclose(
-        seldon_rest(h, ROWS)["data"]["ndarray"], model.predict_proba(np.array(ROWS))
-    )
+    h = Harness(user, flags={"model_name": "m", "max_batch_size": 8, "max_batch_time": 50.0})
+    asked = [None, ["predict_proba"], None, ["predict_proba"], ["predict"], None]
+
+    async def all_at_once() -> list[Any]:
+        posts = [h.client.post("/v2/models/m/infer", json=oip_request(ROWS, o)) for o in asked]
+        return list(await asyncio.gather(*posts))
+
+    answers = h.loop.run_until_complete(all_at_once())
+    X = np.array(ROWS)
+    for outputs, answer in zip(asked, answers, strict=True):
+        assert answer.status_code == 200, answer.text
+        (out,) = answer.json()["outputs"]
+        assert out["name"] == (outputs or ["predict"])[0]
+        expected = model.predict_proba(X) if out["name"] == "predict_proba" else model.predict(X)
+        np.testing.assert_allclose(
+            np.array(out["data"]).reshape(out["shape"]), expected.reshape(out["shape"])
+        )
+    assert any(rows > 2 for _, rows, _ in h.batches.sent), h.batches.sent
+    np.testing.assert_allclose(seldon_rest(h, ROWS)["data"]["ndarray"], model.predict_proba(X))
 
 
 # ----------------------------------------------------------------------------- XGBoost

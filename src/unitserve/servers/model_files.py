@@ -109,20 +109,13 @@ _REQUESTED = "outputs"
 
 def requested_outputs(meta: Any) -> list[str] | None:
     """The outputs an Open Inference request asked for ([] for none named), or None on the
-    Seldon protocol. A batch of requests (adaptive batching) asks for the union of its
-    requests' outputs, in first-seen order."""
+    Seldon protocol. Adaptive batching stacks only requests that ask for the same outputs,
+    so a batch's are its first request's."""
     if not isinstance(meta, dict):
         return None
-    if "batch" in meta and "rows" in meta and isinstance(meta["batch"], list):
-        wanted: list[str] = []
-        seen_oip = False
-        for one in meta["batch"]:
-            names = requested_outputs(one)
-            if names is None:
-                continue
-            seen_oip = True
-            wanted.extend(n for n in names if n not in wanted)
-        return wanted if seen_oip else None
+    batch = meta.get("batch")
+    if isinstance(batch, list) and "rows" in meta:
+        return requested_outputs(batch[0]) if batch else None
     names = meta.get(_REQUESTED)
     if not isinstance(names, list):
         return None
