@@ -19,8 +19,11 @@ MODEL_FILES = ("model.txt", "model.bst")
 
 
 class LightGBMServer(SeldonComponent):
-    def __init__(self, model_uri: str | None = None) -> None:
+    def __init__(self, model_uri: str | None = None, num_threads: int = 1) -> None:
+        """`num_threads`: LightGBM's threads for one prediction; one suits a server, which
+        runs requests side by side already (raise it for a few large requests)."""
         super().__init__()
+        self.num_threads = int(num_threads)
         self.model_uri = model_uri
         self._lgb = model_files.require(NAME, "lightgbm")
         self.model_file = model_files.find_model_file(model_uri, MODEL_FILES, NAME)
@@ -35,7 +38,7 @@ class LightGBMServer(SeldonComponent):
         if wanted is not None:
             model_files.check_outputs(NAME, wanted, ("predict",))
         try:
-            result = self._booster.predict(X)
+            result = self._booster.predict(X, num_threads=self.num_threads)
         except (ValueError, TypeError, self._lgb.basic.LightGBMError) as exc:
             raise model_files.bad_input(exc) from exc
         if wanted is None:
