@@ -2,7 +2,8 @@
 
 The package is layered, top to bottom: ``cli`` → ``graph`` → ``runtime`` → ``transport`` →
 ``protocol`` and ``metrics`` (side by side) → the core (the engine, the user-facing
-API, settings, errors, the protobuf classes). A module may import modules of its own
+API, settings, errors, the protobuf classes) → ``tracing`` (the spans every layer puts
+around its work, which knows none of them). A module may import modules of its own
 layer and of the layers below it, never one above: the engine knows nothing of the
 wire, a codec nothing of HTTP or gRPC. And no modules import each other in a circle,
 directly or through others, in the package or in the soak harness.
@@ -25,12 +26,23 @@ SRC = ROOT / "src"
 
 # The layer of each top-level name under unitserve/, from the top (highest rank) down.
 # protocol and metrics share a rank but are separate layers: neither may import the other.
-RANKS = {"cli": 5, "graph": 4, "runtime": 3, "transport": 2, "protocol": 1, "metrics": 1, "core": 0}
+RANKS = {
+    "cli": 6,
+    "graph": 5,
+    "runtime": 4,
+    "transport": 3,
+    "protocol": 2,
+    "metrics": 2,
+    "core": 1,
+    "tracing": 0,
+}
 LAYER_OF = {
     "__main__": "cli",  # `python -m unitserve` is the command line
     "cli": "cli",
     "graph": "graph",  # a SeldonDeployment's graph: runs engines, transports and runtime
     "runtime": "runtime",
+    # a model repository on disk (MLServer's format), read for the runtime to serve
+    "repository": "runtime",
     "transport": "transport",
     "client": "transport",  # knows HTTP and gRPC, uses the codecs; the CLI's tools use it
     "protocol": "protocol",
@@ -50,7 +62,9 @@ LAYER_OF = {
     "user_model": "core",
     "proto": "core",
     "version": "core",
-    "tracing": "core",  # spans around what every layer does; OpenTelemetry only when on
+    # spans around what every layer does (the engine's calls too, so it sits below the
+    # core): it is handed what it wraps and imports nothing of the package's own
+    "tracing": "tracing",
     "servers": "core",  # the prepackaged servers: user classes, importing only the core
     "storage": "core",  # model URI → local folder: a leaf
 }

@@ -36,7 +36,7 @@ from typing import Any
 
 import yaml
 
-from unitserve.cli import prepackaged, s2i
+from unitserve.cli import manifest_core2, prepackaged, s2i
 from unitserve.cli.build import USER_ID, PackagingError, write_generated
 from unitserve.servers import IMPLEMENTATIONS
 from unitserve.settings import SettingsError
@@ -47,7 +47,7 @@ API_VERSION = "machinelearning.seldon.io/v1"
 GRAPH_TYPES = ("MODEL", "ROUTER", "COMBINER", "TRANSFORMER", "OUTPUT_TRANSFORMER")
 PORTS = {"http": 9000, "grpc": 5000, "metrics": 6000}
 _DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-TARGETS = ("seldon", "kserve")
+TARGETS = ("seldon", "kserve", manifest_core2.TARGET)
 SELDON_FILE = "seldondeployment.yaml"
 KSERVE_FILE = "inferenceservice.yaml"
 
@@ -382,11 +382,13 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument(
         "--target",
-        metavar="seldon|kserve",
+        metavar="|".join(TARGETS),
         choices=TARGETS,
         default="seldon",
         help="seldon: a SeldonDeployment for Seldon Core 1.x; kserve: a ServingRuntime and "
-        "an InferenceService for KServe (default: %(default)s)",
+        "an InferenceService for KServe; seldon-core-2: a Server (MLServer's ServerConfig "
+        f"with unitserve's image) and a Model, in DIR/{manifest_core2.CORE2_FILE} "
+        "(default: %(default)s)",
     )
     p.add_argument(
         "--type",
@@ -439,6 +441,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--force", action="store_true", help="replace a file that unitserve did not write"
     )
+    manifest_core2.add_arguments(p)
     p.set_defaults(func=run)
 
 
@@ -500,6 +503,8 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if not directory.is_dir():
             raise PackagingError(f"{directory} is not a directory")
+        if args.implementation and args.target != "seldon":
+            raise PackagingError("--implementation is for --target seldon (a SeldonDeployment)")
         if not args.image and args.implementation:
             args.image = [""]  # the operator brings the server's image
         if not args.image:
@@ -520,7 +525,10 @@ def run(args: argparse.Namespace) -> int:
         name = dns_name(args.name or directory.resolve().name)
         kind = _graph_type(directory, args.service_type)
         source = f"{directory.resolve().name} ({kind})"
-        if args.target == "kserve":
+        core2_settings = None
+        if args.target == manifest_core2.TARGET:
+            target, text, core2_settings = manifest_core2.build(args, directory, name, kind)
+        elif args.target == "kserve":
             _kserve_checks(name, kind, args.transport)
             objects = kserve_manifests(name, args.image, args.replicas, args.cpu, args.memory)
             target = directory / KSERVE_FILE
@@ -545,6 +553,9 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(text)
             return 0
         write_generated(target, text, args.force)
+        if core2_settings is not None:
+            written = manifest_core2.write_model_settings(directory, core2_settings)
+            print(f"wrote {written}, for Core 2's agent to find the model by")
     except (PackagingError, prepackaged.PrepackagedError, OSError) as exc:
         print(f"unitserve manifest: error: {exc}", file=sys.stderr)
         return 1

@@ -38,6 +38,7 @@ from unitserve.metrics import worker as worker_metrics
 from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
 from unitserve.runtime import pod_info
+from unitserve.runtime.control import ControlChannel, LocalChannel, SupervisedChannel
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
@@ -77,6 +78,8 @@ class Worker:
     notes_fd: int | None = None  # where to tell the supervisor "ready" / "recycle"
     loaded: bool = False  # load() already ran (--preload)
     metrics_dir: str | None = None
+    # The supervisor's control channel (None: no supervisor, operations stay in-process).
+    control_socket: socket.socket | None = None
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or --max-requests); returns the exit status."""
@@ -88,6 +91,13 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
+        # Model loads and unloads that must reach every worker (see runtime/control.py).
+        self.control: ControlChannel = (
+            LocalChannel()
+            if self.control_socket is None
+            else SupervisedChannel(self.control_socket, f"worker {self.slot}")
+        )
+        await self.control.start()
         recorder: MetricsRecorder
         self._batch_observer: BatchObserver | None = None
         if self.metrics_dir is not None:
@@ -117,6 +127,7 @@ class Worker:
                 http.should_exit = True
                 await http_task
                 return EXIT_LOAD_FAILED
+            await self.control.replay()  # what earlier operations left in place, before ready
             invoker.mark_ready()
             if settings.grpc_enabled and not self.stop.is_set():
                 grpc_server = await self._start_grpc(invoker)
@@ -137,6 +148,7 @@ class Worker:
             log.info("worker %d stopped", self.slot)
             return EXIT_OK
         finally:
+            await self.control.close()
             flusher.cancel()
             request_metrics.flush()
             invoker.close()

@@ -169,8 +169,8 @@ class InferenceGrpc:
                     )
             # Outside the try: abort raises, and that must reach grpcio untouched.
             assert failure is not None
-            log_error(failure, where)
             _, _, message, status = describe(failure)
+            log_error(failure, where, said_as=status.name)
             context.abort(status, message or type(failure).__name__)
 
         return handle

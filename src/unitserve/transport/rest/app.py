@@ -312,8 +312,9 @@ class RestApp:
                 )  # fmt: skip
                 return
             except Exception as exc:
-                log_error(exc, f"{method} {path}")
-                status, extra, body = self._v2_error(describe(exc)[0], describe(exc)[2])
+                status, message = describe(exc)[0], describe(exc)[2]
+                log_error(exc, f"{method} {path}", said_as=str(status))
+                status, extra, body = self._v2_error(status, message)
         if method != "OPTIONS" or route is None:
             extra.extend(self.cors.headers(origin))
         response_headers = [*extra, (b"content-length", str(len(body)).encode())]
