@@ -67,6 +67,9 @@ def test_manifest_needs_a_model_uri_and_a_known_name(
     argv = ["manifest", str(tmp_path), "--implementation", "SPARK_SERVER", "--model-uri", "x"]
     assert main(argv) == 1
     assert "not a prepackaged server" in capsys.readouterr().err
+    argv = ["manifest", str(tmp_path), "--implementation", "SKLEARN_SERVER", "--model-uri", "x"]
+    assert main([*argv, "--target", "kserve", "--image", "i"]) == 1
+    assert "--implementation is for --target seldon" in capsys.readouterr().err
 
 
 def test_manifest_of_a_graph_keeps_a_prepackaged_node_as_it_is(
