@@ -20,7 +20,8 @@ BENCH_PY    := $(abspath $(BIN)/python)
 BENCH_ARGS  ?=
 BENCH_RUN    = cd $(BENCH_DIR) && UNITBENCH_INVOKED_BY="make $@" $(BENCH_PY) -m unitbench run
 
-.PHONY: bench bench-quick bench-v2 bench-graph bench-tools bench-venvs bench-report bench-list
+.PHONY: bench bench-quick bench-v2 bench-graph bench-tools bench-venvs bench-report bench-list \
+	bench-servers
 
 # A venv is rebuilt when the script that builds it changes: its content, not its file date (a
 # fresh clone or worktree has new dates and must not rebuild venvs that others share).
@@ -68,6 +69,18 @@ bench-graph: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 ## bench-tools: unitserve batch vs seldon-batch-processor, the client vs a bare httpx post
 bench-tools: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 	$(BENCH_RUN) --servers none --tools batch,client --out-dir results/raw/tools $(BENCH_ARGS)
+
+## bench-servers: the prepackaged servers: iris predict_proba vs seldon-core, OIP vs MLServer
+bench-servers: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[sklearn,xgboost]'
+	$(BENCH_PY) $(BENCH_DIR)/models/servers/prepare.py
+	$(call BENCH_CLIENT_VENV,mlserver-runtimes)
+	$(BENCH_RUN) --servers unitserve-sklearn,seldon-sklearn --payloads small --protos rest \
+	    --conc 8 --out-dir results/raw/servers-seldon $(BENCH_ARGS)
+	$(BENCH_RUN) --servers unitserve-sklearn-v2,mlserver-sklearn,unitserve-xgboost-v2,mlserver-xgboost \
+	    --payloads v2-small --protos rest --conc 8 --out-dir results/raw/servers-v2 $(BENCH_ARGS)
+	$(BENCH_RUN) --servers unitserve-sklearn-v2-batch,mlserver-sklearn-batch --payloads v2-small \
+	    --protos rest --conc 64 --out-dir results/raw/servers-batch $(BENCH_ARGS)
 
 bench-report: $(VENV)/.installed
 	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench report results/results.jsonl

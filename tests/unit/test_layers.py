@@ -65,6 +65,7 @@ LAYER_OF = {
     # spans around what every layer does (the engine's calls too, so it sits below the
     # core): it is handed what it wraps and imports nothing of the package's own
     "tracing": "tracing",
+    "servers": "core",  # the prepackaged servers: user classes, importing only the core
     "storage": "core",  # model URIs to local folders: a leaf, importing nothing above it
 }
 

@@ -27,7 +27,7 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitserve.cli import engines, s2i
+from unitserve.cli import engines, prepackaged, s2i
 from unitserve.cli.generated import MARKER, PackagingError, check_replaceable, write_generated
 from unitserve.settings import SERVICE_TYPES, SettingsError
 from unitserve.version import __version__
@@ -245,6 +245,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "%(default)s)",
     )
     p.add_argument(
+        "--implementation",
+        metavar="NAME",
+        default=None,
+        help="a prepackaged server (SKLEARN_SERVER, XGBOOST_SERVER, LIGHTGBM_SERVER, "
+        "MLFLOW_SERVER) instead of a class in DIR: the image installs unitserve with the "
+        "server's extra and serves it; the model comes at run time from the model_uri "
+        "parameter (the operator's modelUri)",
+    )
+    p.add_argument(
         "--extras",
         metavar="NAME,...",
         default="",
@@ -294,7 +303,9 @@ def _extras(text: str) -> tuple[str, ...]:
     return names
 
 
-def _write_context(args: argparse.Namespace, component: Component, text: str) -> Path:
+def _write_context(
+    args: argparse.Namespace, component: Component, text: str, extras: tuple[str, ...]
+) -> Path:
     """The wheels, then the Dockerfile and .dockerignore, into DIR; a requirement with
     no wheel stops this before anything is written."""
     # Imported here: `unitserve serve` loads this module, and needs none of it.
@@ -312,7 +323,7 @@ def _write_context(args: argparse.Namespace, component: Component, text: str) ->
             built = wheels.own_wheel(staging)
             requirements = directory / "requirements.txt" if component.has_requirements else None
             found = wheels.download_wheelhouse(
-                staging / WHEELHOUSE, built, list(_extras(args.extras)), requirements, version
+                staging / WHEELHOUSE, built, list(extras), requirements, version
             )
         except BaseException:
             _remove(staging)
@@ -337,10 +348,27 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
+def _prepackaged_component(args: argparse.Namespace) -> Component:
+    """A prepackaged server's image: DIR holds no class, only what else the image needs
+    (a requirements.txt, say); `unitserve serve NAME` serves the server."""
+    name = prepackaged.check(args.implementation)
+    if args.model_name:
+        raise PackagingError("--model-name and --implementation: give one of them")
+    if not args.directory.is_dir():
+        raise PackagingError(f"{args.directory} is not a directory")
+    env = {"MODEL_NAME": name, "SERVICE_TYPE": "MODEL", "PERSISTENCE": "0"}
+    has_requirements = (args.directory / "requirements.txt").is_file()
+    return Component(args.directory, name, "MODEL", env, has_requirements)
+
+
 def run_build(args: argparse.Namespace) -> int:
     try:
-        component = Component.read(args.directory, args.model_name, args.service_type)
-        extras = _extras(args.extras)
+        if args.implementation:
+            component = _prepackaged_component(args)
+            extras = (*_extras(args.extras), prepackaged.EXTRAS[component.model_name])
+        else:
+            component = Component.read(args.directory, args.model_name, args.service_type)
+            extras = _extras(args.extras)
         text = dockerfile(component, args.base_image, extras, args.wheelhouse)
         if args.print:
             sys.stdout.write(text)
@@ -348,14 +376,14 @@ def run_build(args: argparse.Namespace) -> int:
         if args.image:
             engines.check_image_name(args.image)
             engine = engines.find(args.engine)
-        target = _write_context(args, component, text)
+        target = _write_context(args, component, text, extras)
         print(f"wrote {target}")
         if args.image:
             engines.build(engine, args.directory, args.image, args.network)
             print(f"built {args.image}; run it with: {engine} run -p 9000:9000 {args.image}")
         else:
             print(f"build it with: docker build -t IMAGE:TAG {args.directory}")
-    except (PackagingError, engines.EngineError, OSError) as exc:
+    except (PackagingError, prepackaged.PrepackagedError, engines.EngineError, OSError) as exc:
         print(f"unitserve build: error: {exc}", file=sys.stderr)
         return 1
     return 0

@@ -5,7 +5,8 @@ first, else the folder ``<YAML's folder>/<node name>/``, whose ``.s2i/environmen
 names the class (``MODEL_NAME``) as the s2i image built from that folder would. A
 node with no folder but an ``endpoint`` naming a host is called over the wire (REST
 with httpx, gRPC with grpcio); the orchestrator's built-in implementations
-(RANDOM_ABTEST, AVERAGE_COMBINER, ...) need neither.
+(RANDOM_ABTEST, AVERAGE_COMBINER, ...) need neither, nor do Seldon's prepackaged servers
+(``implementation: SKLEARN_SERVER`` and a ``modelUri``, fetched to a local cache first).
 
 Between local nodes nothing is encoded: a node's answer (a `Reply`) becomes the next
 node's request (`as_message`) in memory. A node's user methods that want the request as
@@ -30,7 +31,7 @@ import numpy as np
 import orjson
 from google.protobuf import json_format
 
-from unitserve import component, tracing
+from unitserve import component, storage, tracing
 from unitserve.calls import run_async, run_sync, user_call_gate
 from unitserve.engine import Engine, EngineConfig, MetricsRecorder, Outcome, Steps
 from unitserve.errors import ServingError, StartupError, grpc_code_for_http
@@ -41,6 +42,7 @@ from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_fast
 from unitserve.protocol.seldon.json_codec import JsonCodec, decode_message
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec, ProtoCodec, encode_reply
+from unitserve.servers import IMPLEMENTATIONS
 from unitserve.transport.grpc.handlers import BytesCodec
 
 # ----------------------------------------------------------------------------- finding classes
@@ -84,6 +86,9 @@ def find_sources(
             folder = folder.resolve()
             if not folder.is_dir():
                 raise GraphError(f"node {node.name!r}: folder {folder} (--node) does not exist")
+        elif node.implementation in IMPLEMENTATIONS:
+            found[node.name] = LocalSource(graph.folder, node.implementation)
+            continue
         else:
             folder, interface = graph.folder / node.name, None
             if not folder.is_dir():
@@ -126,12 +131,25 @@ def load_user(node: NodeSpec, source: LocalSource) -> Any:
         importlib.invalidate_caches()
         user_class = component.import_user_class(source.interface, folder)
         kwargs = component.parse_parameters(json.dumps(node.parameters))
+        if node.model_uri and source.interface in IMPLEMENTATIONS:
+            kwargs["model_uri"] = _fetch_model(node)
         return component.construct(user_class, kwargs)
     except StartupError as exc:
         raise GraphError(f"node {node.name!r}: {exc}") from None
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
+
+
+def _fetch_model(node: NodeSpec) -> str:
+    """A prepackaged server node's ``modelUri`` as a local path (downloaded once)."""
+    assert node.model_uri is not None
+    try:
+        return storage.download(node.model_uri)
+    except Exception as exc:
+        raise GraphError(
+            f"node {node.name!r}: cannot fetch modelUri {node.model_uri}: {exc}"
+        ) from None
 
 
 def _inside(module: Any, folder: Path) -> bool:

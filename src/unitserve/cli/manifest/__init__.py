@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from unitserve.cli import s2i
+from unitserve.cli import prepackaged, s2i
 from unitserve.cli.generated import write_generated
 from unitserve.cli.manifest import core2, deployment, kserve, seldon
 from unitserve.cli.manifest.common import PORTS, PackagingError, Request, Target, dns_name
@@ -46,6 +46,10 @@ def _seldon(r: Request) -> str:
     sdep = seldon_deployment(
         r.name, r.image, r.kind, r.transport or "REST", r.replicas, r.cpu, r.memory
     )
+    if r.implementation:
+        sdep = prepackaged.prepackaged_deployment(
+            sdep, r.implementation, r.model_uri, bool(r.image)
+        )
     return seldon.render(sdep, r.source)
 
 
@@ -179,6 +183,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--memory", default="512Mi", help="memory request and limit (default: %(default)s)"
     )
+    p.add_argument(
+        "--implementation",
+        metavar="NAME",
+        default=None,
+        help="a prepackaged server (SKLEARN_SERVER, XGBOOST_SERVER, LIGHTGBM_SERVER, "
+        "MLFLOW_SERVER) for the one-node graph, with --model-uri; without --image the "
+        "operator runs its own server image (--target seldon)",
+    )
+    p.add_argument(
+        "--model-uri",
+        metavar="URI",
+        default=None,
+        help="with --implementation: the graph node's modelUri, which the operator "
+        "downloads for the server",
+    )
     p.add_argument("--print", action="store_true", help="print to standard output, write nothing")
     p.add_argument(
         "--force",
@@ -221,6 +240,10 @@ def _run_component(args: argparse.Namespace) -> tuple[Path, str, Target, Request
     directory: Path = args.directory
     if not directory.is_dir():
         raise PackagingError(f"{directory} is not a directory")
+    if args.implementation and args.target != "seldon":
+        raise PackagingError("--implementation is for --target seldon (a SeldonDeployment)")
+    if not args.image and args.implementation:
+        args.image = [""]  # the operator brings the server's image
     if not args.image:
         # A usage mistake, answered as the argument parser answers one (exit 2): the
         # option is required for a folder, not for a graph whose file names images.
@@ -232,7 +255,8 @@ def _run_component(args: argparse.Namespace) -> tuple[Path, str, Target, Request
     if len(args.image) != 1:
         raise PackagingError("give the component's image once: --image IMAGE")
     image = args.image[0]
-    _check_image(image)
+    if image or not args.implementation:
+        _check_image(image)
     if args.replicas < 0:
         raise PackagingError("--replicas must be >= 0")
     name = dns_name(args.name or directory.resolve().name)
@@ -250,6 +274,8 @@ def _run_component(args: argparse.Namespace) -> tuple[Path, str, Target, Request
         directory,
         args.storage_uri,
         args.server,
+        args.implementation,
+        args.model_uri,
     )
     return directory / target.file, target.render(request), target, request
 
@@ -277,7 +303,7 @@ def run(args: argparse.Namespace) -> int:
         if extra is not None:
             extra[0].write_text(extra[1], encoding="utf-8")
             print(f"wrote {extra[0]}, for the model to be found by")
-    except (PackagingError, OSError) as exc:
+    except (PackagingError, prepackaged.PrepackagedError, OSError) as exc:
         print(f"unitserve manifest: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {target}; apply it with: kubectl apply -f {target}")

@@ -88,6 +88,8 @@ class Request:
     directory: Path  # the component folder
     storage_uri: str | None = None  # --target seldon-core-2: where the agent copies from
     server: str = "unitserve"  # --target seldon-core-2: the Server's name
+    implementation: str | None = None  # a prepackaged server (SKLEARN_SERVER, ...)
+    model_uri: str | None = None  # its modelUri
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,7 @@ from unitserve.cli.manifest.common import (
     resources,
     security_context,
 )
+from unitserve.servers import IMPLEMENTATIONS
 from unitserve.version import __version__
 
 API_VERSION = "machinelearning.seldon.io/v1"
@@ -133,6 +134,9 @@ def graph_deployment(
     for component in chosen.get("componentSpecs") or []:
         for container in (component.get("spec") or {}).get("containers") or []:
             existing[container.get("name")] = container
+    for node in graph.root.walk():
+        if node.implementation in IMPLEMENTATIONS and node.name not in images:
+            sources[node.name] = None  # a prepackaged server: the operator brings its image
     containers = []
     for node in graph.root.walk():
         if sources.get(node.name) is None:
