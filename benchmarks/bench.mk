@@ -20,7 +20,8 @@ BENCH_PY    := $(abspath $(BIN)/python)
 BENCH_ARGS  ?=
 BENCH_RUN    = cd $(BENCH_DIR) && UNITBENCH_INVOKED_BY="make $@" $(BENCH_PY) -m unitbench run
 
-.PHONY: bench bench-quick bench-v2 bench-graph bench-tools bench-venvs bench-report bench-list
+.PHONY: bench bench-quick bench-v2 bench-graph bench-tools bench-venvs bench-report bench-list \
+	bench-servers
 
 # A venv is rebuilt when the script that builds it changes: its content, not its file date (a
 # fresh clone or worktree has new dates and must not rebuild venvs that others share).
@@ -69,6 +70,18 @@ bench-graph: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 bench-tools: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 	$(BENCH_RUN) --servers none --tools batch,client --out-dir results/raw/tools $(BENCH_ARGS)
 
+## bench-servers: the prepackaged servers: iris predict_proba vs seldon-core, OIP vs MLServer
+bench-servers: $(VENV)/.installed
+	$(BIN)/pip install --quiet -e '.[sklearn,xgboost]'
+	$(BENCH_PY) $(BENCH_DIR)/models/servers/prepare.py
+	$(call BENCH_CLIENT_VENV,mlserver-runtimes)
+	$(BENCH_RUN) --servers unitserve-sklearn,seldon-sklearn --payloads small --protos rest \
+	    --conc 8 --out-dir results/raw/servers-seldon $(BENCH_ARGS)
+	$(BENCH_RUN) --servers unitserve-sklearn-v2,mlserver-sklearn,unitserve-xgboost-v2,mlserver-xgboost \
+	    --payloads v2-small --protos rest --conc 8 --out-dir results/raw/servers-v2 $(BENCH_ARGS)
+	$(BENCH_RUN) --servers unitserve-sklearn-v2-batch,mlserver-sklearn-batch --payloads v2-small \
+	    --protos rest --conc 64 --out-dir results/raw/servers-batch $(BENCH_ARGS)
+
 bench-report: $(VENV)/.installed
 	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench report results/results.jsonl
 
@@ -82,3 +95,15 @@ BATCHING_ARGS ?=
 ## bench-batching: batching on vs off vs MLServer, scikit-learn forest (~5 min)
 bench-batching: $(VENV)/.installed
 	$(BENCH_PY) $(BENCH_DIR)/batching/run.py $(BATCHING_ARGS)
+
+## bench-storage: model download, unitserve fetch vs rclone copy, on moto's S3 (one 200 MB object, 1,000 small ones)
+# Needs the test extras (moto) and Debian's rclone. Not part of `make bench`: it measures
+# the storage layer, not a server.
+.PHONY: bench-storage
+bench-storage: $(VENV)/.installed-test
+	$(BENCH_PY) $(BENCH_DIR)/storage_bench.py --json $(BENCH_DIR)/results/raw/storage/storage.json $(BENCH_ARGS)
+
+## bench-image: the identity image's size over its base, code-only rebuild, start to /ready
+.PHONY: bench-image
+bench-image: $(VENV)/.installed-test
+	$(BENCH_PY) $(BENCH_DIR)/image.py

@@ -260,6 +260,8 @@ _SLOW_MODULES = {
     "e2e/test_prometheus_server.py",
     "e2e/test_dashboard_queries.py",
     "e2e/test_s2i_start.py",
+    "e2e/test_image.py",
+    "e2e/test_image_docs.py",
 }
 
 
@@ -301,6 +303,9 @@ _SERIAL_MODULES = {
     "e2e/test_dashboard_queries.py",
     "e2e/test_prometheus_server.py",
     "e2e/test_http_limits.py",
+    # image builds take both cores for a minute at a time
+    "e2e/test_image.py",
+    "e2e/test_image_docs.py",
 }
 
 

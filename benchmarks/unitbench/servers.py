@@ -6,6 +6,7 @@ i.e. the project's .venv, whose uvicorn/uvloop/httptools/orjson/numpy/grpcio the
 """
 
 import dataclasses
+import json
 import os
 import sys
 from dataclasses import dataclass, field
@@ -92,6 +93,88 @@ MLSERVER_ENV = {
     "MLSERVER_GRPC_PORT": "{grpc}",
     "MLSERVER_METRICS_PORT": "{metrics}",
 }
+
+# The prepackaged servers' rows (make bench-servers): iris models from
+# models/servers/prepare.py, answered with a plain "status" check (the answer is the
+# model's, not the request's numbers).
+SERVER_MODELS = SCRATCH_DIR / "servers"
+STAND_INS = PROJECT_DIR / "tests" / "fixtures" / "seldon_servers"
+_SERVE_FLAGS = ("--http-port", "{http}", "--grpc-port", "{grpc}", "--metrics-port", "{metrics}")
+# 64 connections with adaptive batching in both: unitserve's and MLServer's (32, 10 ms).
+_BATCH_FLAGS = ("--max-batch-size", "32", "--max-batch-time", "10")
+
+
+def _unitserve_server(name: str, library: str, v2: bool, batch: bool = False) -> "ServerSpec":
+    file_name = {"sklearn": "model.joblib", "xgboost": "model.json"}[library]
+    implementation = f"{library.upper()}_SERVER"
+    argv = (UNITSERVE_BIN, "serve", implementation, "--model-uri", str(SERVER_MODELS / library))
+    argv += ("--model-name", "identity") if v2 else ()
+    argv += _BATCH_FLAGS if batch else ()
+    return ServerSpec(
+        name,
+        "unitserve",
+        f"unitserve serve {implementation}{' --max-batch-size 32' if batch else ''}, "
+        f"iris {library} model{', Open Inference Protocol' if v2 else ''}",
+        (*argv, *_SERVE_FLAGS),
+        protos=REST,
+        payloads=("v2-small",) if v2 else ("small",),
+        family="v2" if v2 else "seldon",
+        check="status",
+        cwd=SCRATCH_DIR,
+        requires=str(SERVER_MODELS / library / file_name),
+        venv_python=str(Path(UNITSERVE_BIN).parent / "python"),
+    )
+
+
+def _mlserver_server(name: str, library: str, batch: bool = False) -> "ServerSpec":
+    folder = SERVER_MODELS / f"mlserver-{library}{'-batch' if batch else ''}"
+    return ServerSpec(
+        name,
+        "reference",
+        f"MLServer 1.7 mlserver-{library} runtime, iris model"
+        f"{', adaptive batching 32 / 10 ms' if batch else ''} (parallel_workers=0)",
+        ("{venvs}/mlserver-runtimes/bin/mlserver", "start", str(folder)),
+        protos=REST,
+        payloads=("v2-small",),
+        family="v2",
+        check="status",
+        cwd=SCRATCH_DIR,
+        env={**MLSERVER_ENV, "MLSERVER_PARALLEL_WORKERS": "0", "MLSERVER_DEBUG": "false"},
+        requires=str(folder / "identity" / "model-settings.json"),
+        venv_python="{venvs}/mlserver-runtimes/bin/python",
+    )
+
+
+PREPACKAGED_SERVERS = (
+    _unitserve_server("unitserve-sklearn", "sklearn", v2=False),
+    ServerSpec(
+        "seldon-sklearn",
+        "reference",
+        "seldon-core-microservice running the stand-in SKLearnServer (tests/fixtures/"
+        "seldon_servers), iris model, predict_proba (defaults)",
+        (
+            "{venvs}/seldon-core-servers/bin/seldon-core-microservice",
+            "SKLearnServer",
+            *_SERVE_FLAGS,
+            "--parameters",
+            json.dumps(
+                [{"name": "model_uri", "value": str(SERVER_MODELS / "sklearn"), "type": "STRING"}]
+            ),
+        ),
+        protos=REST,
+        payloads=("small",),
+        check="status",
+        cwd=STAND_INS,
+        requires=str(SERVER_MODELS / "sklearn" / "model.joblib"),
+        venv_python="{venvs}/seldon-core-servers/bin/python",
+    ),
+    _unitserve_server("unitserve-sklearn-v2", "sklearn", v2=True),
+    _mlserver_server("mlserver-sklearn", "sklearn"),
+    _unitserve_server("unitserve-xgboost-v2", "xgboost", v2=True),
+    _mlserver_server("mlserver-xgboost", "xgboost"),
+    _unitserve_server("unitserve-sklearn-v2-batch", "sklearn", v2=True, batch=True),
+    _mlserver_server("mlserver-sklearn-batch", "sklearn", batch=True),
+)
 
 SERVERS: dict[str, ServerSpec] = {
     s.name: s
@@ -333,6 +416,7 @@ SERVERS: dict[str, ServerSpec] = {
             payloads=("small", "medium-tensor"),
             venv_python="{python}",
         ),
+        *PREPACKAGED_SERVERS,
     )
 }
 

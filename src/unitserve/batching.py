@@ -123,7 +123,16 @@ def stack_key(op: str, call: Call) -> tuple[Any, ...] | None:
         features.shape[1:],
         names,
         call.kwargs is not None,
+        # Open Inference requests that ask for different outputs get different answers
+        # from a class that reads them (the prepackaged servers): not stacked together.
+        _requested_outputs(call),
     )
+
+
+def _requested_outputs(call: Call) -> tuple[Any, ...] | None:
+    meta = call.kwargs.get("meta") if call.kwargs else None
+    outputs = meta.get("outputs") if isinstance(meta, dict) else None
+    return tuple(outputs) if isinstance(outputs, list) else None
 
 
 def split_result(result: Any, rows: list[int], op: str) -> list[Any]:

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unitserve.errors import StartupError
+from unitserve.servers import class_path
 from unitserve.settings import STRTOBOOL_WORDS
 from unitserve.user_model import SeldonComponent
 
@@ -31,7 +32,9 @@ PARAMETER_TYPES = ("INT", "FLOAT", "DOUBLE", "STRING", "BOOL", "JSON")
 
 def import_user_class(interface_name: str, search_path: str | None = None) -> type:
     """Import the class named by `interface_name`, with `search_path` (default: the
-    working directory) on sys.path."""
+    working directory) on sys.path. A prepackaged server's implementation name
+    (``SKLEARN_SERVER``, ...) stands for its class."""
+    interface_name = class_path(interface_name) or interface_name
     path = search_path or os.getcwd()
     if path not in sys.path:
         sys.path.append(path)
@@ -132,6 +135,8 @@ def construct(user_class: type, kwargs: dict[str, Any]) -> Any:
         pass  # no signature to check (builtin or C type): let the call decide
     try:
         return user_class(**kwargs)
+    except StartupError:
+        raise  # already one line for the user (a prepackaged server's missing model)
     except Exception as exc:
         raise StartupError(f"{name}() constructor raised {type(exc).__name__}: {exc}") from exc
 

@@ -222,8 +222,12 @@ def describe(exc: BaseException) -> ErrorAnswer:
     return ErrorAnswer(500, INTERNAL_ERROR, str(exc), grpc.StatusCode.INTERNAL)
 
 
-def log_error(exc: BaseException, where: str) -> None:
-    """Log once per failed request: client errors without a traceback, ours and user bugs with."""
+def log_error(exc: BaseException, where: str, *, said_as: str | None = None) -> None:
+    """Log once per failed request: client errors without a traceback, ours and user bugs with.
+
+    A rejection is logged with the words its protocol answered with: by default the
+    HTTP status and Seldon reason; `said_as` replaces them (an Open Inference request
+    has no Seldon reason: its REST status, or its gRPC code, is what the client saw)."""
     status, reason, message, _ = describe(exc)
     if status >= 500 and not isinstance(exc, ServingError | SeldonMicroserviceException):
         log.error("%s failed: %s", where, message or type(exc).__name__, exc_info=exc)
@@ -232,10 +236,9 @@ def log_error(exc: BaseException, where: str) -> None:
     else:
         detail = getattr(exc, "detail", None)
         log.info(
-            "%s rejected (%d %s): %s%s",
+            "%s rejected (%s): %s%s",
             where,
-            status,
-            reason,
+            said_as if said_as is not None else f"{status} {reason}",
             message,
             f" ({detail})" if detail else "",
         )

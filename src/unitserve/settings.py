@@ -212,6 +212,17 @@ OPTIONS: tuple[Option, ...] = (
         "DOUBLE, STRING, BOOL or JSON.",
     ),
     Option(
+        "model_uri",
+        "--model-uri",
+        None,
+        None,
+        "Where the model files are (a folder, a file or a storage URI): sets the "
+        "constructor parameter model_uri, as Seldon's operator does for a prepackaged "
+        "server (SKLEARN_SERVER, ...).",
+        parse=_text_or_none,
+        origin="unitserve",
+    ),
+    Option(
         "log_level",
         "--log-level",
         "SELDON_LOG_LEVEL",
@@ -253,7 +264,8 @@ OPTIONS: tuple[Option, ...] = (
         "encode, sent over OTLP as the OTEL_* variables say (OTEL_EXPORTER_OTLP_ENDPOINT, "
         "OTEL_EXPORTER_OTLP_PROTOCOL, OTEL_TRACES_SAMPLER; the service name defaults to "
         "the model's); Seldon's JAEGER_* variables are mapped where they have a meaning. "
-        "Needs pip install 'unitserve[tracing]'. See docs/observability.md.",
+        "Needs the tracing extra: pip install -e '.[tracing]' in a clone (pip install "
+        "'unitserve[tracing]' from a package index). See docs/observability.md.",
         parse=int,
         kind="optional-int",
     ),
@@ -626,6 +638,7 @@ class Settings:
     service_type: str
     persistence: int
     parameters: str
+    model_uri: str | None
     log_level: str
     log_format: str
     debug: bool
@@ -749,9 +762,24 @@ def resolve(args: argparse.Namespace, environ: Mapping[str, str], interface_name
             values[opt.name] = opt.from_env(environ)
             if opt.env in environ:
                 opt.check(values[opt.name], f"environment variable {opt.env}")
+    if values["model_uri"]:
+        values["parameters"] = with_model_uri(values["parameters"], values["model_uri"])
     if values["metrics_endpoint"] and not values["metrics_endpoint"].startswith("/"):
         values["metrics_endpoint"] = "/" + values["metrics_endpoint"]
     return Settings(interface_name=interface_name, **values)
+
+
+def with_model_uri(parameters: str, model_uri: str) -> str:
+    """`parameters` (the JSON list) with model_uri set to `model_uri`, replacing any."""
+    try:
+        items = json.loads(parameters)
+    except ValueError:
+        return parameters  # the component loader reports the bad JSON
+    if not isinstance(items, list):
+        return parameters
+    kept = [i for i in items if not (isinstance(i, dict) and i.get("name") == "model_uri")]
+    kept.append({"name": "model_uri", "value": model_uri, "type": "STRING"})
+    return json.dumps(kept)
 
 
 def defaults(interface_name: str) -> Settings:

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from tests.client_venvs import client_python
-from unitserve.client import AsyncClient, Client, ClientError, wire
+from unitserve.client import AsyncClient, Client, ClientError
+from unitserve.client import _oip_wire as oip_wire
 
 HERE = Path(__file__).parent  # seldon_original.py, run by seldon-core's interpreter
 DATA = np.array([[1.5, 2.0, -3.25]])
@@ -102,21 +103,21 @@ def test_async_client(serve, transport) -> None:
 def test_oip_request_building() -> None:
     """The Open Inference Protocol calls, checked on what they send (the server side of
     the protocol is being wired separately)."""
-    body, headers = wire.infer_body({"x": np.arange(4, dtype=np.float32).reshape(1, 4)})
+    body, headers = oip_wire.infer_body({"x": np.arange(4, dtype=np.float32).reshape(1, 4)})
     assert json.loads(body) == {
         "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP32", "data": [0, 1, 2, 3]}]
     }
-    body, headers = wire.infer_body(np.array(["a", "bc"]), binary_data=True)
+    body, headers = oip_wire.infer_body(np.array(["a", "bc"]), binary_data=True)
     n = int(headers["inference-header-content-length"])
     head = json.loads(body[:n])
     assert head["inputs"][0]["parameters"] == {"binary_data_size": 11}
     assert body[n:] == b"\x01\x00\x00\x00a\x02\x00\x00\x00bc"
-    answer = wire.infer_answer(
+    answer = oip_wire.infer_answer(
         b'{"model_name":"m","outputs":[{"name":"y","shape":[2],"datatype":"INT32","data":[1,2]}]}',
         None,
     )
     assert answer.outputs["y"].tolist() == [1, 2] and answer.outputs["y"].dtype == np.int32
-    req = wire.infer_proto("m", "", {"x": np.ones(2)})
+    req = oip_wire.infer_proto("m", "", {"x": np.ones(2)})
     assert req.inputs[0].datatype == "FP64" and len(req.raw_input_contents[0]) == 16
 
 

@@ -1,7 +1,8 @@
 """The Seldon protocol over gRPC, with a real grpc.aio client against the real server:
-the services and their names, errors as status codes, message size limits,
-reflection and health. Payload kinds and numbers are tested in-process
-(tests/unit/test_grpc_payloads.py)."""
+metadata RPCs, undecodable bytes, message size limits, reflection and health. The
+services' answers and errors over both transports are in
+tests/e2e/test_seldon_payloads.py; payload kinds and numbers are tested in-process
+(tests/unit/test_seldon_payloads.py)."""
 
 from __future__ import annotations
 
@@ -14,36 +15,6 @@ import pytest
 from .grpc_client import RpcError, call, call_bytes, call_json
 
 ONE = {"data": {"ndarray": [[1]]}}
-
-
-@pytest.mark.parametrize("rpc", ["Model/Predict", "Seldon/Predict"])
-def test_predict_ndarray_numbers_become_doubles(serve, rpc):
-    out = call_json(serve("Identity").grpc_target, rpc, {"data": {"ndarray": [[1, 2]]}})
-    assert out == {"data": {"names": ["t:0", "t:1"], "ndarray": [[1.0, 2.0]]}, "meta": {}}
-
-
-def test_transformers_router_combiner_feedback_services(serve):
-    t = serve("Transformer").grpc_target
-    for rpc in ("Generic/TransformInput", "Transformer/TransformInput"):
-        assert call_json(t, rpc, {"data": {"ndarray": [[1, 2]]}})["data"]["ndarray"] == [[2.0, 3.0]]
-    for rpc in ("Generic/TransformOutput", "OutputTransformer/TransformOutput"):
-        assert call_json(t, rpc, {"data": {"ndarray": [[1, 2]]}})["data"]["ndarray"] == [[2.0, 4.0]]
-    r = serve("Router").grpc_target
-    for rpc in ("Generic/Route", "Router/Route"):
-        out = call_json(r, rpc, {"data": {"tensor": {"shape": [3], "values": [1, 2, 3]}}})
-        assert out["data"] == {"names": ["t:0"], "tensor": {"shape": [1, 1], "values": [1.0]}}
-    feedback = {"request": ONE, "response": {"meta": {"routing": {"0": 1}}}, "reward": 1}
-    for rpc in (
-        "Router/SendFeedback",
-        "Generic/SendFeedback",
-        "Model/SendFeedback",
-        "Seldon/SendFeedback",
-    ):
-        assert call_json(r, rpc, feedback)["strData"] == "routing=1 reward=1.0"
-    c = serve("Combiner").grpc_target
-    msgs = {"seldonMessages": [{"data": {"ndarray": [[1, 2]]}}, {"data": {"ndarray": [[3, 4]]}}]}
-    for rpc in ("Combiner/Aggregate", "Generic/Aggregate"):
-        assert call_json(c, rpc, msgs)["data"]["ndarray"] == [[2.0, 3.0]]
 
 
 def test_metadata_rpcs(fresh_server):
@@ -59,40 +30,6 @@ def test_metadata_rpcs(fresh_server):
 def test_malformed_bytes(serve):
     with pytest.raises(RpcError) as err:
         call_bytes(serve("Identity").grpc_target, "Model/Predict", b"\xff\xff\xff")
-    assert err.value.code == grpc.StatusCode.INTERNAL
-
-
-def test_error_codes(serve):
-    target = serve("Failing").grpc_target
-    cases = [
-        (
-            {"data": {"names": ["seldon"], "ndarray": [1]}},
-            grpc.StatusCode.PERMISSION_DENIED,
-            "not for you",
-        ),
-        (
-            {"data": {"names": ["default"], "ndarray": [1]}},
-            grpc.StatusCode.INVALID_ARGUMENT,
-            "bad input, says the model",
-        ),
-        (ONE, grpc.StatusCode.INTERNAL, "predict failed on purpose"),
-    ]
-    for request, code, details in cases:
-        with pytest.raises(RpcError) as err:
-            call(target, "Model/Predict", request)
-        assert (err.value.code, err.value.details) == (code, details)
-    with pytest.raises(RpcError) as err:
-        call(serve("Identity").grpc_target, "Router/Route", ONE)
-    assert (err.value.code, err.value.details) == (
-        grpc.StatusCode.UNIMPLEMENTED,
-        "Route not defined",
-    )
-    with pytest.raises(RpcError) as err:
-        call(
-            serve("Returns").grpc_target,
-            "Model/Predict",
-            {"data": {"names": ["int"], "ndarray": [1]}},
-        )
     assert err.value.code == grpc.StatusCode.INTERNAL
 
 

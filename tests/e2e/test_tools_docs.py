@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import Server
+from tests.docs_blocks import on_test_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 DOC = ROOT / "docs" / "tools.md"
@@ -38,10 +39,7 @@ def identity() -> Iterator[Server]:
 
 
 def _local(text: str, server: Server) -> str:
-    for port, mine in (("9000", server.http_port), ("5000", server.grpc_port)):
-        text = text.replace(f"localhost:{port}", f"127.0.0.1:{mine}")
-        text = text.replace(f"localhost {port}", f"127.0.0.1 {mine}")
-    return text
+    return on_test_ports(text, server.http_port, server.grpc_port)
 
 
 def test_the_doc_has_examples_of_each_tool() -> None:

@@ -27,6 +27,7 @@ INEXPRESSIBLE = (
     "is not a rectangular array",
     "values but shape",
     "describes",  # a shape implying too many elements (codec/shapes.py)
+    "holds no elements",  # an empty shape whose other dimensions are too large (same)
     "more than numpy supports",
     "tftensor",
     "must be a flat list",

@@ -39,6 +39,7 @@ from unitserve.models.served_model import ServedModel
 from unitserve.proto import inference_pb2 as v2pb
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.runtime import wiring
+from unitserve.runtime.control import LocalChannel
 from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
@@ -148,7 +149,7 @@ class Harness:
         accounting = RequestAccounting(self.accounting_metrics, access_log_enabled=access_log)
         self.accounting = accounting
         self.loop = asyncio.new_event_loop()
-        self.registry = ModelRegistry()
+        self.registry = ModelRegistry(LocalChannel())
         self.model: ServedModel = self.loop.run_until_complete(self._model(threads))
         self.registry.add(self.model)
         assert self.model.engine is not None and self.model.invoker is not None

@@ -25,6 +25,7 @@ from unitserve.metrics.worker import NoRequestMetrics
 from unitserve.models.registry import ModelRegistry
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.runtime import wiring
+from unitserve.runtime.control import LocalChannel
 from unitserve.settings import Settings, resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.grpc.handlers import PACKAGE, SeldonGrpc
@@ -98,7 +99,7 @@ class GraphHarness:
         self.model.state.mark_ready()
         assert isinstance(self.model.invoker, GraphInvoker)
         self.invoker: GraphInvoker = self.model.invoker
-        self.registry = ModelRegistry()
+        self.registry = ModelRegistry(LocalChannel())
         self.registry.add(self.model)
         accounting = RequestAccounting(NoRequestMetrics(), access_log_enabled=access_log)
         self.app = wiring.rest_app(settings, self.registry, accounting, None, self.model.front)

@@ -1,4 +1,4 @@
-"""The batch tool's lean HTTP/1.1 pool (`unitserve.client.http1`) and `LeanAsyncClient`,
+"""The batch tool's lean HTTP/1.1 pool (`unitserve.client._http1`) and `LeanAsyncClient`,
 against a small scripted asyncio server on 127.0.0.1: each test says what the server
 answers to each request it reads."""
 
@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from unitserve.client import ClientError
-from unitserve.client.http1 import AnswerTimeout, NoAnswer, Pool
+from unitserve.client._http1 import AnswerTimeout, NoAnswer, Pool
 from unitserve.client.lean import LeanAsyncClient
 
 # What the server does with one request: bytes to write (None: write nothing and close;

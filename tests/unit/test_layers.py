@@ -2,8 +2,9 @@
 
 The package is layered, top to bottom: ``cli`` → ``graph`` → ``runtime`` → ``transport`` →
 ``models`` (served models, their registry and the Open Inference data plane) →
-``protocol`` and ``metrics`` (side by side) → the core → ``tracing`` (the engine, the user-facing
-API, settings, errors, the protobuf classes). A module may import modules of its own
+``protocol`` and ``metrics`` (side by side) → the core (the engine, the user-facing
+API, settings, errors, the protobuf classes) → ``tracing`` (the spans every layer puts
+around its work, which knows none of them). A module may import modules of its own
 layer and of the layers below it, never one above: the engine knows nothing of the
 wire, a codec nothing of HTTP or gRPC. And no modules import each other in a circle,
 directly or through others, in the package or in the soak harness.
@@ -42,6 +43,8 @@ LAYER_OF = {
     "cli": "cli",
     "graph": "graph",  # a SeldonDeployment's graph: runs engines, transports and runtime
     "runtime": "runtime",
+    # a model repository on disk (MLServer's format), read for the runtime to serve
+    "repository": "runtime",
     "transport": "transport",
     "client": "transport",  # knows HTTP and gRPC, uses the codecs; the CLI's tools use it
     "models": "models",  # served models, the registry, the data plane the transports call
@@ -64,9 +67,10 @@ LAYER_OF = {
     "user_model": "core",
     "proto": "core",
     "version": "core",
-    # spans around what every layer does (OpenTelemetry only when on): below them all,
-    # it knows none of them
+    # spans around what every layer does (the engine's calls too, so it sits below the
+    # core): it is handed what it wraps and imports nothing of the package's own
     "tracing": "tracing",
+    "servers": "core",  # the prepackaged servers: user classes, importing only the core
 }
 
 # Upward imports that are known and accepted: none. An entry must still occur, so that

@@ -276,29 +276,41 @@ def test_build_print_structure(tmp_path):
     text = result.stdout
     assert not (tmp_path / "demo" / "Dockerfile").exists()
     steps = instructions(text)
-    words = [w for w, _ in steps]
-    assert words[0] == "FROM" and steps[0][1] == "python:3.11-slim"
-    index = {w + " " + a: i for i, (w, a) in enumerate(steps)}
-    pip_unitserve = index[f'RUN pip install "unitserve=={__version__}"']
-    copy_requirements = index["COPY requirements.txt ./"]
-    pip_requirements = index["RUN pip install -r requirements.txt"]
-    copy_code = index["COPY . ./"]
-    # The cached layer order: unitserve, requirements, code.
-    assert pip_unitserve < copy_requirements < pip_requirements < copy_code
+    # Three stages: the virtual environment, the code without the wheels, the image.
+    froms = [i for i, (w, _) in enumerate(steps) if w == "FROM"]
+    assert [steps[i][1] for i in froms] == [
+        "python:3.11-slim AS install",
+        "python:3.11-slim AS code",
+        "python:3.11-slim",
+    ]
+    install, code, image = steps[froms[0] : froms[1]], steps[froms[1] : froms[2]], steps[froms[2] :]
+    runs = [a for w, a in install if w == "RUN"]
+    assert runs[0] == "python3 -m venv /opt/unitserve"
+    assert ("COPY", ".unitserve/ /tmp/wheels/") in install
+    assert f'"unitserve=={__version__}"' in runs[1] and "--no-index" not in runs[1]
+    assert runs[2].endswith("-r /tmp/requirements.txt")
+    assert ("COPY", ". /microservice/") in code
+    # The cached layer order in the image: the environment, then the code, last.
+    words = [w for w, _ in image]
+    index = {w + " " + a: i for i, (w, a) in enumerate(image)}
+    copy_venv = index["COPY --from=install /opt/unitserve /opt/unitserve"]
+    copy_code = index["COPY --from=code /microservice/ ./"]
+    assert copy_venv < copy_code == len(image) - 1  # the code is the last layer
     # A numeric non-root user, created before it is used, and used for CMD.
-    user = next(a for w, a in steps if w == "USER")
+    user = next(a for w, a in image if w == "USER")
     assert user.isdigit() and int(user) != 0
-    assert any(w == "RUN" and a.startswith(f"useradd --uid {user} ") for w, a in steps)
-    assert words.index("USER") > copy_code
+    assert any(w == "RUN" and a.startswith(f"useradd --uid {user} ") for w, a in image)
+    assert words.index("USER") > copy_venv
     env: dict[str, str] = {}
-    for word, args in steps:
+    for word, args in image:
         if word == "ENV":
             env.update(item.split("=", 1) for item in shlex.split(args))
     assert env["MODEL_NAME"] == "Demo" and env["SERVICE_TYPE"] == "MODEL"
     assert env["PERSISTENCE"] == "0"
-    assert ("EXPOSE", "9000 5000 6000") in steps
-    assert steps[-1] == ("CMD", '["unitserve", "serve"]')
-    assert ("WORKDIR", "/microservice") in steps
+    assert env["PATH"].startswith("/opt/unitserve/bin:")
+    assert ("EXPOSE", "9000 5000 6000") in image
+    assert ("CMD", '["unitserve", "serve"]') in image
+    assert ("WORKDIR", "/microservice") in image
 
 
 def test_build_ports_are_the_serve_defaults():
@@ -315,9 +327,9 @@ def test_build_writes_dockerfile_and_dockerignore_and_regenerates(tmp_path):
     init(tmp_path)
     folder = tmp_path / "demo"
     (folder / ".dockerignore").unlink()
-    result = run_cli("build", "demo", "--unitserve-requirement", "unitserve[flask]", cwd=tmp_path)
+    result = run_cli("build", "demo", "--extras", "flask", cwd=tmp_path)
     assert result.returncode == 0, result.stderr
-    assert 'RUN pip install "unitserve[flask]"' in (folder / "Dockerfile").read_text()
+    assert f'"unitserve[flask]=={__version__}"' in (folder / "Dockerfile").read_text()
     assert ".venv" in (folder / ".dockerignore").read_text()
     assert run_cli("build", "demo", cwd=tmp_path).returncode == 0  # ours: replaced
     (folder / "Dockerfile").write_text("FROM scratch\n")

@@ -17,6 +17,7 @@ from unitserve.models.model_settings import ModelSettings
 from unitserve.models.registry import ModelRegistry, RegistryHooks
 from unitserve.models.served_model import ServedModel
 from unitserve.models.state import FAILED, LOADING, READY, UNLOADED
+from unitserve.runtime.control import LocalChannel
 
 
 class Model:
@@ -105,7 +106,9 @@ class RecordingChannel:
     def set_handler(self, handler: Any) -> None:
         self.handler = handler
 
-    async def broadcast(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
+    async def broadcast(
+        self, op: str, args: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
         self.sent.append((op, args))
         return await self.handler(op, args)  # type: ignore[no-any-return]
 
@@ -150,7 +153,7 @@ def test_repository_operations_go_through_the_channel_and_the_hooks() -> None:
 
 def test_a_load_that_fails_again_is_refused_saying_why() -> None:
     async def scenario() -> None:
-        registry = ModelRegistry()
+        registry = ModelRegistry(LocalChannel())
         registry.add(served(Broken(), "broken"))
         assert not await registry.start()
         with pytest.raises(NotReady, match="'broken' cannot be loaded: load\\(\\) of Broken"):

@@ -110,12 +110,12 @@ def test_the_current_trace_id_is_there_for_log_lines(monkeypatch):
     try:
         assert tracing.current_trace_id() is None  # no request being answered
         span = active.tracer.start_span("request")
-        token = active._context.attach(active._trace.set_span_in_context(span))
+        token = active.otel_context.attach(active.otel_trace.set_span_in_context(span))
         try:
             found = tracing.current_trace_id()
             assert found == format(span.get_span_context().trace_id, "032x")
         finally:
-            active._context.detach(token)
+            active.otel_context.detach(token)
     finally:
         tracing.stop()
     assert tracing.current_trace_id() is None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import logging
 import struct
 import zlib
 from collections.abc import Iterator
@@ -78,14 +79,28 @@ REST: list[tuple[str, bytes, dict[str, str], int, str]] = [
     ("no inputs", body(), {}, 400, "inputs"),
     ("huge shape", body({**X, "shape": [1 << 40, 1 << 40]}), {}, 400, "describes"),
     ("zero-size huge shape", body({**X, "shape": [0, 1 << 62], "data": []}), {}, 400,
-     "describes"),
+     "holds no elements"),
+    ("zero-size shape of 2**40 columns", body({**X, "shape": [0, 1 << 40], "data": []}), {},
+     400, "shape [0, 1099511627776] holds no elements, but its other dimensions multiply to"),
     ("shape past 64 bits", body({**X, "shape": [1 << 64]}), {}, 400, "shape"),
     ("deep JSON", b"[" * 5000 + b"]" * 5000, {}, 400, "nested deeper"),
     ("deep JSON in parameters", b'{"inputs": [], "parameters": ' + b"[" * 300 + b"]" * 300 + b"}",
      {}, 400, "nested deeper"),
-    ("truncated JSON", body(X)[:-5], {}, 400, "line 1"),
-    ("empty body", b"", {}, 400, "line 1"),
-    ("not UTF-8 JSON", b'{"inputs": "\xff"}', {}, 400, "utf-8"),
+    ("truncated JSON", body(X)[:-5], {}, 400,
+     "the request body is not JSON: it ends too early, at line 1 column"),
+    ("a missing comma", b'{"inputs": [] "id": 1}', {}, 400,
+     "the request body is not JSON: expecting ',' delimiter at line 1 column 15"),
+    ("not JSON at all", b"inputs=1", {}, 400,
+     "the request body is not JSON: its first character, 'i', begins no JSON value"),
+    ("empty body", b"", {}, 400, "the request body is empty"),
+    ("blank body", b" \r\n", {}, 400, "the request body is empty"),
+    ("not UTF-8 JSON", b'{"inputs": "\xff"}', {}, 400,
+     "the request body is not UTF-8: byte 0xff at offset 12 is invalid there (JSON must be"),
+    ("UTF-16 JSON", body(X).decode().encode("utf-16"), {}, 400,
+     "is not UTF-8: byte 0xff at offset 0 is invalid there, as in UTF-16 or UTF-32 text"),
+    ("UTF-16 JSON without a byte order mark", body(X).decode().encode("utf-16-le"), {}, 400,
+     "is not UTF-8: it holds NUL bytes"),
+    ("UTF-32 JSON", body(X).decode().encode("utf-32-be"), {}, 400, "is not UTF-8: "),
     ("binary size past the body",
      *binary({"inputs": [{**XB, "parameters": {"binary_data_size": 80}}]},
              b"\0" * 8), 400, "declares 80 bytes"),
@@ -143,6 +158,54 @@ def test_rest_unknown_model_and_version(h: Harness) -> None:
     still_answers(h)
 
 
+BODY_ROUTES = [
+    INFER,
+    "/v2/repository/index",
+    f"/v2/repository/models/{NAME}/load",
+    f"/v2/repository/models/{NAME}/unload",
+]
+NOT_JSON_BODIES = [
+    (b"{", "the request body is not JSON: it ends too early"),
+    (b"ready=true", "the request body is not JSON: its first character, 'r', begins no"),
+    (b'{"ready": "\xe9"}', "the request body is not UTF-8: byte 0xe9 at offset 11 is invalid"),
+    (b'{"ready": true}'.decode().encode("utf-16"), "the request body is not UTF-8: "),
+]
+
+
+@pytest.mark.parametrize("path", BODY_ROUTES)
+@pytest.mark.parametrize(("content", "words"), NOT_JSON_BODIES)
+def test_every_route_with_a_body_says_why_it_is_not_json(
+    h: Harness, path: str, content: bytes, words: str
+) -> None:
+    r = h.post(path, content=content)
+    assert r.status_code == 400, (r.status_code, r.text)
+    answer = r.json()
+    assert words in answer["error"], answer
+    assert "codec can't" not in answer["error"] and "Expecting" not in answer["error"], answer
+    h.post(f"/v2/repository/models/{NAME}/load")  # in case an unload went through
+    still_answers(h)
+
+
+def test_rejections_are_logged_in_the_protocols_terms(
+    h: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.INFO, logger="unitserve"):
+        assert h.post("/v2/models/nope/infer", content=body(X)).status_code == 404
+        assert h.post(INFER, content=b"").status_code == 400
+        with pytest.raises(RpcError):
+            h.call_v2("ModelInfer", request(FP, model_name="nope"))
+    lines = [r.getMessage() for r in caplog.records if "rejected" in r.getMessage()]
+    assert lines == [
+        f"POST /v2/models/nope/infer rejected (404): unknown model 'nope': this server serves "
+        f"{NAME!r}",
+        f"POST {INFER} rejected (400): the request body is empty: the Open Inference "
+        "Protocol expects a JSON object",
+        "/inference.GRPCInferenceService/ModelInfer rejected (NOT_FOUND): unknown model "
+        f"'nope': this server serves {NAME!r}",
+    ], lines
+    assert not any("MICROSERVICE" in r.getMessage() for r in caplog.records)
+
+
 # ----------------------------------------------------------------------------- gRPC
 
 
@@ -181,7 +244,18 @@ GRPC: list[tuple[str, Any, grpc.StatusCode, str]] = [
      grpc.StatusCode.INVALID_ARGUMENT, "describes"),
     ("huge shape, raw", request(("x", "FP32", [1 << 40, 1 << 40], "raw", [b"\0" * 4])),
      grpc.StatusCode.INVALID_ARGUMENT, "describes"),
+    ("zero-size shape of 2**40 columns", request(("x", "FP32", [0, 1 << 40], "fp32_contents", [])),
+     grpc.StatusCode.INVALID_ARGUMENT, "shape [0, 1099511627776] holds no elements"),
 ]  # fmt: skip
+
+
+def test_an_empty_tensor_is_served(h: Harness) -> None:
+    r = h.post(INFER, content=body({**X, "shape": [0, 3], "data": []}))
+    assert r.status_code == 200, r.text
+    [output] = r.json()["outputs"]
+    assert (output["shape"], output["data"]) == ([0, 3], [])
+    answer = h.call_v2("ModelInfer", request(("x", "FP32", [0, 3], "fp32_contents", [])))
+    assert list(answer.outputs[0].shape) == [0, 3]
 
 
 def _non_utf8_str() -> Any:

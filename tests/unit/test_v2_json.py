@@ -146,7 +146,7 @@ def test_unknown_requested_output_is_a_bad_request():
 
 def test_answer_parameters_are_the_merged_tags():
     codec, msg = decode(request(OK, parameters={"a": 1}))
-    assert msg.meta == {"puid": msg.meta["puid"], "tags": {"a": 1}}
+    assert msg.meta == {"puid": msg.meta["puid"], "tags": {"a": 1}, "outputs": []}
     out = answer(codec, np.ones(1), meta={"puid": "p", "tags": {"a": 1, "b": "x"}})
     assert out["parameters"] == {"a": 1, "b": "x"}
 

@@ -64,7 +64,7 @@ def test_one_input_is_an_array_and_meta_holds_id_and_tags():
     assert isinstance(X, np.ndarray) and X.tolist() == [1.0, 2.0]
     assert names == ["f0", "f1"]
     # The binary extension's directive steers the answer; it is not a tag.
-    assert meta == {"puid": "r1", "tags": {"tenant": "a"}}
+    assert meta == {"puid": "r1", "tags": {"tenant": "a"}, "outputs": []}
     assert out == {
         "model_name": "model",
         "id": "r1",

@@ -200,7 +200,7 @@ def test_parameters_tags_ids_and_feature_names():
     request.parameters["feature_names"].string_param = '["f0", "f1"]'
     codec, msg = codec_for(request)
     assert msg.names == ["f0", "f1"]
-    assert msg.meta == {"puid": "r1", "tags": {"tenant": "a", "n": 3}}
+    assert msg.meta == {"puid": "r1", "tags": {"tenant": "a", "n": 3}, "outputs": []}
     tags = {"tenant": "a", "n": 3, "ok": True, "x": 0.5, "big": 2**64 - 1, "obj": {"k": [1]}}
     answer = codec.encode(Reply(NDARRAY, np.ones((1, 2)), ["no", "yes"], {"tags": tags}))
     assert answer.id == "r1"

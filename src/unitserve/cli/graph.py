@@ -88,7 +88,9 @@ def _cmd_graph(args: argparse.Namespace) -> int:
     for node in graph.root.walk():
         source = sources.get(node.name)
         where = (
-            f"{source.interface} from {source.folder}"
+            f"{source.interface} with the model at {node.model_uri}"
+            if source is not None and node.model_uri
+            else f"{source.interface} from {source.folder}"
             if source is not None
             else f"{node.endpoint.kind} {node.endpoint.host}"
             if node.endpoint is not None

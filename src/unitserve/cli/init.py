@@ -108,7 +108,7 @@ class Starter:
             "requirements.txt": "# The component's own dependencies, one per line (numpy comes "
             "with unitserve,\n# which `unitserve build` installs separately).\n",
             ".s2i/environment": f"MODEL_NAME={name}\nSERVICE_TYPE={kind}\nPERSISTENCE=0\n",
-            f"test_{name.lower()}.py": _test_file(name, kind),
+            _test_name(name): _test_file(name, kind),
             "README.md": _readme(name, kind, self.directory.name, path, body),
             ".dockerignore": DOCKERIGNORE,
         }
@@ -168,6 +168,7 @@ class GraphStarter:
     def readme(self) -> str:
         folder = self.directory.name
         images = " ".join(f"--image {n}={folder.lower()}-{n}:0.1" for n, _, _ in GRAPH_NODES)
+        tests = " && ".join(f"python {n}/{_test_name(c)}" for n, c, _ in GRAPH_NODES)
         return f"""# {folder}
 
 A unitserve inference graph: output transformer → input transformer → model, each node a
@@ -178,7 +179,7 @@ $ cd {folder}
 $ unitserve graph graph.yaml   # REST 9000, gRPC 5000, metrics 6000
 $ curl -s localhost:9000/api/v1.0/predictions -H 'Content-Type: application/json' \\
        -d '{{"data": {{"ndarray": [[1.0, 2.0]]}}}}'
-$ for n in output input model; do (cd $n && python -m pytest); done
+$ {tests}   # each class on its own
 $ for n in output input model; do unitserve build $n; done   # a Dockerfile per node
 $ unitserve manifest graph.yaml {images}
 ```
@@ -224,9 +225,14 @@ def _class_file(name: str, kind: str) -> str:
     )
 
 
+def _test_name(name: str) -> str:
+    return f"test_{name.lower()}.py"
+
+
 def _test_file(name: str, kind: str) -> str:
     return (
-        f'"""Calls {name} the way unitserve does. Run: python -m pytest"""\n\n'
+        f'"""Calls {name} the way unitserve does. Run: python {_test_name(name)}\n'
+        '(or python -m pytest, where pytest is installed)."""\n\n'
         "import numpy as np\n"
         f"from {name} import {name}\n\n\n"
         f"def test_{kind.lower()}_answers():\n"
@@ -249,8 +255,8 @@ $ cd {folder}
 $ unitserve serve              # reads MODEL_NAME and SERVICE_TYPE from .s2i/environment
 $ curl -s localhost:9000{path} -H 'Content-Type: application/json' \\
        -d '{body}'
-$ python -m pytest             # the class on its own
-$ unitserve build .            # writes a Dockerfile
+$ python {_test_name(name)}       # the class on its own (or: python -m pytest)
+$ unitserve build . --wheelhouse --image {folder.lower()}:0.1   # Dockerfile, wheels, image
 $ unitserve manifest . --image {folder.lower()}:0.1   # writes a SeldonDeployment
 ```
 """

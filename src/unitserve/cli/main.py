@@ -80,6 +80,10 @@ _TOOLS = {
         "unitserve.cli.batch",
         "send every line of a file to a model and write the answers in order",
     ),
+    "fetch": (
+        "unitserve.cli.fetch",
+        "download a model URI (s3://, gs://, Azure blob, http(s)://) and print its path",
+    ),
 }
 
 

@@ -1,21 +1,24 @@
 """`LeanAsyncClient`: `AsyncClient` with its REST calls on the lean HTTP/1.1 pool.
 
 The batch tool sends one small request per input line, where httpx's own work per
-request costs several times the rest of the line's; this client sends them through
-`unitserve.client.http1` instead. Everything else (how calls are built, which failures
-are tried again and how long to wait, the errors raised, gRPC) is `AsyncClient`'s.
+request costs several times the rest of the line's; this client sends them through the
+lean pool (`unitserve.client._http1`) instead. Everything else (how calls are built,
+which failures are tried again and how long to wait, the errors raised, gRPC) is
+`AsyncClient`'s.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from unitserve.client import AsyncClient, _Call, _no_answer, _rest_result, _timed_out
-from unitserve.client.http1 import AnswerTimeout, NoAnswer, Pool
+from unitserve.client._async import AsyncClient
+from unitserve.client._calls import Call, rest_result
+from unitserve.client._failures import no_answer, timed_out
+from unitserve.client._http1 import AnswerTimeout, NoAnswer, Pool
 
 
 class LeanAsyncClient(AsyncClient):
-    """As `AsyncClient` (same arguments and methods); REST goes through `http1.Pool`."""
+    """As `AsyncClient` (same arguments and methods); REST goes through the lean `Pool`."""
 
     def __init__(self, url_or_host: str = "localhost", *args: Any, **kwargs: Any) -> None:
         super().__init__(url_or_host, *args, **kwargs)
@@ -27,7 +30,7 @@ class LeanAsyncClient(AsyncClient):
             self._pool = None
         await super().close()
 
-    async def _rest(self, call: _Call) -> Any:
+    async def _rest(self, call: Call) -> Any:
         if self._pool is None:
             self._pool = Pool(
                 self.host,
@@ -41,7 +44,7 @@ class LeanAsyncClient(AsyncClient):
                 call.http, self.prefix + call.path, call.body, call.headers
             )
         except NoAnswer as exc:
-            raise _no_answer(call, exc) from None
+            raise no_answer(call.name, exc) from None
         except AnswerTimeout as exc:
-            raise _timed_out(call) from exc
-        return _rest_result(call, resp)
+            raise timed_out(call.name) from exc
+        return rest_result(call, resp)

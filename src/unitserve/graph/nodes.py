@@ -3,7 +3,8 @@
 A local node (its class found by `unitserve.graph.sources`) is a served model called in
 memory (`unitserve.graph.families`). A node with no folder but an ``endpoint`` naming a
 host is called over the wire (REST with httpx, gRPC with grpcio); the orchestrator's
-built-in implementations (RANDOM_ABTEST, AVERAGE_COMBINER, ...) need neither.
+built-in implementations (RANDOM_ABTEST, AVERAGE_COMBINER, ...) need neither, nor do
+Seldon's prepackaged servers (``implementation: SKLEARN_SERVER`` and a ``modelUri``).
 """
 
 from __future__ import annotations

@@ -1,7 +1,9 @@
 """Where a graph's local nodes come from: ``--node NAME=DIR[:Interface]`` first, else the
 folder ``<YAML's folder>/<node name>/``, whose ``.s2i/environment`` names the class
 (``MODEL_NAME``) as the s2i image built from that folder would; and each node's user
-object, built from its folder with the node's parameters.
+object, built from its folder with the node's parameters. A node naming one of Seldon's
+prepackaged servers (``implementation: SKLEARN_SERVER``) needs no folder: its
+``modelUri`` is fetched to a local cache first.
 """
 
 from __future__ import annotations
@@ -14,9 +16,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unitserve import component
+from unitserve import component, storage
 from unitserve.errors import StartupError
 from unitserve.graph.spec import GraphError, GraphSpec, NodeSpec
+from unitserve.servers import IMPLEMENTATIONS
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,9 @@ def find_sources(
             folder = folder.resolve()
             if not folder.is_dir():
                 raise GraphError(f"node {node.name!r}: folder {folder} (--node) does not exist")
+        elif node.implementation in IMPLEMENTATIONS:
+            found[node.name] = LocalSource(graph.folder, node.implementation)
+            continue
         else:
             folder, interface = graph.folder / node.name, None
             if not folder.is_dir():
@@ -99,12 +105,25 @@ def load_user(node: NodeSpec, source: LocalSource) -> Any:
         importlib.invalidate_caches()
         user_class = component.import_user_class(source.interface, folder)
         kwargs = component.parse_parameters(json.dumps(node.parameters))
+        if node.model_uri and source.interface in IMPLEMENTATIONS:
+            kwargs["model_uri"] = _fetch_model(node)
         return component.construct(user_class, kwargs)
     except StartupError as exc:
         raise GraphError(f"node {node.name!r}: {exc}") from None
     finally:
         if sys.path and sys.path[0] == folder:
             sys.path.pop(0)
+
+
+def _fetch_model(node: NodeSpec) -> str:
+    """A prepackaged server node's ``modelUri`` as a local path (downloaded once)."""
+    assert node.model_uri is not None
+    try:
+        return storage.download(node.model_uri)
+    except Exception as exc:
+        raise GraphError(
+            f"node {node.name!r}: cannot fetch modelUri {node.model_uri}: {exc}"
+        ) from None
 
 
 def _inside(module: Any, folder: Path) -> bool:

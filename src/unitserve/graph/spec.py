@@ -59,6 +59,8 @@ class NodeSpec:
     # The node container's MODEL_METADATA environment variable, as Kubernetes would set
     # it: a graph written for Seldon keeps its nodes' metadata with no other file.
     model_metadata: str | None = None
+    # A prepackaged server's model (``modelUri``): fetched to a local cache before serving.
+    model_uri: str | None = None
     children: list[NodeSpec] = field(default_factory=list)
 
     @property
@@ -198,6 +200,7 @@ def _node(raw: Any, images: dict[str, str], where: str, above: tuple[int, ...]) 
         parameters=parameters,
         endpoint=_endpoint(name, raw.get("endpoint")),
         image=images.get(name, DEFAULT_IMAGE),
+        model_uri=str(raw["modelUri"]) if raw.get("modelUri") else None,
         children=[_node(c, images, f"node {name!r}", (*above, id(raw))) for c in children_raw],
     )
     if kind == "ROUTER" and not node.children:

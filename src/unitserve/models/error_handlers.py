@@ -46,6 +46,6 @@ def error_handlers_of(user: Any) -> FlaskErrorHandlers | None:
     except ImportError:
         log.warning(
             "model_error_handler is a Flask Blueprint but Flask is not installed: "
-            "install unitserve[flask] to use it"
+            "pip install flask (the flask extra: pip install -e '.[flask]' in a clone) to use it"
         )
         return None

@@ -175,7 +175,7 @@ def loads(data: bytes | str) -> Any:
             raise TooDeep() from None
         except (ValueError, UnicodeDecodeError) as exc:
             raise BadRequest(str(exc) or str(first)) from None
-    if _too_deep(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
+    if too_deep(data.encode("utf-8", "surrogatepass") if isinstance(data, str) else data):
         raise TooDeep()
     return value
 
@@ -195,7 +195,7 @@ def _openers(text: bytes) -> int:
     return int(np.count_nonzero(view == ord("[")) + np.count_nonzero(view == ord("{")))
 
 
-def _too_deep(text: bytes) -> bool:
+def too_deep(text: bytes) -> bool:
     """True if valid JSON `text` nests deeper than MAX_DEPTH."""
     if _openers(text) <= MAX_DEPTH:
         return False  # not even that many brackets in all

@@ -35,6 +35,14 @@ def element_count(shape: Sequence[int], carried: int, where: str) -> int:
     `carried` values. BadRequest if it implies more than MAX_IMPLIED_ELEMENTS others."""
     described = math.prod(d for d in shape if d)  # a zero-size shape's other dimensions
     if described > carried and described > MAX_IMPLIED_ELEMENTS:
+        if 0 in shape:
+            # It holds no elements, but its other dimensions are still made into
+            # something (column names, an answer's shape): bounded all the same.
+            raise BadRequest(
+                f"{where} shape {shown(shape)} holds no elements, but its other dimensions "
+                f"multiply to {described}, more than the {MAX_IMPLIED_ELEMENTS} allowed "
+                "for an empty tensor"
+            )
         raise BadRequest(
             f"{where} shape {shown(shape)} describes {described} elements for the "
             f"{carried} values sent (at most {MAX_IMPLIED_ELEMENTS} may be implied)"

@@ -6,7 +6,9 @@ port, forks ``--workers`` workers that share the REST socket (and bind gRPC with
 SO_REUSEPORT), and then only supervises: it replaces a worker that dies, serves
 the Prometheus endpoint from every worker's metric files, recycles workers on
 SIGHUP or when they reach ``--max-requests``, and on SIGTERM/SIGINT lets every
-worker finish its in-flight requests before exiting 0.
+worker finish its in-flight requests before exiting 0. It also relays control
+operations (a model load, an unload) from the worker that took one to every
+worker (``runtime/control_hub.py``).
 
 The supervisor is single-threaded and runs no event loop, so forking a worker
 at any time is safe.
@@ -35,6 +37,7 @@ from unitserve.errors import StartupError
 from unitserve.metrics import supervisor as merged_metrics
 from unitserve.metrics import worker as worker_metrics
 from unitserve.metrics.endpoint import MetricsHttpServer
+from unitserve.runtime.control_hub import ControlHub
 from unitserve.runtime.sockets import bind, reserve_reuseport
 from unitserve.runtime.worker import EXIT_LOAD_FAILED, Worker, call_load
 from unitserve.settings import Settings
@@ -73,6 +76,7 @@ class Supervisor:
 
     def run(self) -> int:
         settings = self.settings
+        self.supervisor_pid = os.getpid()  # what a worker's parent must be, even when it is pid 1
         if settings.persistence:
             log.warning("Persistence: ignored, persistence is deprecated")
         if settings.tracing:
@@ -125,6 +129,7 @@ class Supervisor:
         settings = self.settings
         self.own_metrics = merged_metrics.SupervisorMetrics()
         self.selector = selectors.DefaultSelector()
+        self.control = ControlHub(self.selector)
         self.wake_r, self.wake_w = os.pipe()
         os.set_blocking(self.wake_r, False)
         os.set_blocking(self.wake_w, False)
@@ -159,6 +164,7 @@ class Supervisor:
                         with contextlib.suppress(BlockingIOError):
                             os.read(self.wake_r, 4096)
                 self.metrics_server.expire(time.monotonic())
+                self.control.expire(time.monotonic())
                 self._handle_signals()
                 self._reap()
                 self._restart_due()
@@ -166,6 +172,7 @@ class Supervisor:
         finally:
             signal.set_wakeup_fd(-1)
             self._stop_custom_service()
+            self.control.close()
             self.metrics_server.close()
             self.selector.close()
             for fd in (self.wake_r, self.wake_w, self.notes_r, self.notes_w):
@@ -222,16 +229,22 @@ class Supervisor:
     def _spawn(self, slot: int, replaces: int | None = None) -> int:
         state = self.slots[slot]
         state.restart_at = None
+        ours, theirs = socket.socketpair()  # the worker's control channel
         pid = os.fork()
         if pid == 0:  # the worker
             code = 1
             try:
+                ours.close()
                 self._become_worker(slot)
-                code = self._new_worker(slot).run()
+                worker = self._new_worker(slot)
+                worker.control_socket = theirs
+                code = worker.run()
             except BaseException:
                 logging.getLogger("unitserve").exception("worker %d crashed", slot)
             finally:
                 os._exit(code)
+        theirs.close()
+        self.control.attach(pid, ours, f"worker {slot} (pid {pid})")
         self.children[pid] = _Child(slot, time.monotonic(), replaces=replaces)
         log.info("worker %d started (pid %d)", slot, pid)
         return pid
@@ -257,12 +270,13 @@ class Supervisor:
         for sig in (*_TERMINATE, signal.SIGHUP, signal.SIGCHLD):
             signal.signal(sig, signal.SIG_DFL)
         self.selector.close()
+        self.control.close_in_child()
         self.metrics_server.close_in_child()
         if getattr(self, "grpc_reservation", None) is not None:
             self.grpc_reservation.close()
         for fd in (self.wake_r, self.wake_w, self.notes_r):
             os.close(fd)
-        _die_with_parent()
+        _die_with_parent(self.supervisor_pid)
         worker_metrics.use_directory(self.metrics_dir)
 
     def _replace(self, pid: int, reason: str) -> None:
@@ -307,6 +321,7 @@ class Supervisor:
                 return
             if pid == 0:
                 return
+            self.control.detach(pid)
             child = self.children.pop(pid, None)
             if child is None:
                 continue
@@ -400,15 +415,17 @@ def _describe_exit(status: int) -> str:
     return f"exit status {os.WEXITSTATUS(status)}"
 
 
-def _die_with_parent() -> None:
+def _die_with_parent(supervisor_pid: int) -> None:
     """Linux: SIGTERM this worker if the supervisor dies (e.g. SIGKILL), so that no
-    orphan keeps serving."""
+    orphan keeps serving. If it died before the death signal was armed, this worker has
+    a new parent already. The comparison is with the supervisor's own pid, not with 1:
+    in a container the supervisor is pid 1."""
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
     except (OSError, AttributeError):
         return
-    if os.getppid() == 1:
+    if os.getppid() != supervisor_pid:
         os.kill(os.getpid(), signal.SIGTERM)
 
 

@@ -33,10 +33,11 @@ from unitserve.engine import MetricsRecorder
 from unitserve.metrics import worker as worker_metrics
 from unitserve.models.dataplane import DataPlane
 from unitserve.models.model_settings import ModelSettings
-from unitserve.models.registry import ControlChannel, ModelRegistry
+from unitserve.models.registry import ModelRegistry
 from unitserve.models.served_model import ServedModel
 from unitserve.models.served_model import call_load as call_load  # the supervisor's --preload
 from unitserve.runtime import pod_info, wiring
+from unitserve.runtime.control import ControlChannel, LocalChannel, SupervisedChannel
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.graph_front import GraphFront
@@ -70,6 +71,8 @@ class Worker:
     notes_fd: int | None = None  # where to tell the supervisor "ready" / "recycle"
     loaded: bool = False  # load() already ran (--preload)
     metrics_dir: str | None = None
+    # The supervisor's control channel (None: no supervisor, operations stay in-process).
+    control_socket: socket.socket | None = None
 
     def run(self) -> int:
         """Serve until SIGTERM/SIGINT (or --max-requests); returns the exit status."""
@@ -81,6 +84,13 @@ class Worker:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self.stop.set)
+        # Model loads and unloads that must reach every worker (see runtime/control.py).
+        self.control: ControlChannel = (
+            LocalChannel()
+            if self.control_socket is None
+            else SupervisedChannel(self.control_socket, f"worker {self.slot}")
+        )
+        await self.control.start()
         recorder: MetricsRecorder
         self._batch_observer: BatchObserver | None = None
         if self.metrics_dir is not None:
@@ -97,7 +107,7 @@ class Worker:
         )
         if settings.tracing:  # here, after the fork: the exporter's thread is this worker's
             tracing.start(settings.served_model_name)
-        self.registry = ModelRegistry(self._control_channel())
+        self.registry = ModelRegistry(self.control)
         self._add_models(recorder)
         http = self._http_server()
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
@@ -109,6 +119,7 @@ class Worker:
                 http.should_exit = True
                 await http_task
                 return EXIT_LOAD_FAILED
+            await self.control.replay()  # what earlier operations left in place, before ready
             if settings.grpc_enabled and not self.stop.is_set():
                 grpc_server = await self._start_grpc()
             self._note("ready")
@@ -117,7 +128,7 @@ class Worker:
                 self.slot,
                 os.getpid(),
                 _address(self.http_socket),
-                f", gRPC on {grpc_server.address}" if grpc_server else "",
+                f", gRPC on {grpc_server.listening}" if grpc_server else "",
             )
             stop_task = asyncio.create_task(self.stop.wait())
             await asyncio.wait({http_task, stop_task}, return_when=asyncio.FIRST_COMPLETED)
@@ -128,14 +139,11 @@ class Worker:
             log.info("worker %d stopped", self.slot)
             return EXIT_OK
         finally:
+            await self.control.close()
             flusher.cancel()
             request_metrics.flush()
             self.registry.close()
             tracing.stop()
-
-    def _control_channel(self) -> ControlChannel | None:
-        """How repository loads and unloads reach every worker (None: this one alone)."""
-        return None
 
     def _add_models(self, recorder: MetricsRecorder) -> None:
         """The models this worker serves (a graph worker serves its graph)."""

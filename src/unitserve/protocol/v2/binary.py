@@ -22,9 +22,10 @@ from typing import Any
 import numpy as np
 
 from unitserve.errors import BadModelOutput, BadRequest
-from unitserve.protocol import jsonio, shapes
+from unitserve.protocol import shapes
 from unitserve.protocol.jsonio import TooDeep
 from unitserve.protocol.v2.datatypes import Datatype
+from unitserve.protocol.v2.json_body import read_json
 
 #: The HTTP header giving the length of the JSON part of a body (lower case, as
 #: ASGI servers hand headers over).
@@ -77,7 +78,7 @@ def read_body(body: bytes | bytearray | memoryview, header_length: int | None) -
     whole body is JSON (tritonclient sends JSON with no Content-Type, so the content
     type decides nothing)."""
     if header_length is None:
-        return InferBody(jsonio.loads(bytes(body)))
+        return InferBody(read_json(bytes(body)))
     view = memoryview(body).cast("B")
     if header_length > len(view):
         raise BadRequest(
@@ -86,7 +87,7 @@ def read_body(body: bytes | bytearray | memoryview, header_length: int | None) -
         )
     try:
         # Only the header is copied: it is small, and the JSON reader needs bytes.
-        header = jsonio.loads(bytes(view[:header_length]))
+        header = read_json(bytes(view[:header_length]), "the header")
     except TooDeep:
         raise
     except BadRequest as exc:

@@ -6,7 +6,11 @@ The same rules for every wire form (JSON, binary, gRPC):
   request order;
 - ``feature_names`` comes from the input's (one input) or the request's
   ``parameters.feature_names``, else ``[]``;
-- ``meta`` is ``{"puid": <request id>, "tags": <request parameters>}``;
+- ``meta`` is ``{"puid": <request id>, "tags": <request parameters>, "outputs": [<the
+  names of the outputs the client asked for>, or [] for all]}``: a class whose answer
+  depends on the outputs asked for (the prepackaged servers answer ``predict`` or
+  ``predict_proba`` as MLServer's runtimes do) reads them there, and returns a dict
+  of them;
 - the result: an array → ``output-0``; a dict → one output per key; a list or
   tuple of arrays → ``output-0`` … ``output-N``; a str or bytes → a BYTES
   output of shape ``[1]``. The datatype follows the dtype, the shape the array;
@@ -102,7 +106,8 @@ def to_message(request: InferRequest) -> Message:
     else:
         features = dict(request.inputs)
     tags = {k: v for k, v in request.parameters.items() if k not in NOT_TAGS}
-    meta = {"puid": request.id, "tags": tags}
+    asked = [o.name for o in request.outputs] if request.outputs else []
+    meta = {"puid": request.id, "tags": tags, "outputs": asked}
     return Message(MESSAGE_KIND, features, list(request.feature_names), meta)
 
 

@@ -159,8 +159,8 @@ class InferenceGrpc:
                     )
             # Outside the try: abort raises, and that must reach grpcio untouched.
             assert failure is not None
-            log_error(failure, where)
             described = describe(failure)
+            log_error(failure, where, said_as=described.grpc_code.name)
             context.abort(described.grpc_code, described.message or type(failure).__name__)
 
         return handle

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import socket
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -101,6 +102,10 @@ class GrpcServer:
         )
         bracketed = f"[{host}]" if ":" in host else host
         self.address = f"{bracketed}:{port}"
+        # grpcio binds a wildcard host, 0.0.0.0 as well as ::, as one IPv6 socket that
+        # takes IPv4 too (where the machine has IPv6): the log line says so.
+        wildcard = host in ("0.0.0.0", "::") and socket.has_ipv6
+        self.listening = f"[::]:{port} (IPv4 and IPv6)" if wildcard else self.address
 
     async def start(self) -> None:
         try:

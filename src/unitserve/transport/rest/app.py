@@ -267,8 +267,9 @@ class RestApp:
         return status, [(b"content-type", JSON_TYPE)], error_body(message)
 
     def _v2_failure(self, exc: BaseException, where: str) -> Answer:
-        log_error(exc, where)
         answer = describe(exc)
+        # Logged in V2's terms: an Open Inference client saw a status, no Seldon reason.
+        log_error(exc, where, said_as=str(answer.http_status))
         return self._v2_error(answer.http_status, answer.reason, answer.message)
 
     async def _docs_answer(

@@ -36,6 +36,7 @@ from unitserve.operations import (
 from unitserve.protocol import jsonio
 from unitserve.protocol.v2 import binary
 from unitserve.protocol.v2.binary import BinaryAnswer
+from unitserve.protocol.v2.json_body import read_json
 from unitserve.protocol.v2.json_codec import V2JsonCodec
 from unitserve.transport.accounting import PUID_KEY
 from unitserve.transport.rest.routes import GET, POST, Route
@@ -121,7 +122,7 @@ def _optional_object(body: bytes, what: str) -> dict[str, Any]:
     """A repository request's body: nothing (tritonclient sends none) or a JSON object."""
     if not body.strip():
         return {}
-    value = jsonio.loads(body)
+    value = read_json(body)
     if not isinstance(value, dict):
         raise BadRequest(f"the body of {what} must be a JSON object (or empty)")
     return value

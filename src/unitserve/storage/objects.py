@@ -1,0 +1,134 @@
+"""Object stores (S3, GCS, Azure blob) through fsspec and its maintained backends.
+
+A URI names either one object, or a prefix read as a folder (``s3://b/models/iris``
+holds ``models/iris/model.joblib``, ``models/iris/metadata.yaml``, ...). All the
+objects of a prefix are fetched at once: the backends are asynchronous, and fsspec runs
+the transfers concurrently.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from unitserve.storage.archives import escapes
+from unitserve.storage.credentials import options_for
+from unitserve.storage.errors import AccessDenied, MissingExtra, NotFound, StorageError
+from unitserve.storage.locations import Location
+
+# kind → (fsspec protocol, backend module, extra, scheme shown in messages)
+_BACKENDS = {
+    "s3": ("s3", "s3fs", "s3", "s3"),
+    "gs": ("gcs", "gcsfs", "gcs", "gs"),
+    "azure": ("abfs", "adlfs", "azure", "azure blob"),
+}
+# Names the backends give an object's version, in order of preference: the ETag (S3,
+# Azure), the generation (GCS), then the last change and size.
+_VERSION_FIELDS = ("ETag", "etag", "generation", "md5Hash", "LastModified", "last_modified")
+
+
+# Files in flight at once. More adds little against a store far away (each transfer
+# is already streamed), and on a small machine the client's own CPU per request (signing,
+# parsing) starts to compete with the transfers.
+CONCURRENT = 16
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    path: str  # in the file system, bucket first
+    name: str  # relative to the model folder
+    size: int
+    version: str
+
+
+def filesystem(location: Location) -> Any:
+    protocol, module, extra, _ = _BACKENDS[location.kind]
+    try:
+        import fsspec
+
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtra(location.shown, module, extra) from exc
+    options = options_for(location)
+    # A fresh instance without a listing cache: a changed object must be seen as
+    # changed, and credentials from the environment may have changed too.
+    options.update(skip_instance_cache=True, use_listings_cache=False)
+    try:
+        if location.kind == "gs" and os.environ.get("STORAGE_EMULATOR_HOST"):
+            # gcsfs's default class first asks Google's gRPC control API for each
+            # bucket's layout, which an emulator does not serve (a minute's timeout per
+            # bucket); its base class speaks only the JSON API that emulators do.
+            from gcsfs.core import GCSFileSystem
+
+            return GCSFileSystem(**options)
+        return fsspec.filesystem(protocol, **options)
+    except Exception as exc:
+        raise translate(exc, location) from exc
+
+
+def listing(fs: Any, location: Location) -> tuple[bool, list[RemoteFile]]:
+    """(True, [the object]) if the URI names one object, else (False, [every object
+    under the prefix]); `NotFound` if there are none."""
+    root = f"{location.bucket}/{location.key}".rstrip("/")
+    try:
+        if location.key:
+            try:
+                info = fs.info(root)
+            except (FileNotFoundError, PermissionError):
+                # Not one object (or a HEAD refused, which says only "Forbidden"): the
+                # listing below says what is there, or the store's full reason.
+                info = None
+            if info and info.get("type") == "file":
+                return True, [_remote(info, root.rsplit("/", 1)[-1])]
+        found = fs.find(root, detail=True)
+    except Exception as exc:
+        raise translate(exc, location) from exc
+    files = []
+    for path, info in sorted(found.items()):
+        name = path[len(root) :].lstrip("/")
+        if info.get("type") != "file" or not name or name.endswith("/"):
+            continue  # folder markers some tools write as empty objects
+        if escapes(name) or "/../" in f"/{name}/":
+            raise StorageError(f"{location.shown}: refused: the object {path!r} escapes")
+        files.append(_remote(info, name))
+    if not files:
+        raise NotFound(f"{location.shown}: not found (no object and no objects under it)")
+    return False, files
+
+
+def _remote(info: dict[str, Any], name: str) -> RemoteFile:
+    version = next((str(info[f]) for f in _VERSION_FIELDS if info.get(f)), "")
+    return RemoteFile(info["name"], name, int(info.get("size") or 0), version)
+
+
+def fetch(fs: Any, location: Location, files: list[RemoteFile], folder: Path) -> None:
+    """Write `files` under `folder`, concurrently."""
+    local = [folder / f.name for f in files]
+    for path in local:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fs.get([f.path for f in files], [str(p) for p in local], batch_size=CONCURRENT)
+    except Exception as exc:
+        raise translate(exc, location) from exc
+
+
+def translate(exc: BaseException, location: Location) -> StorageError:
+    """The backend's error as one line naming the URI (or the bucket, for access)."""
+    scheme = _BACKENDS[location.kind][3]
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    if isinstance(exc, StorageError):
+        return exc
+    status = getattr(exc, "status_code", None)  # Azure's errors carry the HTTP status
+    if type(exc).__name__ == "NoCredentialsError":  # botocore's, for S3
+        return AccessDenied(
+            f"s3 bucket {location.bucket!r}: no credentials found (set AWS_ACCESS_KEY_ID and "
+            "AWS_SECRET_ACCESS_KEY, or awsAnonymousCredential=true for a public bucket)"
+        )
+    if isinstance(exc, PermissionError) or status in (401, 403):
+        return AccessDenied(f"{scheme} bucket {location.bucket!r}: access denied: {detail}")
+    if isinstance(exc, FileNotFoundError) or status == 404:
+        return NotFound(f"{location.shown}: not found: {detail}")
+    return StorageError(f"{location.shown}: {scheme} error: {type(exc).__name__}: {detail}")

@@ -1,0 +1,154 @@
+"""Tiny models for the prepackaged servers' tests and benchmarks, trained on the spot.
+
+Each function trains a small model on scikit-learn's bundled iris data (installed with
+the library, nothing downloaded), saves it in a folder the way users save theirs, and
+returns the trained model, so that a test can compare the server's answers with the
+library's own predictions.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import warnings
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+
+def iris() -> tuple[np.ndarray, np.ndarray]:
+    from sklearn.datasets import load_iris
+
+    data = load_iris()
+    return data.data.astype(np.float64), data.target.astype(np.int64)
+
+
+def sklearn_classifier(folder: Path, file_name: str = "model.joblib") -> Any:
+    """A LogisticRegression in a Pipeline, as in Seldon's iris example."""
+    import joblib
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    X, y = iris()
+    model = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=500))])
+    model.fit(X, y)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / file_name)
+    return model
+
+
+def sklearn_regressor(folder: Path) -> Any:
+    import joblib
+    from sklearn.linear_model import LinearRegression
+
+    X, _ = iris()
+    model = LinearRegression().fit(X[:, :3], X[:, 3])
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / "model.joblib")
+    return model
+
+
+def xgboost_classifier(folder: Path, file_name: str = "model.json") -> Any:
+    """An XGBClassifier saved through its scikit-learn interface (.json or .ubj), or its
+    booster in the old binary form (.bst)."""
+    import xgboost as xgb
+
+    X, y = iris()
+    model = xgb.XGBClassifier(n_estimators=4, max_depth=2, n_jobs=1)
+    model.fit(X, y)
+    folder.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # the old binary form is deprecated, and says so
+        model.save_model(folder / file_name)
+    return model
+
+
+def xgboost_booster(folder: Path, objective: str = "multi:softmax") -> Any:
+    """A plain Booster (xgb.train), as Seldon's iris example saves it."""
+    import xgboost as xgb
+
+    X, y = iris()
+    params = {"objective": objective, "max_depth": 2, "nthread": 1}
+    if objective.startswith("multi:"):
+        params["num_class"] = 3
+    booster = xgb.train(params, xgb.DMatrix(X, label=y), num_boost_round=4)
+    folder.mkdir(parents=True, exist_ok=True)
+    booster.save_model(folder / "model.json")
+    return booster
+
+
+def lightgbm_classifier(folder: Path, file_name: str = "model.txt") -> Any:
+    import lightgbm as lgb
+
+    X, y = iris()
+    params = {
+        "objective": "multiclass",
+        "num_class": 3,
+        "num_leaves": 4,
+        "min_data_in_leaf": 5,
+        "verbose": -1,
+        "num_threads": 1,
+    }
+    booster = lgb.train(params, lgb.Dataset(X, label=y), num_boost_round=4)
+    folder.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(folder / file_name))
+    return booster
+
+
+COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def mlflow_classifier(folder: Path, columns: bool = True) -> Any:
+    """A scikit-learn classifier saved as an MLflow model; with `columns` its signature
+    names the four columns (a DataFrame input), else it takes a plain array."""
+    import mlflow.sklearn
+    import pandas as pd
+    from mlflow.models import infer_signature
+    from sklearn.linear_model import LogisticRegression
+
+    X, y = iris()
+    model = LogisticRegression(max_iter=500).fit(X, y)
+    example: Any = pd.DataFrame(X[:5], columns=COLUMNS) if columns else X[:5]
+    signature = infer_signature(example, model.predict(X[:5]))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.sklearn.save_model(
+            model, str(folder), signature=signature, serialization_format="cloudpickle"
+        )
+    return model
+
+
+def write_metadata(folder: Path) -> dict[str, Any]:
+    """The metadata.yaml of Seldon's iris example, beside the model."""
+    text = (
+        "name: iris\n"
+        "versions: [iris/v1]\n"
+        "platform: sklearn\n"
+        "inputs:\n"
+        "- messagetype: tensor\n"
+        "  schema:\n"
+        "    names: [sepal_length, sepal_width, petal_length, petal_width]\n"
+        "    shape: [4]\n"
+        "outputs:\n"
+        "- messagetype: tensor\n"
+        "  schema:\n"
+        "    shape: [3]\n"
+    )
+    (folder / "metadata.yaml").write_text(text)
+    import yaml
+
+    loaded: dict[str, Any] = yaml.safe_load(text)
+    return loaded
+
+
+def train(python: Path, folder: Path, **saved: str) -> None:
+    """Run this module's functions with another environment's interpreter (a reference
+    server's, whose libraries may not read files that ours write): ``name=subfolder``
+    saves ``name(folder / subfolder)``."""
+    root = Path(__file__).resolve().parents[1]
+    calls = "; ".join(f"m.{name}(Path({str(folder / sub)!r}))" for name, sub in saved.items())
+    code = f"import sys; sys.path.insert(0, {str(root)!r}); from pathlib import Path; "
+    code += f"from tests import server_models as m; {calls}"
+    subprocess.run([str(python), "-c", code], check=True, timeout=600)
