@@ -18,7 +18,7 @@ from tests import server_models
 from tests.storage_services import MotoS3
 from unitserve.proto import inference_pb2, inference_pb2_grpc, prediction_pb2, prediction_pb2_grpc
 
-from ..conftest import FIXTURES, run_cli, wait_until
+from ..conftest import FIXTURES, free_ports, run_cli, wait_until
 from .test_graph_cli import GraphServer
 
 BUCKET = "models"
@@ -145,6 +145,27 @@ def test_wrong_keys_are_exit_1_naming_the_bucket(
     errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
     assert len(errors) == 1, done.stderr
     assert f"s3://{BUCKET}/iris" in errors[0] and f"'{BUCKET}'" in errors[0]
+
+
+def test_graph_with_wrong_keys_is_exit_1_naming_the_node_and_bucket(
+    bucket: tuple[MotoS3, Any], tmp_path: Path
+) -> None:
+    s3, _ = bucket
+    http, grpc_port, metrics = free_ports(3)  # should it start serving after all
+    done = run_cli(
+        "graph",
+        str(GRAPH),
+        *("--host", "127.0.0.1", "--http-port", str(http), "--grpc-port", str(grpc_port)),
+        *("--metrics-port", str(metrics)),
+        cwd=tmp_path,
+        env=s3_environment(s3, tmp_path / "cache", secret="not-the-secret"),
+        timeout=90,
+    )
+    assert done.returncode == 1, done.stderr
+    errors = [line for line in done.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, done.stderr
+    assert errors[0].count("node 'classifier'") == 1, errors[0]
+    assert f"modelUri s3://{BUCKET}/iris" in errors[0] and f"'{BUCKET}'" in errors[0]
 
 
 def test_a_missing_prefix_is_exit_1_naming_the_uri(
