@@ -81,6 +81,11 @@ bench-servers: $(VENV)/.installed
 	    --payloads v2-small --protos rest --conc 8 --out-dir results/raw/servers-v2 $(BENCH_ARGS)
 	$(BENCH_RUN) --servers unitserve-sklearn-v2-batch,mlserver-sklearn-batch --payloads v2-small \
 	    --protos rest --conc 64 --out-dir results/raw/servers-batch $(BENCH_ARGS)
+	# One report for the three runs: results/raw/servers/REPORT.md, pairs and targets first.
+	mkdir -p $(BENCH_DIR)/results/raw/servers
+	cd $(BENCH_DIR)/results/raw && cat servers-seldon/results.jsonl servers-v2/results.jsonl \
+	    servers-batch/results.jsonl > servers/results.jsonl
+	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench report results/raw/servers/results.jsonl
 
 bench-report: $(VENV)/.installed
 	cd $(BENCH_DIR) && $(BENCH_PY) -m unitbench report results/results.jsonl

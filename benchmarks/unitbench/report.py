@@ -857,8 +857,12 @@ def section_sessions(res: Results) -> str:
 
 
 def render(res: Results) -> str:
+    # Imported here: that module builds on this one's Results and helpers.
+    from unitbench.report_servers import section_servers
+
     sections = [
         section_header(res),
+        section_servers(res),
         section_ratios(res),
         section_targets(res),
         section_v2(res),

@@ -157,9 +157,12 @@ PREPACKAGED_SERVERS = (
             "SKLearnServer",
             *_SERVE_FLAGS,
             "--parameters",
+            # Arguments are templates ({http}, ...): the JSON's own braces are doubled.
             json.dumps(
                 [{"name": "model_uri", "value": str(SERVER_MODELS / "sklearn"), "type": "STRING"}]
-            ),
+            )
+            .replace("{", "{{")
+            .replace("}", "}}"),
         ),
         protos=REST,
         payloads=("small",),

@@ -120,10 +120,8 @@ def _fetch_model(node: NodeSpec) -> str:
     assert node.model_uri is not None
     try:
         return storage.download(node.model_uri)
-    except Exception as exc:
-        raise GraphError(
-            f"node {node.name!r}: cannot fetch modelUri {node.model_uri}: {exc}"
-        ) from None
+    except Exception as exc:  # load_user names the node
+        raise GraphError(f"cannot fetch modelUri {node.model_uri}: {exc}") from None
 
 
 def _inside(module: Any, folder: Path) -> bool:
