@@ -71,7 +71,7 @@ def _s3_session() -> Any:
     """botocore's session, keeping the timestamps of S3's answers as text: parsing each
     listed object's last change into a datetime was a third of a 1,000-object listing's
     time, and the versions here come from ETags."""
-    from aiobotocore.session import AioSession
+    from aiobotocore.session import AioSession  # type: ignore[import-untyped]
 
     session = AioSession()
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
