@@ -118,12 +118,22 @@ async def _info_and_listing(
             # listing says what is there, or the store's full reason.
             info = None
         except BaseException:
-            listing.cancel()
+            _drop(listing)
             raise
     if info and info.get("type") == "file":
-        listing.cancel()
+        _drop(listing)
         return info, {}
     return info, await listing
+
+
+def _drop(task: asyncio.Future[Any]) -> None:
+    """Stop a listing no longer needed; an error it already ended with is of no interest
+    (and, read here, is not reported as never retrieved)."""
+    if task.done():
+        if not task.cancelled():
+            task.exception()
+    else:
+        task.cancel()
 
 
 def _remote(info: dict[str, Any], name: str) -> RemoteFile:
