@@ -56,6 +56,9 @@ def test_a_query_never_shows_in_messages() -> None:
     assert parse("https://h/m.zip?sig=secret").shown == "https://h/m.zip"
 
 
+V4 = {"config_kwargs": {"signature_version": "s3v4"}}  # every S3 request signed with version 4
+
+
 def test_s3_options_from_the_operators_variables() -> None:
     env = {
         "AWS_ACCESS_KEY_ID": "id",
@@ -67,7 +70,7 @@ def test_s3_options_from_the_operators_variables() -> None:
         "S3_VERIFY_SSL": "0",
     }
     assert s3_options(env) == {
-        "max_concurrency": 4,
+        **V4,
         "key": "id",
         "secret": "secret",
         "token": "token",
@@ -82,8 +85,8 @@ def test_s3_options_from_the_operators_variables() -> None:
         "endpoint_url": "https://s3.local",
         "verify": "/ca.pem",
     }
-    assert s3_options({"awsAnonymousCredential": "true"}) == {"max_concurrency": 4, "anon": True}
-    assert s3_options({}) == {"max_concurrency": 4}  # the AWS SDK's own chain: profiles, roles
+    assert s3_options({"awsAnonymousCredential": "true"}) == {**V4, "anon": True}
+    assert s3_options({}) == V4  # the AWS SDK's own chain: profiles, roles
 
 
 def test_gcs_options() -> None:

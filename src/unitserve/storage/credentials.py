@@ -35,9 +35,9 @@ def _first(env: Mapping[str, str], *names: str) -> str | None:
 
 
 def s3_options(env: Mapping[str, str]) -> dict[str, Any]:
-    # An object larger than s3fs's block (50 MB) comes down as 4 ranges at once, as
-    # rclone's multi-thread streams do: one stream rarely fills a link to S3.
-    options: dict[str, Any] = {"max_concurrency": 4}
+    # Signature version 4 everywhere, pre-signed URLs included (botocore still signs
+    # those with version 2 in us-east-1, which S3-compatible servers may refuse).
+    options: dict[str, Any] = {"config_kwargs": {"signature_version": "s3v4"}}
     client: dict[str, Any] = {}
     if env.get("awsAnonymousCredential", "").lower() == "true":
         options["anon"] = True
