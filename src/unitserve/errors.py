@@ -242,3 +242,10 @@ def log_error(exc: BaseException, where: str, *, said_as: str | None = None) -> 
             message,
             f" ({detail})" if detail else "",
         )
+
+
+# The Seldon protocol's answer on a server with no default model (a model repository).
+NO_DEFAULT_MODEL = (
+    "this server serves models by name (a model repository): use the Open Inference "
+    "Protocol, /v2/models/<name>/infer or ModelInfer"
+)
