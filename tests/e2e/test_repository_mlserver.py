@@ -35,7 +35,7 @@ from unitserve.proto import inference_pb2 as pb
 
 from ..client_venvs import client_python
 from .core2_agent import Core2Agent
-from .repository_servers import NOT_BUILT, START_EXISTS, RepositoryServer
+from .repository_servers import RepositoryServer
 
 pytestmark = pytest.mark.slow  # trains models and starts MLServer: about a minute
 
@@ -214,7 +214,6 @@ def test_mlserver_serves_the_repository_with_the_libraries_answers(
     assert set(cases["grpc index"]["answer"]) >= {*ALL_MODELS, "broken"}
 
 
-@pytest.mark.xfail(not START_EXISTS, reason=NOT_BUILT, strict=True)
 def test_unitserve_answers_as_mlserver_does(
     mlserver_record: dict[str, Any], tmp_path: Path
 ) -> None:

@@ -15,6 +15,7 @@ releases it and forgets it: the index lists it as the source finds it, unloaded.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -28,6 +29,7 @@ Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 LOAD = "load"
 UNLOAD = "unload"
+UNKNOWN = "unknown"  # a worker's answer: the operation's model is not there
 
 
 # How long a load may take in the slowest worker before it is refused (a model's load()
@@ -102,6 +104,7 @@ class ModelRegistry:
         self.failed: dict[str, str] = {}
         # The names whose models came from the source (released and forgotten on unload).
         self._from_source: set[str] = set()
+        self._name_locks: dict[str, asyncio.Lock] = {}
         self.channel = channel
         self.channel.set_handler(self._apply)
 
@@ -194,21 +197,34 @@ class ModelRegistry:
 
     async def _broadcast(self, op: str, name: str, timeout: float) -> None:
         try:
-            await self.channel.broadcast(op, {"name": name}, timeout)
+            answer = await self.channel.broadcast(op, {"name": name}, timeout)
         except ServingError:
             raise
         except Exception as exc:  # the channel's ControlError: which worker failed, and why
             raise NotReady(str(exc)) from exc
+        # This worker's answer is every worker's: a name's operations run one after
+        # another in all of them, so they hold the same models when each one runs.
+        if answer.get(UNKNOWN):
+            raise UnknownModel(str(answer[UNKNOWN]))
 
     async def _apply(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """One worker's part of a repository operation."""
         name = str(args.get("name", ""))
-        if op == LOAD:
-            await self._load_here(name)
-        elif op == UNLOAD:
-            await self._unload_here(name)
-        else:
-            raise ValueError(f"unknown repository operation {op!r}")
+        # One operation per name at a time here too (the supervisor's channel already
+        # orders them; in-process, the local channel does not).
+        lock = self._name_locks.setdefault(name, asyncio.Lock())
+        try:
+            async with lock:
+                if op == LOAD:
+                    await self._load_here(name)
+                elif op == UNLOAD:
+                    await self._unload_here(name)
+                else:
+                    raise ValueError(f"unknown repository operation {op!r}")
+        except UnknownModel as exc:
+            # Not a failure of the operation: the model is gone (unloaded by another
+            # request just before this one, or its files removed). Said as 404.
+            return {UNKNOWN: exc.message}
         return {}
 
     async def _load_here(self, name: str) -> None:
