@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from unitserve.errors import NotReady, UnknownModel
+from unitserve.errors import ModelLoadFailed, UnknownModel
 from unitserve.models.dataplane import DataPlane
 from unitserve.models.model_settings import ModelSettings
 from unitserve.models.registry import ModelRegistry
@@ -140,7 +140,7 @@ def test_a_model_that_fails_is_unavailable_with_its_reason_and_others_serve(
         assert found["good"] == ("READY", "")
         assert found["bad"][0] == "UNAVAILABLE" and "no weights here" in found["bad"][1]
         assert found["odd"][0] == "UNAVAILABLE" and "no module 'nowhere'" in found["odd"][1]
-        with pytest.raises(NotReady, match="no weights here"):
+        with pytest.raises(ModelLoadFailed, match="no weights here"):
             await plane.load("bad")
         assert await predict(registry, "good") == 6
         assert registry.ready  # a model that failed is listed, not served
@@ -155,7 +155,7 @@ def test_an_mlserver_runtime_is_refused_in_one_sentence(tmp_path: Path) -> None:
 
     async def scenario() -> None:
         registry = registry_of(tmp_path)
-        with pytest.raises(NotReady, match="MLServer custom runtime"):
+        with pytest.raises(ModelLoadFailed, match="MLServer custom runtime"):
             await registry.load("m")
         assert states(DataPlane(registry))["m"][0] == "UNAVAILABLE"
         registry.close()

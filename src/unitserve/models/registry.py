@@ -20,7 +20,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from unitserve.errors import NotReady, ServingError, UnknownModel
+from unitserve.errors import ModelLoadFailed, NotReady, ServingError, UnknownModel
 from unitserve.models.served_model import ServedModel
 
 log = logging.getLogger("unitserve")
@@ -30,6 +30,7 @@ Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 LOAD = "load"
 UNLOAD = "unload"
 UNKNOWN = "unknown"  # a worker's answer: the operation's model is not there
+FAILED = "failed"  # a worker's answer: the model failed to load, and why
 
 
 # How long a load may take in the slowest worker before it is refused (a model's load()
@@ -206,6 +207,8 @@ class ModelRegistry:
         # another in all of them, so they hold the same models when each one runs.
         if answer.get(UNKNOWN):
             raise UnknownModel(str(answer[UNKNOWN]))
+        if answer.get(FAILED):
+            raise ModelLoadFailed(str(answer[FAILED]))
 
     async def _apply(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """One worker's part of a repository operation."""
@@ -225,6 +228,8 @@ class ModelRegistry:
             # Not a failure of the operation: the model is gone (unloaded by another
             # request just before this one, or its files removed). Said as 404.
             return {UNKNOWN: exc.message}
+        except ModelLoadFailed as exc:  # the model's fault: listed as such, the rest serve
+            return {FAILED: exc.message}
         return {}
 
     async def _load_here(self, name: str) -> None:
@@ -245,7 +250,7 @@ class ModelRegistry:
             if name in self._from_source:
                 self._forget(name)
                 self.failed[name] = reason
-            raise NotReady(f"model {name!r} cannot be loaded: {reason}")
+            raise ModelLoadFailed(f"model {name!r} cannot be loaded: {reason}")
         self.hooks.model_loaded(model)
 
     async def _unload_here(self, name: str) -> None:
