@@ -175,3 +175,23 @@ def test_two_loads_at_once_build_one_object() -> None:
         model.close()
 
     run(scenario)
+
+
+def test_model_settings_come_from_the_flags_or_a_plain_constructor() -> None:
+    import argparse
+
+    from unitserve.settings import resolve
+
+    flags = argparse.Namespace(model_name="iris", model_version="3", max_batch_size=8)
+    env = {"MODEL_METADATA": "{name: iris}", "PREDICTIVE_UNIT_IMAGE": "img:1"}
+    of_flags = ModelSettings.of(resolve(flags, env, "pkg.models.Iris"), {"depth": 3})
+    assert (of_flags.implementation, of_flags.served_name, of_flags.version) == (
+        "pkg.models.Iris",
+        "iris",
+        "3",
+    )
+    assert of_flags.max_batch_size == 8 and dict(of_flags.parameters) == {"depth": 3}
+    assert (of_flags.metadata, of_flags.image) == ("{name: iris}", "img:1")
+    plain = ModelSettings("SKLEARN_SERVER", uri="file:///models/iris")
+    assert plain.served_name == "SKLEARN_SERVER" and plain.uri == "file:///models/iris"
+    assert ModelSettings("pkg.models.Iris").served_name == "Iris"
