@@ -161,3 +161,25 @@ def test_an_mlserver_runtime_is_refused_in_one_sentence(tmp_path: Path) -> None:
         registry.close()
 
     run(scenario)
+
+
+def test_mlservers_settings_become_the_servers(tmp_path: Path) -> None:
+    from unitserve.repository import read_server_settings
+    from unitserve.runtime.repository_server import server_settings
+
+    env = {
+        "MLSERVER_HTTP_PORT": "9100",
+        "MLSERVER_GRPC_PORT": "9101",
+        "MLSERVER_METRICS_PORT": "9102",
+        "MLSERVER_PARALLEL_WORKERS": "0",
+        "MLSERVER_GRPC_MAX_MESSAGE_LENGTH": "1048576000",
+        "MLSERVER_DEBUG": "true",
+    }
+    settings = server_settings(read_server_settings(tmp_path, env))
+    assert (settings.http_port, settings.grpc_port, settings.metrics_port) == (9100, 9101, 9102)
+    assert settings.workers == 1  # MLServer's 0: no separate workers
+    assert settings.grpc_max_message_size == settings.max_body_size == 1048576000
+    assert settings.log_level == "DEBUG"
+    (tmp_path / "settings.json").write_text('{"parallel_workers": 3, "debug": false}')
+    settings = server_settings(read_server_settings(tmp_path, env))
+    assert settings.workers == 3 and settings.log_level == "INFO"

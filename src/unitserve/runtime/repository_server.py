@@ -91,8 +91,12 @@ class RepositorySupervisor(Supervisor):
 
 def server_settings(server: ServerSettings) -> Settings:
     """The supervisor's and the workers' settings for an MLServer-style server."""
+    base = defaults(SERVER_NAME)
+    # A REST body may be as large as a gRPC message (Core 2 sets 1000 MiB for both).
+    body = max(base.max_body_size, server.grpc_max_message_length or 0)
     return dataclasses.replace(
-        defaults(SERVER_NAME),
+        base,
+        max_body_size=body,
         host=server.host,
         http_port=server.http_port,
         grpc_port=server.grpc_port,
