@@ -131,15 +131,19 @@ def test_a_model_that_fails_is_unavailable_with_its_reason_and_others_serve(
     add_model(tmp_path, "good", scaler("good"))
     add_model(tmp_path, "bad", scaler("bad"), code="raise RuntimeError('no weights here')\n")
     add_model(tmp_path, "odd", {"name": "odd", "implementation": "nowhere.Model"})
+    torn = tmp_path / "torn"
+    torn.mkdir()
+    (torn / "model-settings.json").write_text('{"name": "torn", ')  # not JSON
 
     async def scenario() -> None:
         registry = registry_of(tmp_path)
         plane = DataPlane(registry)
-        assert await registry.start_source() == 1
+        assert await registry.start_source() == 1  # of four
         found = states(plane)
         assert found["good"] == ("READY", "")
         assert found["bad"][0] == "UNAVAILABLE" and "no weights here" in found["bad"][1]
         assert found["odd"][0] == "UNAVAILABLE" and "no module 'nowhere'" in found["odd"][1]
+        assert found["torn"][0] == "UNAVAILABLE" and "model-settings.json" in found["torn"][1]
         with pytest.raises(ModelLoadFailed, match="no weights here"):
             await plane.load("bad")
         assert await predict(registry, "good") == 6
