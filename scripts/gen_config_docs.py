@@ -122,7 +122,9 @@ def command_table(name: str, parser: argparse.ArgumentParser) -> list[str]:
                 flag += f" {action.metavar or action.dest.upper()}"
         else:
             flag = f"`{action.metavar or action.dest}`"
-        if action.required or not action.option_strings:
+        if not action.option_strings and action.nargs == "?":
+            default = "optional"  # an optional argument: its help says what stands in
+        elif action.required or not action.option_strings:
             default = "required"
         elif action.nargs == 0:
             default = "off"

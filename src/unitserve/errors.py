@@ -143,6 +143,15 @@ class NotReady(ServingError):
     grpc_code = grpc.StatusCode.UNAVAILABLE
 
 
+class ModelLoadFailed(ServingError):
+    """A repository load of a model that cannot be built or whose load() failed: the
+    model's files or code are wrong, not the server (MLServer and Triton answer so)."""
+
+    http_status = 400
+    reason = "MODEL_LOAD_FAILED"
+    grpc_code = grpc.StatusCode.FAILED_PRECONDITION
+
+
 class Timeout(ServingError):
     http_status = 504
     reason = "MICROSERVICE_TIMEOUT"
@@ -242,3 +251,10 @@ def log_error(exc: BaseException, where: str, *, said_as: str | None = None) -> 
             message,
             f" ({detail})" if detail else "",
         )
+
+
+# The Seldon protocol's answer on a server with no default model (a model repository).
+NO_DEFAULT_MODEL = (
+    "this server serves models by name (a model repository): use the Open Inference "
+    "Protocol, /v2/models/<name>/infer or ModelInfer"
+)

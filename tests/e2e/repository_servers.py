@@ -58,10 +58,13 @@ class RepositoryServer:
         self.kind = kind
         self.models_dir = models_dir
         self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
-        self.env = {
-            **clean_env(env),
-            **core2_environment(models_dir, self.http_port, self.grpc_port, self.metrics_port),
-        }
+        # Core 2's variables, then the test's own (MLSERVER_PARALLEL_WORKERS=2, say).
+        self.env = clean_env(
+            {
+                **core2_environment(models_dir, self.http_port, self.grpc_port, self.metrics_port),
+                **env,
+            }
+        )
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 (lives as long as the server)
             prefix=f"{kind}-repository-", suffix=".log", delete=False
         )

@@ -1,8 +1,7 @@
 """Seldon Core 2's agent (played by tests/e2e/core2_agent.py) driving a repository
 server: MLServer 1.7, the server Core 2 ships, and unitserve, which must pass the same
 tests. Running them on MLServer first shows that the agent played here is one a real
-server satisfies; unitserve's runs are expected to fail until `unitserve start` exists
-(and then must pass: the expectation is strict).
+server satisfies.
 
 MLServer 1.7 names a model's state in RepositoryIndex over gRPC as Python prints its
 enum, ``State.READY``, where the protocol (and the agent, which compares the text)
@@ -29,7 +28,7 @@ import pytest
 from unitserve.proto import inference_pb2 as pb
 
 from .core2_agent import Core2Agent
-from .repository_servers import NOT_BUILT, START_EXISTS, RepositoryServer
+from .repository_servers import RepositoryServer
 
 MODELS = Path(__file__).parent / "core2_models"
 BODY = {"inputs": [{"name": "x", "shape": [1, 3], "datatype": "FP32", "data": [1, 2, 3]}]}
@@ -37,13 +36,9 @@ LONG_LOAD_SECONDS = 250
 
 pytestmark = pytest.mark.slow  # a server start per test: about 20 s each for MLServer
 
-SERVERS = [
-    "mlserver",
-    pytest.param(
-        "unitserve",
-        marks=pytest.mark.xfail(not START_EXISTS, reason=NOT_BUILT, strict=True),
-    ),
-]
+SERVERS = ["mlserver", "unitserve"]
+# The model each server is given (see core2_models/README.md).
+SOURCE = {"mlserver": "mlserver", "unitserve": "seldon"}
 
 
 # What each server calls a loaded model in RepositoryIndex over gRPC (see the module doc).
@@ -67,7 +62,7 @@ def pod(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[tuple[Core2A
         agent = Core2Agent(models, server.grpc_target, server.url)
         try:
             agent.kind = kind
-            yield agent, MODELS / kind
+            yield agent, MODELS / SOURCE[kind]
         finally:
             agent.close()
     finally:

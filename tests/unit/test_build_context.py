@@ -195,3 +195,21 @@ def test_engine_command_lines():
     assert engines.command("buildah", context, "a:1")[:2] == ["buildah", "bud"]
     with pytest.raises(engines.EngineError, match="not an image name"):
         engines.check_image_name("Has Space:1")
+
+
+# ------------------------------------------------------------------ a repository server
+
+
+def test_a_server_image_runs_unitserve_start_with_no_model(tmp_path: Path) -> None:
+    result = run_cli("build", str(tmp_path), "--server", "--print", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    text = result.stdout
+    assert 'CMD ["unitserve", "start"]' in text
+    assert "EXPOSE 8080 8081 8082" in text
+    assert 'MLSERVER_MODELS_DIR="/mnt/models"' in text
+    assert '"unitserve[lightgbm,sklearn,xgboost]==' in text  # MLServer's runtime names
+    assert "MODEL_NAME" not in text
+    one_line(
+        run_cli("build", str(tmp_path), "--server", "--implementation", "SKLEARN_SERVER"),
+        "--server serves the models it is given",
+    )

@@ -396,7 +396,7 @@ def test_without_a_folder_the_working_directory(
         ({"MLSERVER_GRPC_PORT": "70000"}, "it must be a port number"),
         ({"MLSERVER_DEBUG": "maybe"},
          "debug from MLSERVER_DEBUG is 'maybe': it must be true or false"),
-        ({"MLSERVER_PARALLEL_WORKERS": "0"}, "must be at least 1"),
+        ({"MLSERVER_PARALLEL_WORKERS": "-1"}, "must be 0 or more"),
     ],
 )  # fmt: skip
 def test_a_bad_variable_is_refused_naming_it(

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from unitserve.errors import NotReady, UnknownModel
+from unitserve.errors import ModelLoadFailed, NotReady, UnknownModel
 from unitserve.models.model_settings import ModelSettings
 from unitserve.models.registry import ModelRegistry, RegistryHooks
 from unitserve.models.served_model import ServedModel
@@ -156,7 +156,7 @@ def test_a_load_that_fails_again_is_refused_saying_why() -> None:
         registry = ModelRegistry(LocalChannel())
         registry.add(served(Broken(), "broken"))
         assert not await registry.start()
-        with pytest.raises(NotReady, match="'broken' cannot be loaded: load\\(\\) of Broken"):
+        with pytest.raises(ModelLoadFailed, match="'broken' cannot be loaded: load\\(\\) of"):
             await registry.load("broken")
         registry.close()
 

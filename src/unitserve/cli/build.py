@@ -39,6 +39,11 @@ APP_DIR = "/microservice"
 VENV_DIR = "/opt/unitserve"
 USER_ID = 1000
 PORTS = (9000, 5000, 6000)  # REST, gRPC, metrics: unitserve's and Seldon's defaults
+# `unitserve start`'s: MLServer's ports, the models where Core 2 mounts them, and the
+# prepackaged servers for MLServer's runtime names.
+SERVER_PORTS = (8080, 8081, 8082)
+SERVER_MODELS_DIR = "/mnt/models"
+SERVER_EXTRAS = ("lightgbm", "sklearn", "xgboost")
 WHEELS_DIR = ".unitserve"  # in the context: unitserve's wheel, and the wheelhouse folder
 WHEELHOUSE = "wheelhouse"
 DOCKERIGNORE = ".git\n.venv\n__pycache__\n*.pyc\n.pytest_cache\n"
@@ -53,6 +58,7 @@ class Component:
     service_type: str
     environment: dict[str, str] = field(default_factory=dict)  # every variable, in file order
     has_requirements: bool = False
+    command: str = "serve"  # `unitserve serve`, or `start` for a repository server
 
     @classmethod
     def read(
@@ -181,16 +187,19 @@ def dockerfile(
         "unitserve",
         f"COPY --from=install {VENV_DIR} {VENV_DIR}",
         f"WORKDIR {APP_DIR}",
-        "# The s2i variables: `unitserve serve` reads MODEL_NAME, SERVICE_TYPE, PERSISTENCE.",
+        "# The s2i variables: `unitserve serve` reads MODEL_NAME, SERVICE_TYPE, PERSISTENCE."
+        if component.command == "serve"
+        else "# MLServer's variables: `unitserve start` reads MLSERVER_MODELS_DIR and the rest.",
     ]
     pairs = [f"{key}={_quote(value)}" for key, value in component.environment.items()]
     lines.append("ENV " + " \\\n    ".join(pairs))
     lines += [
         f"USER {USER_ID}",
         "# REST, gRPC and Prometheus metrics.",
-        "EXPOSE " + " ".join(str(p) for p in PORTS),
+        "EXPOSE "
+        + " ".join(str(p) for p in (PORTS if component.command == "serve" else SERVER_PORTS)),
         "# Exec form: unitserve is PID 1 and gets SIGTERM to drain in-flight requests.",
-        'CMD ["unitserve", "serve"]',
+        f'CMD ["unitserve", "{component.command}"]',
         "# The code, last, so that changing it rebuilds only this layer. It stays owned by",
         "# root (COPY does not follow USER): the server only reads it.",
         f"COPY --from=code {APP_DIR}/ ./",
@@ -252,6 +261,14 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "MLFLOW_SERVER) instead of a class in DIR: the image installs unitserve with the "
         "server's extra and serves it; the model comes at run time from the model_uri "
         "parameter (the operator's modelUri)",
+    )
+    p.add_argument(
+        "--server",
+        action="store_true",
+        help="a model repository server instead of a class in DIR: the image runs "
+        "`unitserve start` on MLServer's ports 8080, 8081, 8082 with the models of "
+        f"MLSERVER_MODELS_DIR (default {SERVER_MODELS_DIR}), as a Seldon Core 2 Server; it "
+        "installs the prepackaged servers' extras",
     )
     p.add_argument(
         "--extras",
@@ -361,9 +378,26 @@ def _prepackaged_component(args: argparse.Namespace) -> Component:
     return Component(args.directory, name, "MODEL", env, has_requirements)
 
 
+def _server_component(args: argparse.Namespace) -> Component:
+    """A repository server's image (`unitserve start`): no model inside, the models come
+    at run time in MLSERVER_MODELS_DIR; DIR holds what else the image needs."""
+    if args.implementation or args.model_name:
+        raise PackagingError(
+            "--server serves the models it is given: no --implementation or --model-name"
+        )
+    if not args.directory.is_dir():
+        raise PackagingError(f"{args.directory} is not a directory")
+    env = {"MLSERVER_MODELS_DIR": SERVER_MODELS_DIR}
+    has_requirements = (args.directory / "requirements.txt").is_file()
+    return Component(args.directory, "a model repository", "MODEL", env, has_requirements, "start")
+
+
 def run_build(args: argparse.Namespace) -> int:
     try:
-        if args.implementation:
+        if args.server:
+            component = _server_component(args)
+            extras = tuple(sorted({*_extras(args.extras), *SERVER_EXTRAS}))
+        elif args.implementation:
             component = _prepackaged_component(args)
             extras = (*_extras(args.extras), prepackaged.EXTRAS[component.model_name])
         else:

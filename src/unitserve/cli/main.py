@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from unitserve.cli import build, graph, init, manifest, s2i
+from unitserve.cli import build, graph, init, manifest, s2i, start
 from unitserve.errors import StartupError
 from unitserve.runtime import logs
 from unitserve.settings import SettingsError, add_serve_arguments, resolve
@@ -98,7 +98,7 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"unitserve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     _serve_parser(sub)
-    for module in (graph, init, build, manifest):
+    for module in (graph, start, init, build, manifest):
         module.add_parser(sub)
     for name, (module_name, summary) in _TOOLS.items():
         if command is None or command == name:

@@ -67,7 +67,8 @@ class DataPlane:
     def repository_index(self, only_ready: Any = False) -> list[dict[str, Any]]:
         if not isinstance(only_ready, bool):
             raise BadRequest("ready must be true or false")
-        return [m.index_entry() for m in self.registry.all() if m.state.is_ready or not only_ready]
+        entries = self.registry.index()
+        return [e for e in entries if e["state"] == "READY" or not only_ready]
 
     async def load(self, name: str, parameters: Mapping[str, Any] | None = None) -> None:
         _check_load_parameters(parameters)

@@ -2,18 +2,25 @@
 
 `unitserve serve` is a registry holding one model, loaded at start, which is also the
 default model the Seldon routes answer with. The repository extension's load and
-unload are operations of the registry: they go through a control channel, which runs
-them in every worker of the server before the request is answered (with no
-supervisor, as in tests, the local channel runs them here alone).
+unload are operations of the registry: they go through the worker's control channel
+(``unitserve.runtime.control``), which runs them in every worker of the server before
+the request is answered (with no supervisor, its local channel runs them here alone).
+
+A registry may have a model source (`unitserve start`'s models folder): a load of a
+name the registry does not hold asks the source, in every worker, to build it (each
+worker builds its own copy), and a load of a model the source built, but that is not
+serving, builds it afresh from what the source finds then. An unload of such a model
+releases it and forgets it: the index lists it as the source finds it, unloaded.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
-from unitserve.errors import NotReady, UnknownModel
+from unitserve.errors import ModelLoadFailed, NotReady, ServingError, UnknownModel
 from unitserve.models.served_model import ServedModel
 
 log = logging.getLogger("unitserve")
@@ -22,30 +29,54 @@ Handler = Callable[[str, dict[str, Any]], Awaitable[dict[str, Any]]]
 
 LOAD = "load"
 UNLOAD = "unload"
+UNKNOWN = "unknown"  # a worker's answer: the operation's model is not there
+FAILED = "failed"  # a worker's answer: the model failed to load, and why
+
+
+# How long a load may take in the slowest worker before it is refused (a model's load()
+# may fetch and unpack a large file), and an unload.
+LOAD_TIMEOUT = 1800.0
+UNLOAD_TIMEOUT = 300.0
 
 
 class ControlChannel(Protocol):
-    """How a repository operation reaches every worker (the supervisor's channel)."""
+    """What the registry needs of the worker's control channel
+    (``unitserve.runtime.control.ControlChannel``, which the worker hands it)."""
 
     def set_handler(self, handler: Handler) -> None: ...
 
-    async def broadcast(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        """Run the handler in every worker (this one included); return when all did."""
+    async def broadcast(
+        self, op: str, args: dict[str, Any], timeout: float | None = None
+    ) -> dict[str, Any]:
+        """Run the handler in every worker (this one included); return when all did,
+        or raise saying which worker failed and why."""
         ...
 
 
-class LocalChannel:
-    """The channel of a worker alone: the handler runs here, and only here."""
+class ModelSource(Protocol):
+    """Where models the registry does not hold yet come from, by name."""
 
-    def __init__(self) -> None:
-        self.handler: Handler | None = None
+    def knows(self, name: str) -> bool:
+        """Whether a load of `name` can be tried (found now, available or not)."""
+        ...
 
-    def set_handler(self, handler: Handler) -> None:
-        self.handler = handler
+    @property
+    def missing(self) -> str:
+        """Where a model that is not found was looked for, as a clause of a sentence."""
+        ...
 
-    async def broadcast(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
-        assert self.handler is not None, "the registry sets the handler"
-        return await self.handler(op, args)
+    def build(self, name: str) -> ServedModel:
+        """A new, not yet loaded model `name` (UnknownModel if there is none now)."""
+        ...
+
+    def names(self) -> list[str]:
+        """Every model found now, for the loads at start."""
+        ...
+
+    def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
+        """The repository index's entries of the models found now that are not in
+        `held` (not loaded: ``UNAVAILABLE`` with an empty reason, or why not servable)."""
+        ...
 
 
 class RegistryHooks:
@@ -61,20 +92,32 @@ class RegistryHooks:
 
 class ModelRegistry:
     def __init__(
-        self, channel: ControlChannel | None = None, hooks: RegistryHooks | None = None
+        self,
+        channel: ControlChannel,
+        hooks: RegistryHooks | None = None,
+        source: ModelSource | None = None,
     ) -> None:
         self.models: dict[str, dict[str | None, ServedModel]] = {}
         self.default: ServedModel | None = None
         self.hooks = hooks or RegistryHooks()
-        self.channel: ControlChannel = channel or LocalChannel()
+        self.source = source
+        # Models the source built that failed to load: name → why (for the index).
+        self.failed: dict[str, str] = {}
+        # The names whose models came from the source (released and forgotten on unload).
+        self._from_source: set[str] = set()
+        self._name_locks: dict[str, asyncio.Lock] = {}
+        self.channel = channel
         self.channel.set_handler(self._apply)
 
     def add(self, model: ServedModel, *, default: bool = False) -> ServedModel:
         """Serve `model` (the first one added is the default unless another says so)."""
-        self.models.setdefault(model.name, {})[model.version] = model
+        self._hold(model)
         if default or self.default is None:
             self.default = model
         return model
+
+    def _hold(self, model: ServedModel) -> None:
+        self.models.setdefault(model.name, {})[model.version] = model
 
     def all(self) -> list[ServedModel]:
         return [m for versions in self.models.values() for m in versions.values()]
@@ -113,30 +156,119 @@ class ModelRegistry:
     # ------------------------------------------------------------------ repository
 
     async def load(self, name: str) -> ServedModel:
-        """Load (or load again) model `name` in every worker."""
-        model = self.get(name)
-        await self.channel.broadcast(LOAD, {"name": name})
-        return model
+        """Load (or load again) model `name` in every worker; returns once it serves."""
+        if name not in self.models:
+            if self.source is None:
+                self.get(name)  # UnknownModel, saying what is served
+            elif not self.source.knows(name):
+                raise UnknownModel(f"unknown model {name!r}: {self.source.missing}")
+        await self._broadcast(LOAD, name, LOAD_TIMEOUT)
+        return self.get(name)
 
-    async def unload(self, name: str) -> ServedModel:
+    async def unload(self, name: str) -> None:
         """Unload model `name` in every worker, releasing its user object."""
-        model = self.get(name)
-        await self.channel.broadcast(UNLOAD, {"name": name})
-        return model
+        if name not in self.models and name not in self.failed:
+            self.get(name)  # UnknownModel (a second unload too)
+        await self._broadcast(UNLOAD, name, UNLOAD_TIMEOUT)
+
+    def index(self) -> list[dict[str, Any]]:
+        """Every model: those held, those that failed, and what the source finds."""
+        entries = [m.index_entry() for m in self.all()]
+        entries += [
+            {"name": name, "state": "UNAVAILABLE", "reason": reason}
+            for name, reason in self.failed.items()
+        ]
+        if self.source is not None:
+            entries += self.source.index_entries({*self.models, *self.failed})
+        return entries
+
+    async def start_source(self) -> int:
+        """Load every model the source finds, in this worker alone (each worker does
+        at start); a model that fails is logged and listed as such. Returns how many
+        serve."""
+        assert self.source is not None
+        served = 0
+        for name in self.source.names():
+            try:
+                await self._load_here(name)
+                served += 1
+            except ServingError as exc:
+                log.error("model %r will not be served: %s", name, exc.message)
+        return served
+
+    async def _broadcast(self, op: str, name: str, timeout: float) -> None:
+        try:
+            answer = await self.channel.broadcast(op, {"name": name}, timeout)
+        except ServingError:
+            raise
+        except Exception as exc:  # the channel's ControlError: which worker failed, and why
+            raise NotReady(str(exc)) from exc
+        # This worker's answer is every worker's: a name's operations run one after
+        # another in all of them, so they hold the same models when each one runs.
+        if answer.get(UNKNOWN):
+            raise UnknownModel(str(answer[UNKNOWN]))
+        if answer.get(FAILED):
+            raise ModelLoadFailed(str(answer[FAILED]))
 
     async def _apply(self, op: str, args: dict[str, Any]) -> dict[str, Any]:
         """One worker's part of a repository operation."""
-        model = self.get(str(args.get("name", "")))
-        if op == LOAD:
-            if not await model.load():
-                raise NotReady(f"model {model.name!r} cannot be loaded: {model.state.reason}")
-            self.hooks.model_loaded(model)
-        elif op == UNLOAD:
-            await model.unload()
-            self.hooks.model_unloaded(model)
-        else:
-            raise ValueError(f"unknown repository operation {op!r}")
+        name = str(args.get("name", ""))
+        # One operation per name at a time here too (the supervisor's channel already
+        # orders them; in-process, the local channel does not).
+        lock = self._name_locks.setdefault(name, asyncio.Lock())
+        try:
+            async with lock:
+                if op == LOAD:
+                    await self._load_here(name)
+                elif op == UNLOAD:
+                    await self._unload_here(name)
+                else:
+                    raise ValueError(f"unknown repository operation {op!r}")
+        except UnknownModel as exc:
+            # Not a failure of the operation: the model is gone (unloaded by another
+            # request just before this one, or its files removed). Said as 404.
+            return {UNKNOWN: exc.message}
+        except ModelLoadFailed as exc:  # the model's fault: listed as such, the rest serve
+            return {FAILED: exc.message}
         return {}
+
+    async def _load_here(self, name: str) -> None:
+        held = self.models.get(name)
+        if self.source is not None and (
+            held is None
+            or (name in self._from_source and not any(m.state.is_ready for m in held.values()))
+        ):
+            # Read afresh: the files may have changed since the last load.
+            self._forget(name)
+            model = self.source.build(name)
+            self._hold(model)  # never the default: the Seldon routes serve one class
+            self._from_source.add(name)
+        else:
+            model = self.get(name)
+        if not await model.load():
+            reason = model.state.reason
+            if name in self._from_source:
+                self._forget(name)
+                self.failed[name] = reason
+            raise ModelLoadFailed(f"model {name!r} cannot be loaded: {reason}")
+        self.hooks.model_loaded(model)
+
+    async def _unload_here(self, name: str) -> None:
+        if name in self.failed and name not in self.models:
+            del self.failed[name]
+            return
+        model = self.get(name)
+        await model.unload()
+        self.hooks.model_unloaded(model)
+        if name in self._from_source:
+            self._forget(name)
+
+    def _forget(self, name: str) -> None:
+        """Drop what the registry holds for `name` (a model from the source)."""
+        self.failed.pop(name, None)
+        self._from_source.discard(name)
+        for model in (self.models.pop(name, None) or {}).values():
+            model.close()
 
     def flush_batches(self) -> None:
         for model in self.all():

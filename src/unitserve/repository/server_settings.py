@@ -63,10 +63,12 @@ def _as_port(value: Any) -> int:
     return port
 
 
-def _as_positive(value: Any) -> int:
+def _as_workers(value: Any) -> int:
+    """MLServer's parallel workers: 0 is inference in the server's own process, which
+    for unitserve is one worker."""
     number = _as_int(value)
-    if number < 1:
-        raise ValueError("must be at least 1")
+    if number < 0:
+        raise ValueError("must be 0 or more")
     return number
 
 
@@ -89,7 +91,7 @@ def _as_text(value: Any) -> str:
 #: The environment variable is ``MLSERVER_`` and the name in capitals.
 FIELDS: dict[str, tuple[Callable[[Any], Any], Any]] = {
     "debug": (_as_bool, False),
-    "parallel_workers": (_as_positive, 1),
+    "parallel_workers": (_as_workers, 1),
     "load_models_at_startup": (_as_bool, True),
     "server_name": (_as_text, "mlserver"),
     "host": (_as_text, "0.0.0.0"),

@@ -114,7 +114,7 @@ class Worker:
         flusher = asyncio.create_task(_flush_every(request_metrics, _FLUSH_SECONDS))
         grpc_server: GrpcServer | None = None
         try:
-            if not await self.registry.start():
+            if not await self._start_models():
                 log.error("worker %d will not serve: a model failed to load", self.slot)
                 http.should_exit = True
                 await http_task
@@ -144,6 +144,10 @@ class Worker:
             request_metrics.flush()
             self.registry.close()
             tracing.stop()
+
+    async def _start_models(self) -> bool:
+        """Load the models served from the start: False stops the worker."""
+        return await self.registry.start()
 
     def _add_models(self, recorder: MetricsRecorder) -> None:
         """The models this worker serves (a graph worker serves its graph)."""

@@ -21,7 +21,7 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import DecodeError
 
-from unitserve.errors import MalformedMessage, describe, log_error
+from unitserve.errors import NO_DEFAULT_MODEL, MalformedMessage, UnknownModel, describe, log_error
 from unitserve.message import Codec
 from unitserve.models.registry import ModelRegistry
 from unitserve.models.served_model import ServedModel
@@ -205,7 +205,8 @@ class SeldonGrpc:
 
     def _default(self) -> ServedModel:
         model = self.registry.default
-        assert model is not None, "a worker serves at least one model"
+        if model is None:
+            raise UnknownModel(NO_DEFAULT_MODEL)
         return model
 
     def _metadata(self, request: Any, context: grpc.ServicerContext) -> Any:

@@ -31,6 +31,8 @@ from unitserve.transport.grpc.inference import InferenceGrpc
 log = logging.getLogger("unitserve")
 
 DEFAULT_MAX_RECEIVE = 4 * 1024 * 1024  # grpcio's own default
+# The shortest interval between a client's keepalive pings that is accepted.
+KEEPALIVE_PINGS_EVERY_MS = 10_000
 
 
 class _Reflection(reflection.ReflectionServicer):
@@ -62,13 +64,25 @@ class GrpcServer:
             ("grpc.so_reuseport", 1),
             ("grpc.max_receive_message_length", receive),
             ("grpc.max_send_message_length", send),
+            # Clients that keep a channel open with keepalive pings (Seldon Core 2's agent
+            # pings every 60 s, with or without a call under way, as during a long
+            # model load): grpcio's server would count pings more often than every 5
+            # minutes as abuse and close the connection ("too_many_pings").
+            ("grpc.http2.min_ping_interval_without_data_ms", KEEPALIVE_PINGS_EVERY_MS),
+            ("grpc.keepalive_permit_without_calls", 1),
         ]
         # Reflection and health get a thread of their own so that they answer while
         # every request thread runs user code.
         self.server = grpc.server(
             ThreadPoolExecutor(threads + 1, thread_name_prefix="grpc"), options=options
         )
-        services = SeldonGrpc(registry, accounting, graph).services()
+        # The Seldon services answer with the default model: a model repository, which
+        # serves models by name only, has none and offers the Open Inference service alone.
+        services = (
+            SeldonGrpc(registry, accounting, graph).services()
+            if registry.default is not None
+            else {}
+        )
         if plane is not None:
             loop = asyncio.get_running_loop()
             services.update(InferenceGrpc(plane, accounting, loop).services())

@@ -19,8 +19,10 @@ from typing import Any, ClassVar
 
 from unitserve.errors import (
     BAD_METADATA,
+    NO_DEFAULT_MODEL,
     PayloadTooLarge,
     ServingError,
+    UnknownModel,
     describe,
     log_error,
     status_body,
@@ -378,11 +380,13 @@ class RestApp:
 
     def _default(self) -> ServedModel:
         model = self.registry.default
-        assert model is not None, "a worker serves at least one model"
+        if model is None:
+            raise UnknownModel(NO_DEFAULT_MODEL)
         return model
 
     def error_answer(self, exc: BaseException, where: str) -> Answer:
-        handlers = self._default().error_handlers
+        default = self.registry.default
+        handlers = default.error_handlers if default is not None else None
         if handlers is not None and not isinstance(exc, ServingError):
             handled = handlers.answer(exc)
             if handled is not None:
