@@ -71,6 +71,18 @@ def wait_until(predicate: Callable[[], T], timeout: float = 30.0, every: float =
     raise AssertionError(f"condition not met within {timeout} s")
 
 
+def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
+    """SIGTERM a process the tests started, and SIGKILL it if it lingers past `timeout`."""
+    if proc.poll() is not None:
+        return
+    proc.terminate()
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait(10)
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {
         k: v

@@ -21,7 +21,7 @@ import httpx
 from unitserve.cli.main import build_parser
 
 from ..client_venvs import client_python
-from ..conftest import clean_env, free_ports, wait_until
+from ..conftest import clean_env, free_ports, stop_process, wait_until
 
 
 def _start_exists() -> bool:
@@ -113,11 +113,5 @@ class RepositoryServer:
         return self
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        stop_process(self.process)
         self.log.close()

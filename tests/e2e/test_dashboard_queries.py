@@ -38,7 +38,7 @@ from unitserve.proto import inference_pb2 as v2
 from unitserve.proto import prediction_pb2 as pb
 
 from .. import grafana
-from ..conftest import free_ports, wait_until
+from ..conftest import free_ports, stop_process, wait_until
 from .metrics_text import samples
 from .test_graph_cli import GraphServer
 
@@ -136,12 +136,7 @@ class Prometheus:
         return [float(t) for t, _ in result[0]["values"]] if result else []
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
         self.log.close()
 
 

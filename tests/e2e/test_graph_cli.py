@@ -20,7 +20,7 @@ from unitserve.proto import prediction_pb2 as pb
 from unitserve.proto import prediction_pb2_grpc
 
 from ..client_venvs import client_python
-from ..conftest import FIXTURES, Server, clean_env, free_ports, run_cli, wait_until
+from ..conftest import FIXTURES, Server, clean_env, free_ports, run_cli, stop_process, wait_until
 
 GRAPHS = FIXTURES / "graphs"
 CLIENTS = Path(__file__).parent / "clients"
@@ -71,12 +71,7 @@ class GraphServer:
 
     def stop(self) -> None:
         self.client.close()
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
 
 
 @pytest.fixture

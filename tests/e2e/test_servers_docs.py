@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from ..conftest import clean_env, free_ports, wait_until
+from ..conftest import clean_env, free_ports, stop_process, wait_until
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "prepackaged-servers.md"
 BLOCK = re.compile(r"```(\w+)\n(.*?)```", re.S)
@@ -86,12 +86,7 @@ class Started:
             return False
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(5)
+        stop_process(self.proc)
 
 
 def curl(command: str, port: int) -> Any:

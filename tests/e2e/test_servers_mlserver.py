@@ -8,9 +8,7 @@ its own (unitserve sends none) and are left out of the comparison.
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import grpc
@@ -22,8 +20,9 @@ from unitserve.proto import inference_pb2 as pb
 from unitserve.proto import inference_pb2_grpc
 
 from ..client_venvs import client_python
-from ..conftest import Server, free_ports, wait_until
+from ..conftest import Server, wait_until
 from ..server_models import COLUMNS, train
+from .mlserver_process import MLServer
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [6.0, 2.2, 4.0, 1.0]]
 
@@ -47,51 +46,6 @@ CASES = [
 ]
 
 
-class MLServer:
-    def __init__(self, folder: Path) -> None:
-        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
-        settings = {
-            "host": "127.0.0.1",
-            "http_port": self.http_port,
-            "grpc_port": self.grpc_port,
-            "metrics_port": self.metrics_port,
-            "debug": False,
-            "parallel_workers": 0,
-        }
-        (folder / "settings.json").write_text(json.dumps(settings))
-        mlserver = client_python("mlserver-runtimes").parent / "mlserver"
-        self.log = (folder / "mlserver.log").open("wb")
-        self.process = subprocess.Popen(
-            [str(mlserver), "start", str(folder)],
-            cwd=folder,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
-
-    def ready(self) -> bool:
-        assert self.process.poll() is None, "MLServer exited while starting"
-        try:
-            return all(
-                httpx.get(f"{self.url}/v2/models/{name}/ready", timeout=2).status_code == 200
-                for name in MODELS
-            )
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.log.close()
-
-
 @pytest.fixture(scope="module")
 def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MLServer, dict[str, Any]]]:
     python = client_python("mlserver-runtimes")
@@ -113,7 +67,7 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MLServer
         settings = {"name": name, "implementation": runtime, "parameters": {"uri": uri}}
         (folder / name / "model-settings.json").write_text(json.dumps(settings))
         ours[name] = Server(implementation, "--model-uri", uri, "--model-name", name, cwd=folder)
-    mlserver = MLServer(folder)
+    mlserver = MLServer(folder, "mlserver-runtimes", list(MODELS))
     try:
         for server in ours.values():
             server.start()

@@ -24,7 +24,7 @@ from google.protobuf import json_format
 from unitserve.proto import prediction_pb2, prediction_pb2_grpc
 
 from ..client_venvs import client_python
-from ..conftest import FIXTURES, Server, clean_env, free_ports, wait_until
+from ..conftest import FIXTURES, Server, clean_env, free_ports, stop_process, wait_until
 from ..server_models import train
 
 STAND_INS = FIXTURES / "seldon_servers"
@@ -76,12 +76,7 @@ class SeldonWrapper:
             return False
 
     def stop(self) -> None:
-        self.proc.terminate()
-        try:
-            self.proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait(timeout=10)
+        stop_process(self.proc)
         self.log.close()
 
 

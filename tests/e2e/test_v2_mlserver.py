@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import shutil
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -33,52 +32,12 @@ import pytest
 
 from unitserve.proto import inference_pb2 as pb
 
-from ..client_venvs import client_python
-from ..conftest import free_ports, wait_until
+from ..conftest import wait_until
+from .mlserver_process import MLServer
 
 HERE = Path(__file__).parent
 DATA = HERE.parent / "data" / "mlserver"
 MODEL = "V2Model"
-
-
-class MLServer:
-    def __init__(self, folder: Path) -> None:
-        self.http_port, self.grpc_port, self.metrics_port = free_ports(3)
-        settings = {
-            "host": "127.0.0.1",
-            "http_port": self.http_port,
-            "grpc_port": self.grpc_port,
-            "metrics_port": self.metrics_port,
-            "debug": False,
-            "parallel_workers": 0,
-        }
-        (folder / "settings.json").write_text(json.dumps(settings))
-        mlserver = client_python("mlserver").parent / "mlserver"
-        self.log = (folder / "mlserver.log").open("wb")
-        self.process = subprocess.Popen(
-            [str(mlserver), "start", str(folder)],
-            cwd=folder,
-            stdout=self.log,
-            stderr=subprocess.STDOUT,
-        )
-        self.url = f"http://127.0.0.1:{self.http_port}"
-        self.grpc_target = f"127.0.0.1:{self.grpc_port}"
-
-    def ready(self) -> bool:
-        assert self.process.poll() is None, "MLServer exited while starting"
-        try:
-            return httpx.get(f"{self.url}/v2/models/{MODEL}/ready", timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-            self.process.wait(timeout=10)
-        self.log.close()
 
 
 @pytest.fixture(scope="module")
@@ -86,7 +45,7 @@ def mlserver(tmp_path_factory: pytest.TempPathFactory) -> Iterator[MLServer]:
     folder = tmp_path_factory.mktemp("mlserver")
     for name in ("echo_runtime.py", "model-settings.json"):
         shutil.copy(HERE / "mlserver_model" / name, folder / name)
-    server = MLServer(folder)
+    server = MLServer(folder, "mlserver", [MODEL])
     try:
         wait_until(server.ready, timeout=90, every=0.2)
         yield server

@@ -14,9 +14,8 @@ from unitserve.version import __version__
 SERVING_RUNTIME_API = "serving.kserve.io/v1alpha1"
 INFERENCE_SERVICE_API = "serving.kserve.io/v1beta1"
 KSERVE_FILE = "inferenceservice.yaml"
-# What KServe expects of a runtime's
-# container: the name kserve-container and HTTP on 8080 (the port KServe routes to when
-# the container declares none).
+# What KServe expects of a runtime's container: the name kserve-container and HTTP on
+# 8080 (the port KServe routes to when the container declares none).
 KSERVE_CONTAINER = "kserve-container"
 KSERVE_HTTP_PORT = 8080
 # A model format no built-in KServe runtime claims, so the InferenceService can only
