@@ -380,8 +380,9 @@ def summarise(results: dict[str, dict[str, dict[str, object]]]) -> list[str]:
             )
         faster = ratio(m["load_ms_per_model"], u["load_ms_per_model"])
         lines.append(
-            f"loading {u['models_loaded']} models: unitserve {u['load_all_s']} s, MLServer "
-            f"{m['load_all_s']} s: {faster}x faster (target >= 3x)"
+            f"loading: unitserve {u['models_loaded']} models in {u['load_all_s']} s, MLServer "
+            f"{m['models_loaded']} in {m['load_all_s']} s: {faster}x faster per model "
+            "(target >= 3x)"
         )
         key = "load_ms_per_model_after_first"
         lines.append(
@@ -425,7 +426,13 @@ def main() -> None:
     parser.add_argument("--server-cpus", default="0", help="taskset list for the servers")
     parser.add_argument("--load-cpus", default="1", help="taskset list for wrk")
     parser.add_argument("--json", type=Path, help="write the results here (JSON)")
+    parser.add_argument(
+        "--summarise", type=Path, metavar="JSON", help="print the target lines of a saved run"
+    )
     ns = parser.parse_args()
+    if ns.summarise:
+        print("\n".join(summarise(json.loads(ns.summarise.read_text())["results"])))
+        return
     args = Args(
         servers=ns.servers.split(","),
         parts=ns.parts.split(","),
