@@ -69,8 +69,9 @@ class ModelSource(Protocol):
         """A new, not yet loaded model `name` (UnknownModel if there is none now)."""
         ...
 
-    def names(self) -> list[str]:
-        """Every model found now, for the loads at start."""
+    def builders(self) -> dict[str, Callable[[], ServedModel]]:
+        """Every model found now, each with what builds it, for the loads at start
+        (one reading of the source, not one per model)."""
         ...
 
     def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
@@ -188,9 +189,9 @@ class ModelRegistry:
         serve."""
         assert self.source is not None
         served = 0
-        for name in self.source.names():
+        for name, build in self.source.builders().items():
             try:
-                await self._load_here(name)
+                await self._load_here(name, build)
                 served += 1
             except ServingError as exc:
                 log.error("model %r will not be served: %s", name, exc.message)
@@ -232,7 +233,9 @@ class ModelRegistry:
             return {FAILED: exc.message}
         return {}
 
-    async def _load_here(self, name: str) -> None:
+    async def _load_here(self, name: str, build: Callable[[], ServedModel] | None = None) -> None:
+        """Load `name` in this worker; `build` makes it when the source has already
+        been read (at start), else the source is read for it."""
         held = self.models.get(name)
         if self.source is not None and (
             held is None
@@ -240,7 +243,7 @@ class ModelRegistry:
         ):
             # Read afresh: the files may have changed since the last load.
             self._forget(name)
-            model = self.source.build(name)
+            model = build() if build is not None else self.source.build(name)
             self._hold(model)  # never the default: the Seldon routes serve one class
             self._from_source.add(name)
         else:

@@ -10,6 +10,7 @@ folder, ``parameters.extra`` are the constructor's keywords, ``parameters.uri`` 
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -53,14 +54,20 @@ class RepositorySource:
     def missing(self) -> str:
         return f"there is no model of that name in {self.models_dir}"
 
-    def names(self) -> list[str]:
-        return sorted({m.name for m in scan(self.models_dir, self.env)})
+    def builders(self) -> dict[str, Callable[[], ServedModel]]:
+        # The first model of each name, as `build` takes `find`'s first.
+        first: dict[str, RepositoryModel] = {}
+        for model in scan(self.models_dir, self.env):
+            first.setdefault(model.name, model)
+        return {name: functools.partial(self._make, first[name]) for name in sorted(first)}
 
     def build(self, name: str) -> ServedModel:
         found = self._found(name)
         if not found:
             raise UnknownModel(f"unknown model {name!r}: {self.missing}")
-        model = found[0]
+        return self._make(found[0])
+
+    def _make(self, model: RepositoryModel) -> ServedModel:
         return self.make(settings_of(model), lambda: build_user(model))
 
     def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
