@@ -265,3 +265,20 @@ def load_through_pings(agent: Core2Agent, source: Path, seconds: int) -> None:
     agent.rpc("RepositoryModelLoad", load, pb.RepositoryModelLoadResponse, 3600)
     assert time.monotonic() - started >= seconds
     echoed_grpc(agent, name)
+
+
+def test_a_64_mib_tensor_each_way_over_grpc(pod: tuple[Core2Agent, Path]) -> None:
+    """Core 2 raises the gRPC message limit to 1000 MiB (MLSERVER_GRPC_MAX_MESSAGE_LENGTH,
+    from the ServerConfig) where gRPC's default is 4 MiB: a 64 MiB tensor goes in, and
+    comes back, on the agent's channel."""
+    agent, source = pod
+    agent.start()
+    name = agent.place(source, "echo", 1)
+    values = np.arange(16 * 1024 * 1024, dtype=np.float32)
+    request = pb.ModelInferRequest()
+    request.inputs.add(name="x", datatype="FP32", shape=[1, values.size])
+    request.raw_input_contents.append(values.tobytes())
+    answer = agent.infer_grpc(name, request)
+    [output] = answer.outputs
+    assert list(output.shape) == [1, values.size]
+    assert np.array_equal(np.frombuffer(answer.raw_output_contents[0], np.float32), values)
