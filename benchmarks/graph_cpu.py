@@ -92,7 +92,7 @@ def graph_server(metrics: worker_metrics.WorkerMetrics) -> tuple[RestApp, GraphI
     registry = ModelRegistry()
     registry.add(model)
     assert isinstance(model.invoker, GraphInvoker)
-    app = wiring.rest_app(settings, registry, RequestAccounting(metrics), None, model.front)
+    app = wiring.rest_app(settings, registry, RequestAccounting(metrics), None)
     return app, model.invoker
 
 

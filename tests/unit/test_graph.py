@@ -398,20 +398,27 @@ def test_the_graphs_grpc_server_offers_only_the_orchestrators_service(make: Any)
     assert set(h.grpc_services) == {"seldon.protos.Seldon"}
     accounting = RequestAccounting(NoRequestMetrics())
     from unitserve.models.dataplane import DataPlane
+    from unitserve.models.model_settings import ModelSettings
+    from unitserve.models.registry import ModelRegistry
+    from unitserve.models.served_model import ServedModel
+    from unitserve.runtime.control import LocalChannel
 
-    async def servers() -> tuple[GrpcServer, GrpcServer]:  # built on a loop, as in a worker
-        graph_server = GrpcServer(
-            h.registry, "127.0.0.1", 0, None, accounting, 1, graph=h.model.front
-        )
-        plane = DataPlane(h.registry)
-        return graph_server, GrpcServer(h.registry, "127.0.0.1", 0, None, accounting, 1, plane)
+    async def servers() -> tuple[GrpcServer, GrpcServer, ModelRegistry]:  # on a loop, as a worker
+        # The services follow the registry's default model: the graph, or one of its
+        # nodes' classes served alone.
+        graph_server = GrpcServer(h.registry, "127.0.0.1", 0, None, accounting, 1)
+        alone = ModelRegistry(LocalChannel())
+        alone.add(ServedModel(ModelSettings(implementation="Double"), h.user("model")))
+        plane = DataPlane(alone)
+        return graph_server, GrpcServer(alone, "127.0.0.1", 0, None, accounting, 1, plane), alone
 
-    graph_server, one_model = h.loop.run_until_complete(servers())
+    graph_server, one_model, alone = h.loop.run_until_complete(servers())
     # what reflection lists and health reports: the Seldon service alone
     assert graph_server.served == ["seldon.protos.Seldon"]
     assert one_model.served == [*SERVICE_NAMES, INFERENCE_SERVICE_NAME]
     for server in (graph_server, one_model):  # never started: frees their thread pools
         server.server.stop(None)
+    alone.close()
 
 
 def test_error_bodies_are_json_and_not_html_escaped(make: Any) -> None:
