@@ -91,8 +91,8 @@ class GrpcRequest:
     body: bytes
     codec: Codec
     message_type: Any
-    puid: str | None = None  # a graph's request id (seldon-puid), read and set by the graph
-    wire: ClassVar[str] = WIRE_GRPC  # which transport's forms a graph answers in
+    puid: str | None = None  # a deployment's request id (seldon-puid), read and set by the model
+    wire: ClassVar[str] = WIRE_GRPC  # which transport's forms a deployment answers in
 
     def read(self) -> Any:
         if self.message_type is None:

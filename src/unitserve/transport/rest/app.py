@@ -78,8 +78,8 @@ class RestRequest:
     content_type: str
     query: bytes
     reader: Callable[[str, bytes, bytes], Any]  # (content type, query string, body) → payload
-    puid: str | None = None  # a graph's request id (Seldon-Puid), read and set by the graph
-    wire: ClassVar[str] = WIRE_REST  # which transport's forms a graph answers in
+    puid: str | None = None  # a deployment's request id (Seldon-Puid), read and set by the model
+    wire: ClassVar[str] = WIRE_REST  # which transport's forms a deployment answers in
 
     def read(self) -> Any:
         return self.reader(self.content_type, self.query, self.body)
