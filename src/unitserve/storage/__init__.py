@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from unitserve.storage import archives, cache, objects, web
+from unitserve.storage import archives, cache, leases, objects, web
 from unitserve.storage.errors import (
     AccessDenied,
     MissingExtra,
@@ -126,8 +126,12 @@ def _put(
     target = cache.Target(location.uri, version, dest)
     unpacked = single and archives.is_archive(name)
     result = target.folder / name if single and not unpacked else target.folder
+    if not target.chosen:
+        # Before looking: a version this process leases is never removed under it.
+        leases.hold(target.folder)
     if target.holds_it():
         log.info("%s: already at %s (unchanged), not fetched", location.shown, result)
+        _prune(target, location)
         return str(result)
     started = time.monotonic()
     with target.staged() as staging:
@@ -148,4 +152,11 @@ def _put(
         elapsed,
         result,
     )
+    _prune(target, location)
     return str(result)
+
+
+def _prune(target: cache.Target, location: Location) -> None:
+    """With the current version in the cache, the older ones no process uses go."""
+    if not target.chosen:
+        leases.prune(target.folder, target.family, location.shown)
