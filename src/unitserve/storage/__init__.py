@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from unitserve.storage import archives, cache, leases, objects, web
+from unitserve.storage import archives, cache, leases, objects
 from unitserve.storage.errors import (
     AccessDenied,
     MissingExtra,
@@ -87,6 +87,9 @@ def _local(location: Location, dest: str | Path | None) -> str:
 
 
 def _http(location: Location, dest: str | Path | None) -> str:
+    # Imported here: the HTTP client is no part of a fetch from an object store.
+    from unitserve.storage import web
+
     name = web.file_name(location)
     with web.opened(location) as response:
         version = web.version_of(response)
