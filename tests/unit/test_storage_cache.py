@@ -165,3 +165,15 @@ def test_older_versions_go_unless_leased_and_other_uris_stay(cache: Path) -> Non
     )
     # No lease file is left for the removed version.
     assert sorted(p.name for p in (cache / ".leases").iterdir()) == [leased.name]
+
+
+def test_a_lease_that_cannot_be_made_does_not_stop_the_model_being_used(cache: Path) -> None:
+    # As in a cache baked read-only into an image: the lease file cannot be created
+    # (here because its folder's name is taken by a file, which even root cannot undo).
+    target = Target("s3://b/read-only", "v1", None)
+    with target.staged() as staging:
+        (staging / "model.joblib").write_text("baked in")
+    (cache / ".leases").write_text("not a folder")
+    leases.hold(target.folder)  # no error, and no lease
+    assert target.holds_it()
+    assert (cache / ".leases").read_text() == "not a folder"

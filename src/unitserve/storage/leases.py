@@ -27,6 +27,7 @@ import logging
 import os
 import re
 import shutil
+import threading
 import uuid
 from pathlib import Path
 
@@ -37,6 +38,7 @@ _OLD = ".old-"  # a version's folder being removed
 
 # The lease files this process holds open (so locked), by the version's folder.
 _held: dict[Path, int] = {}
+_holding = threading.Lock()  # downloads in several threads of one process
 
 
 def _lease_path(folder: Path) -> Path:
@@ -71,11 +73,18 @@ def hold(folder: Path) -> None:
     """Lease the cached version in `folder` until this process ends (waits only while
     another process is removing that version)."""
     folder = folder.absolute()
-    if folder in _held:
-        return
-    fd = _open_locked(_lease_path(folder), fcntl.LOCK_SH)
-    assert fd is not None  # a blocking lock is always had in the end
-    _held[folder] = fd
+    with _holding:
+        if folder in _held:
+            return
+        try:
+            fd = _open_locked(_lease_path(folder), fcntl.LOCK_SH)
+        except OSError as exc:
+            # A cache this process cannot write (one baked read-only into an image, say)
+            # cannot have versions removed from it either: nothing to guard against.
+            log.debug("no lease on %s (%s): the cache is read-only to this process", folder, exc)
+            return
+        assert fd is not None  # a blocking lock is always had in the end
+        _held[folder] = fd
 
 
 def prune(folder: Path, family: str, shown: str) -> list[Path]:
