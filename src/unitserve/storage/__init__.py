@@ -137,14 +137,19 @@ def _put(
         _prune(target, location)
         return str(result)
     started = time.monotonic()
-    with target.staged() as staging:
-        landing = staging / ".archive" if unpacked else staging
-        landing.mkdir(exist_ok=True)
-        with Progress(location.shown, staging, size):
-            fetch(landing)
-        if unpacked:
-            archives.unpack(landing / name, staging, location.shown)
-            shutil.rmtree(landing)
+    try:
+        with target.staged() as staging:
+            landing = staging / ".archive" if unpacked else staging
+            landing.mkdir(exist_ok=True)
+            with Progress(location.shown, staging, size):
+                fetch(landing)
+            if unpacked:
+                archives.unpack(landing / name, staging, location.shown)
+                shutil.rmtree(landing)
+    except BaseException:
+        if not target.chosen:
+            leases.release(target.folder)  # nothing came of it to use
+        raise
     elapsed = time.monotonic() - started
     log.info(
         "fetched %s: %d file%s, %.1f MiB in %.1f s, to %s",

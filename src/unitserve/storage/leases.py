@@ -87,6 +87,24 @@ def hold(folder: Path) -> None:
         _held[folder] = fd
 
 
+def release(folder: Path) -> None:
+    """Let go of this process' lease on `folder` (a download of it that failed), and
+    remove the lease file unless another process holds it too."""
+    folder = folder.absolute()
+    with _holding:
+        fd = _held.pop(folder, None)
+    if fd is None:
+        return
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        with contextlib.suppress(FileNotFoundError):
+            _lease_path(folder).unlink()
+    except OSError:
+        pass  # held elsewhere as well: theirs to keep
+    finally:
+        os.close(fd)
+
+
 def prune(folder: Path, family: str, shown: str) -> list[Path]:
     """Remove the folders of the cache's other versions of the URI whose folder names
     start with ``family-``, keeping `folder` and every version some process holds; the
