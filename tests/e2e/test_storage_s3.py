@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import io
+import subprocess
+import sys
 import tarfile
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import run_cli
+from tests.conftest import clean_env, run_cli
 from tests.storage_services import MotoS3
 from unitserve.storage import AccessDenied, NotFound, download
 
@@ -131,7 +133,65 @@ def test_a_changed_object_is_fetched_again(env: dict[str, str], s3: MotoS3) -> N
     second = download(f"s3://{BUCKET}/changing")
     assert second != first
     assert (Path(second) / "model.joblib").read_bytes() == b"version 2"
-    assert (Path(first) / "model.joblib").read_bytes() == b"version 1"  # untouched
+    # Untouched: this process asked for version 1, so it may still be reading it.
+    assert (Path(first) / "model.joblib").read_bytes() == b"version 1"
+
+
+def fetched(uri: str, env: dict[str, str]) -> tuple[Path, str]:
+    """`unitserve fetch URI` into the cache: the path and what it logged."""
+    done = run_cli("fetch", uri, env=env)
+    assert done.returncode == 0, done.stderr
+    return Path(done.stdout.strip()), done.stderr
+
+
+def test_an_older_version_no_process_uses_is_removed(env: dict[str, str], s3: MotoS3) -> None:
+    uri = f"s3://{BUCKET}/pruned"
+    s3.put(BUCKET, "pruned/model.joblib", b"version 1")
+    first, _ = fetched(uri, env)
+    s3.put(BUCKET, "pruned/model.joblib", b"version 2")
+    second, log = fetched(uri, env)
+    assert second != first
+    assert not first.exists()
+    assert f"removed {first} from the cache: an older version of {uri}" in log
+    assert (second / "model.joblib").read_bytes() == b"version 2"
+    cache = Path(env["UNITSERVE_MODEL_CACHE"])
+    assert [p.name for p in cache.iterdir() if not p.name.startswith(".leases")] == [second.name]
+
+
+HOLDER = """
+import sys
+from unitserve.storage import download
+print(download(sys.argv[1]), flush=True)
+sys.stdin.read()  # serves until told to stop
+"""
+
+
+def test_an_older_version_a_running_process_uses_is_kept(env: dict[str, str], s3: MotoS3) -> None:
+    uri = f"s3://{BUCKET}/leased"
+    s3.put(BUCKET, "leased/model.joblib", b"version 1")
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLDER, uri],
+        env=clean_env(env),
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout is not None
+        first = Path(holder.stdout.readline().strip())
+        assert (first / "model.joblib").read_bytes() == b"version 1"
+        s3.put(BUCKET, "leased/model.joblib", b"version 2")
+        second, log = fetched(uri, env)
+        assert second != first
+        assert (first / "model.joblib").read_bytes() == b"version 1"  # still in use
+        assert f"kept {first} in the cache: an older version of {uri}, still in use" in log
+    finally:
+        holder.communicate("", timeout=30)  # stdin closed: the holder ends
+    assert holder.returncode == 0
+    # Its process gone, the old version goes with the next download of the URI.
+    again, log = fetched(uri, env)
+    assert again == second and "not fetched" in log
+    assert not first.exists()
 
 
 def test_a_destination_folder_holds_the_model_and_is_updated(

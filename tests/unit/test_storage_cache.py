@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from unitserve.storage import NotFound, StorageError, download, progress
+from unitserve.storage import NotFound, StorageError, download, leases, progress
 from unitserve.storage.cache import MARKER, Target, cache_root
 
 SRC = Path(__file__).resolve().parents[2] / "src" / "unitserve"
@@ -141,3 +141,39 @@ def test_storage_imports_nothing_of_unitserve_above_it() -> None:
             for name in names:
                 if name.startswith("unitserve"):
                     assert name.startswith("unitserve.storage"), f"{path.name} imports {name}"
+
+
+def test_older_versions_go_unless_leased_and_other_uris_stay(cache: Path) -> None:
+    def cached(uri: str, version: str) -> Path:
+        target = Target(uri, version, None)
+        with target.staged() as staging:
+            (staging / "model.joblib").write_text(version)
+        return target.folder
+
+    leased, unused, other = (
+        cached("s3://b/m", "v1"),
+        cached("s3://b/m", "v2"),
+        cached("s3://b/n", "v1"),
+    )
+    current = cached("s3://b/m", "v3")
+    leases.hold(leased)  # this process uses version 1 (a lease is per process and file)
+    (cache / ".old-m-cut-short").mkdir()  # a removal a killed process left
+    removed = leases.prune(current, Target("s3://b/m", "v3", None).family, "s3://b/m")
+    assert removed == [unused]
+    assert sorted(p.name for p in cache.iterdir()) == sorted(
+        [".leases", leased.name, other.name, current.name]
+    )
+    # No lease file is left for the removed version.
+    assert sorted(p.name for p in (cache / ".leases").iterdir()) == [leased.name]
+
+
+def test_a_lease_that_cannot_be_made_does_not_stop_the_model_being_used(cache: Path) -> None:
+    # As in a cache baked read-only into an image: the lease file cannot be created
+    # (here because its folder's name is taken by a file, which even root cannot undo).
+    target = Target("s3://b/read-only", "v1", None)
+    with target.staged() as staging:
+        (staging / "model.joblib").write_text("baked in")
+    (cache / ".leases").write_text("not a folder")
+    leases.hold(target.folder)  # no error, and no lease
+    assert target.holds_it()
+    assert (cache / ".leases").read_text() == "not a folder"

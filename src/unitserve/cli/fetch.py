@@ -17,7 +17,8 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         ".tar, .tar.gz, .tgz or .zip). Credentials and endpoints come from the "
         "environment (AWS_*, S3_ENDPOINT, GOOGLE_APPLICATION_CREDENTIALS, AZURE_STORAGE_*; "
         "see docs/storage.md). A model already there at the same version is not fetched "
-        "again.",
+        "again, and the cache's older versions of the URI that no running process uses "
+        "are removed.",
     )
     p.add_argument(
         "uri",

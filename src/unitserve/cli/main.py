@@ -11,19 +11,17 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import NoReturn
 
-from unitserve.cli import build, graph, init, manifest, s2i, start
-from unitserve.errors import StartupError
-from unitserve.runtime import logs
-from unitserve.settings import SettingsError, add_serve_arguments, resolve
 from unitserve.version import __version__
 
 log = logging.getLogger("unitserve")
 
 
 def _serve_parser(sub: argparse._SubParsersAction) -> None:
+    from unitserve.settings import add_serve_arguments
+
     p = sub.add_parser(
         "serve",
-        help="serve a model class over REST and gRPC",
+        help=_COMMANDS["serve"][1],
         description="Serve a Python class as a Seldon-protocol microservice (REST, gRPC, "
         "Prometheus metrics). Flags and environment variables are those of "
         "seldon-core-microservice, plus a few of ours.",
@@ -33,6 +31,11 @@ def _serve_parser(sub: argparse._SubParsersAction) -> None:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
+    from unitserve.cli import s2i
+    from unitserve.errors import StartupError
+    from unitserve.runtime import logs
+    from unitserve.settings import SettingsError, resolve
+
     environ = dict(os.environ)
     interface, s2i_origin = args.interface_name, ""
     try:
@@ -68,10 +71,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
 
 
-# The tools around a model, with the one-line help `unitserve --help` shows. Their
-# modules (and the HTTP client they use) are imported only when one of them runs, so that
-# `unitserve serve` does not carry them in every process it starts.
-_TOOLS = {
+# Every command, in the order `unitserve --help` lists them, with the module that declares
+# its flags (None: serve, declared here) and its one-line help. A command's module is
+# imported only when that command runs (or its own --help is asked for), so that
+# `unitserve fetch` does not load gRPC, YAML and the packaging tools before its first
+# byte, nor `unitserve serve` the HTTP client the tools use, in every process it starts.
+_COMMANDS: dict[str, tuple[str | None, str]] = {
+    "serve": (None, "serve a model class over REST and gRPC"),
+    "graph": (
+        "unitserve.cli.graph",
+        "serve a SeldonDeployment's inference graph on this machine",
+    ),
+    "start": (
+        "unitserve.cli.start",
+        "serve every model of a model repository (MLServer's format) by name",
+    ),
+    "init": ("unitserve.cli.init", "write a starter component folder"),
+    "build": (
+        "unitserve.cli.build",
+        "write a Dockerfile for a component folder, and build its image",
+    ),
+    "manifest": (
+        "unitserve.cli.manifest",
+        "write Kubernetes manifests (Seldon Core, KServe or a plain Deployment) for a "
+        "component folder",
+    ),
     "test": (
         "unitserve.cli.tester",
         "send random requests shaped by a contract and check the answers",
@@ -88,8 +112,8 @@ _TOOLS = {
 
 
 def build_parser(command: str | None = None) -> argparse.ArgumentParser:
-    """The parser; a tool's own flags are declared when `command` names it (None: every
-    command's, as the generated docs need)."""
+    """The parser; a command's own flags are declared when `command` names it (None:
+    every command's, as the generated docs need)."""
     parser = _Parser(
         prog="unitserve",
         description="Turn a plain Python class into a production model microservice "
@@ -97,21 +121,20 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"unitserve {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    _serve_parser(sub)
-    for module in (graph, start, init, build, manifest):
-        module.add_parser(sub)
-    for name, (module_name, summary) in _TOOLS.items():
-        if command is None or command == name:
-            importlib.import_module(module_name).add_parser(sub)
-        else:
+    for name, (module_name, summary) in _COMMANDS.items():
+        if command is not None and command != name:
             sub.add_parser(name, help=summary, add_help=False)
+        elif module_name is None:
+            _serve_parser(sub)
+        else:
+            importlib.import_module(module_name).add_parser(sub)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = next((a for a in argv if not a.startswith("-")), "")
-    parser = build_parser(command if command in _TOOLS else "")
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

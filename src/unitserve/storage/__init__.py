@@ -18,7 +18,7 @@ import uuid
 from collections.abc import Callable
 from pathlib import Path
 
-from unitserve.storage import archives, cache, objects, web
+from unitserve.storage import archives, cache, leases, objects
 from unitserve.storage.errors import (
     AccessDenied,
     MissingExtra,
@@ -87,6 +87,9 @@ def _local(location: Location, dest: str | Path | None) -> str:
 
 
 def _http(location: Location, dest: str | Path | None) -> str:
+    # Imported here: the HTTP client is no part of a fetch from an object store.
+    from unitserve.storage import web
+
     name = web.file_name(location)
     with web.opened(location) as response:
         version = web.version_of(response)
@@ -126,18 +129,27 @@ def _put(
     target = cache.Target(location.uri, version, dest)
     unpacked = single and archives.is_archive(name)
     result = target.folder / name if single and not unpacked else target.folder
+    if not target.chosen:
+        # Before looking: a version this process leases is never removed under it.
+        leases.hold(target.folder)
     if target.holds_it():
         log.info("%s: already at %s (unchanged), not fetched", location.shown, result)
+        _prune(target, location)
         return str(result)
     started = time.monotonic()
-    with target.staged() as staging:
-        landing = staging / ".archive" if unpacked else staging
-        landing.mkdir(exist_ok=True)
-        with Progress(location.shown, staging, size):
-            fetch(landing)
-        if unpacked:
-            archives.unpack(landing / name, staging, location.shown)
-            shutil.rmtree(landing)
+    try:
+        with target.staged() as staging:
+            landing = staging / ".archive" if unpacked else staging
+            landing.mkdir(exist_ok=True)
+            with Progress(location.shown, staging, size):
+                fetch(landing)
+            if unpacked:
+                archives.unpack(landing / name, staging, location.shown)
+                shutil.rmtree(landing)
+    except BaseException:
+        if not target.chosen:
+            leases.release(target.folder)  # nothing came of it to use
+        raise
     elapsed = time.monotonic() - started
     log.info(
         "fetched %s: %d file%s, %.1f MiB in %.1f s, to %s",
@@ -148,4 +160,11 @@ def _put(
         elapsed,
         result,
     )
+    _prune(target, location)
     return str(result)
+
+
+def _prune(target: cache.Target, location: Location) -> None:
+    """With the current version in the cache, the older ones no process uses go."""
+    if not target.chosen:
+        leases.prune(target.folder, target.family, location.shown)

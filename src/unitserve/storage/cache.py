@@ -8,8 +8,9 @@ file system, so a reader sees either no model or the whole model.
 
 Without a destination, models go to the cache folder (``UNITSERVE_MODEL_CACHE``, else
 ``~/.cache/unitserve/models``), one folder per URI and version: a second download of an
-unchanged model finds its folder and fetches nothing. With a destination, the model is
-put exactly there, and a marker file records which URI and version it holds.
+unchanged model finds its folder and fetches nothing, and older versions no process
+uses are removed (leases.py). With a destination, the model is put exactly there, and a
+marker file records which URI and version it holds.
 """
 
 from __future__ import annotations
@@ -44,12 +45,19 @@ def digest_of(uri: str, version: str) -> str:
     return hashlib.sha256(f"{uri}\n{version}".encode()).hexdigest()
 
 
-def entry_name(uri: str, version: str) -> str:
-    """A folder name for (uri, version): readable, short, and unique to both. (A query,
-    which may hold a token, is left out of the readable part.)"""
+def family_name(uri: str) -> str:
+    """The start of the folder name of every cached version of `uri`: readable, and
+    unique to the URI. (A query, which may hold a token, is left out of the readable
+    part.)"""
     segments = uri.split("?", 1)[0].rstrip("/").split("/")[-3:]
     tail = re.sub(r"[^A-Za-z0-9._-]+", "-", "-".join(segments))[-48:]
-    return f"{tail.strip('-.') or 'model'}-{digest_of(uri, version)[:16]}"
+    return f"{tail.strip('-.') or 'model'}-{hashlib.sha256(uri.encode()).hexdigest()[:12]}"
+
+
+def entry_name(uri: str, version: str) -> str:
+    """A folder name for (uri, version): its URI's family name, then a part unique to
+    the version."""
+    return f"{family_name(uri)}-{digest_of(uri, version)[:12]}"
 
 
 def version_of(parts: list[tuple[str, str, int]]) -> str:
@@ -64,6 +72,7 @@ class Target:
     def __init__(self, uri: str, version: str, dest: str | Path | None) -> None:
         self.uri, self.version = uri, version
         self.chosen = dest is not None
+        self.family = family_name(uri)
         if dest is None:
             self.folder = cache_root() / entry_name(uri, version)
         else:
