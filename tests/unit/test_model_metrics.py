@@ -53,7 +53,9 @@ class Workers:
             self.metrics[pid] = worker_metrics.WorkerMetrics(self.settings, str(len(self.metrics)))
         return self.metrics[pid]
 
-    def scrape(self, user_metrics_by_model: bool = False) -> list[tuple[str, dict[str, str], float]]:
+    def scrape(
+        self, user_metrics_by_model: bool = False
+    ) -> list[tuple[str, dict[str, str], float]]:
         return samples(merged.exposition(str(self.directory), user_metrics_by_model).decode())
 
 
@@ -140,7 +142,12 @@ def test_the_exposition_leaves_out_models_no_live_worker_holds(workers: Workers)
         w.flush()
     scraped = workers.scrape()
     assert requests_by_model(scraped) == {"a": 2, "b": 2, "": 2}
-    assert ready(scraped) == {("a", "", "0"): 1, ("b", "", "0"): 1, ("a", "", "1"): 1, ("b", "", "1"): 1}
+    assert ready(scraped) == {
+        ("a", "", "0"): 1,
+        ("b", "", "0"): 1,
+        ("a", "", "1"): 1,
+        ("b", "", "1"): 1,
+    }
 
     # b unloaded and released by worker 0 only: worker 1 still holds it, so it shows
     workers.act_as(101).model_unloaded(Named("b"))
@@ -255,7 +262,9 @@ def test_the_registry_tells_its_hooks_when_models_come_and_go(workers: Workers) 
 
     async def scenario() -> None:
         registry = ModelRegistry(LocalChannel(), w)
-        registry.add(ServedModel(ModelSettings("Model", name="a", version="2"), Model(), factory=Model))
+        registry.add(
+            ServedModel(ModelSettings("Model", name="a", version="2"), Model(), factory=Model)
+        )
         assert await registry.start()
         assert ready(workers.scrape()) == {("a", "2", "0"): 1}
         await registry.unload("a")  # not from a source: held, to be loaded again

@@ -92,6 +92,7 @@ class Worker:
         )
         await self.control.start()
         recorder: MetricsRecorder
+        request_metrics: Any
         self._metrics: worker_metrics.WorkerMetrics | None = None
         if self.metrics_dir is not None:
             self._metrics = worker_metrics.WorkerMetrics(settings, str(self.slot))
