@@ -153,6 +153,7 @@ def test_series_follow_the_models_loaded_now(server: RepositoryServer) -> None:
         # The per-model series are a's, exactly as before the 30 models came and went.
         assert models_named(after) == {"a"}
         assert per_model_series(after) == per_model_series(before)
+        assert ready(after) == {("a", "0"): 1, ("a", "1"): 1}
 
         # b loaded again continues its counts
         load("b")
