@@ -26,6 +26,7 @@ from unitserve.models.registry import ModelRegistry
 from unitserve.models.served_model import ServedModel
 from unitserve.runtime.control import LocalChannel
 from unitserve.settings import resolve
+from unitserve.transport.accounting import ModelLabels
 from unitserve.user_metrics import create_counter
 
 
@@ -271,6 +272,29 @@ def test_the_registry_tells_its_hooks_when_models_come_and_go(workers: Workers) 
         assert ready(workers.scrape()) == {("a", "2", "0"): 0}
         await registry.load("a")
         assert ready(workers.scrape()) == {("a", "2", "0"): 1}
+        registry.close()
+
+    asyncio.run(scenario())
+
+
+def test_the_model_label_names_served_models_only() -> None:
+    async def scenario() -> None:
+        registry = ModelRegistry(LocalChannel())
+        labels = ModelLabels(registry)
+        assert labels.of("predict", None) == ""  # no model served yet
+        registry.add(ServedModel(ModelSettings("Model", name="a"), factory=Model))
+        # Seldon routes: the default model's operations, not the server's probes
+        for operation in ("predict", "send_feedback", "metadata", "health_status"):
+            assert labels.of(operation, None) == "a", operation
+        for operation in ("live", "ready", "ping", "openapi", "unknown", "node_status"):
+            assert labels.of(operation, None) == "", operation
+        # Open Inference Protocol: the model named, if served, for its model operations
+        for operation in ("infer", "model_ready", "model_metadata"):
+            assert labels.of(operation, "a") == "a", operation
+            assert labels.of(operation, "made-up") == "", operation
+        for operation in ("repository_model_load", "repository_model_unload"):
+            assert labels.of(operation, "a") == "", operation
+        assert labels.of("server_ready", None) == ""
         registry.close()
 
     asyncio.run(scenario())
