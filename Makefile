@@ -32,8 +32,8 @@ serve: $(VENV)/.installed
 # Most tests wait on servers rather than compute, so they run in parallel processes
 # (whole files per process); the tests marked `serial` load the machine or check timing
 # and run alone afterwards. A test that fails is run once more on its own (--lf): a few
-# process tests (SIGTERM under load, a real Prometheus starting) are timing-sensitive on
-# a busy machine; one that fails twice fails the target.
+# process tests (a real Prometheus starting, a browser) depend on outside programs that
+# start slowly on a busy machine; one that fails twice fails the target.
 test: lint
 	$(BIN)/python -m pytest -n 3 --dist loadfile -m "not serial" \
 	    || $(BIN)/python -m pytest -m "not serial" --lf --lfnf=none

@@ -43,6 +43,7 @@ from unitserve.models.model_settings import ModelSettings
 from unitserve.models.registry import ModelRegistry
 from unitserve.models.served_model import ServedModel
 from unitserve.runtime import wiring
+from unitserve.runtime.control import LocalChannel
 from unitserve.settings import resolve
 from unitserve.transport.accounting import RequestAccounting
 from unitserve.transport.rest.app import RestApp
@@ -67,7 +68,7 @@ def plain_server(metrics: worker_metrics.WorkerMetrics) -> tuple[RestApp, Invoke
         loaded=True,
     )
     model.state.mark_ready()
-    registry = ModelRegistry()
+    registry = ModelRegistry(LocalChannel())
     registry.add(model)
     assert model.invoker is not None
     app = wiring.rest_app(settings, registry, RequestAccounting(metrics), None)
@@ -89,10 +90,10 @@ def graph_server(metrics: worker_metrics.WorkerMetrics) -> tuple[RestApp, GraphI
     graph = Graph(spec, nodes, routing_injection=True, metrics=metrics)
     model = GraphModel(graph, settings)
     model.state.mark_ready()
-    registry = ModelRegistry()
+    registry = ModelRegistry(LocalChannel())
     registry.add(model)
     assert isinstance(model.invoker, GraphInvoker)
-    app = wiring.rest_app(settings, registry, RequestAccounting(metrics), None, model.front)
+    app = wiring.rest_app(settings, registry, RequestAccounting(metrics), None)
     return app, model.invoker
 
 

@@ -35,9 +35,24 @@ from unitserve.errors import Timeout
 from unitserve.message import Codec
 from unitserve.operations import ENGINE_OPERATIONS
 
-__all__ = ["Invoker", "Offloader", "Readiness", "Request", "run_async", "run_sync"]
+__all__ = [
+    "WIRE_GRPC",
+    "WIRE_REST",
+    "Invoker",
+    "Offloader",
+    "Readiness",
+    "Request",
+    "run_async",
+    "run_sync",
+]
 
 log = logging.getLogger("unitserve")
+
+
+# Which transport a request came by (a transport's request's `wire`): a graph, which
+# decodes and encodes the messages itself, answers in that transport's forms.
+WIRE_REST = "rest"
+WIRE_GRPC = "grpc"
 
 
 class Request(Protocol):

@@ -60,6 +60,7 @@ class Core2Agent:
         self, models_dir: Path, grpc_target: str, http_url: str, keepalive_ms: int = KEEPALIVE_MS
     ) -> None:
         self.models_dir = models_dir
+        self.grpc_target = grpc_target
         self.http_url = http_url
         self.channel = grpc.insecure_channel(
             grpc_target,

@@ -198,25 +198,30 @@ def test_threads_bound_concurrent_user_calls_across_rest_and_grpc(fresh_server):
     assert most == 2, f"{most} user calls ran at once with --threads 2"
 
 
-def test_sigterm_lets_50_in_flight_requests_finish(fresh_server):
+def test_sigterm_lets_50_in_flight_requests_finish(fresh_server, tmp_path):
+    # Every request blocks in the user's code until the test releases it, after the
+    # SIGTERM: all 50 are in flight when the signal arrives, however slow the machine.
     server = fresh_server(
-        "Slow",
+        "Hang",
         "--workers",
         "2",
         "--threads",
         "25",
         "--parameters",
-        '[{"name": "seconds", "value": "4", "type": "STRING"}]',
+        json.dumps([{"name": "directory", "value": str(tmp_path), "type": "STRING"}]),
     )
     with concurrent.futures.ThreadPoolExecutor(50) as pool:
         futures = [
-            pool.submit(httpx.post, f"{server.url}/predict", json=ONE, timeout=60)
+            pool.submit(httpx.post, f"{server.url}/predict", json={"strData": "hang"}, timeout=60)
             for _ in range(50)
         ]
-        wait_until(lambda: total(scrape(server), "unitserve_requests_in_flight") >= 50, timeout=20)
+        wait_until(lambda: total(scrape(server), "unitserve_requests_in_flight") >= 50, timeout=30)
         server.signal(signal.SIGTERM)
+        wait_until(lambda: "stopping" in server.log(), timeout=10)
+        (tmp_path / "release").touch()
         answers = [f.result() for f in futures]
     assert [a.status_code for a in answers] == [200] * 50
+    assert {a.json()["strData"] for a in answers} == {"released"}
     assert server.proc.wait(30) == 0
     assert "stopped" in server.log()
 

@@ -1,8 +1,9 @@
 """A SeldonDeployment's graph served in-process, with no socket and no server process.
 
-`GraphHarness` wires a graph as a graph worker does (nodes, walk, invoker, the REST app
-and the gRPC handlers with the graph's front) and drives it as `engine_harness` drives
-one model: REST through httpx's ASGI transport, gRPC by calling the handlers.
+`GraphHarness` wires a graph as a graph worker does (nodes, walk, invoker, the graph
+model in a registry, the REST app and the gRPC handlers over it) and drives it as
+`engine_harness` drives one model: REST through httpx's ASGI transport, gRPC by calling
+the handlers.
 """
 
 from __future__ import annotations
@@ -95,6 +96,7 @@ class GraphHarness:
         for node in self.graph.nodes.values():
             if isinstance(node, LocalNode):
                 node.metadata = metadata.build(None, node.spec.model_metadata, node.spec.image)
+                node.model.state.mark_ready()
         self.model.metadata = self.graph.metadata()
         self.model.state.mark_ready()
         assert isinstance(self.model.invoker, GraphInvoker)
@@ -102,8 +104,8 @@ class GraphHarness:
         self.registry = ModelRegistry(LocalChannel())
         self.registry.add(self.model)
         accounting = RequestAccounting(NoRequestMetrics(), access_log_enabled=access_log)
-        self.app = wiring.rest_app(settings, self.registry, accounting, None, self.model.front)
-        self.grpc_services = SeldonGrpc(self.registry, accounting, self.model.front).services()
+        self.app = wiring.rest_app(settings, self.registry, accounting, None)
+        self.grpc_services = SeldonGrpc(self.registry, accounting).services()
         self.client = httpx.AsyncClient(
             transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
             base_url="http://127.0.0.1",

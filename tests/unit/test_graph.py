@@ -10,11 +10,13 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from unitserve.graph import spec as graph_spec
 from unitserve.graph.sources import find_sources
 
+from .engine_harness import RpcError
 from .graph_harness import GraphHarness
 
 HEAD = """
@@ -269,6 +271,45 @@ def test_graph_metadata_follows_the_edge_rules(make: Any) -> None:
     assert h.post("/predict", json=body()).status_code == 404
 
 
+def test_a_node_is_asked_for_by_name_on_both_transports(make: Any) -> None:
+    """The orchestrator's API names one of the graph's nodes: its metadata and its health
+    status; a name the graph has no node of is 404 (NOT_FOUND) with the same sentence."""
+    graph = doc(
+        """
+name: ab
+implementation: RANDOM_ABTEST
+parameters: [{name: ratioA, value: "1.0", type: FLOAT}]
+children:
+- name: model
+- name: other
+"""
+    )
+    h = make(graph, {"model": "Double", "other": "Double"})
+    # a local node: what it said at load, and its own health_status
+    own = h.get("/api/v1.0/metadata/model")
+    assert (own.status_code, own.json()) == (200, h.graph.nodes["model"].metadata)
+    grpc_meta, _ = h.call("Seldon/ModelMetadata", {"name": "model"})
+    assert grpc_meta["name"] == own.json()["name"]
+    status = h.get("/api/v1.0/status/model")
+    assert status.status_code == 200 and status.json()["strData"] == "healthy"
+    # a node the orchestrator plays itself: no metadata of its own, always ready
+    assert h.get("/api/v1.0/metadata/ab").json() == {}
+    assert h.get("/api/v1.0/status/ab").json() == {"status": "ready", "node": "ab"}
+    missing = "the graph has no node 'nope'"
+    for path in ("/api/v1.0/metadata/nope", "/api/v1.0/status/nope"):
+        r = h.get(path)
+        assert r.status_code == 404
+        # Seldon's error body: its code and status fields as the wrapper writes them
+        assert r.json() == {
+            "status": {"code": -1, "info": missing, "reason": "MICROSERVICE_NOT_FOUND", "status": 1}
+        }
+    with pytest.raises(RpcError) as raised:
+        h.call("Seldon/ModelMetadata", {"name": "nope"})
+    assert raised.value.code == grpc.StatusCode.NOT_FOUND and raised.value.details == missing
+    # a member's path has one name after the prefix
+    assert h.get("/api/v1.0/status/model/more").status_code == 404
+
+
 # ----------------------------------------------------------------------------- start-up mistakes
 
 
@@ -398,20 +439,27 @@ def test_the_graphs_grpc_server_offers_only_the_orchestrators_service(make: Any)
     assert set(h.grpc_services) == {"seldon.protos.Seldon"}
     accounting = RequestAccounting(NoRequestMetrics())
     from unitserve.models.dataplane import DataPlane
+    from unitserve.models.model_settings import ModelSettings
+    from unitserve.models.registry import ModelRegistry
+    from unitserve.models.served_model import ServedModel
+    from unitserve.runtime.control import LocalChannel
 
-    async def servers() -> tuple[GrpcServer, GrpcServer]:  # built on a loop, as in a worker
-        graph_server = GrpcServer(
-            h.registry, "127.0.0.1", 0, None, accounting, 1, graph=h.model.front
-        )
-        plane = DataPlane(h.registry)
-        return graph_server, GrpcServer(h.registry, "127.0.0.1", 0, None, accounting, 1, plane)
+    async def servers() -> tuple[GrpcServer, GrpcServer, ModelRegistry]:  # on a loop, as a worker
+        # The services follow the registry's default model: the graph, or one of its
+        # nodes' classes served alone.
+        graph_server = GrpcServer(h.registry, "127.0.0.1", 0, None, accounting, 1)
+        alone = ModelRegistry(LocalChannel())
+        alone.add(ServedModel(ModelSettings(implementation="Double"), h.user("model")))
+        plane = DataPlane(alone)
+        return graph_server, GrpcServer(alone, "127.0.0.1", 0, None, accounting, 1, plane), alone
 
-    graph_server, one_model = h.loop.run_until_complete(servers())
+    graph_server, one_model, alone = h.loop.run_until_complete(servers())
     # what reflection lists and health reports: the Seldon service alone
     assert graph_server.served == ["seldon.protos.Seldon"]
     assert one_model.served == [*SERVICE_NAMES, INFERENCE_SERVICE_NAME]
     for server in (graph_server, one_model):  # never started: frees their thread pools
         server.server.stop(None)
+    alone.close()
 
 
 def test_error_bodies_are_json_and_not_html_escaped(make: Any) -> None:
@@ -463,6 +511,18 @@ def test_ready_waits_for_every_remote_node(make: Any, kind: str) -> None:
     assert r.status_code == 503
     assert "node 'model'" in r.json()["status"]["info"]
     assert h.get("/live").status_code == 200
+
+
+@pytest.mark.parametrize("kind", ["REST", "GRPC"])
+def test_a_remote_nodes_status_is_asked_of_it_over_rest(make: Any, kind: str) -> None:
+    graph = _unreachable_remote(kind)
+    h = make(graph, {"in": "AddOne"}, env={"UNITSERVE_REQUEST_TIMEOUT": "5"})
+    r = h.get("/api/v1.0/status/model")
+    if kind == "REST":  # its /health/status, which nobody answers
+        assert r.status_code == 500 and "node 'model'" in r.json()["status"]["info"]
+    else:  # a gRPC node is not asked
+        assert (r.status_code, r.json()) == (200, {"status": "ready", "node": "model"})
+    assert h.get("/api/v1.0/metadata/model").json() == {}  # it said nothing at load
 
 
 def test_ready_with_local_nodes_only(make: Any) -> None:

@@ -1,10 +1,12 @@
 """Imports follow the one-way flow of a request.
 
-The package is layered, top to bottom: ``cli`` → ``graph`` → ``runtime`` → ``transport`` →
-``models`` (served models, their registry and the Open Inference data plane) →
-``protocol`` and ``metrics`` (side by side) → the core (the engine, the user-facing
-API, settings, errors, the protobuf classes) → ``tracing`` (the spans every layer puts
-around its work, which knows none of them). A module may import modules of its own
+The package is layered, top to bottom: ``cli`` → ``runtime`` → ``transport`` and
+``graph`` (side by side) → ``models`` (served models, their registry and the Open
+Inference data plane) → ``protocol`` and ``metrics`` (side by side) → the core (the
+engine, the user-facing API, settings, errors, the protobuf classes) → ``tracing`` (the
+spans every layer puts around its work, which knows none of them). The transports and
+the graph never see each other: a graph is one served model in the registry, which the
+transports serve as they serve any model. A module may import modules of its own
 layer and of the layers below it, never one above: the engine knows nothing of the
 wire, a codec nothing of HTTP or gRPC. And no modules import each other in a circle,
 directly or through others, in the package or in the soak harness.
@@ -26,12 +28,13 @@ ROOT = Path(__file__).resolve().parents[2]
 SRC = ROOT / "src"
 
 # The layer of each top-level name under unitserve/, from the top (highest rank) down.
-# protocol and metrics share a rank but are separate layers: neither may import the other.
+# Layers that share a rank are separate layers: neither may import the other (transport
+# and graph; protocol and metrics).
 RANKS = {
     "cli": 7,
-    "graph": 6,
     "runtime": 5,
     "transport": 4,
+    "graph": 4,
     "models": 3,
     "protocol": 2,
     "metrics": 2,
@@ -41,7 +44,7 @@ RANKS = {
 LAYER_OF = {
     "__main__": "cli",  # `python -m unitserve` is the command line
     "cli": "cli",
-    "graph": "graph",  # a SeldonDeployment's graph: runs engines, transports and runtime
+    "graph": "graph",  # a SeldonDeployment's graph as one served model, its nodes as models
     "runtime": "runtime",
     # a model repository on disk (MLServer's format), read for the runtime to serve
     "repository": "runtime",

@@ -7,7 +7,7 @@ import re
 
 from tests.docs_blocks import ROOT
 from unitserve.operations import OPERATIONS, V2_PROTOCOL
-from unitserve.transport.rest.routes import NODE_PREFIXES
+from unitserve.transport.rest.routes import MEMBER_PREFIXES
 
 PAGE = ROOT / "docs" / "metrics.md"
 
@@ -21,7 +21,7 @@ def _bullet(label: str) -> str:
 
 def test_every_operation_label_is_named() -> None:
     text = _bullet("operation")
-    names = {*OPERATIONS, *(route.kind for route in NODE_PREFIXES.values()), "unknown"}
+    names = {*OPERATIONS, *(route.kind for route in MEMBER_PREFIXES.values()), "unknown"}
     missing = sorted(name for name in names if f"`{name}`" not in text)
     assert not missing, f"docs/metrics.md does not name the operations {missing}"
 

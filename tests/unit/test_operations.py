@@ -21,7 +21,8 @@ from unitserve.operations import ENGINE_OPERATIONS, OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon.json_codec import JsonCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
-from unitserve.transport.grpc.handlers import SERVICES, BytesCodec, GrpcRequest
+from unitserve.protocol.seldon.proto_fast import BytesCodec
+from unitserve.transport.grpc.handlers import SERVICES, GrpcRequest
 from unitserve.transport.rest.app import ROUTES, NoBody, RestRequest
 from unitserve.transport.rest.openapi import document
 from unitserve.transport.rest.request_body import request_payload

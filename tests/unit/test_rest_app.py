@@ -97,3 +97,11 @@ def test_cors_default_any_origin(model):
 
 def test_cors_restricted_origins(model):
     check_cors_restricted(model("Identity", cors_origins="http://good.test"))
+
+
+def test_a_component_has_no_routes_naming_a_member(model):
+    """One model's metadata and status by name are a deployment's routes (a graph's)."""
+    server = model("Identity")
+    for path in ("/api/v1.0/metadata/x", "/api/v1.0/status/x"):
+        r = server.get(path)
+        assert r.status_code == 404 and r.json()["status"]["reason"] == "MICROSERVICE_NOT_FOUND"

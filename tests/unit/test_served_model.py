@@ -10,13 +10,15 @@ import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import orjson
 import pytest
 
 from unitserve.errors import ModelLoadFailed, NotReady, UnknownModel
 from unitserve.models.model_settings import ModelSettings
 from unitserve.models.registry import ModelRegistry, RegistryHooks
-from unitserve.models.served_model import ServedModel
+from unitserve.models.served_model import COMPONENT_API, ServedModel
 from unitserve.models.state import FAILED, LOADING, READY, UNLOADED
+from unitserve.protocol.seldon.json_codec import JsonCodec
 from unitserve.runtime.control import LocalChannel
 
 
@@ -56,6 +58,32 @@ def test_load_marks_ready_and_builds_metadata() -> None:
         assert await model.load()
         assert model.state.status == READY and model.state.is_ready
         assert model.metadata is not None and model.metadata["inputs"] == []
+        model.close()
+
+    run(scenario)
+
+
+def test_a_component_answers_for_itself_whatever_the_name() -> None:
+    """Seldon's wrapper answers ModelMetadata for any name with its own: a component is
+    one model, served with the component API (a deployment's are its members')."""
+
+    class Healthy(Model):
+        def health_status(self) -> Any:
+            return {"ok": 1}
+
+    class Probe:
+        codec = JsonCodec()
+
+        def read(self) -> None:
+            return None
+
+    async def scenario() -> None:
+        model = served(Healthy())
+        assert model.seldon_api == COMPONENT_API
+        assert await model.load()
+        assert model.member_metadata("anything") is model.metadata
+        status, body = await model.member_status("anything", Probe())
+        assert (status, orjson.loads(body)["jsonData"]) == (200, {"ok": 1})
         model.close()
 
     run(scenario)

@@ -61,6 +61,7 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
 
 def _cmd_graph(args: argparse.Namespace) -> int:
     from unitserve.graph import nodes, serving, spec
+    from unitserve.runtime import graph_server
 
     environ = dict(os.environ)
     path = Path(args.file)
@@ -98,7 +99,7 @@ def _cmd_graph(args: argparse.Namespace) -> int:
         )
         log.info("node %s (%s): %s", node.name, node.type, where)
     try:
-        return serving.run(settings, plan)
+        return graph_server.run(settings, plan)
     except StartupError as exc:
         print(f"unitserve: error: {exc}", file=sys.stderr)
         return 1

@@ -21,7 +21,7 @@ from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol.seldon import proto_fast
 from unitserve.protocol.seldon.json_codec import JsonCodec, decode_message
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec, ProtoCodec, encode_reply
-from unitserve.transport.grpc.handlers import BytesCodec
+from unitserve.protocol.seldon.proto_fast import BytesCodec
 
 
 class Wire:

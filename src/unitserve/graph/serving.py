@@ -1,6 +1,6 @@
-"""A graph served with the lifecycle of `unitserve serve`: the same supervisor (ports,
-workers, replacement, drain) and the same worker (event loop, REST and gRPC servers),
-with the graph's walk where one model's engine would be.
+"""A graph as one served model (`GraphModel`), which the runtime serves with the
+lifecycle of `unitserve serve` (``unitserve.runtime.graph_server``): the graph's walk
+where one model's engine would be.
 
 Each worker holds its own copy of every local node (``load()`` runs per worker, as for
 one model) and walks a request on one of its graph threads: local nodes are called on
@@ -20,25 +20,20 @@ from typing import Any
 from google.protobuf import json_format
 
 from unitserve import tracing
-from unitserve.calls import Invoker, Offloader, Readiness, Request
+from unitserve.calls import WIRE_GRPC, Invoker, Offloader, Readiness, Request
 from unitserve.engine import EngineConfig, MetricsRecorder, Outcome
-from unitserve.errors import ServingError, StartupError
+from unitserve.errors import ServingError, UnknownModel
 from unitserve.graph.families import GRPC_FAMILY, REST_FAMILY, NodeFailed
 from unitserve.graph.nodes import AnyNode, BuiltinNode, GrpcNode, LocalNode, RestNode
 from unitserve.graph.sources import LocalSource, load_user
 from unitserve.graph.spec import GraphSpec
 from unitserve.graph.walk import Graph
 from unitserve.message import new_request_id
-from unitserve.models.dataplane import DataPlane
 from unitserve.models.model_settings import ModelSettings
-from unitserve.models.served_model import ServedModel, call_load
+from unitserve.models.served_model import DEPLOYMENT_API, ServedModel, call_load
 from unitserve.models.state import ModelState
 from unitserve.protocol import jsonio
-from unitserve.runtime.supervisor import Supervisor
-from unitserve.runtime.worker import Worker
 from unitserve.settings import Settings
-from unitserve.transport.graph_front import GraphFront
-from unitserve.transport.grpc.handlers import WIRE_GRPC
 
 log = logging.getLogger("unitserve")
 
@@ -108,6 +103,8 @@ def make_nodes(
                 user,
                 recorder=node_recorder,
                 threads=settings.user_threads,
+                # its health status, asked by name, is answered within the request timeout
+                request_timeout=settings.request_timeout,
                 loaded=loaded,
                 label=f"node {node.name!r}",
             )
@@ -206,56 +203,13 @@ class GraphInvoker(Invoker):
         self.graph.close()
 
 
-class _Front:
-    """The graph's metadata and its nodes' metadata and status, for the transports."""
-
-    def __init__(self, graph: Graph, invoker: GraphInvoker) -> None:
-        self.graph = graph
-        self.invoker = invoker
-
-    def graph_metadata(self) -> dict[str, Any]:
-        return self.graph.metadata()
-
-    def node_metadata(self, name: str) -> dict[str, Any] | None:
-        node = self.graph.nodes.get(name)
-        if node is None:
-            return None
-        return node.metadata or {}
-
-    async def not_ready(self) -> str | None:
-        remote = [n for n in self.graph.nodes.values() if isinstance(n, RestNode | GrpcNode)]
-        if not remote:
-            return None
-        # On threads of their own: a probe must not wait behind requests for the walk's.
-        answers = await asyncio.gather(*(asyncio.to_thread(n.not_ready) for n in remote))
-        return next((a for a in answers if a is not None), None)
-
-    async def node_status(self, name: str) -> tuple[int, bytes]:
-        node = self.graph.nodes[name]
-        if isinstance(node, RestNode):
-            return await self.invoker.offload(functools.partial(node.get_json, "/health/status"))
-        if isinstance(node, LocalNode):
-            from unitserve.protocol.seldon.json_codec import JsonCodec
-
-            step = functools.partial(lambda n: _run_status(n, JsonCodec()), node)
-            return await self.invoker.offload(step)
-        return 200, jsonio.dumps({"status": "ready", "node": name})
-
-
-def _run_status(node: LocalNode, codec: Any) -> tuple[int, bytes]:
-    from unitserve.calls import run_sync
-
-    steps = node.engine.health_status(None, codec)
-    if "health_status" in node.async_ops and node.runner is not None:
-        return node.runner.on_loop(steps)
-    return run_sync(steps, node.gate)
-
-
 class GraphModel(ServedModel):
-    """A graph served as one model: the Seldon routes walk it; its local nodes are
-    served models of their own, loaded with it."""
+    """A graph served as one model, a Seldon deployment whose members are its nodes: the
+    Seldon routes walk it, its metadata is the graph's, and a node's metadata and status
+    are asked by name. Its local nodes are served models of their own, loaded with it."""
 
     carries_puid = True  # the orchestrator's Seldon-Puid, read and answered
+    seldon_api = DEPLOYMENT_API
 
     def __init__(self, graph: Graph, settings: Settings) -> None:
         super().__init__(ModelSettings(implementation="graph"), label="the graph")
@@ -264,7 +218,6 @@ class GraphModel(ServedModel):
         self.invoker = GraphInvoker(
             graph, settings.user_threads, settings.request_timeout, state=self.state
         )
-        self.front = _Front(graph, self.invoker)
 
     async def load(self) -> bool:
         """Every local node's load() (unless preloaded) and metadata; remote nodes'
@@ -293,7 +246,36 @@ class GraphModel(ServedModel):
     async def not_ready(self) -> str | None:
         """A graph is ready when every node is: its remote nodes are asked each time."""
         own = await super().not_ready()
-        return own if own is not None else await self.front.not_ready()
+        if own is not None:
+            return own
+        remote = [n for n in self.graph.nodes.values() if isinstance(n, RestNode | GrpcNode)]
+        if not remote:
+            return None
+        # On threads of their own: a probe must not wait behind requests for the walk's.
+        answers = await asyncio.gather(*(asyncio.to_thread(n.not_ready) for n in remote))
+        return next((a for a in answers if a is not None), None)
+
+    def _node(self, name: str) -> AnyNode:
+        node = self.graph.nodes.get(name)
+        if node is None:
+            raise UnknownModel(f"the graph has no node {name!r}")
+        return node
+
+    def member_metadata(self, name: str) -> dict[str, Any]:
+        """The node's metadata (what it said at load; empty if it said nothing)."""
+        return self._node(name).metadata or {}
+
+    async def member_status(self, name: str, probe: Request) -> Outcome:
+        """A local node's own health status; a REST node's ``/health/status``; other
+        nodes (gRPC, built in) are ready."""
+        node = self._node(name)
+        if isinstance(node, LocalNode):
+            return await node.model.call("health_status", probe)
+        if isinstance(node, RestNode):
+            invoker = self.invoker
+            assert invoker is not None  # a graph is never unloaded
+            return await invoker.offload(functools.partial(node.get_json, "/health/status"))
+        return 200, jsonio.dumps({"status": "ready", "node": name})
 
     async def unload(self) -> None:
         raise NotAGraphOperation("a graph is not unloaded: stop its server instead")
@@ -305,56 +287,12 @@ class GraphModel(ServedModel):
                 node.model.close()
 
 
-@dataclass
-class GraphWorker(Worker):
-    plan: GraphPlan | None = None
-
-    def _add_models(self, recorder: MetricsRecorder) -> None:
-        assert self.plan is not None
-        nodes = make_nodes(self.plan, self.settings, recorder, self.loaded)
-        metrics = recorder if hasattr(recorder, "node_call") else None
-        graph = Graph(
-            self.plan.spec,
-            nodes,
-            routing_injection=self.plan.routing_injection,
-            metrics=metrics,
-        )
-        self.graph_model = GraphModel(graph, self.settings)
-        self.registry.add(self.graph_model)
-
-    def _data_plane(self) -> DataPlane | None:
-        return None  # a graph answers the Seldon protocol only
-
-    def _graph_front(self) -> GraphFront | None:
-        return self.graph_model.front
-
-
-@dataclass
-class GraphSupervisor(Supervisor):
-    plan: GraphPlan | None = None
-
-    def _load_user(self) -> Any:
-        return self.plan
-
-    def _new_worker(self, slot: int) -> Worker:
-        return GraphWorker(
-            self.settings,
-            self.plan,
-            self.http_socket,
-            slot=slot,
-            notes_fd=self.notes_w,
-            loaded=self.settings.preload,
-            metrics_dir=self.metrics_dir,
-            plan=self.plan,
-        )
-
-
-def run(settings: Settings, plan: GraphPlan) -> int:
-    try:
-        return GraphSupervisor(settings, plan=plan).run()
-    except OSError as exc:
-        import errno
-
-        if exc.errno == errno.EADDRINUSE:
-            raise StartupError(str(exc)) from None
-        raise
+def graph_model(
+    plan: GraphPlan, settings: Settings, recorder: MetricsRecorder, loaded: bool = False
+) -> GraphModel:
+    """The plan's graph as one served model, with its nodes (built on the worker's event
+    loop); `loaded`: the local nodes' load() already ran (--preload)."""
+    nodes = make_nodes(plan, settings, recorder, loaded)
+    metrics = recorder if hasattr(recorder, "node_call") else None
+    graph = Graph(plan.spec, nodes, routing_injection=plan.routing_injection, metrics=metrics)
+    return GraphModel(graph, settings)

@@ -10,6 +10,12 @@ error handlers and batch limits, with the lifecycle around them.
 
 The worker serves one or more of these (through `ModelRegistry`), and a graph's
 local nodes are ones too: the load sequence is written once, here.
+
+A model is served with one of Seldon's two APIs (`seldon_api`): a component's, the
+Python wrapper's (``/predict``, ``/health/status``, the seven gRPC services), or a
+deployment's, the orchestrator's (``/api/v1.0/predictions``, ``seldon.protos.Seldon``
+alone), which also answers for the models a deployment is made of, by name: their
+metadata and health status. A graph is a deployment; its nodes are its members.
 """
 
 from __future__ import annotations
@@ -21,7 +27,7 @@ import gc
 import inspect
 import logging
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, ClassVar
 
 from unitserve import metadata as seldon_metadata
 from unitserve.batching import BatchLimits, BatchObserver, batch_limits
@@ -34,6 +40,11 @@ from unitserve.models.state import ModelState
 
 log = logging.getLogger("unitserve")
 
+# Which of Seldon's APIs a model is served with (see the module doc): the transports
+# choose their route tables and services by the default model's.
+COMPONENT_API = "component"
+DEPLOYMENT_API = "deployment"
+
 
 class ServedModel:
     """One model and its lifecycle (see the module doc). Built on the event loop that
@@ -42,6 +53,7 @@ class ServedModel:
     # Whether requests carry a request id the model reads and answers with (a graph's
     # Seldon-Puid): the transports then hand it over and send it back.
     carries_puid = False
+    seldon_api: ClassVar[str] = COMPONENT_API
 
     def __init__(
         self,
@@ -223,6 +235,18 @@ class ServedModel:
         if invoker is None:
             raise NotReady(f"model {self.name!r} is not ready: {self.state.reason}")
         return invoker.call_blocking(op, request)
+
+    def member_metadata(self, name: str) -> dict[str, Any] | None:
+        """The metadata of the model called `name` within this one (Seldon's
+        ``ModelMetadata`` with a name). A component is one model: its own metadata,
+        whatever the name, as Seldon's wrapper answers (None when it is invalid). A
+        deployment answers for its member, or raises UnknownModel."""
+        return self.metadata
+
+    async def member_status(self, name: str, probe: Request) -> Outcome:
+        """The health status of the model called `name` within this one (a deployment's
+        ``/api/v1.0/status/<name>``): a component's own ``health_status``."""
+        return await self.call("health_status", probe)
 
     async def not_ready(self) -> str | None:
         """Why the model cannot answer now (its readiness probe), or None if it can."""

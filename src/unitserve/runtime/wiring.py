@@ -11,7 +11,6 @@ from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
-from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.app import RestApp
 from unitserve.transport.rest.docs_page import DocsPage
 from unitserve.transport.rest.openapi import document as openapi_document
@@ -23,7 +22,6 @@ def rest_app(
     registry: ModelRegistry,
     accounting: RequestAccounting,
     plane: DataPlane | None,
-    graph: GraphFront | None = None,
 ) -> RestApp:
     """The worker's ASGI app: the Seldon routes over the registry's default model, the
     Open Inference Protocol's over `plane` (None: not served, as for a graph), the docs
@@ -41,7 +39,6 @@ def rest_app(
         max_body_size=settings.max_body_size,
         passthrough=settings.payload_passthrough,
         accounting=accounting,
-        graph=graph,
         v2=V2Rest(plane) if plane is not None else None,
         docs=DocsPage(settings.served_model_name) if settings.docs else None,
     )

@@ -40,7 +40,6 @@ from unitserve.runtime import pod_info, wiring
 from unitserve.runtime.control import ControlChannel, LocalChannel, SupervisedChannel
 from unitserve.settings import Settings
 from unitserve.transport.accounting import RequestAccounting
-from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.http_protocol import protocol_class
 
 if TYPE_CHECKING:
@@ -178,10 +177,6 @@ class Worker:
         """The Open Inference Protocol over this worker's models (a graph has none)."""
         return DataPlane(self.registry)
 
-    def _graph_front(self) -> GraphFront | None:
-        """What a graph worker answers beyond the operations (None: a plain worker)."""
-        return None
-
     async def _drain(
         self, http: _UvicornServer, http_task: asyncio.Task[None], grpc_server: GrpcServer | None
     ) -> None:
@@ -205,9 +200,7 @@ class Worker:
     def _http_server(self) -> _UvicornServer:
         settings = self.settings
         self.plane = self._data_plane()
-        app = wiring.rest_app(
-            settings, self.registry, self.accounting, self.plane, self._graph_front()
-        )
+        app = wiring.rest_app(settings, self.registry, self.accounting, self.plane)
         served: Any = app if tracing.ACTIVE is None else tracing.ACTIVE.asgi(app)
         config = uvicorn.Config(
             served,
@@ -228,7 +221,6 @@ class Worker:
         from unitserve.transport.grpc.server import GrpcServer
 
         settings = self.settings
-        graph = self._graph_front()
         size = settings.grpc_max_message_size or pod_info.grpc_max_message_size(
             settings.annotations_path
         )
@@ -240,7 +232,6 @@ class Worker:
             self.accounting,
             max(1, settings.grpc_threads),
             self.plane,
-            graph=graph,
         )
         await server.start()
         return server

@@ -8,6 +8,9 @@ the message are read field by field; small parts (meta, strings, jsonData,
 tftensor) still go through the protobuf classes. Anything unusual — a field
 repeated, an unexpected encoding — takes the general path (parse the whole
 message, `proto_codec.decode_message`), so both paths mean the same.
+
+`BytesCodec` is the codec on these bytes, for the gRPC transport and a graph's
+messages alike.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from unitserve.proto import prediction_pb2 as pb
 from unitserve.protocol import protowire
 from unitserve.protocol.seldon import proto_arrays, tftensor
 from unitserve.protocol.seldon.proto_codec import (
+    ProtoCodec,
     encode_reply,
     listvalue_to_array,
     meta_from_dict,
@@ -187,3 +191,19 @@ def encode(reply: Reply) -> bytes:
         meta_from_dict(reply.meta, meta)
         return protowire.field(2, meta.SerializeToString()) + protowire.field(3, data)
     return encode_reply(reply).SerializeToString()
+
+
+class BytesCodec(ProtoCodec):
+    """The proto codec on bytes: requests that are still serialised are read here
+    (numeric arrays straight into numpy), answers are serialised bytes."""
+
+    def decode(self, request: Any) -> Any:
+        if isinstance(request, bytes):
+            return decode(request)
+        return super().decode(request)
+
+    def encode(self, reply: Any) -> bytes:
+        return encode(reply)
+
+    def encode_raw(self, answer: Any) -> bytes:
+        return super().encode_raw(answer).SerializeToString()

@@ -7,6 +7,10 @@ to another thread (measured: twice the small-request rate of ``grpc.aio``
 handlers that hand the work to the user threads). Errors map to proper status
 codes with their message in ``details`` (Seldon answers UNKNOWN and loses the
 text).
+
+Which services are served follows the registry's default model: a component's seven,
+or a deployment's ``seldon.protos.Seldon`` alone (the orchestrator's API, whose
+``ModelMetadata`` names one of the deployment's members).
 """
 
 from __future__ import annotations
@@ -21,21 +25,21 @@ import grpc
 from google.protobuf import empty_pb2, json_format
 from google.protobuf.message import DecodeError
 
+from unitserve.calls import WIRE_GRPC
 from unitserve.errors import NO_DEFAULT_MODEL, MalformedMessage, UnknownModel, describe, log_error
 from unitserve.message import Codec
 from unitserve.models.registry import ModelRegistry
-from unitserve.models.served_model import ServedModel
+from unitserve.models.served_model import DEPLOYMENT_API, ServedModel
 from unitserve.operations import GRPC_SERVICES, OPERATIONS
 from unitserve.proto import prediction_pb2 as pb
-from unitserve.protocol.seldon import proto_fast
-from unitserve.protocol.seldon.proto_codec import ProtoCodec
+from unitserve.protocol.seldon.proto_fast import BytesCodec
 from unitserve.transport.accounting import PuidCodec, RequestAccounting
-from unitserve.transport.graph_front import GraphFront
 
 log = logging.getLogger("unitserve")
 
 PACKAGE = "seldon.protos"
-WIRE_GRPC = "grpc"
+# The services of a deployment: the orchestrator's (its members' services are theirs).
+DEPLOYMENT_SERVICES = ("Seldon",)
 
 # service → {method: operation name}, from the operation table
 SERVICES: dict[str, dict[str, str]] = {
@@ -52,23 +56,6 @@ _REQUEST_TYPES: dict[str, Any] = {
     "aggregate": pb.SeldonMessageList,
     "send_feedback": pb.Feedback,
 }
-
-
-class BytesCodec(ProtoCodec):
-    """The proto codec on bytes: requests that are still serialised are read with
-    `proto_fast` (numeric arrays straight into numpy), answers are serialised
-    bytes."""
-
-    def decode(self, request: Any) -> Any:
-        if isinstance(request, bytes):
-            return proto_fast.decode(request)
-        return super().decode(request)
-
-    def encode(self, reply: Any) -> bytes:
-        return proto_fast.encode(reply)
-
-    def encode_raw(self, answer: Any) -> bytes:
-        return super().encode_raw(answer).SerializeToString()
 
 
 def _serialize(response: Any) -> bytes:
@@ -104,8 +91,8 @@ class GrpcRequest:
     body: bytes
     codec: Codec
     message_type: Any
-    puid: str | None = None  # a graph's request id (seldon-puid), read and set by the graph
-    wire: ClassVar[str] = WIRE_GRPC  # which transport's forms a graph answers in
+    puid: str | None = None  # a deployment's request id (seldon-puid), read and set by the model
+    wire: ClassVar[str] = WIRE_GRPC  # which transport's forms a deployment answers in
 
     def read(self) -> Any:
         if self.message_type is None:
@@ -119,35 +106,34 @@ class GrpcRequest:
 class SeldonGrpc:
     """Handlers for every RPC of the seven services."""
 
-    def __init__(
-        self,
-        registry: ModelRegistry,
-        accounting: RequestAccounting,
-        graph: GraphFront | None = None,
-    ) -> None:
+    def __init__(self, registry: ModelRegistry, accounting: RequestAccounting) -> None:
         self.registry = registry  # the Seldon services answer with its default model
-        self.graph = graph
         self.accounting = accounting
         self.codec = BytesCodec()
 
     def services(self) -> dict[str, dict[str, grpc.RpcMethodHandler]]:
-        """{full service name: {method: handler}} for the seven services; a graph's:
-        seldon.protos.Seldon alone (the orchestrator's API; its nodes' services are not
-        the graph's)."""
+        """{full service name: {method: handler}}: a component's seven services, or a
+        deployment's seldon.protos.Seldon alone."""
+        deployment = self._default().seldon_api == DEPLOYMENT_API
         return {
             f"{PACKAGE}.{service}": {
-                name: self._handler(service, name, op) for name, op in methods.items()
+                name: self._handler(service, name, op, deployment) for name, op in methods.items()
             }
             for service, methods in SERVICES.items()
-            if self.graph is None or service == "Seldon"
+            if not deployment or service in DEPLOYMENT_SERVICES
         }
 
-    def _handler(self, service: str, name: str, op: str) -> grpc.RpcMethodHandler:
+    def _handler(self, service: str, name: str, op: str, deployment: bool) -> grpc.RpcMethodHandler:
         if op in ("metadata", "graph_metadata"):
-            request_type = (
-                pb.SeldonModelMetadataRequest if name == "ModelMetadata" else empty_pb2.Empty
-            )
-            answer = self._metadata if op == "metadata" else self._graph_metadata
+            request_type: Any
+            answer: Callable[[Any, grpc.ServicerContext], Any]
+            if name == "ModelMetadata":  # names a model: one of a deployment's members
+                request_type, answer = pb.SeldonModelMetadataRequest, self._member_metadata
+            elif op == "metadata":
+                request_type, answer = empty_pb2.Empty, self._metadata
+            else:  # the graph's metadata is a deployment's own
+                request_type = empty_pb2.Empty
+                answer = self._graph_metadata if deployment else self._no_graph_metadata
             return grpc.unary_unary_rpc_method_handler(
                 _checked(request_type, answer),
                 request_deserializer=_identity,  # parsed in the handler: see _checked
@@ -209,34 +195,46 @@ class SeldonGrpc:
             raise UnknownModel(NO_DEFAULT_MODEL)
         return model
 
+    # The gRPC server starts once the default model is ready: no waiting here.
+
     def _metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if self.graph is not None:  # a graph: the metadata of the node named in the request
-            node = self.graph.node_metadata(request.name)
-            if node is None:
-                context.abort(grpc.StatusCode.NOT_FOUND, f"the graph has no node {request.name!r}")
-                return None
-            return json_format.ParseDict(node, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
-        meta = self._default().metadata  # the gRPC server starts once the model is ready
+        return _model_metadata(self._default().metadata, context)
+
+    def _member_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """A component answers with its own metadata whatever the name; a deployment with
+        its member's, or NOT_FOUND."""
+        try:
+            meta = self._default().member_metadata(request.name)
+        except UnknownModel as exc:
+            _abort(context, exc, f"/{PACKAGE}.Seldon/ModelMetadata")
+            return None
+        return _model_metadata(meta, context)
+
+    def _graph_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
+        """A deployment's own metadata (its graph's), in the protobuf message's names."""
+        meta = self._default().metadata
         if meta is None:
             context.abort(grpc.StatusCode.INTERNAL, "Model metadata unavailable")  # raises
             return None
-        return json_format.ParseDict(meta, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
+        as_proto = {
+            "name": meta["name"],
+            "models": meta["models"],
+            "inputs": meta["graphinputs"],
+            "outputs": meta["graphoutputs"],
+        }
+        return json_format.ParseDict(as_proto, pb.SeldonGraphMetadata(), ignore_unknown_fields=True)
 
-    def _graph_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
-        if self.graph is not None:
-            meta = self.graph.graph_metadata()
-            as_proto = {
-                "name": meta["name"],
-                "models": meta["models"],
-                "inputs": meta["graphinputs"],
-                "outputs": meta["graphoutputs"],
-            }
-            return json_format.ParseDict(
-                as_proto, pb.SeldonGraphMetadata(), ignore_unknown_fields=True
-            )
+    def _no_graph_metadata(self, request: Any, context: grpc.ServicerContext) -> Any:
         context.abort(
             grpc.StatusCode.UNIMPLEMENTED, "GraphMetadata not available on the Model level."
         )
+
+
+def _model_metadata(meta: dict[str, Any] | None, context: grpc.ServicerContext) -> Any:
+    if meta is None:
+        context.abort(grpc.StatusCode.INTERNAL, "Model metadata unavailable")  # raises
+        return None
+    return json_format.ParseDict(meta, pb.SeldonModelMetadata(), ignore_unknown_fields=True)
 
 
 def _abort(context: grpc.ServicerContext, exc: BaseException, where: str) -> None:

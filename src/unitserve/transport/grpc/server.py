@@ -24,7 +24,6 @@ from unitserve.models.dataplane import DataPlane
 from unitserve.models.registry import ModelRegistry
 from unitserve.proto import INFERENCE_SERVICE_NAME, POOL, SERVICE_NAMES
 from unitserve.transport.accounting import RequestAccounting
-from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.grpc.handlers import SeldonGrpc
 from unitserve.transport.grpc.inference import InferenceGrpc
 
@@ -55,7 +54,6 @@ class GrpcServer:
         accounting: RequestAccounting,
         threads: int,
         plane: DataPlane | None = None,
-        graph: GraphFront | None = None,
     ) -> None:
         """`plane` None: no Open Inference Protocol service (a graph's server)."""
         receive = max_message_size or DEFAULT_MAX_RECEIVE
@@ -79,9 +77,7 @@ class GrpcServer:
         # The Seldon services answer with the default model: a model repository, which
         # serves models by name only, has none and offers the Open Inference service alone.
         services = (
-            SeldonGrpc(registry, accounting, graph).services()
-            if registry.default is not None
-            else {}
+            SeldonGrpc(registry, accounting).services() if registry.default is not None else {}
         )
         if plane is not None:
             loop = asyncio.get_running_loop()
@@ -106,7 +102,7 @@ class GrpcServer:
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         # Reflection lists what Seldon's lists (clients and the conformance suite compare
         # it) and the Open Inference Protocol's service; the health service is standard
-        # and needs no discovery. Only what is registered: a graph serves
+        # and needs no discovery. Only what is registered: a deployment (a graph) serves
         # seldon.protos.Seldon alone, and a client that discovers services must not be
         # offered one that answers UNIMPLEMENTED.
         self.served = [n for n in (*SERVICE_NAMES, INFERENCE_SERVICE_NAME) if n in services]

@@ -6,6 +6,10 @@ and Seldon's JSON error body. Paths and methods come from the operation table
 (`unitserve.operations`): Seldon's, plus ``/live`` and ``/ready``. Unknown
 paths answer 404 and wrong methods 405, in the same JSON shape (Seldon answers
 500 for both).
+
+Which Seldon routes are served follows the registry's default model: a component's
+(``/predict`` and the rest of the wrapper's API) or a deployment's (the orchestrator's
+``/api/v1.0/predictions``, and its members' metadata and status by name).
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from unitserve.calls import WIRE_REST
 from unitserve.errors import (
     BAD_METADATA,
     NO_DEFAULT_MODEL,
@@ -29,12 +34,11 @@ from unitserve.errors import (
 )
 from unitserve.message import Codec
 from unitserve.models.registry import ModelRegistry
-from unitserve.models.served_model import ServedModel
+from unitserve.models.served_model import DEPLOYMENT_API, ServedModel
 from unitserve.operations import INFER, OPERATIONS, V2_PROTOCOL
 from unitserve.protocol import jsonio
 from unitserve.protocol.v2.binary import BinaryAnswer
 from unitserve.transport.accounting import PUID_KEY, PuidCodec, RequestAccounting
-from unitserve.transport.graph_front import GraphFront
 from unitserve.transport.rest.content_encoding import decoded
 from unitserve.transport.rest.cors import Cors
 from unitserve.transport.rest.docs_page import PREFIX as DOCS_PREFIX
@@ -42,11 +46,11 @@ from unitserve.transport.rest.docs_page import REDIRECT_LOCATION, REDIRECT_PATH,
 from unitserve.transport.rest.http_protocol import HOLD_HEAD
 from unitserve.transport.rest.request_body import raw_payload, request_payload
 from unitserve.transport.rest.routes import (
+    DEPLOYMENT_ROUTES,
     DOCS_ROUTE,
-    GRAPH_ROUTES,
     ROUTES,
     Route,
-    node_route,
+    member_route,
 )
 from unitserve.transport.rest.v2 import V2Rest, error_body
 from unitserve.transport.rest.v2 import match as match_v2
@@ -74,8 +78,8 @@ class RestRequest:
     content_type: str
     query: bytes
     reader: Callable[[str, bytes, bytes], Any]  # (content type, query string, body) → payload
-    puid: str | None = None  # a graph's request id (Seldon-Puid), read and set by the graph
-    wire: ClassVar[str] = "rest"  # which transport's forms a graph answers in
+    puid: str | None = None  # a deployment's request id (Seldon-Puid), read and set by the model
+    wire: ClassVar[str] = WIRE_REST  # which transport's forms a deployment answers in
 
     def read(self) -> Any:
         return self.reader(self.content_type, self.query, self.body)
@@ -119,13 +123,15 @@ class RestApp:
         max_body_size: int = 100 << 20,
         passthrough: bool = False,
         accounting: RequestAccounting,
-        graph: GraphFront | None = None,
         v2: V2Rest | None = None,
         docs: DocsPage | None = None,
     ) -> None:
         self.registry = registry  # the Seldon routes answer with its default model
-        self.graph = graph
-        self.routes = ROUTES if graph is None else GRAPH_ROUTES
+        # The default model is chosen before the app is built and stays: its Seldon API
+        # decides the routes once.
+        default = registry.default
+        self.deployment = default is not None and default.seldon_api == DEPLOYMENT_API
+        self.routes = DEPLOYMENT_ROUTES if self.deployment else ROUTES
         self.codecs = codecs
         self.openapi = openapi
         self.cors = Cors(cors_origins)
@@ -168,8 +174,8 @@ class RestApp:
             elif self.docs is not None and path.startswith(DOCS_PREFIX):
                 if path == REDIRECT_PATH or self.docs.find(path) is not None:
                     route, family = DOCS_ROUTE, self.docs_family
-            elif self.graph is not None:
-                route = node_route(path)
+            elif self.deployment:
+                route = member_route(path)
         await self._serve(scope, receive, send, started, route, family)
 
     async def _serve(
@@ -337,8 +343,8 @@ class RestApp:
             if meta is None:
                 return self._error(500, BAD_METADATA, "Model metadata unavailable")
             return 200, [(b"content-type", JSON_TYPE)], jsonio.dumps(meta)
-        if self.graph is not None and kind in ("node_metadata", "node_status"):
-            return await self._node(kind, scope["path"].rpartition("/")[2])
+        if kind in ("node_metadata", "node_status"):  # only a deployment has these routes
+            return await self._member(model, kind, scope["path"].rpartition("/")[2])
         if kind == "health_status":
             request: RestRequest | NoBody = self.probe
         else:
@@ -363,17 +369,16 @@ class RestApp:
             )
         return status, [(b"content-type", JSON_TYPE)], answer
 
-    async def _node(self, kind: str, name: str) -> Answer:
-        assert self.graph is not None
-        await self._default().wait_ready()
+    async def _member(self, model: ServedModel, kind: str, name: str) -> Answer:
+        """A deployment's member's metadata or health status, by name (the model says
+        when it has no member of that name)."""
+        await model.wait_ready()
         if kind == "node_metadata":
-            meta = self.graph.node_metadata(name)
+            meta = model.member_metadata(name)
             if meta is None:
-                return self._error(404, "MICROSERVICE_NOT_FOUND", f"the graph has no node {name!r}")
+                return self._error(500, BAD_METADATA, "Model metadata unavailable")
             return 200, [(b"content-type", JSON_TYPE)], jsonio.dumps(meta)
-        if self.graph.node_metadata(name) is None:
-            return self._error(404, "MICROSERVICE_NOT_FOUND", f"the graph has no node {name!r}")
-        status, body = await self.graph.node_status(name)
+        status, body = await model.member_status(name, self.probe)
         return status, [(b"content-type", JSON_TYPE)], body
 
     def _error(self, status: int, reason: str, info: str) -> Answer:

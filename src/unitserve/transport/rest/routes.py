@@ -1,5 +1,6 @@
 """The REST routes: what a path is (its kind, the methods it takes, the model it
-names) for the Seldon routes, a graph's, the Open Inference Protocol's and the docs.
+names) for the Seldon routes (a component's and a deployment's), the Open Inference
+Protocol's and the docs.
 
 A route's kind is an operation name (`unitserve.operations`) or one of the server's
 own (ping, live, ready, metadata, openapi, docs, node_metadata, node_status): it is
@@ -39,9 +40,10 @@ class Route:
 ROUTES: dict[str, Route] = {
     path: Route(op.name, methods) for op in OPERATIONS.values() for path, methods in op.rest
 }
-# A graph answers the orchestrator's external API only (the component paths such as
-# /predict belong to its nodes), plus one node's metadata or status by name.
-GRAPH_PATHS = (
+# A deployment (a graph) answers the orchestrator's external API only (the component
+# paths such as /predict belong to its members, the graph's nodes), plus one member's
+# metadata or status by name.
+DEPLOYMENT_PATHS = (
     "/api/v1.0/predictions",
     "/api/v0.1/predictions",
     "/api/v1.0/feedback",
@@ -50,17 +52,18 @@ GRAPH_PATHS = (
     "/live",
     "/ready",
 )
-GRAPH_ROUTES: dict[str, Route] = {path: ROUTES[path] for path in GRAPH_PATHS}
-NODE_PREFIXES = {
+DEPLOYMENT_ROUTES: dict[str, Route] = {path: ROUTES[path] for path in DEPLOYMENT_PATHS}
+# The kinds keep the names of the graph's nodes: they are the requests' metric labels.
+MEMBER_PREFIXES = {
     "/api/v1.0/metadata/": Route("node_metadata", GET),
     "/api/v1.0/status/": Route("node_status", GET),
 }
 DOCS_ROUTE = Route("docs", GET, preflight=False)
 
 
-def node_route(path: str) -> Route | None:
-    """A graph's ``/api/v1.0/metadata/<node>`` or ``/api/v1.0/status/<node>``."""
-    for prefix, route in NODE_PREFIXES.items():
+def member_route(path: str) -> Route | None:
+    """A deployment's ``/api/v1.0/metadata/<member>`` or ``/api/v1.0/status/<member>``."""
+    for prefix, route in MEMBER_PREFIXES.items():
         if path.startswith(prefix) and "/" not in path[len(prefix) :] and len(path) > len(prefix):
             return route
     return None
