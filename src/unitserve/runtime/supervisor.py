@@ -30,7 +30,7 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from unitserve import component, tracing
 from unitserve.errors import StartupError
@@ -73,6 +73,9 @@ class Supervisor:
     settings: Settings
     user: Any = None
     children: dict[int, _Child] = field(default_factory=dict)
+    # Whether the user's metrics name their model in model_name (one per model of a
+    # repository), so that the scrape leaves them out once no worker holds the model.
+    user_metrics_by_model: ClassVar[bool] = False
 
     def run(self) -> int:
         settings = self.settings
@@ -136,7 +139,11 @@ class Supervisor:
         self.notes_r, self.notes_w = os.pipe()  # workers write "ready"/"recycle" notes here
         os.set_blocking(self.notes_r, False)
         self.metrics_server = MetricsHttpServer(
-            metrics_socket, self.metrics_dir, settings.metrics_endpoint, self.selector
+            metrics_socket,
+            self.metrics_dir,
+            settings.metrics_endpoint,
+            self.selector,
+            self.user_metrics_by_model,
         )
 
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
