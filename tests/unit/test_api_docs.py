@@ -14,8 +14,8 @@ import pytest
 from tests.unit.engine_harness import fixture_model, serving
 from tests.unit.graph_harness import GraphHarness
 from unitserve.transport.rest.app import ROUTES
-from unitserve.transport.rest.routes import DEPLOYMENT_ROUTES
 from unitserve.transport.rest.openapi import document
+from unitserve.transport.rest.routes import DEPLOYMENT_ROUTES
 
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 
