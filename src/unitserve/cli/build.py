@@ -1,210 +1,33 @@
-"""`unitserve build DIR`: a Dockerfile, and the wheels it installs, that package a
-component folder as an image; with ``--image`` the image itself (`engines`).
+"""`unitserve build DIR`: write a build context into a component folder (the
+Dockerfile, a wheel of unitserve and, with ``--wheelhouse``, every other wheel the image
+needs) and, with ``--image``, build the image (`engines`).
 
-The image follows Seldon's s2i layout (code in ``/microservice``, the
-``.s2i/environment`` variables in the image's environment, ports 9000/5000/6000)
-so that a SeldonDeployment written for an s2i image works unchanged, and
-starts with a bare ``unitserve serve``, which reads those variables.
-
-unitserve is on no package index: the build context gets a wheel of the running
-unitserve (``.unitserve/``), and with ``--wheelhouse`` every other wheel the image
-needs, so that it builds with no network at all. The Dockerfile installs into a
-virtual environment, which works on ``python:3.x-slim`` and on Debian's own python3
-(whose system interpreter refuses ``pip install``), in a stage of its own: the image
-gets the environment, not the wheels nor pip. A second stage takes the code without
-the wheels. In the image, layers go from the least to the most often changed — the
-environment, then the code — so that editing the model rebuilds only the last layer.
-The container runs as a numeric non-root user, which Kubernetes' ``runAsNonRoot`` can
-verify (it cannot check a user name); the code stays owned by root.
+What the folder serves is read by `component`, the Dockerfile's text is `dockerfile`'s,
+the wheels are `wheels`'; this module holds the command line and writes the files.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitserve.cli import engines, prepackaged, s2i
-from unitserve.cli.generated import MARKER, PackagingError, check_replaceable, write_generated
-from unitserve.settings import SERVICE_TYPES, SettingsError
-from unitserve.version import __version__
+from unitserve.cli import engines, prepackaged
+from unitserve.cli.component import Component
+from unitserve.cli.dockerfile import (
+    DEFAULT_BASE_IMAGE,
+    SERVER_MODELS_DIR,
+    WHEELHOUSE,
+    WHEELS_DIR,
+    dockerfile,
+)
+from unitserve.cli.generated import PackagingError, check_replaceable, write_generated
+from unitserve.settings import SERVICE_TYPES
 
-__all__ = ["MARKER", "PackagingError", "write_generated"]  # also used by `manifest`
-
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
-APP_DIR = "/microservice"
-VENV_DIR = "/opt/unitserve"
-USER_ID = 1000
-PORTS = (9000, 5000, 6000)  # REST, gRPC, metrics: unitserve's and Seldon's defaults
-# `unitserve start`'s: MLServer's ports, the models where Core 2 mounts them, and the
-# prepackaged servers for MLServer's runtime names.
-SERVER_PORTS = (8080, 8081, 8082)
-SERVER_MODELS_DIR = "/mnt/models"
+# The prepackaged servers installed for MLServer's runtime names in a --server image.
 SERVER_EXTRAS = ("lightgbm", "sklearn", "xgboost")
-WHEELS_DIR = ".unitserve"  # in the context: unitserve's wheel, and the wheelhouse folder
-WHEELHOUSE = "wheelhouse"
 DOCKERIGNORE = ".git\n.venv\n__pycache__\n*.pyc\n.pytest_cache\n"
-
-
-@dataclass(frozen=True)
-class Component:
-    """What a component folder says about itself, mostly from ``.s2i/environment``."""
-
-    directory: Path
-    model_name: str
-    service_type: str
-    environment: dict[str, str] = field(default_factory=dict)  # every variable, in file order
-    has_requirements: bool = False
-    command: str = "serve"  # `unitserve serve`, or `start` for a repository server
-
-    @classmethod
-    def read(
-        cls, directory: Path, model_name: str | None = None, service_type: str | None = None
-    ) -> Component:
-        if not directory.is_dir():
-            raise PackagingError(f"{directory} is not a directory")
-        try:
-            env = s2i.read_environment_file(directory / s2i.ENV_FILE)
-            name = model_name or env.get("MODEL_NAME")
-            kind = s2i.check_service_type(
-                service_type or env.get("SERVICE_TYPE") or "MODEL",
-                "--type" if service_type else str(s2i.ENV_FILE),
-            )
-            if "PERSISTENCE" in env:
-                s2i.check_persistence(env["PERSISTENCE"], str(s2i.ENV_FILE))
-        except SettingsError as exc:
-            raise PackagingError(str(exc)) from None
-        if not name:
-            raise PackagingError(
-                f"no MODEL_NAME in {directory / s2i.ENV_FILE}: run `unitserve init` or give "
-                "--model-name"
-            )
-        check_class(directory, name)
-        env = {"MODEL_NAME": name, "SERVICE_TYPE": kind, "PERSISTENCE": "0"} | {
-            k: v for k, v in env.items() if k not in ("MODEL_NAME", "SERVICE_TYPE")
-        }
-        return cls(directory, name, kind, env, (directory / "requirements.txt").is_file())
-
-
-def _names_bound(tree: ast.Module) -> set[str] | None:
-    """The names a module binds at its top level; None if it cannot be told without
-    running it (``from x import *``)."""
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            for alias in node.names:
-                if alias.name == "*":
-                    return None
-                names.add(alias.asname or alias.name.split(".")[0])
-    return names
-
-
-def check_class(directory: Path, name: str) -> None:
-    """Refuse a MODEL_NAME whose module file is missing or does not define the class,
-    read without importing it (its imports may not be installed here)."""
-    module, _, class_name = name.rpartition(".")
-    if not module:
-        module = class_name = name
-    path = directory / f"{module.replace('.', '/')}.py"
-    if not path.is_file():
-        path = directory / module.replace(".", "/") / "__init__.py"
-    if not path.is_file():
-        raise PackagingError(f"model class {name}: no {module.replace('.', '/')}.py in {directory}")
-    try:
-        tree = ast.parse(path.read_bytes(), str(path))
-    except SyntaxError as exc:
-        raise PackagingError(f"model class {name}: {path} line {exc.lineno}: {exc.msg}") from None
-    bound = _names_bound(tree)
-    if bound is not None and class_name not in bound:
-        raise PackagingError(f"model class {name}: {path} defines no {class_name}")
-
-
-def _quote(value: str) -> str:
-    """A Dockerfile ENV value: double-quoted, with the characters Docker would
-    interpret (``\\``, ``"``, ``$``) escaped."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-    return f'"{escaped}"'
-
-
-def _pip_install(what: str, wheelhouse: bool) -> str:
-    """The pip command of the install stage: only the context's wheels with
-    ``--wheelhouse`` (no network needed), else the index for what they lack."""
-    where = f"--find-links /tmp/wheels --find-links /tmp/wheels/{WHEELHOUSE}"
-    index = " --no-index" if wheelhouse else ""
-    pip = f"{VENV_DIR}/bin/pip install --no-cache-dir --disable-pip-version-check{index}"
-    return f"RUN {pip} \\\n    {where} {what}"
-
-
-def dockerfile(
-    component: Component,
-    base_image: str = DEFAULT_BASE_IMAGE,
-    extras: tuple[str, ...] = (),
-    wheelhouse: bool = False,
-) -> str:
-    """The Dockerfile text for `component` (without the hash `write_generated` adds)."""
-    unitserve = f"unitserve[{','.join(extras)}]" if extras else "unitserve"
-    lines = [
-        f"{MARKER}build` {__version__} for {component.model_name} ({component.service_type})",
-        "# Build: docker build -t IMAGE:TAG .    Run: docker run -p 9000:9000 IMAGE:TAG",
-        "# Edit it as you like: `unitserve build` then leaves it alone (unless --force).",
-        "",
-        "# 1. A virtual environment with unitserve and the model's requirements, from the",
-        f"#    wheels in {WHEELS_DIR}/. Only the environment goes into the image (no wheels,",
-        "#    no pip).",
-        f"FROM {base_image} AS install",
-        f"RUN python3 -m venv {VENV_DIR}",
-        f"COPY {WHEELS_DIR}/ /tmp/wheels/",
-        _pip_install(_quote(f"{unitserve}=={__version__}"), wheelhouse),
-    ]
-    if component.has_requirements:
-        lines += [
-            "COPY requirements.txt /tmp/",
-            _pip_install("-r /tmp/requirements.txt", wheelhouse),
-        ]
-    lines += [
-        f"RUN {VENV_DIR}/bin/python -m pip uninstall --yes --quiet pip",
-        "",
-        "# 2. The code without the wheels, readable by every user.",
-        f"FROM {base_image} AS code",
-        f"COPY . {APP_DIR}/",
-        f"RUN rm -rf {APP_DIR}/{WHEELS_DIR} && chmod -R a+rX,go-w {APP_DIR}",
-        "",
-        "# 3. The image: least often changed first, the code last.",
-        f"FROM {base_image}",
-        "ENV PYTHONUNBUFFERED=1 \\",
-        "    PYTHONDONTWRITEBYTECODE=1 \\",
-        f"    VIRTUAL_ENV={VENV_DIR} \\",
-        f'    PATH="{VENV_DIR}/bin:$PATH"',
-        "# A numeric user, so that Kubernetes' runAsNonRoot can verify it is not root.",
-        f"RUN useradd --uid {USER_ID} --user-group --create-home --shell /usr/sbin/nologin "
-        "unitserve",
-        f"COPY --from=install {VENV_DIR} {VENV_DIR}",
-        f"WORKDIR {APP_DIR}",
-        "# The s2i variables: `unitserve serve` reads MODEL_NAME, SERVICE_TYPE, PERSISTENCE."
-        if component.command == "serve"
-        else "# MLServer's variables: `unitserve start` reads MLSERVER_MODELS_DIR and the rest.",
-    ]
-    pairs = [f"{key}={_quote(value)}" for key, value in component.environment.items()]
-    lines.append("ENV " + " \\\n    ".join(pairs))
-    lines += [
-        f"USER {USER_ID}",
-        "# REST, gRPC and Prometheus metrics.",
-        "EXPOSE "
-        + " ".join(str(p) for p in (PORTS if component.command == "serve" else SERVER_PORTS)),
-        "# Exec form: unitserve is PID 1 and gets SIGTERM to drain in-flight requests.",
-        f'CMD ["unitserve", "{component.command}"]',
-        "# The code, last, so that changing it rebuilds only this layer. It stays owned by",
-        "# root (COPY does not follow USER): the server only reads it.",
-        f"COPY --from=code {APP_DIR}/ ./",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _component_arguments(p: argparse.ArgumentParser) -> None:
