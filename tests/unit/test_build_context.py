@@ -206,10 +206,43 @@ def test_a_server_image_runs_unitserve_start_with_no_model(tmp_path: Path) -> No
     text = result.stdout
     assert 'CMD ["unitserve", "start"]' in text
     assert "EXPOSE 8080 8081 8082" in text
+    assert "docker run -p 8080:8080 IMAGE:TAG" in text
     assert 'MLSERVER_MODELS_DIR="/mnt/models"' in text
-    assert '"unitserve[lightgbm,sklearn,xgboost]==' in text  # MLServer's runtime names
+    # Every prepackaged server, for MLServer's runtime names: what the Core 2 Server
+    # `unitserve manifest` writes advertises.
+    assert '"unitserve[lightgbm,mlflow,sklearn,xgboost]==' in text
     assert "MODEL_NAME" not in text
     one_line(
         run_cli("build", str(tmp_path), "--server", "--implementation", "SKLEARN_SERVER"),
         "--server serves the models it is given",
+    )
+
+
+@pytest.mark.parametrize(
+    ("options", "installed"),
+    [
+        (["--runtimes", "sklearn"], "unitserve[sklearn]"),
+        (
+            ["--runtimes", "xgboost, sklearn", "--extras", "tracing"],
+            "unitserve[sklearn,tracing,xgboost]",
+        ),
+        (["--runtimes", "none"], "unitserve"),
+        (["--runtimes", "none", "--extras", "s3"], "unitserve[s3]"),
+    ],
+)
+def test_a_server_image_carries_the_runtimes_asked_for(tmp_path, options, installed):
+    result = run_cli("build", str(tmp_path), "--server", *options, "--print", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert f'"{installed}=={__version__}"' in result.stdout
+
+
+def test_runtimes_are_checked(tmp_path):
+    for wrong in ("tensorflow", "sklearn,torch", "", "none,sklearn"):
+        one_line(
+            run_cli("build", str(tmp_path), "--server", "--runtimes", wrong),
+            "give some of sklearn, xgboost, lightgbm, mlflow, or none",
+        )
+    one_line(
+        run_cli("build", str(tmp_path), "--runtimes", "sklearn"),
+        "--runtimes goes with --server",
     )

@@ -17,7 +17,9 @@ from unitserve.cli import engines, prepackaged
 from unitserve.cli.component import Component
 from unitserve.cli.dockerfile import (
     DEFAULT_BASE_IMAGE,
+    PORTS,
     SERVER_MODELS_DIR,
+    SERVER_PORTS,
     WHEELHOUSE,
     WHEELS_DIR,
     dockerfile,
@@ -25,8 +27,9 @@ from unitserve.cli.dockerfile import (
 from unitserve.cli.generated import PackagingError, check_replaceable, write_generated
 from unitserve.settings import SERVICE_TYPES
 
-# The prepackaged servers installed for MLServer's runtime names in a --server image.
-SERVER_EXTRAS = ("lightgbm", "sklearn", "xgboost")
+# The runtimes a --server image carries by default: every prepackaged server, which is
+# what the Server that `unitserve manifest --target seldon-core-2` writes advertises.
+RUNTIMES = tuple(prepackaged.EXTRAS.values())
 DOCKERIGNORE = ".git\n.venv\n__pycache__\n*.pyc\n.pytest_cache\n"
 
 
@@ -91,7 +94,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a model repository server instead of a class in DIR: the image runs "
         "`unitserve start` on MLServer's ports 8080, 8081, 8082 with the models of "
         f"MLSERVER_MODELS_DIR (default {SERVER_MODELS_DIR}), as a Seldon Core 2 Server; it "
-        "installs the prepackaged servers' extras",
+        "installs the prepackaged servers of --runtimes",
+    )
+    p.add_argument(
+        "--runtimes",
+        metavar="NAME,...",
+        default=None,
+        help="with --server: the prepackaged servers the image carries for MLServer's "
+        f"runtime names, among {', '.join(RUNTIMES)}, or none for Seldon classes only "
+        "(default: all of them)",
     )
     p.add_argument(
         "--extras",
@@ -133,6 +144,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the engine's network for the build, e.g. none (with --wheelhouse) or host",
     )
     p.set_defaults(func=run_build)
+
+
+def _runtimes(args: argparse.Namespace) -> tuple[str, ...]:
+    """The extras of the prepackaged servers --runtimes names (all of them by default)."""
+    if args.runtimes is None:
+        return RUNTIMES
+    names = tuple(n.strip() for n in args.runtimes.split(",") if n.strip())
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown or not names:
+        raise PackagingError(
+            f"--runtimes {args.runtimes!r}: give some of {', '.join(RUNTIMES)}, or none"
+        )
+    return names
 
 
 def _extras(text: str) -> tuple[str, ...]:
@@ -219,7 +245,9 @@ def run_build(args: argparse.Namespace) -> int:
     try:
         if args.server:
             component = _server_component(args)
-            extras = tuple(sorted({*_extras(args.extras), *SERVER_EXTRAS}))
+            extras = tuple(sorted({*_extras(args.extras), *_runtimes(args)}))
+        elif args.runtimes is not None:
+            raise PackagingError("--runtimes goes with --server (one server: --implementation)")
         elif args.implementation:
             component = _prepackaged_component(args)
             extras = (*_extras(args.extras), prepackaged.EXTRAS[component.model_name])
@@ -237,7 +265,8 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"wrote {target}")
         if args.image:
             engines.build(engine, args.directory, args.image, args.network)
-            print(f"built {args.image}; run it with: {engine} run -p 9000:9000 {args.image}")
+            port = PORTS[0] if component.command == "serve" else SERVER_PORTS[0]
+            print(f"built {args.image}; run it with: {engine} run -p {port}:{port} {args.image}")
         else:
             print(f"build it with: docker build -t IMAGE:TAG {args.directory}")
     except (PackagingError, prepackaged.PrepackagedError, engines.EngineError, OSError) as exc:

@@ -61,9 +61,11 @@ def dockerfile(
 ) -> str:
     """The Dockerfile text for `component` (without the hash `write_generated` adds)."""
     unitserve = f"unitserve[{','.join(extras)}]" if extras else "unitserve"
+    ports = PORTS if component.command == "serve" else SERVER_PORTS
+    port = ports[0]
     lines = [
         f"{MARKER}build` {__version__} for {component.model_name} ({component.service_type})",
-        "# Build: docker build -t IMAGE:TAG .    Run: docker run -p 9000:9000 IMAGE:TAG",
+        f"# Build: docker build -t IMAGE:TAG .    Run: docker run -p {port}:{port} IMAGE:TAG",
         "# Edit it as you like: `unitserve build` then leaves it alone (unless --force).",
         "",
         "# 1. A virtual environment with unitserve and the model's requirements, from the",
@@ -107,8 +109,7 @@ def dockerfile(
     lines += [
         f"USER {USER_ID}",
         "# REST, gRPC and Prometheus metrics.",
-        "EXPOSE "
-        + " ".join(str(p) for p in (PORTS if component.command == "serve" else SERVER_PORTS)),
+        "EXPOSE " + " ".join(str(p) for p in ports),
         "# Exec form: unitserve is PID 1 and gets SIGTERM to drain in-flight requests.",
         f'CMD ["unitserve", "{component.command}"]',
         "# The code, last, so that changing it rebuilds only this layer. It stays owned by",
