@@ -68,7 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "DIR/requirements.txt into a virtual environment, copies DIR and starts `unitserve "
         "serve` as the non-root user 1000, with the .s2i/environment variables and ports "
         "9000, 5000, 6000. Build it with `docker build -t IMAGE DIR`, or give --image to "
-        "build it here. A Dockerfile you wrote or edited is left alone (--force replaces it).",
+        "build it here. A Dockerfile you wrote or edited is left alone (--force replaces it). "
+        "With --server the image is a model repository server instead: `unitserve start`, "
+        "with no model inside, on ports 8080, 8081, 8082.",
     )
     _component_arguments(p)
     p.add_argument(
