@@ -240,7 +240,7 @@ def _server_component(args: argparse.Namespace) -> Component:
         raise PackagingError(f"{args.directory} is not a directory")
     env = {"MLSERVER_MODELS_DIR": SERVER_MODELS_DIR}
     has_requirements = (args.directory / "requirements.txt").is_file()
-    return Component(args.directory, "a model repository", "MODEL", env, has_requirements, "start")
+    return Component(args.directory, "", "MODEL", env, has_requirements, "start")
 
 
 def run_build(args: argparse.Namespace) -> int:

@@ -63,8 +63,13 @@ def dockerfile(
     unitserve = f"unitserve[{','.join(extras)}]" if extras else "unitserve"
     ports = PORTS if component.command == "serve" else SERVER_PORTS
     port = ports[0]
+    what = (
+        f"{component.model_name} ({component.service_type})"
+        if component.command == "serve"
+        else "a model repository server (`unitserve start`)"
+    )
     lines = [
-        f"{MARKER}build` {__version__} for {component.model_name} ({component.service_type})",
+        f"{MARKER}build` {__version__} for {what}",
         f"# Build: docker build -t IMAGE:TAG .    Run: docker run -p {port}:{port} IMAGE:TAG",
         "# Edit it as you like: `unitserve build` then leaves it alone (unless --force).",
         "",
