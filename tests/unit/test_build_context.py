@@ -258,3 +258,19 @@ def test_the_default_runtimes_are_the_libraries_the_core2_server_advertises():
     from unitserve.cli.manifest import core2
 
     assert set(build.RUNTIMES) == set(core2.CAPABILITIES) - {core2.REQUIREMENT}
+
+
+def test_an_image_with_lightgbm_gets_the_openmp_runtime_it_loads(tmp_path):
+    """LightGBM's library needs the system's libgomp.so.1, which slim images lack; the
+    other libraries bring their own."""
+
+    def installs_libgomp(*options: str) -> bool:
+        result = run_cli("build", str(tmp_path), *options, "--print", cwd=tmp_path)
+        assert result.returncode == 0, result.stderr
+        return "apt-get install -y --no-install-recommends libgomp1" in result.stdout
+
+    assert installs_libgomp("--server")
+    assert installs_libgomp("--server", "--runtimes", "lightgbm")
+    assert installs_libgomp("--implementation", "LIGHTGBM_SERVER")
+    assert not installs_libgomp("--server", "--runtimes", "sklearn,xgboost,mlflow")
+    assert not installs_libgomp("--implementation", "XGBOOST_SERVER")

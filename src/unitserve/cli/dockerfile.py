@@ -103,6 +103,17 @@ def dockerfile(
         "# A numeric user, so that Kubernetes' runAsNonRoot can verify it is not root.",
         f"RUN useradd --uid {USER_ID} --user-group --create-home --shell /usr/sbin/nologin "
         "unitserve",
+    ]
+    if "lightgbm" in extras:
+        lines += [
+            "# LightGBM's library loads the system's OpenMP runtime (libgomp.so.1), which",
+            "# slim images lack: installed from the base image's packages when it is missing",
+            "# (which needs the network, or a base image that has it).",
+            "RUN ldconfig -p | grep -qF 'libgomp.so.1 ' || (apt-get update \\",
+            "    && apt-get install -y --no-install-recommends libgomp1 \\",
+            "    && rm -rf /var/lib/apt/lists/*)",
+        ]
+    lines += [
         f"COPY --from=install {VENV_DIR} {VENV_DIR}",
         f"WORKDIR {APP_DIR}",
         "# The s2i variables: `unitserve serve` reads MODEL_NAME, SERVICE_TYPE, PERSISTENCE."
