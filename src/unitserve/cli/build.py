@@ -216,43 +216,28 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _prepackaged_component(args: argparse.Namespace) -> Component:
-    """A prepackaged server's image: DIR holds no class, only what else the image needs
-    (a requirements.txt, say); `unitserve serve NAME` serves the server."""
-    name = prepackaged.check(args.implementation)
-    if args.model_name:
-        raise PackagingError("--model-name and --implementation: give one of them")
-    if not args.directory.is_dir():
-        raise PackagingError(f"{args.directory} is not a directory")
-    env = {"MODEL_NAME": name, "SERVICE_TYPE": "MODEL", "PERSISTENCE": "0"}
-    has_requirements = (args.directory / "requirements.txt").is_file()
-    return Component(args.directory, name, "MODEL", env, has_requirements)
-
-
-def _server_component(args: argparse.Namespace) -> Component:
-    """A repository server's image (`unitserve start`): no model inside, the models come
-    at run time in MLSERVER_MODELS_DIR; DIR holds what else the image needs."""
-    if args.implementation or args.model_name:
+def _check_no_class_given(args: argparse.Namespace) -> None:
+    """--implementation and --server name no class of DIR's, nor each other."""
+    if args.server and (args.implementation or args.model_name):
         raise PackagingError(
             "--server serves the models it is given: no --implementation or --model-name"
         )
-    if not args.directory.is_dir():
-        raise PackagingError(f"{args.directory} is not a directory")
-    env = {"MLSERVER_MODELS_DIR": SERVER_MODELS_DIR}
-    has_requirements = (args.directory / "requirements.txt").is_file()
-    return Component(args.directory, "", "MODEL", env, has_requirements, "start")
+    if args.implementation and args.model_name:
+        raise PackagingError("--model-name and --implementation: give one of them")
 
 
 def run_build(args: argparse.Namespace) -> int:
     try:
+        _check_no_class_given(args)
         if args.server:
-            component = _server_component(args)
+            component = Component.server(args.directory, SERVER_MODELS_DIR)
             extras = tuple(sorted({*_extras(args.extras), *_runtimes(args)}))
         elif args.runtimes is not None:
             raise PackagingError("--runtimes goes with --server (one server: --implementation)")
         elif args.implementation:
-            component = _prepackaged_component(args)
-            extras = (*_extras(args.extras), prepackaged.EXTRAS[component.model_name])
+            name = prepackaged.check(args.implementation)
+            component = Component.prepackaged(args.directory, name)
+            extras = (*_extras(args.extras), prepackaged.EXTRAS[name])
         else:
             component = Component.read(args.directory, args.model_name, args.service_type)
             extras = _extras(args.extras)

@@ -1,6 +1,8 @@
 """What a component folder says about itself, for `unitserve build`: the class it
 serves (``MODEL_NAME``), its graph node type and the rest of ``.s2i/environment``,
 whether it has a ``requirements.txt``, and which `unitserve` command its image runs.
+A folder may also hold no class: it is then the rest of a prepackaged server's image,
+or of a model repository server's.
 
 The class is checked by reading its module's source, not by importing it: the
 model's own imports (its libraries) need not be installed where the image is built.
@@ -55,6 +57,26 @@ class Component:
             k: v for k, v in env.items() if k not in ("MODEL_NAME", "SERVICE_TYPE")
         }
         return cls(directory, name, kind, env, (directory / "requirements.txt").is_file())
+
+    @classmethod
+    def prepackaged(cls, directory: Path, implementation: str) -> Component:
+        """A prepackaged server's image: DIR holds no class, only what else the image
+        needs (a requirements.txt, say); `unitserve serve NAME` serves the server."""
+        if not directory.is_dir():
+            raise PackagingError(f"{directory} is not a directory")
+        env = {"MODEL_NAME": implementation, "SERVICE_TYPE": "MODEL", "PERSISTENCE": "0"}
+        has_requirements = (directory / "requirements.txt").is_file()
+        return cls(directory, implementation, "MODEL", env, has_requirements)
+
+    @classmethod
+    def server(cls, directory: Path, models_dir: str) -> Component:
+        """A repository server's image (`unitserve start`): no model inside, the models
+        come at run time in MLSERVER_MODELS_DIR; DIR holds what else the image needs."""
+        if not directory.is_dir():
+            raise PackagingError(f"{directory} is not a directory")
+        env = {"MLSERVER_MODELS_DIR": models_dir}
+        has_requirements = (directory / "requirements.txt").is_file()
+        return cls(directory, "", "MODEL", env, has_requirements, "start")
 
 
 def _names_bound(tree: ast.Module) -> set[str] | None:
