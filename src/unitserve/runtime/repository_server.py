@@ -80,6 +80,9 @@ class RepositorySupervisor(Supervisor):
     def _load_user(self) -> Any:
         return None  # each worker builds the models it loads
 
+    def _served(self) -> str | None:
+        return None  # `unitserve start` names the folder and where each setting came from
+
     def _new_worker(self, slot: int) -> Worker:
         return RepositoryWorker(
             self.settings,

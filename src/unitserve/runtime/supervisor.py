@@ -92,12 +92,9 @@ class Supervisor:
         sockets: list[socket.socket] = []
         try:
             self.user = self._load_user()
-            log.info(
-                "serving %s (%s) with %d worker(s)",
-                settings.interface_name,
-                settings.service_type,
-                settings.workers,
-            )
+            served = self._served()
+            if served is not None:
+                log.info("serving %s with %d worker(s)", served, settings.workers)
             self.http_socket = bind(settings.host, settings.http_port, "REST", "--http-port")
             sockets.append(self.http_socket)
             if settings.grpc_enabled:
@@ -255,6 +252,10 @@ class Supervisor:
         self.children[pid] = _Child(slot, time.monotonic(), replaces=replaces)
         log.info("worker %d started (pid %d)", slot, pid)
         return pid
+
+    def _served(self) -> str | None:
+        """What the start-up line says is served (None: the command said it already)."""
+        return f"{self.settings.interface_name} ({self.settings.service_type})"
 
     def _load_user(self) -> Any:
         """What every worker serves, built once before forking (a graph: its plan)."""
