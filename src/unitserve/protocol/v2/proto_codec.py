@@ -225,7 +225,7 @@ class V2ProtoCodec:
     def encode(self, reply: Reply) -> Any:
         request = self._request()
         chosen = self._chosen(reply, request)
-        return self._message(request, chosen, mapping.answer_parameters(reply.meta))
+        return self._message(request, chosen, mapping.answer_parameters(reply))
 
     def _request(self) -> InferRequest:
         if self.request is None:  # the engine always decodes first; a guard for other callers

@@ -403,7 +403,7 @@ class V2BytesCodec(V2ProtoCodec):
     def encode(self, reply: Reply) -> bytes:
         request = self._request()
         chosen = self._chosen(reply, request)
-        params = mapping.answer_parameters(reply.meta)
+        params = mapping.answer_parameters(reply)
         raw = self.raw or any(o.datatype is datatypes.FP16 for o in chosen)
         if params is None and not any(o.parameters for o in chosen):
             try:
