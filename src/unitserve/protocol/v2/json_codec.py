@@ -173,7 +173,7 @@ class V2JsonCodec:
         request = self.request
         if request is None:  # the engine always decodes first; a guard for other callers
             request = InferRequest(mapping.new_id(), {}, [])
-        chosen = mapping.select(mapping.outputs_of(reply), request)
+        chosen = mapping.answer_outputs(reply, request)
         records: list[dict[str, Any]] = []
         buffers: list[memoryview] = []
         for out, as_binary in chosen:

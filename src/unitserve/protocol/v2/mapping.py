@@ -165,12 +165,14 @@ def _output(name: str, value: Any) -> Output:
 
 def _runtime_output(name: Any, value: Any, made_of: str) -> Output:
     """An output of a model standing in for an MLServer runtime, written as MLServer's
-    codecs write it: a 1-D array (or one value) gets a second axis of 1, one value a
-    row; an array is tagged ``content_type: np``; a table's column is tagged only
-    when it holds text (``str``)."""
+    codecs write it: a 1-D array gets a second axis of 1, one value a row (a single
+    value has shape [1]); an array is tagged ``content_type: np``; a table's column is
+    tagged only when it holds text (``str``)."""
     out = _output(str(name), value)
-    if out.array.ndim < 2:
-        out.array = out.array.reshape(-1, 1) if out.array.ndim else out.array.reshape(1)
+    if np.ndim(value) == 0:
+        out.array = out.array.reshape(1)
+    elif out.array.ndim == 1:
+        out.array = out.array.reshape(-1, 1)
     if made_of == ARRAYS:
         out.parameters = {"content_type": "np"}
     elif out.datatype is datatypes.BYTES and all(
@@ -188,6 +190,17 @@ def _class_names(names: list[Any] | None, arr: np.ndarray) -> list[Any] | None:
     if all(n == f"t:{i}" for i, n in enumerate(names)):
         return None
     return list(names)
+
+
+def answer_outputs(reply: Reply, request: InferRequest) -> list[tuple[Output, bool]]:
+    """The outputs of `reply` to send, each with "send as binary" (see `select`)."""
+    outputs = outputs_of(reply)
+    value = reply.value
+    if isinstance(value, RuntimeOutputs) and value.made_of != ARRAYS:
+        # A table's columns are the whole answer, whatever the output asked for (the
+        # model's method) was called, as MLServer answers them.
+        return [(o, request.binary_output) for o in outputs]
+    return select(outputs, request)
 
 
 def select(outputs: list[Output], request: InferRequest) -> list[tuple[Output, bool]]:

@@ -234,7 +234,7 @@ class V2ProtoCodec:
 
     @staticmethod
     def _chosen(reply: Reply, request: InferRequest) -> list[mapping.Output]:
-        return [out for out, _ in mapping.select(mapping.outputs_of(reply), request)]
+        return [out for out, _ in mapping.answer_outputs(reply, request)]
 
     def _message(
         self, request: InferRequest, chosen: list[mapping.Output], params: dict[str, Any] | None
