@@ -230,3 +230,15 @@ def test_predict_proba_of_a_regressor_is_a_400_on_both(servers: Any) -> None:
             grpc_answer(target, "iris-regressor", ["predict_proba"])
         codes.append(caught.value.code())
     assert codes == [grpc.StatusCode.INVALID_ARGUMENT] * 2
+
+
+def test_a_transformer_asked_for_no_output_is_a_400_here(servers: Any) -> None:
+    """A difference (docs/compatibility.md): MLServer calls the missing ``predict`` and
+    fails with a 500; unitserve says the model has no such method, a 400."""
+    mlserver, ours = servers
+    body = json.dumps(request_body("iris-scaler", None))
+    headers = {"content-type": "application/json"}
+    a = httpx.post(f"{mlserver.url}/v2/models/iris-scaler/infer", content=body, headers=headers)
+    b = ours["iris-scaler"].post("/v2/models/iris-scaler/infer", content=body, headers=headers)
+    assert (a.status_code, b.status_code) == (500, 400)
+    assert b.json() == {"error": "StandardScaler has no method predict"}
