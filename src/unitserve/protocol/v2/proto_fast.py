@@ -7,9 +7,9 @@ For a request of a few dozen bytes most of the time goes into Python-level work
 around the protobuf objects (each field read makes a wrapper, the general parser
 handles every form a request may take), not into parsing itself. Here the bytes
 are read field by field, and an answer whose outputs travel as raw contents (or
-as FP32/FP64 typed contents), with no parameters or only text ones (the content
-types the prepackaged servers tag their outputs with), is written straight as bytes,
-the parameters' bytes kept once made. Anything else — other
+as FP32/FP64 typed contents), with no parameters or only the text tags of a
+prepackaged server's answer (its content types), is written straight as bytes, the
+tags' bytes kept once made. Anything else — other
 typed contents, parameters, a field this reader does not know, a singular field
 sent twice, bytes that do not parse — takes the general path (`proto_codec`), so
 both paths mean the same and every error still comes from one place.
@@ -24,7 +24,7 @@ from typing import Any, cast
 import numpy as np
 
 from unitserve.errors import BadRequest
-from unitserve.message import Message, Reply
+from unitserve.message import Message, Reply, RuntimeOutputs
 from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol import shapes
 from unitserve.protocol.protowire import read_varint, varint
@@ -437,7 +437,13 @@ class V2BytesCodec(V2ProtoCodec):
         chosen = self._chosen(reply, request)
         params = mapping.answer_parameters(reply)
         raw = self.raw or any(o.datatype is datatypes.FP16 for o in chosen)
-        answer_items = _text_parameters(params)
+        # Only the fixed tags of a prepackaged server's answer are kept as bytes: tags
+        # from requests could be anything, and would crowd the kept heads out.
+        answer_items = (
+            _text_parameters(params)
+            if params is None or isinstance(reply.value, RuntimeOutputs)
+            else None
+        )
         output_items = [_text_parameters(o.parameters) for o in chosen]
         if answer_items is not None and None not in output_items:
             tagged = cast(list[TextParameters], output_items)
