@@ -189,20 +189,24 @@ class Lane:
         self.loop = pool.loop
         self.limit = max(1, limit)
         self.running = 0
-        self.waiting: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] = (
-            collections.deque()
+        # Made when a call first has to wait: most models of a large repository are
+        # called one at a time, if at all, and an empty deque is 600 bytes.
+        self.waiting: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] | None = (
+            None
         )
 
     @property
     def in_flight(self) -> int:
         """Calls submitted and not yet answered (running or waiting their turn)."""
-        return self.running + len(self.waiting)
+        return self.running + (len(self.waiting) if self.waiting else 0)
 
     def submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
         if self.running < self.limit:
             self.running += 1
             return self.pool.submit(fn, self)
         future = self.loop.create_future()
+        if self.waiting is None:
+            self.waiting = collections.deque()
         self.waiting.append((fn, future))
         return future
 

@@ -34,7 +34,7 @@ def test_a_lane_runs_one_call_at_a_time_in_order_and_skips_the_given_up() -> Non
             rest = [lane.submit(lambda i=i: ran.append(i) or i) for i in range(5)]
             given_up = lane.submit(lambda: ran.append(99))
             given_up.cancel()
-            assert lane.running == 1 and len(lane.waiting) == 6
+            assert lane.running == 1 and lane.in_flight == 7
             assert pool.in_flight == 1  # the waiting calls hold no thread, nor a place
             release.set()
             assert await asyncio.wait_for(first, LIMIT) is True
