@@ -191,9 +191,7 @@ class Lane:
         self.running = 0
         # Made when a call first has to wait: most models of a large repository are
         # called one at a time, if at all, and an empty deque is 600 bytes.
-        self.waiting: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] | None = (
-            None
-        )
+        self.waiting: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] | None = None
 
     @property
     def in_flight(self) -> int:
