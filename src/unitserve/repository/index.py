@@ -46,27 +46,24 @@ RECENT_SECONDS = 2.0
 Stamp = tuple[int, int, int, int]
 
 
-def _stamp(stat: os.stat_result) -> Stamp:
-    return (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
-
-
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Listing:
     """What a folder holds, as far as finding models goes: its subfolders that are
-    walked (not hidden, not links: as `os.walk` goes), its links to folders, and
-    whether it holds a settings file."""
+    walked (not hidden, not links: as `os.walk` goes), its links to folders, and its
+    settings file if it has one. Paths are plain text: a look handles thousands."""
 
     stamp: Stamp | None  # None: changed too recently to be trusted next time
     subfolders: tuple[str, ...]
     linked_folders: tuple[str, ...]
-    has_settings: bool
+    settings: str | None  # the path of its model-settings.json
+    walk_next: tuple[str, ...]  # the subfolders' paths, last first (a stack's order)
 
     @property
     def all_folders(self) -> tuple[str, ...]:
         return self.subfolders + self.linked_folders
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Read:
     """A settings file as last read."""
 
@@ -82,8 +79,8 @@ class RepositoryIndex:
         self.root = Path(root)
         self.env = dict(os.environ if env is None else env)
         self._lock = threading.Lock()
-        self._listings: dict[Path, _Listing] = {}
-        self._reads: dict[Path, _Read] = {}
+        self._listings: dict[str, _Listing] = {}
+        self._reads: dict[str, _Read] = {}
         self._models: list[RepositoryModel] = []
         self._by_name: dict[str, list[RepositoryModel]] = {}
         self._looked = False
@@ -108,31 +105,48 @@ class RepositoryIndex:
 
     def _look(self) -> None:
         recent = time.time_ns() - int(RECENT_SECONDS * 1e9)
-        listings: dict[Path, _Listing] = {}
+        before = self._listings
+        listings: dict[str, _Listing] = {}
+        settings: list[tuple[str, _Listing]] = []
         changed = not self._looked
-        files: list[Path] = []
-        for folder, listing in self._walk(self.root, recent, listings):
-            changed |= listing is not self._listings.get(folder)
-            if listing.has_settings:
-                files.append(folder / MODEL_SETTINGS_FILE)
-        changed |= listings.keys() != self._listings.keys()
+        # The folders top down in name order, as `os.walk` goes (which `scan` uses).
+        pending = [str(self.root)]
+        while pending:
+            here = pending.pop()
+            try:
+                stat = os.stat(here)
+            except OSError:  # gone, or not readable: os.walk passes over it too
+                continue
+            stamp = (stat.st_mtime_ns, stat.st_ctime_ns, stat.st_size, stat.st_ino)
+            listing = before.get(here)
+            if listing is None or listing.stamp != stamp:
+                changed = True
+                listing = _list(here, stamp, recent)
+                if listing is None:
+                    continue
+            listings[here] = listing
+            if listing.settings is not None:
+                settings.append((listing.settings, listing))
+            pending.extend(listing.walk_next)
+        changed |= len(listings) != len(before)
         self._listings = listings
-        reads: dict[Path, _Read] = {}
+        reads: dict[str, _Read] = {}
         self.files_read = 0
-        for path in files:
-            read = self._read(path, listings[path.parent], recent)
+        for path, folder in settings:
+            read = self._read(path, folder, recent)
             changed |= read is not self._reads.get(path)
             reads[path] = read
-        changed |= reads.keys() != self._reads.keys()
+        changed |= len(reads) != len(self._reads)
         self._reads = reads
         self._looked = True
         if not changed:
             return
-        root_listing = listings.get(self.root)
+        files = [Path(path) for path, _ in settings]
+        root_listing = listings.get(str(self.root))
         models = completed(
             self.root,
             files,
-            [reads[path].model for path in files],
+            [reads[path].model for path, _ in settings],
             lambda: () if root_listing is None else root_listing.all_folders,
             self.env,
         )
@@ -141,33 +155,16 @@ class RepositoryIndex:
             by_name.setdefault(model.name, []).append(model)
         self._models, self._by_name = models, by_name
 
-    def _walk(
-        self, folder: Path, recent: int, listings: dict[Path, _Listing]
-    ) -> list[tuple[Path, _Listing]]:
-        """`folder` and the folders below it, top down in name order (as `os.walk`
-        goes, which `scan` uses), each with its listing: remembered if unchanged."""
-        out: list[tuple[Path, _Listing]] = []
-        pending = [folder]
-        while pending:
-            here = pending.pop()
-            try:
-                stamp = _stamp(os.stat(here))
-            except OSError:  # gone, or not readable: os.walk passes over it too
-                continue
-            listing = self._listings.get(here)
-            if listing is None or listing.stamp is None or listing.stamp != stamp:
-                listing = _list(here, stamp, recent)
-                if listing is None:
-                    continue
-            listings[here] = listing
-            out.append((here, listing))
-            pending.extend(here / name for name in reversed(listing.subfolders))
-        return out
-
-    def _read(self, path: Path, folder: _Listing, recent: int) -> _Read:
+    def _read(self, path: str, folder: _Listing, recent: int) -> _Read:
         before = self._reads.get(path)
         try:
-            stamp: Stamp | None = _stamp(os.stat(path))
+            stat = os.stat(path)
+            stamp: Stamp | None = (
+                stat.st_mtime_ns,
+                stat.st_ctime_ns,
+                stat.st_size,
+                stat.st_ino,
+            )
         except OSError:
             stamp = None  # read_model_settings says why it cannot be read
         if (
@@ -179,7 +176,7 @@ class RepositoryIndex:
         ):
             return before
         self.files_read += 1
-        model = read_model_settings(path, self.env)
+        model = read_model_settings(Path(path), self.env)
         trusted = stamp is not None and model.available and not _recent(stamp, recent)
         return _Read(stamp if trusted else None, folder.stamp, model)
 
@@ -188,7 +185,7 @@ def _recent(stamp: Stamp, recent: int) -> bool:
     return max(stamp[0], stamp[1]) >= recent
 
 
-def _list(folder: Path, stamp: Stamp, recent: int) -> _Listing | None:
+def _list(folder: str, stamp: Stamp, recent: int) -> _Listing | None:
     """What `folder` holds now (None if it cannot be listed)."""
     subfolders: list[str] = []
     linked: list[str] = []
@@ -208,9 +205,12 @@ def _list(folder: Path, stamp: Stamp, recent: int) -> _Listing | None:
                     subfolders.append(entry.name)
     except OSError:
         return None
+    subfolders.sort()
+    linked.sort()
     return _Listing(
         None if _recent(stamp, recent) else stamp,
-        tuple(sorted(subfolders)),
-        tuple(sorted(linked)),
-        has_settings,
+        tuple(subfolders),
+        tuple(linked),
+        os.path.join(folder, MODEL_SETTINGS_FILE) if has_settings else None,
+        tuple(os.path.join(folder, name) for name in reversed(subfolders)),
     )
