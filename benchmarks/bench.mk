@@ -113,9 +113,9 @@ bench-storage: $(VENV)/.installed-test
 bench-image: $(VENV)/.installed-test
 	$(BENCH_PY) $(BENCH_DIR)/image.py
 
-## bench-repository: unitserve start vs MLServer 1.7, one repository (REST c=8, many models, load/unload cycles)
-# REPOSITORY_ARGS narrows it, e.g. REPOSITORY_ARGS="--models 200 --cycles 200". Needs the test
-# extras (scikit-learn in unitserve's venv); MLServer's venv is built on demand.
+## bench-repository: unitserve start vs MLServer 1.7, one repository (REST c=8, many models through the API and at start, load/unload cycles)
+# REPOSITORY_ARGS narrows it, e.g. REPOSITORY_ARGS="--models 200 --parts many,startup". Needs the
+# test extras (scikit-learn in unitserve's venv); MLServer's venv is built on demand.
 REPOSITORY_ARGS ?=
 .PHONY: bench-repository
 bench-repository: $(VENV)/.installed-test

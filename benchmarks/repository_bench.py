@@ -8,9 +8,14 @@ one core with the client on the other, and driven over REST from this process:
    request to one of them over 8 connections. req/s, and the server's CPU per request
    (its whole process tree, from /proc), whose ratio is the per-core ratio.
 2. many: N small scikit-learn models loaded one after another through the REST load
-   route; resident memory per model ((RSS after - RSS before) / N) and the time to load
-   them all.
-3. cycles: a ~50 MB scikit-learn model loaded and unloaded C times while a second client
+   route, up to --time-limit; resident memory per model ((RSS after - RSS before) /
+   models loaded) and the time per load. Each load is a load in an N-model repository.
+3. startup: the same N models, all loaded at start (MLSERVER_LOAD_MODELS_AT_STARTUP),
+   against the same server started on an empty folder: resident memory per model
+   ((RSS with N loaded - RSS of the empty server) / N, so scikit-learn's import is in
+   it, as a server of N models pays it) and the time from the process's start until
+   the index lists every model READY, less the empty server's time until it is live.
+4. cycles: a ~50 MB scikit-learn model loaded and unloaded C times while a second client
    keeps calling a small model; RSS at the start and the end, and failed requests.
 
 The models are trained on tiny random data by this script, with the scikit-learn of
@@ -96,7 +101,9 @@ def write_repository(folder: Path, models: dict[str, Path]) -> None:
 class Server:
     """One repository server on 127.0.0.1, pinned, measured as its process tree."""
 
-    def __init__(self, kind: str, models_dir: Path, cpus: str, log: Path) -> None:
+    def __init__(
+        self, kind: str, models_dir: Path, cpus: str, log: Path, load_at_startup: bool = False
+    ) -> None:
         self.kind = kind
         self.http_port = free_port()
         env = {k: v for k, v in os.environ.items() if not k.startswith(("MLSERVER_", "UNITSERVE_"))}
@@ -107,7 +114,7 @@ class Server:
                 "MLSERVER_METRICS_PORT": str(free_port()),
                 "MLSERVER_MODELS_DIR": str(models_dir),
                 "MLSERVER_PARALLEL_WORKERS": "1",
-                "MLSERVER_LOAD_MODELS_AT_STARTUP": "false",
+                "MLSERVER_LOAD_MODELS_AT_STARTUP": "true" if load_at_startup else "false",
                 "MLSERVER_GRPC_MAX_MESSAGE_LENGTH": "1048576000",
                 "MLSERVER_DEBUG": "false",
                 "MLSERVER_HOST": "127.0.0.1",
@@ -139,6 +146,19 @@ class Server:
 
     def rss(self) -> int:
         return procs.rss_bytes(self.process.pids())
+
+    def pss(self) -> int:
+        return procs.pss_bytes(self.process.pids())
+
+    def ready_count(self) -> int | None:
+        """How many models the index lists READY (None: not answering yet)."""
+        try:
+            reply = self.client.post("/v2/repository/index", json={})
+        except httpx.HTTPError:
+            return None
+        if reply.status_code != 200:
+            return None
+        return sum(entry.get("state") == "READY" for entry in reply.json())
 
     def cpu(self) -> dict[int, procs.Stat]:
         return procs.cpu_snapshot(self.process.pids())
@@ -245,6 +265,7 @@ def bench_many(args: Args, kind: str, small: list[Path]) -> dict[str, object]:
         failed = sum(server.infer(name).status_code != 200 for name in names[:loaded])
         rss_after = settle(server)
         return {
+            "models": len(names),
             "models_loaded": loaded,
             "load_all_s": round(load_s, 2),
             "load_ms_per_model": round(load_s / loaded * 1e3, 2) if loaded else None,
@@ -262,6 +283,60 @@ def bench_many(args: Args, kind: str, small: list[Path]) -> dict[str, object]:
                 round((rss_after - rss_first) / (loaded - 1) / 1024, 1) if loaded > 1 else None
             ),
             "failed_infer_after_load": failed,
+        }
+    finally:
+        server.stop()
+
+
+def bench_startup(args: Args, kind: str, small: list[Path]) -> dict[str, object]:
+    logs = args.out / "logs"
+    empty = SCRATCH / f"startup-empty-{kind}"
+    shutil.rmtree(empty, ignore_errors=True)
+    empty.mkdir(parents=True)
+    server = Server(kind, empty, args.server_cpus, logs / f"startup-empty-{kind}.log", True)
+    try:
+        server.wait_live()
+        empty_live_s = time.monotonic() - server.process.started
+        rss_empty, pss_empty = settle(server), server.pss()
+    finally:
+        server.stop()
+    folder = SCRATCH / f"startup-{kind}"
+    names = [f"m{i:04d}" for i in range(args.models)]
+    write_repository(folder, {name: small[i] for i, name in enumerate(names)})
+    server = Server(kind, folder, args.server_cpus, logs / f"startup-{kind}.log", True)
+    try:
+        deadline = server.process.started + args.time_limit
+        ready = 0
+        while time.monotonic() < deadline:
+            if not server.process.alive():
+                raise RuntimeError(f"{kind} exited:\n{server.process.log_tail()}")
+            ready = server.ready_count() or 0
+            if ready == len(names):
+                break
+            time.sleep(1.0)  # the index of N models is not free to build: asked once a second
+        all_ready_s = time.monotonic() - server.process.started
+        rss_full, pss_full = settle(server), server.pss()
+        # every 50th model answers: the loads were real
+        checked = names[::50]
+        failed = sum(server.infer(name).status_code != 200 for name in checked)
+        per_model = (rss_full - rss_empty) / len(names) / 1024
+        return {
+            "models": len(names),
+            "models_ready": ready,
+            "empty_start_to_live_s": round(empty_live_s, 2),
+            "start_to_all_ready_s": round(all_ready_s, 2),
+            "load_all_at_start_s": round(all_ready_s - empty_live_s, 2),
+            "rss_empty_mib": round(rss_empty / MIB, 1),
+            "rss_all_loaded_mib": round(rss_full / MIB, 1),
+            "rss_per_model_kib": round(per_model, 1) if ready == len(names) else None,
+            "pss_empty_mib": round(pss_empty / MIB, 1),
+            "pss_all_loaded_mib": round(pss_full / MIB, 1),
+            "pss_per_model_kib": (
+                round((pss_full - pss_empty) / len(names) / 1024, 1)
+                if ready == len(names)
+                else None
+            ),
+            "failed_infer_of_checked": f"{failed} of {len(checked)}",
         }
     finally:
         server.stop()
@@ -357,6 +432,15 @@ def ratio(a: object, b: object) -> float | None:
     return None
 
 
+def args_models(results: dict[str, dict[str, dict[str, object]]]) -> object:
+    """The repository's size in the many-model parts (the startup part names it)."""
+    for part in ("startup", "many"):
+        for result in results.get(part, {}).values():
+            if "models" in result:
+                return result["models"]
+    return "N"
+
+
 def summarise(results: dict[str, dict[str, dict[str, object]]]) -> list[str]:
     """The lines against the targets: unitserve against MLServer, same run."""
     lines = []
@@ -369,9 +453,10 @@ def summarise(results: dict[str, dict[str, dict[str, object]]]) -> list[str]:
     many = results.get("many", {})
     if "unitserve" in many and "mlserver" in many:
         u, m = many["unitserve"], many["mlserver"]
+        api = f"loads through the API in a {args_models(results)}-model repository"
         for key, what, target in (
-            ("rss_per_model_kib", "memory per model", " (target <= 0.33)"),
-            ("rss_per_model_after_first_kib", "memory per model past the first", ""),
+            ("rss_per_model_kib", f"{api}, memory per model", ""),
+            ("rss_per_model_after_first_kib", f"{api}, memory per model past the first", ""),
         ):
             share = ratio(u[key], m[key])
             lines.append(
@@ -380,14 +465,34 @@ def summarise(results: dict[str, dict[str, dict[str, object]]]) -> list[str]:
             )
         faster = ratio(m["load_ms_per_model"], u["load_ms_per_model"])
         lines.append(
-            f"loading: unitserve {u['models_loaded']} models in {u['load_all_s']} s, MLServer "
-            f"{m['models_loaded']} in {m['load_all_s']} s: {faster}x faster per model "
-            "(target >= 3x)"
+            f"{api}: unitserve {u['models_loaded']} models in {u['load_all_s']} s, MLServer "
+            f"{m['models_loaded']} in {m['load_all_s']} s: {faster}x faster per model"
         )
         key = "load_ms_per_model_after_first"
         lines.append(
             f"one load past the first: unitserve {u[key]} ms, MLServer {m[key]} ms: "
             f"{ratio(m[key], u[key])}x faster"
+        )
+    start = results.get("startup", {})
+    if "unitserve" in start and "mlserver" in start:
+        u, m = start["unitserve"], start["mlserver"]
+        lines.append(
+            f"{u['models']} models loaded at start, (RSS - RSS of the empty server) / models: "
+            f"unitserve {u['rss_per_model_kib']} KiB, MLServer {m['rss_per_model_kib']} KiB: "
+            f"{ratio(u['rss_per_model_kib'], m['rss_per_model_kib'])} of MLServer's "
+            "(target <= 0.33)"
+        )
+        lines.append(
+            f"  the same with PSS (shared pages counted once): unitserve "
+            f"{u['pss_per_model_kib']} KiB, MLServer {m['pss_per_model_kib']} KiB: "
+            f"{ratio(u['pss_per_model_kib'], m['pss_per_model_kib'])} of MLServer's"
+        )
+        lines.append(
+            f"{u['models']} models loaded at start, seconds until all READY less the empty "
+            f"server's start: unitserve {u['load_all_at_start_s']} s "
+            f"({u['models_ready']} ready), MLServer {m['load_all_at_start_s']} s "
+            f"({m['models_ready']} ready): "
+            f"{ratio(m['load_all_at_start_s'], u['load_all_at_start_s'])}x faster (target >= 3x)"
         )
     for kind, c in results.get("cycles", {}).items():
         growth = c["rss_end_minus_start_mib"]
@@ -408,7 +513,9 @@ def main() -> None:
         "--servers", default="unitserve,mlserver", help="unitserve, mlserver or both"
     )
     parser.add_argument(
-        "--parts", default="rest,many,cycles", help="which measurements: rest, many, cycles"
+        "--parts",
+        default="rest,many,startup,cycles",
+        help="which measurements: rest, many, startup, cycles",
     )
     parser.add_argument(
         "--models", type=int, default=1000, help="small models loaded into one worker"
@@ -460,10 +567,12 @@ def main() -> None:
                 result = bench_rest(args, kind, small)
             elif part == "many":
                 result = bench_many(args, kind, small)
+            elif part == "startup":
+                result = bench_startup(args, kind, small)
             elif part == "cycles":
                 result = bench_cycles(args, kind, small, big)
             else:
-                raise SystemExit(f"unknown part {part!r}: rest, many or cycles")
+                raise SystemExit(f"unknown part {part!r}: rest, many, startup or cycles")
             results.setdefault(part, {})[kind] = result
             print(json.dumps(result), flush=True)
     summary = summarise(results)

@@ -19,6 +19,7 @@ model written for one thread expects.
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
 import logging
 import queue
@@ -39,6 +40,7 @@ __all__ = [
     "WIRE_GRPC",
     "WIRE_REST",
     "Invoker",
+    "Lane",
     "Offloader",
     "Readiness",
     "Request",
@@ -140,17 +142,29 @@ class Offloader:
         self.threads.append(thread)
         thread.start()
 
-    def submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+    def submit(self, fn: Callable[[], Any], lane: Lane | None = None) -> asyncio.Future[Any]:
+        """Run `fn` on one of the threads; `lane` (when it is one of the pool's lanes)
+        is told when it is answered."""
         future = self.loop.create_future()
+        self.enqueue(fn, future, lane)
+        return future
+
+    def enqueue(
+        self, fn: Callable[[], Any], future: asyncio.Future[Any], lane: Lane | None
+    ) -> None:
+        """`submit`, answering `future` (a future of the pool's loop)."""
         self.in_flight += 1
         if self.in_flight > len(self.threads) < self.limit:
             self._add_thread()
-        self.queue.put((fn, future))
-        return future
+        self.queue.put((fn, future, lane))
 
-    def _answered(self, future: asyncio.Future[Any], ok: bool, value: Any) -> None:
+    def _answered(
+        self, future: asyncio.Future[Any], ok: bool, value: Any, lane: Lane | None
+    ) -> None:
         self.in_flight -= 1
         settle(future, ok, value)
+        if lane is not None:
+            lane.answered()
 
     def _work(self) -> None:
         get, call_back, answered = self.queue.get, self.loop.call_soon_threadsafe, self._answered
@@ -158,7 +172,7 @@ class Offloader:
             item = get()
             if item is _STOP:
                 return
-            fn, future = item
+            fn, future, lane = item
             if future.cancelled():  # given up on (request timeout) while it waited: skip
                 value, ok = None, True
             else:
@@ -167,13 +181,62 @@ class Offloader:
                 except BaseException as exc:  # handed to the awaiting request, not lost
                     value, ok = exc, False
             try:
-                call_back(answered, future, ok, value)
+                call_back(answered, future, ok, value, lane)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
 
     def close(self) -> None:
         for _ in self.threads:
             self.queue.put(_STOP)
+
+
+class Lane:
+    """One model's share of an `Offloader` that many models share (`unitserve start`'s
+    worker: a thousand models need not keep a thousand idle threads).
+
+    At most `limit` of the model's calls are on the pool's threads at once (the model's
+    ``--threads``); the others wait their turn here, in order, on the loop. A model
+    that is slow, or that gets many requests at once, therefore holds no more than
+    `limit` of the shared threads, and the other models keep the rest. Submitting and
+    answering happen on the loop, as with the pool itself."""
+
+    def __init__(self, pool: Offloader, limit: int) -> None:
+        self.pool = pool
+        self.loop = pool.loop
+        self.limit = max(1, limit)
+        self.running = 0
+        # Made when a call first has to wait: most models of a large repository are
+        # called one at a time, if at all, and an empty deque is 600 bytes.
+        self.waiting: collections.deque[tuple[Callable[[], Any], asyncio.Future[Any]]] | None = None
+
+    @property
+    def in_flight(self) -> int:
+        """Calls submitted and not yet answered (running or waiting their turn)."""
+        return self.running + (len(self.waiting) if self.waiting else 0)
+
+    def submit(self, fn: Callable[[], Any]) -> asyncio.Future[Any]:
+        if self.running < self.limit:
+            self.running += 1
+            return self.pool.submit(fn, self)
+        future = self.loop.create_future()
+        if self.waiting is None:
+            self.waiting = collections.deque()
+        self.waiting.append((fn, future))
+        return future
+
+    def answered(self) -> None:
+        """One of the model's calls was answered: the next one waiting takes its turn."""
+        self.running -= 1
+        while self.waiting and self.running < self.limit:
+            fn, future = self.waiting.popleft()
+            if future.cancelled():  # given up on (request timeout) while it waited
+                continue
+            self.running += 1
+            self.pool.enqueue(fn, future, self)
+
+    def close(self) -> None:
+        """Nothing to stop: the threads are the pool's. Calls still waiting run in turn
+        (requests accepted before an unload are answered)."""
 
 
 # ----------------------------------------------------------------------------- invoker
@@ -214,14 +277,15 @@ class Invoker:
         in_flight: Callable[[], int] | None = None,
         *,
         state: Readiness | None = None,
-        offloader: Offloader | None = None,
+        offloader: Offloader | Lane | None = None,
     ) -> None:
         """`engine` None: an invoker whose subclass runs requests its own way (a
-        graph's); `offloader`: threads other than `threads` plain user threads."""
+        graph's); `offloader`: threads other than `threads` plain user threads of its
+        own (a graph's walkers, or a lane of a pool that many models share)."""
         self.engine = engine
         self.state: Readiness = state if state is not None else _AlwaysReady()
         self.loop = asyncio.get_running_loop()
-        self.offloader = offloader or Offloader(self.loop, threads)
+        self.offloader: Offloader | Lane = offloader or Offloader(self.loop, threads)
         self.gate = user_call_gate(threads)
         self.request_timeout = request_timeout or None
         # Decided once per operation: its engine method, and whether it runs on the loop.

@@ -7,6 +7,7 @@ that reads its metadata from loaded artefacts needs it after).
 
 from __future__ import annotations
 
+import functools
 import logging
 from typing import Any
 
@@ -129,13 +130,22 @@ def build(user_metadata: Any, env_text: str | None, image: str | None) -> dict[s
         )
         user_metadata = {}
     merged = {**defaults(image), **user_metadata, **from_environment(env_text)}
-    try:
-        jsonschema.validate(merged, SCHEMA)
-    except jsonschema.ValidationError as exc:
+    # The error `jsonschema.validate` would raise, without checking the schema itself
+    # again on every model's load (most of a repository model's load time).
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(merged))
+    if error is not None:
         log.error(
             "model metadata is invalid, /metadata will answer 500: %s (at %s)",
-            exc.message,
-            "/".join(str(p) for p in exc.absolute_path) or "top level",
+            error.message,
+            "/".join(str(p) for p in error.absolute_path) or "top level",
         )
         return None
     return merged
+
+
+@functools.cache
+def _validator() -> Any:
+    """The schema's validator, the schema checked once."""
+    kind = jsonschema.validators.validator_for(SCHEMA)
+    kind.check_schema(SCHEMA)
+    return kind(SCHEMA)

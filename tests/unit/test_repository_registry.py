@@ -187,3 +187,24 @@ def test_mlservers_settings_become_the_servers(tmp_path: Path) -> None:
     (tmp_path / "settings.json").write_text('{"parallel_workers": 3, "debug": false}')
     settings = server_settings(read_server_settings(tmp_path, env))
     assert settings.workers == 3 and settings.log_level == "INFO"
+
+
+def test_a_model_that_failed_is_indexed_with_its_version(tmp_path: Path) -> None:
+    settings = {**scaler("bad_3"), "parameters": {"version": "3"}}
+    add_model(tmp_path, "bad_3/1", settings, code="raise RuntimeError('no weights here')\n")
+
+    async def scenario() -> None:
+        registry = registry_of(tmp_path)
+        plane = DataPlane(registry)
+        with pytest.raises(ModelLoadFailed, match="no weights here"):
+            await plane.load("bad_3")
+        [entry] = plane.repository_index()
+        assert entry["name"] == "bad_3" and entry["version"] == "3"
+        assert entry["state"] == "UNAVAILABLE" and "no weights here" in entry["reason"]
+        await plane.unload("bad_3")  # forgets the failure: listed as found, unloaded
+        assert plane.repository_index() == [
+            {"name": "bad_3", "version": "3", "state": "UNAVAILABLE", "reason": ""}
+        ]
+        registry.close()
+
+    run(scenario)

@@ -56,7 +56,7 @@ class ControlChannel(Protocol):
 class ModelSource(Protocol):
     """Where models the registry does not hold yet come from, by name."""
 
-    def knows(self, name: str) -> bool:
+    async def knows(self, name: str) -> bool:
         """Whether a load of `name` can be tried (found now, available or not)."""
         ...
 
@@ -65,11 +65,11 @@ class ModelSource(Protocol):
         """Where a model that is not found was looked for, as a clause of a sentence."""
         ...
 
-    def build(self, name: str) -> ServedModel:
+    async def build(self, name: str) -> ServedModel:
         """A new, not yet loaded model `name` (UnknownModel if there is none now)."""
         ...
 
-    def builders(self) -> dict[str, Callable[[], ServedModel]]:
+    async def builders(self) -> dict[str, Callable[[], ServedModel]]:
         """Every model found now, each with what builds it, for the loads at start
         (one reading of the source, not one per model)."""
         ...
@@ -120,8 +120,9 @@ class ModelRegistry:
         self.default: ServedModel | None = None
         self.hooks: ModelHooks = hooks or RegistryHooks()
         self.source = source
-        # Models the source built that failed to load: name → why (for the index).
-        self.failed: dict[str, str] = {}
+        # Models the source built that failed to load: name → their index entry
+        # (name, version, UNAVAILABLE and why).
+        self.failed: dict[str, dict[str, Any]] = {}
         # The names whose models came from the source (released and forgotten on unload).
         self._from_source: set[str] = set()
         self._name_locks: dict[str, asyncio.Lock] = {}
@@ -179,7 +180,7 @@ class ModelRegistry:
         if name not in self.models:
             if self.source is None:
                 self.get(name)  # UnknownModel, saying what is served
-            elif not self.source.knows(name):
+            elif not await self.source.knows(name):
                 raise UnknownModel(f"unknown model {name!r}: {self.source.missing}")
         await self._broadcast(LOAD, name, LOAD_TIMEOUT)
         return self.get(name)
@@ -193,10 +194,7 @@ class ModelRegistry:
     def index(self) -> list[dict[str, Any]]:
         """Every model: those held, those that failed, and what the source finds."""
         entries = [m.index_entry() for m in self.all()]
-        entries += [
-            {"name": name, "state": "UNAVAILABLE", "reason": reason}
-            for name, reason in self.failed.items()
-        ]
+        entries += [dict(entry) for entry in self.failed.values()]
         if self.source is not None:
             entries += self.source.index_entries({*self.models, *self.failed})
         return entries
@@ -207,7 +205,7 @@ class ModelRegistry:
         serve."""
         assert self.source is not None
         served = 0
-        for name, build in self.source.builders().items():
+        for name, build in (await self.source.builders()).items():
             try:
                 await self._load_here(name, build)
                 served += 1
@@ -261,7 +259,7 @@ class ModelRegistry:
         ):
             # Read afresh: the files may have changed since the last load.
             self._forget(name)
-            model = build() if build is not None else self.source.build(name)
+            model = build() if build is not None else await self.source.build(name)
             self._hold(model)  # never the default: the Seldon routes serve one class
             self._from_source.add(name)
         else:
@@ -269,8 +267,9 @@ class ModelRegistry:
         if not await model.load():
             reason = model.state.reason
             if name in self._from_source:
+                entry = model.index_entry()  # UNAVAILABLE, with its version and why
                 self._forget(name)
-                self.failed[name] = reason
+                self.failed[name] = entry
             raise ModelLoadFailed(f"model {name!r} cannot be loaded: {reason}")
         self.hooks.model_loaded(model)
 

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 from unitserve import metadata as seldon_metadata
 from unitserve.batching import BatchLimits, BatchObserver, batch_limits
-from unitserve.calls import Invoker, Request
+from unitserve.calls import Invoker, Lane, Offloader, Request
 from unitserve.engine import Engine, MetricsRecorder, Outcome
 from unitserve.errors import NotReady, UnknownModel, is_not_implemented
 from unitserve.models.error_handlers import FlaskErrorHandlers, error_handlers_of
@@ -63,6 +63,7 @@ class ServedModel:
         factory: Callable[[], Any] | None = None,
         recorder: MetricsRecorder | None = None,
         threads: int = 1,
+        pool: Offloader | None = None,
         request_timeout: float = 0.0,
         batch_observer: BatchObserver | None = None,
         in_flight: Callable[[], int] | None = None,
@@ -71,13 +72,16 @@ class ServedModel:
     ) -> None:
         """`user` is the user object (None: built by `factory` at `load()`); `loaded`
         says its ``load()`` already ran (--preload); `label` names the model in log
-        lines and reasons (default: its class)."""
+        lines and reasons (default: its class). `threads` is how many of its calls run
+        at once: on threads of its own, or, with `pool`, on that pool's threads that
+        other models share (a repository's many models)."""
         self.settings = settings
         self.name = settings.served_name
         self.version = settings.version
         self.factory = factory
         self.recorder = recorder or MetricsRecorder()
         self.threads = threads
+        self.pool = pool
         self.request_timeout = request_timeout
         self.batch_observer = batch_observer
         self.in_flight = in_flight
@@ -112,6 +116,7 @@ class ServedModel:
             self.batch_observer,
             self.in_flight,
             state=self.state,
+            offloader=None if self.pool is None else Lane(self.pool, self.threads),
         )
         self.error_handlers = error_handlers_of(user)
 
@@ -171,6 +176,10 @@ class ServedModel:
         if inspect.iscoroutinefunction(load):  # on the loop its async predict uses
             with unless_not_implemented():
                 await load()
+        elif self.pool is not None:
+            # Not on the shared threads: a load() that fetches large files for minutes
+            # would hold one that the serving models need.
+            await asyncio.to_thread(call_load, self.user)
         else:  # not invoker.offload: the request timeout is for requests, not load()
             await invoker.offloader.submit(functools.partial(call_load, self.user))
 

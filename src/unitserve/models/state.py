@@ -32,33 +32,44 @@ class ModelState:
         self.is_ready = False
         self.status = LOADING
         self.reason = f"{what} is loading: load() has not finished"
-        self._settled = asyncio.Event()  # ready, failed or unloaded: nothing to wait for
+        # Ready, failed or unloaded: nothing to wait for. The event that requests wait
+        # on is made when one first has to (a repository server holds thousands of
+        # states, most never waited on, and an event is most of a state's memory).
+        self._is_settled = False
+        self._settled: asyncio.Event | None = None
 
     def mark_loading(self) -> None:
         self._set(LOADING, f"{self.what} is loading: load() has not finished")
-        self._settled.clear()
+        self._is_settled = False
+        if self._settled is not None:
+            self._settled.clear()
 
     def mark_ready(self) -> None:
         self._set(READY, "")
-        self._settled.set()
+        self._settle()
 
     def mark_failed(self, reason: str) -> None:
         """load() failed: requests waiting for it (and later ones) are answered 503."""
         self._set(FAILED, reason)
-        self._settled.set()
+        self._settle()
 
     def mark_unloaded(self, reason: str = UNLOADED_REASON) -> None:
         self._set(UNLOADED, reason)
-        self._settled.set()
+        self._settle()
 
     def _set(self, status: str, reason: str) -> None:
         self.status = status
         self.reason = reason
         self.is_ready = status == READY
 
+    def _settle(self) -> None:
+        self._is_settled = True
+        if self._settled is not None:
+            self._settled.set()
+
     @property
     def settled(self) -> bool:
-        return self._settled.is_set()
+        return self._is_settled
 
     @property
     def index_state(self) -> str:
@@ -68,7 +79,9 @@ class ModelState:
     async def wait_ready(self, timeout: float | None = None) -> None:
         """Return once the model is ready; NotReady (saying why) if it is not, or did
         not become ready within `timeout` seconds."""
-        if not self._settled.is_set():
+        if not self._is_settled:
+            if self._settled is None:
+                self._settled = asyncio.Event()
             if timeout is None:
                 await self._settled.wait()
             else:

@@ -2,7 +2,8 @@
 
 ``settings.json`` and the ``MLSERVER_*`` variables give the server's settings
 (`read_server_settings`); each ``model-settings.json`` below the models folder gives
-a model (`scan`, `find`), available or unavailable with a reason. Nothing here serves
+a model (`scan`, `find`; `RepositoryIndex` keeps them by name and reads again only
+what changed), available or unavailable with a reason. Nothing here serves
 a model: the registry builds served models from these values.
 """
 
@@ -14,6 +15,7 @@ from unitserve.repository.implementations import (
     load_class,
     prepackaged_class_path,
 )
+from unitserve.repository.index import RepositoryIndex
 from unitserve.repository.model_settings import (
     MODEL_SETTINGS_FILE,
     RepositoryModel,
@@ -33,6 +35,7 @@ __all__ = [
     "SELDON_CLASS",
     "SETTINGS_FILE",
     "ImplementationError",
+    "RepositoryIndex",
     "RepositoryModel",
     "ServerSettings",
     "SettingsError",

@@ -19,7 +19,7 @@ model when they name an implementation (MLServer's single-model mode).
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from pathlib import Path
 
 from unitserve.repository.implementations import ImplementationError
@@ -33,21 +33,29 @@ from unitserve.repository.model_settings import (
 )
 
 
+def is_hidden(name: str) -> bool:
+    """A folder that holds no model: .git, __pycache__ and the like."""
+    return name.startswith((".", "__"))
+
+
 def _settings_files(root: Path) -> Iterator[Path]:
     """Every model-settings.json under `root`, in a stable order, hidden folders skipped."""
     for folder, subfolders, files in os.walk(root):
-        subfolders[:] = sorted(d for d in subfolders if not d.startswith((".", "__")))
+        subfolders[:] = sorted(d for d in subfolders if not is_hidden(d))
         if MODEL_SETTINGS_FILE in files:
             yield Path(folder) / MODEL_SETTINGS_FILE
 
 
-def _without_settings(root: Path, seen: list[Path]) -> Iterator[RepositoryModel]:
-    """The top folders that hold files but no model-settings.json (see the module doc)."""
+def without_settings(
+    root: Path, seen: list[Path], top_folders: Iterable[str]
+) -> Iterator[RepositoryModel]:
+    """The top folders (of `top_folders`, the names of `root`'s folders) that hold files
+    but no model-settings.json (`seen`: the settings files found; see the module doc)."""
     with_settings = {p.relative_to(root).parts[0] for p in seen if p.parent != root}
-    for entry in sorted(root.iterdir()):
-        hidden = entry.name.startswith((".", "__"))  # .git, __pycache__
-        if hidden or not entry.is_dir() or entry.name in with_settings:
+    for name in sorted(top_folders):
+        if is_hidden(name) or name in with_settings:
             continue
+        entry = root / name
         if any(f for _, _, files in os.walk(entry) for f in files):
             yield RepositoryModel(
                 name=entry.name,
@@ -57,7 +65,7 @@ def _without_settings(root: Path, seen: list[Path]) -> Iterator[RepositoryModel]
             )
 
 
-def _single_model(root: Path, env: Mapping[str, str]) -> list[RepositoryModel]:
+def single_model(root: Path, env: Mapping[str, str]) -> list[RepositoryModel]:
     """MLServer's single-model mode: the MLSERVER_MODEL_* variables alone."""
     if not env.get(MODEL_ENV_PREFIX + "IMPLEMENTATION"):
         return []
@@ -68,7 +76,7 @@ def _single_model(root: Path, env: Mapping[str, str]) -> list[RepositoryModel]:
         return [RepositoryModel(name=name, folder=root, settings_file=None, error=str(exc))]
 
 
-def _refuse_duplicates(models: list[RepositoryModel]) -> list[RepositoryModel]:
+def refuse_duplicates(models: list[RepositoryModel]) -> list[RepositoryModel]:
     """Each model whose name and version another file declares too, made unavailable."""
     by_key: dict[tuple[str, str | None], list[int]] = {}
     for i, model in enumerate(models):
@@ -93,11 +101,29 @@ def scan(
     base = Path(root)
     files = list(_settings_files(base))
     models = [read_model_settings(path, env) for path in files]
+    return completed(base, files, models, lambda: _folders_of(base), env)
+
+
+def completed(
+    base: Path,
+    files: list[Path],
+    models: list[RepositoryModel],
+    top_folders: Callable[[], Iterable[str]],
+    env: Mapping[str, str],
+) -> list[RepositoryModel]:
+    """`models`, read from the settings `files` found under `base`, with what the
+    module doc adds: folders without settings, the single model of the environment,
+    and duplicate names refused. `top_folders` names `base`'s folders (asked only when
+    they matter)."""
     if not any(path.parent == base for path in files):  # not a single model's own folder
-        models += _without_settings(base, files)
+        models = models + list(without_settings(base, files, top_folders()))
     if not files:
-        models += _single_model(base, env)
-    return _refuse_duplicates(models)
+        models = models + single_model(base, env)
+    return refuse_duplicates(models)
+
+
+def _folders_of(root: Path) -> list[str]:
+    return [entry.name for entry in root.iterdir() if entry.is_dir()]
 
 
 def find(

@@ -6,15 +6,23 @@ source is the models folder, every model found there is loaded at start (unless
 MLSERVER_LOAD_MODELS_AT_STARTUP is false), and the repository extension loads and
 unloads models by name while it serves, in every worker through the control channel.
 A model that fails is listed as unavailable with its reason; the others serve.
+
+A worker's models share one pool of user threads, which grows as calls overlap up to
+`SHARED_USER_THREADS` (a thousand models need not keep a thousand idle threads); each
+model still runs at most ``--threads`` (one) of its calls at once, so a slow model
+holds that many of the shared threads and no more.
 """
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import logging
+import os
 from collections.abc import Callable, Mapping
 from typing import Any, ClassVar
 
+from unitserve.calls import Offloader
 from unitserve.engine import MetricsRecorder
 from unitserve.models.model_settings import ModelSettings
 from unitserve.models.served_model import ServedModel
@@ -28,15 +36,29 @@ log = logging.getLogger("unitserve")
 
 # What the log and the API docs page call the server (it serves no one class).
 SERVER_NAME = "repository"
+# The most user threads a worker's models share: Python's own default for a pool of
+# threads (`concurrent.futures.ThreadPoolExecutor`). Started one at a time, as calls
+# overlap.
+SHARED_USER_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 
 @dataclasses.dataclass
 class RepositoryWorker(Worker):
     server: ServerSettings | None = None
     environ: Mapping[str, str] | None = None
+    pool: Offloader | None = None
+
+    async def serve(self) -> int:
+        try:
+            return await super().serve()
+        finally:
+            if self.pool is not None:
+                self.pool.close()
 
     def _add_models(self, recorder: MetricsRecorder) -> None:
         assert self.server is not None
+        threads = max(SHARED_USER_THREADS, self.settings.user_threads)
+        self.pool = Offloader(asyncio.get_running_loop(), threads, "user", start=1)
         self.registry.source = RepositorySource(
             self.server.models_dir, self._served_model(recorder), self.environ
         )
@@ -46,6 +68,7 @@ class RepositoryWorker(Worker):
     ) -> Callable[[ModelSettings, Callable[[], Any]], ServedModel]:
         settings = self.settings
         metrics = self._metrics
+        pool = self.pool
 
         def make(model: ModelSettings, factory: Callable[[], Any]) -> ServedModel:
             name = model.served_name
@@ -55,6 +78,7 @@ class RepositoryWorker(Worker):
                 # Its user metrics carry its name and version (model_name, model_version).
                 recorder=recorder if metrics is None else metrics.for_model(name, model.version),
                 threads=settings.user_threads,
+                pool=pool,
                 request_timeout=settings.request_timeout,
                 batch_observer=self._batches_of(name),
                 in_flight=self.accounting.in_flight,

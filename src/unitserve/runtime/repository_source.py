@@ -1,7 +1,9 @@
 """A models folder as the registry's model source (`unitserve start`).
 
-The folder is read afresh on every load (`repository.find`): Seldon Core 2's agent
-writes a model's files just before it asks for the load. Each `model-settings.json`
+Every load looks at the folder again (Seldon Core 2's agent writes a model's files
+just before it asks for the load), through a `RepositoryIndex`: a look costs a stat
+per folder and settings file and reads only what changed, on a thread, never on the
+event loop. Each `model-settings.json`
 becomes the settings of a served model: an MLServer runtime name is served by the
 prepackaged server for its library, a Seldon class is imported from the model's
 folder, ``parameters.extra`` are the constructor's keywords, ``parameters.uri`` its
@@ -10,6 +12,7 @@ folder, ``parameters.extra`` are the constructor's keywords, ``parameters.uri`` 
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
 import os
@@ -23,11 +26,10 @@ from unitserve.models.model_settings import ModelSettings
 from unitserve.models.served_model import ServedModel
 from unitserve.repository import (
     ImplementationError,
+    RepositoryIndex,
     RepositoryModel,
-    find,
     load_class,
     prepackaged_class_path,
-    scan,
 )
 
 log = logging.getLogger("unitserve")
@@ -43,26 +45,27 @@ class RepositorySource:
         self.models_dir = models_dir
         self.make = make
         self.env = dict(os.environ if env is None else env)
+        self.index = RepositoryIndex(models_dir, self.env)
 
-    def _found(self, name: str) -> list[RepositoryModel]:
-        return find(self.models_dir, name, env=self.env)
+    async def _found(self, name: str) -> list[RepositoryModel]:
+        return await asyncio.to_thread(self.index.find, name)
 
-    def knows(self, name: str) -> bool:
-        return bool(self._found(name))
+    async def knows(self, name: str) -> bool:
+        return bool(await self._found(name))
 
     @property
     def missing(self) -> str:
         return f"there is no model of that name in {self.models_dir}"
 
-    def builders(self) -> dict[str, Callable[[], ServedModel]]:
+    async def builders(self) -> dict[str, Callable[[], ServedModel]]:
         # The first model of each name, as `build` takes `find`'s first.
         first: dict[str, RepositoryModel] = {}
-        for model in scan(self.models_dir, self.env):
+        for model in await asyncio.to_thread(self.index.models):
             first.setdefault(model.name, model)
         return {name: functools.partial(self._make, first[name]) for name in sorted(first)}
 
-    def build(self, name: str) -> ServedModel:
-        found = self._found(name)
+    async def build(self, name: str) -> ServedModel:
+        found = await self._found(name)
         if not found:
             raise UnknownModel(f"unknown model {name!r}: {self.missing}")
         return self._make(found[0])
@@ -71,8 +74,10 @@ class RepositorySource:
         return self.make(settings_of(model), lambda: build_user(model))
 
     def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
+        # On the caller's thread: the index route answers at once, and a look at an
+        # unchanged folder only stats it.
         entries = []
-        for model in scan(self.models_dir, self.env):
+        for model in self.index.models():
             if model.name in held:
                 continue
             entry: dict[str, Any] = {"name": model.name}
