@@ -1,6 +1,6 @@
 # Documentation generated from the code (included by the main Makefile).
 #
-# docs/configuration.md's tables come from src/unitserve/settings.py (OPTIONS,
+# docs/configuration.md's tables come from src/unitserve/settings/table.py (OPTIONS,
 # ENV_ONLY) and the CLI parsers; tests/unit/test_docs.py fails when they are stale.
 
 .PHONY: docs docs-check

@@ -49,6 +49,18 @@ def sklearn_regressor(folder: Path) -> Any:
     return model
 
 
+def sklearn_transformer(folder: Path) -> Any:
+    """A StandardScaler: a model whose answer is ``transform``."""
+    import joblib
+    from sklearn.preprocessing import StandardScaler
+
+    X, _ = iris()
+    model = StandardScaler().fit(X)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / "model.joblib")
+    return model
+
+
 def xgboost_classifier(folder: Path, file_name: str = "model.json") -> Any:
     """An XGBClassifier saved through its scikit-learn interface (.json or .ubj), or its
     booster in the old binary form (.bst)."""
@@ -118,6 +130,32 @@ def mlflow_classifier(folder: Path, columns: bool = True) -> Any:
             model, str(folder), signature=signature, serialization_format="cloudpickle"
         )
     return model
+
+
+def mlflow_table(folder: Path) -> Any:
+    """An MLflow pyfunc model whose answer is a DataFrame: a number column (the row's
+    sum) and a text column (``long`` above 15, else ``short``), as object values, the
+    form MLServer's pandas codec writes. The class is defined here, in the function,
+    so that it is saved with the model (by value) and loads without this module."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    class Table(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined,unused-ignore]
+        # No type hints: MLflow reads a predict method's hints as its input schema.
+        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+            total = pd.DataFrame(model_input).sum(axis=1).to_numpy()
+            size = pd.Series(["long" if t > 15 else "short" for t in total], dtype=object)
+            return pd.DataFrame({"total": total, "size": size})
+
+    X, _ = iris()
+    example = pd.DataFrame(X[:3], columns=COLUMNS)
+    signature = infer_signature(example, Table().predict(None, example))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pyfunc.save_model(str(folder), python_model=Table(), signature=signature)
+    return Table()
 
 
 def write_metadata(folder: Path) -> dict[str, Any]:

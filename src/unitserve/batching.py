@@ -53,6 +53,7 @@ import numpy as np
 from unitserve.drivers import Offload, finish_async, finish_sync, perform, perform_async, settle
 from unitserve.engine import FELL_THROUGH, Call, Outcome, Steps
 from unitserve.errors import BadModelOutput, Timeout
+from unitserve.message import RuntimeOutputs
 from unitserve.operations import INFER, PREDICT, TRANSFORM_INPUT, TRANSFORM_OUTPUT
 from unitserve.user_model import SeldonResponse
 
@@ -154,7 +155,10 @@ def split_result(result: Any, rows: list[int], op: str) -> list[Any]:
         # outputs: each output is split by rows.
         if isinstance(result, dict) and result:
             columns = {k: split_result(v, rows, op) for k, v in result.items()}
-            return [{k: columns[k][i] for k in result} for i in range(len(rows))]
+            parts = [{k: columns[k][i] for k in result} for i in range(len(rows))]
+            if isinstance(result, RuntimeOutputs):  # each part made as the whole was
+                return [result.with_outputs(part) for part in parts]
+            return parts
         if (
             isinstance(result, list | tuple)
             and result

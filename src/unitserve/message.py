@@ -64,6 +64,38 @@ class Reply:
     meta: dict[str, Any]
 
 
+#: How a model standing in for one of MLServer's runtimes made its outputs: arrays, as
+#: MLServer's NumPy codec encodes them, or the columns of a table, as its pandas codec does.
+ARRAYS = "np"
+COLUMNS = "pd"
+
+
+class RuntimeOutputs(dict[str, Any]):
+    """The named outputs (name → array) of a model that stands in for one of MLServer's
+    inference runtimes (the prepackaged servers on the Open Inference Protocol).
+
+    The model says what its outputs are; the Open Inference codec writes them as
+    MLServer writes such outputs (their ``content_type`` tags, a 1-D array as one
+    value a row), so that a client, or a Core 2 pipeline passing them on, gets
+    MLServer's answer. `made_of` is ARRAYS or COLUMNS; `content_type` is the content
+    type of the answer as a whole, when the runtime names one (MLServer's MLflow
+    runtime does), else None. The request's parameters are not echoed, as the
+    runtimes do not echo them."""
+
+    __slots__ = ("content_type", "made_of")
+
+    def __init__(
+        self, outputs: dict[str, Any], made_of: str = ARRAYS, content_type: str | None = None
+    ) -> None:
+        super().__init__(outputs)
+        self.made_of = made_of
+        self.content_type = content_type
+
+    def with_outputs(self, outputs: dict[str, Any]) -> RuntimeOutputs:
+        """Other outputs made the same way (a batch's answer split by request)."""
+        return RuntimeOutputs(outputs, self.made_of, self.content_type)
+
+
 class Codec(Protocol):
     """What the engine needs from a wire format."""
 

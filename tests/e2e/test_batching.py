@@ -62,6 +62,8 @@ def test_64_clients_each_get_their_own_answer(serve):
     rows = total(text, "unitserve_batch_size_sum", operation="predict")
     assert rows == 320 and 0 < calls < 320  # some calls held several requests
     assert total(text, "unitserve_batch_wait_seconds_count", operation="predict") == 320
+    # every batch was the served model's (named after its class)
+    assert total(text, "unitserve_batch_size_sum", model="Batched") == 320
 
 
 def test_a_lone_request_does_not_wait_but_company_does(fresh_server):

@@ -543,6 +543,10 @@ def _expectations(window: float) -> dict[tuple[str, str], Callable[[list[dict[st
         ("Open Inference Protocol: inferences per second by protocol and code", "A"): rates(
             {("v2", "OK"): N_INFER}, "protocol", "code"
         ),
+        # Every request but the unknown paths reached the served model (named after its
+        # class); one worker serves it.
+        ("Requests per second by served model", "A"): rates({("Tagged",): total - N_404}, "model"),
+        ("Workers serving each model", "A"): lambda r: _by(r, "model") == {("Tagged",): 1},
         # The model's instance is no graph: no node series (the graph's instance is
         # checked on its own, with `_node_quantiles`).
         (NODE_PANEL, "A"): empty,

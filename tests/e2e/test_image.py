@@ -18,8 +18,6 @@ import concurrent.futures
 import json
 import re
 import shutil
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -30,11 +28,11 @@ import pytest
 import yaml
 
 from .. import containers
-from ..conftest import clean_env, free_ports, wait_until
+from ..conftest import free_ports, wait_until
 from .grpc_client import call_json
+from .image_commands import PREFIX, build, unitserve
 from .metrics_text import samples
 
-PREFIX = "localhost/unitserve-test-image"
 BODY = {"data": {"ndarray": [[1.0, 2.0]]}}
 
 # The changed component: a parameter, an .s2i/environment variable and a slow path.
@@ -67,22 +65,6 @@ class Classifier:
     def predict(self, X, features_names=None):
         return self.model.predict(np.asarray(X, dtype=float))
 """
-
-
-def unitserve(*args: str, cwd: Path, timeout: float = 900) -> subprocess.CompletedProcess[str]:
-    """The `unitserve` command, with podman's settings in its environment."""
-    env = clean_env({"CONTAINERS_CONF": containers.environment()["CONTAINERS_CONF"]})
-    done = subprocess.run(
-        [sys.executable, "-m", "unitserve", *args],
-        cwd=cwd,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
-    assert done.returncode == 0, f"unitserve {' '.join(args)}:\n{done.stdout}\n{done.stderr}"
-    return done
 
 
 class Container:
@@ -136,17 +118,6 @@ def images(base) -> Iterator[list[str]]:
     yield made
     if made:
         containers.podman("rmi", "--force", *made, check=False)
-
-
-def build(folder: Path, tag: str, base: str, images: list[str]) -> str:
-    """`unitserve build FOLDER --wheelhouse --image ...`, with no network; the build output."""
-    image = f"{PREFIX}-{folder.name.lower()}:{tag}"
-    images.append(image)
-    done = unitserve(
-        "build", folder.name, "--wheelhouse", "--base-image", base, "--image", image,
-        "--engine", "podman", "--network", "none", cwd=folder.parent,
-    )  # fmt: skip
-    return done.stdout
 
 
 @pytest.fixture(scope="module")

@@ -54,13 +54,13 @@ KNOWN: dict[str, str] = {
         "unitserve answers 400 where MLServer answers 500 with the library's exception"
         for model in LIBRARY_MODELS
     },
-    # The same values, written differently (docs/compatibility.md, "unitserve start").
+    # The custom model: a Seldon class keeps its own answer (docs/compatibility.md,
+    # "unitserve start"); the library models answer as MLServer's runtimes.
     **{
-        f"{model} {case}": "MLServer adds empty `parameters` to an answer and "
-        "`content_type` to each output, and writes FP32 values as the float64 nearest "
-        "them; unitserve leaves them out and writes the FP32 values"
-        for model in ALL_MODELS
-        for case in ("infer", "versioned infer", "grpc infer", "predict_proba")
+        f"scale {case}": "a Seldon class's output has no `content_type` tag and the "
+        "shape of the array it returned; MLServer's custom runtime has no "
+        "`model_version`"
+        for case in ("infer", "versioned infer", "grpc infer")
     },
     "scale wrong width": "as scale infer (the Seldon class takes any width, as the runtime)",
     **{
@@ -139,6 +139,21 @@ def _volatile_out(value: Any) -> Any:
     return value
 
 
+def _as_written_by_either(answer: Any) -> Any:
+    """An inference answer with what differs only in its writing taken out: MLServer's
+    empty answer ``parameters`` over REST (``{}``: nothing) and its FP32 values over
+    REST, written as the float64 nearest them (unitserve writes the FP32 numbers)."""
+    if not isinstance(answer, dict) or not isinstance(answer.get("outputs"), list):
+        return answer
+    answer = {k: v for k, v in answer.items() if k != "parameters" or v}
+    outputs = []
+    for output in answer["outputs"]:
+        if output.get("datatype") == "FP32" and "data" in output:
+            output = {**output, "data": np.asarray(output["data"], np.float32).tolist()}
+        outputs.append(output)
+    return {**answer, "outputs": outputs}
+
+
 def record(server: RepositoryServer, probe: list[list[float]]) -> dict[str, Any]:
     """Each case's status and answer (see the module doc)."""
     out: dict[str, Any] = {}
@@ -151,7 +166,8 @@ def record(server: RepositoryServer, probe: list[list[float]]) -> dict[str, Any]
                 answer = r.text
             if case == "index":  # listed in no particular order
                 answer = sorted(answer, key=lambda entry: entry.get("name", ""))
-            out[case] = {"status": r.status_code, "answer": _volatile_out(answer)}
+            answer = _as_written_by_either(_volatile_out(answer))
+            out[case] = {"status": r.status_code, "answer": answer}
     agent = Core2Agent(server.models_dir, server.grpc_target, server.url)
     try:
         for model in ALL_MODELS:

@@ -88,14 +88,19 @@ class RecordingBatches:
 
 
 class CountingRequestMetrics(NoRequestMetrics):
-    """Keeps the request counts a worker would write, by (operation, protocol, code)."""
+    """Keeps the request counts a worker would write, by (operation, protocol, code),
+    and each request's model label."""
 
     def __init__(self) -> None:
         super().__init__()
         self.finished: list[tuple[str, str, str]] = []
+        self.models: list[str] = []
 
-    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+    def request_finished(
+        self, operation: str, protocol: str, code: str, seconds: float, model: str
+    ) -> None:
         self.finished.append((operation, protocol, code))
+        self.models.append(model)
 
 
 class RpcError(Exception):
@@ -146,10 +151,12 @@ class Harness:
         self.settings = settings
         self.batches = RecordingBatches()
         self.accounting_metrics = CountingRequestMetrics()
-        accounting = RequestAccounting(self.accounting_metrics, access_log_enabled=access_log)
+        self.registry = ModelRegistry(LocalChannel())
+        accounting = RequestAccounting(
+            self.accounting_metrics, access_log_enabled=access_log, registry=self.registry
+        )
         self.accounting = accounting
         self.loop = asyncio.new_event_loop()
-        self.registry = ModelRegistry(LocalChannel())
         self.model: ServedModel = self.loop.run_until_complete(self._model(threads))
         self.registry.add(self.model)
         assert self.model.engine is not None and self.model.invoker is not None

@@ -5,14 +5,17 @@ package's own files."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
 from tests.unit.engine_harness import fixture_model, serving
+from tests.unit.graph_harness import GraphHarness
 from unitserve.transport.rest.app import ROUTES
 from unitserve.transport.rest.openapi import document
+from unitserve.transport.rest.routes import DEPLOYMENT_ROUTES
 
 openapi_spec_validator = pytest.importorskip("openapi_spec_validator")
 
@@ -137,3 +140,46 @@ def test_no_docs_turns_the_page_off():
         assert answer.status_code == 404
         assert answer.json()["status"]["reason"] == "MICROSERVICE_NOT_FOUND"
         assert h.get("/docs/").status_code == 404
+
+
+GRAPH = """
+apiVersion: machinelearning.seldon.io/v1
+kind: SeldonDeployment
+metadata: {name: iris-chain}
+spec:
+  predictors:
+  - name: p
+    graph:
+      name: in
+      type: TRANSFORMER
+      children:
+      - name: model
+"""
+
+
+def test_the_graph_document_is_valid_openapi_3():
+    openapi_spec_validator.validate(document(v2=False, deployment=True))
+
+
+def test_a_graph_serves_the_document_of_the_paths_it_answers(tmp_path: Path):
+    """A graph answers the orchestrator's API, not a component's: its document (which
+    its docs page reads) lists those paths, each answered, and no /predict."""
+    h = GraphHarness(GRAPH, {"in": "AddOne", "model": "Double"}, tmp_path)
+    try:
+        r = h.get("/seldon.json")
+        assert r.status_code == 200
+        paths = r.json()["paths"]
+        assert set(paths) == set(DEPLOYMENT_ROUTES) | {
+            "/api/v1.0/metadata/{node}",
+            "/api/v1.0/status/{node}",
+        }
+        for path, item in paths.items():
+            concrete = path.replace("{node}", "model")
+            for method in item:
+                answer = h.get(concrete) if method == "get" else h.post(concrete, json={})
+                assert answer.status_code not in (404, 405), (method, concrete)
+        assert h.get("/api/v1.0/metadata/nope").status_code == 404
+        page = h.get("/docs")
+        assert page.status_code == 200 and "<title>iris-chain - API</title>" in page.text
+    finally:
+        h.close()

@@ -75,3 +75,23 @@ def test_the_pages_variables_are_the_ones_read(tmp_path: Path) -> None:
     for variable, key, default in rows:
         if key and default.strip() not in ("gRPC's",):
             assert str(getattr(defaults, key)).lower() == default.strip().lower(), variable
+
+
+def test_the_pages_build_commands_write_the_server_image_it_describes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The page's commands, in order, with --print added to the build (which then
+    writes and builds nothing): the Dockerfile of the image the page describes."""
+    block = next(b for b in blocks("console") if "unitserve build" in b)
+    monkeypatch.chdir(tmp_path)
+    for line in block.replace("\\\n", " ").splitlines():
+        argv = shlex.split(line.removeprefix("$ "))
+        if argv[0] == "mkdir":
+            Path(argv[1]).mkdir()
+            continue
+        assert argv[:3] == ["unitserve", "build", "server"] and "--server" in argv
+        assert main([*argv[1:], "--print"]) == 0
+    text = capsys.readouterr().out
+    assert 'CMD ["unitserve", "start"]' in text
+    assert "EXPOSE 8080 8081 8082" in text and 'MLSERVER_MODELS_DIR="/mnt/models"' in text
+    assert '"unitserve[lightgbm,mlflow,sklearn,xgboost]==' in text  # all four runtimes

@@ -61,6 +61,19 @@ def test_relative_links_resolve(page):
         assert (page.parent / target).exists(), f"{page.name}: broken link {target}"
 
 
+# A path to a Python file in backquotes: `tests/e2e/test_image.py`, `protocol/jsonio.py`.
+SOURCE_PATH = re.compile(r"`([\w./-]+/[\w.-]+\.py)\b")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(ROOT)))
+def test_source_files_the_docs_name_exist(page):
+    """A module named by its path is in the repository, from its root or (as the docs
+    name the package's modules) from src/unitserve; a rename must update the page."""
+    for path in SOURCE_PATH.findall(page.read_text()):
+        places = [ROOT / path, ROOT / "src" / "unitserve" / path, ROOT / "src" / path]
+        assert any(p.is_file() for p in places), f"{page.name} names {path}, which does not exist"
+
+
 def test_contract_names_every_user_method():
     text = (DOCS / "component-contract.md").read_text()
     for name in MethodTable.__dataclass_fields__:

@@ -317,7 +317,7 @@ def test_build_print_structure(tmp_path):
 
 def test_build_ports_are_the_serve_defaults():
     defaults = {o.name: o.default for o in settings.OPTIONS}
-    from unitserve.cli import build as packaging
+    from unitserve.cli import dockerfile as packaging
     from unitserve.cli import manifest
 
     ports = (defaults["http_port"], defaults["grpc_port"], defaults["metrics_port"])
@@ -411,7 +411,7 @@ def test_manifest_follows_the_reference(tmp_path, kind):
         "limits": {"memory": "512Mi"},
     }
     assert container["securityContext"]["runAsNonRoot"] is True
-    from unitserve.cli.build import USER_ID
+    from unitserve.cli.dockerfile import USER_ID
 
     assert container["securityContext"]["runAsUser"] == USER_ID
 

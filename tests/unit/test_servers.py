@@ -216,6 +216,101 @@ def test_sklearn_oip_unknown_output_and_proba_of_a_regressor_are_400s(
     assert err.value.code.name == "INVALID_ARGUMENT"
 
 
+def test_sklearn_oip_answer_is_mlservers_whole(iris_folder: Any) -> None:
+    """Each output tagged as MLServer's NumPy codec tags it, a 1-D result as [N, 1], and
+    the request's parameters not echoed (MLServer's runtimes echo none)."""
+    folder, model = iris_folder
+    h = serve("SKLEARN_SERVER", folder)
+    body = {**oip_request(ROWS, ["predict", "predict_proba"]), "parameters": {"team": "fraud"}}
+    r = h.post("/v2/models/m/infer", json=body)
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    proba = answer["outputs"][1].pop("data")
+    np.testing.assert_allclose(proba, model.predict_proba(np.array(ROWS)).ravel())
+    del answer["id"]
+    assert answer == {
+        "model_name": "m",
+        "outputs": [
+            {
+                "name": "predict",
+                "datatype": "INT64",
+                "shape": [2, 1],
+                "parameters": {"content_type": "np"},
+                "data": model.predict(np.array(ROWS)).tolist(),
+            },
+            {
+                "name": "predict_proba",
+                "datatype": "FP64",
+                "shape": [2, 3],
+                "parameters": {"content_type": "np"},
+            },
+        ],
+    }
+    request = {
+        "model_name": "m",
+        "inputs": [
+            {"name": "x", "datatype": "FP64", "shape": [2, 4],
+             "contents": {"fp64_contents": np.ravel(ROWS).tolist()}}
+        ],
+    }  # fmt: skip
+    by_grpc = h.call_v2("ModelInfer", request)
+    assert not by_grpc.parameters
+    [out] = by_grpc.outputs
+    assert (out.name, list(out.shape)) == ("predict", [2, 1])
+    assert out.parameters["content_type"].string_param == "np"
+    # A plain Seldon class keeps its own answer: no tag, the shape it returned.
+    assert "parameters" not in seldon_class_answer(h)
+
+
+def seldon_class_answer(h: Harness) -> dict[str, Any]:
+    class Plain:
+        def predict(self, X: Any, names: Any) -> Any:
+            return X[:, 0]
+
+    plain = Harness(Plain(), flags={"model_name": "m"})
+    r = plain.post("/v2/models/m/infer", json=oip_request(ROWS))
+    assert r.status_code == 200, r.text
+    [out] = r.json()["outputs"]
+    assert out["shape"] == [2]
+    found: dict[str, Any] = out
+    return found
+
+
+def test_sklearn_predict_fn_is_the_default_output(iris_folder: Any) -> None:
+    """MLServer's setting of that name (``parameters.extra.predict_fn``)."""
+    folder, _ = iris_folder
+    h = serve("SKLEARN_SERVER", folder, predict_fn="predict_proba")
+    (out,) = oip_rest(h, ROWS)
+    assert out["name"] == "predict_proba" and out["shape"] == [2, 3]
+    (out,) = oip_rest(h, ROWS, ["predict"])
+    assert out["name"] == "predict"
+    with pytest.raises(StartupError, match="predict_fn must be one of predict, predict_proba"):
+        serve("SKLEARN_SERVER", folder, predict_fn="score")
+
+
+def test_sklearn_table_result_is_one_output_a_column(tmp_path: Path) -> None:
+    """A transformer set to answer pandas DataFrames: one output a column, untagged, as
+    MLServer's pandas codec writes them; with another output asked for too, a 400."""
+    import joblib
+    from sklearn.preprocessing import StandardScaler
+
+    X, _ = server_models.iris()
+    scaler = StandardScaler().set_output(transform="pandas").fit(X)
+    joblib.dump(scaler, tmp_path / "model.joblib")
+    h = serve("SKLEARN_SERVER", tmp_path)
+    r = h.post("/v2/models/m/infer", json=oip_request(ROWS, ["transform"]))
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    assert "parameters" not in answer
+    expected = scaler.transform(np.array(ROWS))
+    assert [o["name"] for o in answer["outputs"]] == list(expected.columns)
+    for out in answer["outputs"]:
+        assert out["shape"] == [2, 1] and "parameters" not in out
+        np.testing.assert_allclose(out["data"], expected[out["name"]].to_numpy())
+    r = h.post("/v2/models/m/infer", json=oip_request(ROWS, ["transform", "predict"]))
+    assert r.status_code == 400 and "returned a table" in r.text
+
+
 def test_sklearn_reads_mlservers_file_names_and_a_single_file(tmp_path: Path) -> None:
     model = server_models.sklearn_classifier(tmp_path / "pkl", "model.pkl")
     h = serve("SKLEARN_SERVER", tmp_path / "pkl")
@@ -335,6 +430,8 @@ def test_sklearn_with_adaptive_batching_answers_each_request(iris_folder: Any) -
         assert answer.status_code == 200, answer.text
         (out,) = answer.json()["outputs"]
         assert out["name"] == (outputs or ["predict"])[0]
+        assert out["parameters"] == {"content_type": "np"}  # each part tagged as the whole
+        assert out["shape"] == [2, 1] if out["name"] == "predict" else [2, 3]
         expected = model.predict_proba(X) if out["name"] == "predict_proba" else model.predict(X)
         np.testing.assert_allclose(
             np.array(out["data"]).reshape(out["shape"]), expected.reshape(out["shape"])
@@ -440,3 +537,34 @@ def test_mlflow_on_the_open_inference_protocol(mlflow_folder: Any) -> None:
     assert out["data"] == model.predict(np.array(ROWS)).tolist()
     r = h.post("/v2/models/m/infer", json=oip_request([[1.0, 2.0]]))
     assert r.status_code == 400
+
+
+def test_mlflow_oip_answers_name_their_content_type(mlflow_folder: Any, tmp_path: Path) -> None:
+    """As MLServer's MLflow runtime: an array is ``output-1`` in an answer tagged
+    ``np``; a DataFrame one output a column in an answer tagged ``pd``, a text column
+    tagged ``str``."""
+    folder, _ = mlflow_folder
+    r = serve("MLFLOW_SERVER", folder).post("/v2/models/m/infer", json=oip_request(ROWS))
+    answer = r.json()
+    assert answer["parameters"] == {"content_type": "np"}
+    assert answer["outputs"][0]["parameters"] == {"content_type": "np"}
+    server_models.mlflow_table(tmp_path / "table")
+    h = serve("MLFLOW_SERVER", tmp_path / "table")
+    columns = [
+        {"name": name, "datatype": "FP64", "shape": [2, 1], "data": [row[i] for row in ROWS]}
+        for i, name in enumerate(server_models.COLUMNS)
+    ]
+    r = h.post("/v2/models/m/infer", json={"inputs": columns})
+    assert r.status_code == 200, r.text
+    answer = r.json()
+    del answer["id"]
+    assert answer == {
+        "model_name": "m",
+        "parameters": {"content_type": "pd"},
+        "outputs": [
+            {"name": "total", "datatype": "FP64", "shape": [2, 1],
+             "data": [sum(row) for row in ROWS]},
+            {"name": "size", "datatype": "BYTES", "shape": [2, 1],
+             "parameters": {"content_type": "str"}, "data": ["short", "long"]},
+        ],
+    }  # fmt: skip

@@ -473,13 +473,15 @@ def test_version_in_the_index():
 
 class _Requests:
     def __init__(self) -> None:
-        self.finished: list[tuple[str, str, str]] = []
+        self.finished: list[tuple[str, str, str, str]] = []
 
     def request_started(self, protocol: str) -> None:
         pass
 
-    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
-        self.finished.append((operation, protocol, code))
+    def request_finished(
+        self, operation: str, protocol: str, code: str, seconds: float, model: str
+    ) -> None:
+        self.finished.append((operation, protocol, code, model))
 
 
 def test_infer_requests_are_counted(identity):
@@ -488,7 +490,8 @@ def test_infer_requests_are_counted(identity):
     identity.call_v2("ModelInfer", infer_request([("x", np.array([1.0]), "FP64")]))
     rpc_error(identity, "ModelInfer", infer_request([], model_name="nope"))
     identity.call_v2("ServerLive", {})  # probes are not counted
+    # the model label is the served model's name; a name it does not serve gets none
     assert requests.finished == [
-        (OPERATION_LABEL, PROTOCOL_LABEL, "OK"),
-        (OPERATION_LABEL, PROTOCOL_LABEL, "NOT_FOUND"),
+        (OPERATION_LABEL, PROTOCOL_LABEL, "OK", identity.model.name),
+        (OPERATION_LABEL, PROTOCOL_LABEL, "NOT_FOUND", ""),
     ]

@@ -9,10 +9,12 @@ import numpy as np
 import orjson
 import pytest
 
+from unitserve.batching import split_result
 from unitserve.calls import run_sync
 from unitserve.engine import Engine
 from unitserve.errors import BadModelOutput
-from unitserve.message import BIN, JSON, NDARRAY, STR, TENSOR, Reply
+from unitserve.message import BIN, COLUMNS, JSON, NDARRAY, STR, TENSOR, Reply, RuntimeOutputs
+from unitserve.operations import INFER
 from unitserve.protocol.v2 import mapping
 from unitserve.protocol.v2.json_codec import V2JsonCodec
 
@@ -194,3 +196,40 @@ def test_dict_values_that_are_scalars_have_shape_one():
 def test_results_with_no_output_form(kind, value, says):
     with pytest.raises(BadModelOutput, match=says):
         mapping.outputs_of(Reply(kind, value, None, {}))
+
+
+def test_runtime_outputs_are_written_as_mlservers_codecs_write_them():
+    """A model standing in for an MLServer runtime: arrays tagged np, one value a row
+    for 1-D (and 0-D) results; a table's text column tagged str, its numbers not; the
+    answer's content type, and no echo of the request's parameters."""
+    arrays = RuntimeOutputs(
+        {"predict": np.array([1, 0]), "score": np.float64(0.5), "proba": np.ones((2, 3))}
+    )
+    request = {"inputs": [fp32("x", [1, 2])], "parameters": {"team": "fraud"}}
+    answer = infer(Recorder(result=arrays), request)
+    assert "parameters" not in answer
+    assert [(o["name"], o["shape"], o["parameters"]) for o in answer["outputs"]] == [
+        ("predict", [2, 1], {"content_type": "np"}),
+        ("score", [1], {"content_type": "np"}),
+        ("proba", [2, 3], {"content_type": "np"}),
+    ]
+    table = RuntimeOutputs(
+        {"n": np.array([1.5, 2.5]), "label": np.array(["a", "b"], dtype=object)},
+        made_of=COLUMNS,
+        content_type="pd",
+    )
+    answer = infer(Recorder(result=table), {**request, "outputs": [{"name": "predict"}]})
+    assert answer["parameters"] == {"content_type": "pd"}
+    assert answer["outputs"] == [
+        {"name": "n", "datatype": "FP64", "shape": [2, 1], "data": [1.5, 2.5]},
+        {"name": "label", "datatype": "BYTES", "shape": [2, 1], "data": ["a", "b"],
+         "parameters": {"content_type": "str"}},
+    ]  # fmt: skip
+
+
+def test_a_batch_of_runtime_outputs_is_split_into_runtime_outputs():
+    whole = RuntimeOutputs({"predict": np.arange(3)}, made_of=COLUMNS, content_type="pd")
+    parts = split_result(whole, [1, 2], INFER.name)
+    assert [type(p) for p in parts] == [RuntimeOutputs, RuntimeOutputs]
+    assert [(p.made_of, p.content_type) for p in parts] == [(COLUMNS, "pd")] * 2
+    assert [p["predict"].tolist() for p in parts] == [[0], [1, 2]]

@@ -12,7 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from unitserve.errors import ServingError
-from unitserve.message import JSON, NDARRAY, STR, Reply
+from unitserve.message import COLUMNS, JSON, NDARRAY, STR, Reply, RuntimeOutputs
 from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol.v2 import mapping, proto_fast
 from unitserve.protocol.v2.proto_codec import V2ProtoCodec
@@ -255,6 +255,18 @@ def answers(reply, request, version="1"):
         Reply(STR, "text", None, {}),
         Reply(NDARRAY, np.ones((1, 2)), ["no", "yes"], {}),  # class names: a parameter
         Reply(NDARRAY, np.ones(2), None, {"tags": {"a": 1}}),  # tags: the answer's parameters
+        Reply(NDARRAY, np.ones(2), None, {"tags": {"a": "text"}}),
+        # a prepackaged server's outputs: text parameters, written by the fast path
+        Reply(JSON, RuntimeOutputs({"predict": np.arange(2), "p": np.ones((2, 3))}), None, {}),
+        Reply(JSON, RuntimeOutputs({"o": np.ones(2)}, content_type="np"), None, {}),
+        Reply(
+            JSON,
+            RuntimeOutputs(
+                {"n": np.ones(2), "s": np.array(["a", "b"], object)}, COLUMNS, content_type="pd"
+            ),
+            None,
+            {"tags": {"a": 1}},
+        ),
     ],
 )
 def test_answers_are_the_general_codecs_bytes(reply, version):
@@ -274,6 +286,19 @@ def test_answers_to_typed_requests_and_requested_outputs():
     fast, general = answers(reply, wanted)
     assert fast == general
     assert [o.name for o in pb.ModelInferResponse.FromString(fast).outputs] == ["b"]
+
+
+@pytest.mark.parametrize("content_type", [None, "np"])
+def test_tagged_outputs_to_typed_requests_are_the_general_codecs_bytes(content_type):
+    typed = typed_request([("x", "FP64", (1,), "fp64_contents", [1.0])], request_id="i")
+    outputs = {"predict": np.ones(2), "proba": np.ones((2, 3), np.float32)}
+    reply = Reply(JSON, RuntimeOutputs(outputs, content_type=content_type), None, {})
+    for _ in range(2):  # made, then kept
+        fast, general = answers(reply, typed)
+        assert fast == general
+    answer = pb.ModelInferResponse.FromString(fast)
+    assert [o.parameters["content_type"].string_param for o in answer.outputs] == ["np", "np"]
+    assert [list(o.shape) for o in answer.outputs] == [[2, 1], [2, 3]]
 
 
 def _without_id(answer):

@@ -408,3 +408,7 @@ def test_requests_are_counted_as_v2_infer(v2: Harness) -> None:
         ("infer", "v2", "404"),
         ("predict", "rest", "200"),
     ]
+    # The model label: the served model's name, none for the server's routes and for a
+    # name it does not serve; the Seldon routes are the default model's.
+    name = v2.model.name
+    assert v2.accounting_metrics.models == [name, "", "", name]

@@ -1,210 +1,36 @@
-"""`unitserve build DIR`: a Dockerfile, and the wheels it installs, that package a
-component folder as an image; with ``--image`` the image itself (`engines`).
+"""`unitserve build DIR`: write a build context into a component folder (the
+Dockerfile, a wheel of unitserve and, with ``--wheelhouse``, every other wheel the image
+needs) and, with ``--image``, build the image (`engines`).
 
-The image follows Seldon's s2i layout (code in ``/microservice``, the
-``.s2i/environment`` variables in the image's environment, ports 9000/5000/6000)
-so that a SeldonDeployment written for an s2i image works unchanged, and
-starts with a bare ``unitserve serve``, which reads those variables.
-
-unitserve is on no package index: the build context gets a wheel of the running
-unitserve (``.unitserve/``), and with ``--wheelhouse`` every other wheel the image
-needs, so that it builds with no network at all. The Dockerfile installs into a
-virtual environment, which works on ``python:3.x-slim`` and on Debian's own python3
-(whose system interpreter refuses ``pip install``), in a stage of its own: the image
-gets the environment, not the wheels nor pip. A second stage takes the code without
-the wheels. In the image, layers go from the least to the most often changed — the
-environment, then the code — so that editing the model rebuilds only the last layer.
-The container runs as a numeric non-root user, which Kubernetes' ``runAsNonRoot`` can
-verify (it cannot check a user name); the code stays owned by root.
+What the folder serves is read by `component`, the Dockerfile's text is `dockerfile`'s,
+the wheels are `wheels`'; this module holds the command line and writes the files.
 """
 
 from __future__ import annotations
 
 import argparse
-import ast
 import shutil
 import sys
-from dataclasses import dataclass, field
 from pathlib import Path
 
-from unitserve.cli import engines, prepackaged, s2i
-from unitserve.cli.generated import MARKER, PackagingError, check_replaceable, write_generated
-from unitserve.settings import SERVICE_TYPES, SettingsError
-from unitserve.version import __version__
+from unitserve.cli import engines, prepackaged
+from unitserve.cli.component import Component
+from unitserve.cli.dockerfile import (
+    DEFAULT_BASE_IMAGE,
+    PORTS,
+    SERVER_MODELS_DIR,
+    SERVER_PORTS,
+    WHEELHOUSE,
+    WHEELS_DIR,
+    dockerfile,
+)
+from unitserve.cli.generated import PackagingError, check_replaceable, write_generated
+from unitserve.settings import SERVICE_TYPES
 
-__all__ = ["MARKER", "PackagingError", "write_generated"]  # also used by `manifest`
-
-DEFAULT_BASE_IMAGE = "python:3.11-slim"
-APP_DIR = "/microservice"
-VENV_DIR = "/opt/unitserve"
-USER_ID = 1000
-PORTS = (9000, 5000, 6000)  # REST, gRPC, metrics: unitserve's and Seldon's defaults
-# `unitserve start`'s: MLServer's ports, the models where Core 2 mounts them, and the
-# prepackaged servers for MLServer's runtime names.
-SERVER_PORTS = (8080, 8081, 8082)
-SERVER_MODELS_DIR = "/mnt/models"
-SERVER_EXTRAS = ("lightgbm", "sklearn", "xgboost")
-WHEELS_DIR = ".unitserve"  # in the context: unitserve's wheel, and the wheelhouse folder
-WHEELHOUSE = "wheelhouse"
+# The runtimes a --server image carries by default: every prepackaged server, which is
+# what the Server that `unitserve manifest --target seldon-core-2` writes advertises.
+RUNTIMES = tuple(prepackaged.EXTRAS.values())
 DOCKERIGNORE = ".git\n.venv\n__pycache__\n*.pyc\n.pytest_cache\n"
-
-
-@dataclass(frozen=True)
-class Component:
-    """What a component folder says about itself, mostly from ``.s2i/environment``."""
-
-    directory: Path
-    model_name: str
-    service_type: str
-    environment: dict[str, str] = field(default_factory=dict)  # every variable, in file order
-    has_requirements: bool = False
-    command: str = "serve"  # `unitserve serve`, or `start` for a repository server
-
-    @classmethod
-    def read(
-        cls, directory: Path, model_name: str | None = None, service_type: str | None = None
-    ) -> Component:
-        if not directory.is_dir():
-            raise PackagingError(f"{directory} is not a directory")
-        try:
-            env = s2i.read_environment_file(directory / s2i.ENV_FILE)
-            name = model_name or env.get("MODEL_NAME")
-            kind = s2i.check_service_type(
-                service_type or env.get("SERVICE_TYPE") or "MODEL",
-                "--type" if service_type else str(s2i.ENV_FILE),
-            )
-            if "PERSISTENCE" in env:
-                s2i.check_persistence(env["PERSISTENCE"], str(s2i.ENV_FILE))
-        except SettingsError as exc:
-            raise PackagingError(str(exc)) from None
-        if not name:
-            raise PackagingError(
-                f"no MODEL_NAME in {directory / s2i.ENV_FILE}: run `unitserve init` or give "
-                "--model-name"
-            )
-        check_class(directory, name)
-        env = {"MODEL_NAME": name, "SERVICE_TYPE": kind, "PERSISTENCE": "0"} | {
-            k: v for k, v in env.items() if k not in ("MODEL_NAME", "SERVICE_TYPE")
-        }
-        return cls(directory, name, kind, env, (directory / "requirements.txt").is_file())
-
-
-def _names_bound(tree: ast.Module) -> set[str] | None:
-    """The names a module binds at its top level; None if it cannot be told without
-    running it (``from x import *``)."""
-    names: set[str] = set()
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ClassDef | ast.FunctionDef | ast.AsyncFunctionDef):
-            names.add(node.name)
-        elif isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-            names.add(node.id)
-        elif isinstance(node, ast.Import | ast.ImportFrom):
-            for alias in node.names:
-                if alias.name == "*":
-                    return None
-                names.add(alias.asname or alias.name.split(".")[0])
-    return names
-
-
-def check_class(directory: Path, name: str) -> None:
-    """Refuse a MODEL_NAME whose module file is missing or does not define the class,
-    read without importing it (its imports may not be installed here)."""
-    module, _, class_name = name.rpartition(".")
-    if not module:
-        module = class_name = name
-    path = directory / f"{module.replace('.', '/')}.py"
-    if not path.is_file():
-        path = directory / module.replace(".", "/") / "__init__.py"
-    if not path.is_file():
-        raise PackagingError(f"model class {name}: no {module.replace('.', '/')}.py in {directory}")
-    try:
-        tree = ast.parse(path.read_bytes(), str(path))
-    except SyntaxError as exc:
-        raise PackagingError(f"model class {name}: {path} line {exc.lineno}: {exc.msg}") from None
-    bound = _names_bound(tree)
-    if bound is not None and class_name not in bound:
-        raise PackagingError(f"model class {name}: {path} defines no {class_name}")
-
-
-def _quote(value: str) -> str:
-    """A Dockerfile ENV value: double-quoted, with the characters Docker would
-    interpret (``\\``, ``"``, ``$``) escaped."""
-    escaped = value.replace("\\", "\\\\").replace('"', '\\"').replace("$", "\\$")
-    return f'"{escaped}"'
-
-
-def _pip_install(what: str, wheelhouse: bool) -> str:
-    """The pip command of the install stage: only the context's wheels with
-    ``--wheelhouse`` (no network needed), else the index for what they lack."""
-    where = f"--find-links /tmp/wheels --find-links /tmp/wheels/{WHEELHOUSE}"
-    index = " --no-index" if wheelhouse else ""
-    pip = f"{VENV_DIR}/bin/pip install --no-cache-dir --disable-pip-version-check{index}"
-    return f"RUN {pip} \\\n    {where} {what}"
-
-
-def dockerfile(
-    component: Component,
-    base_image: str = DEFAULT_BASE_IMAGE,
-    extras: tuple[str, ...] = (),
-    wheelhouse: bool = False,
-) -> str:
-    """The Dockerfile text for `component` (without the hash `write_generated` adds)."""
-    unitserve = f"unitserve[{','.join(extras)}]" if extras else "unitserve"
-    lines = [
-        f"{MARKER}build` {__version__} for {component.model_name} ({component.service_type})",
-        "# Build: docker build -t IMAGE:TAG .    Run: docker run -p 9000:9000 IMAGE:TAG",
-        "# Edit it as you like: `unitserve build` then leaves it alone (unless --force).",
-        "",
-        "# 1. A virtual environment with unitserve and the model's requirements, from the",
-        f"#    wheels in {WHEELS_DIR}/. Only the environment goes into the image (no wheels,",
-        "#    no pip).",
-        f"FROM {base_image} AS install",
-        f"RUN python3 -m venv {VENV_DIR}",
-        f"COPY {WHEELS_DIR}/ /tmp/wheels/",
-        _pip_install(_quote(f"{unitserve}=={__version__}"), wheelhouse),
-    ]
-    if component.has_requirements:
-        lines += [
-            "COPY requirements.txt /tmp/",
-            _pip_install("-r /tmp/requirements.txt", wheelhouse),
-        ]
-    lines += [
-        f"RUN {VENV_DIR}/bin/python -m pip uninstall --yes --quiet pip",
-        "",
-        "# 2. The code without the wheels, readable by every user.",
-        f"FROM {base_image} AS code",
-        f"COPY . {APP_DIR}/",
-        f"RUN rm -rf {APP_DIR}/{WHEELS_DIR} && chmod -R a+rX,go-w {APP_DIR}",
-        "",
-        "# 3. The image: least often changed first, the code last.",
-        f"FROM {base_image}",
-        "ENV PYTHONUNBUFFERED=1 \\",
-        "    PYTHONDONTWRITEBYTECODE=1 \\",
-        f"    VIRTUAL_ENV={VENV_DIR} \\",
-        f'    PATH="{VENV_DIR}/bin:$PATH"',
-        "# A numeric user, so that Kubernetes' runAsNonRoot can verify it is not root.",
-        f"RUN useradd --uid {USER_ID} --user-group --create-home --shell /usr/sbin/nologin "
-        "unitserve",
-        f"COPY --from=install {VENV_DIR} {VENV_DIR}",
-        f"WORKDIR {APP_DIR}",
-        "# The s2i variables: `unitserve serve` reads MODEL_NAME, SERVICE_TYPE, PERSISTENCE."
-        if component.command == "serve"
-        else "# MLServer's variables: `unitserve start` reads MLSERVER_MODELS_DIR and the rest.",
-    ]
-    pairs = [f"{key}={_quote(value)}" for key, value in component.environment.items()]
-    lines.append("ENV " + " \\\n    ".join(pairs))
-    lines += [
-        f"USER {USER_ID}",
-        "# REST, gRPC and Prometheus metrics.",
-        "EXPOSE "
-        + " ".join(str(p) for p in (PORTS if component.command == "serve" else SERVER_PORTS)),
-        "# Exec form: unitserve is PID 1 and gets SIGTERM to drain in-flight requests.",
-        f'CMD ["unitserve", "{component.command}"]',
-        "# The code, last, so that changing it rebuilds only this layer. It stays owned by",
-        "# root (COPY does not follow USER): the server only reads it.",
-        f"COPY --from=code {APP_DIR}/ ./",
-    ]
-    return "\n".join(lines) + "\n"
 
 
 def _component_arguments(p: argparse.ArgumentParser) -> None:
@@ -242,7 +68,9 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         "DIR/requirements.txt into a virtual environment, copies DIR and starts `unitserve "
         "serve` as the non-root user 1000, with the .s2i/environment variables and ports "
         "9000, 5000, 6000. Build it with `docker build -t IMAGE DIR`, or give --image to "
-        "build it here. A Dockerfile you wrote or edited is left alone (--force replaces it).",
+        "build it here. A Dockerfile you wrote or edited is left alone (--force replaces it). "
+        "With --server the image is a model repository server instead: `unitserve start`, "
+        "with no model inside, on ports 8080, 8081, 8082.",
     )
     _component_arguments(p)
     p.add_argument(
@@ -268,7 +96,15 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="a model repository server instead of a class in DIR: the image runs "
         "`unitserve start` on MLServer's ports 8080, 8081, 8082 with the models of "
         f"MLSERVER_MODELS_DIR (default {SERVER_MODELS_DIR}), as a Seldon Core 2 Server; it "
-        "installs the prepackaged servers' extras",
+        "installs the prepackaged servers of --runtimes",
+    )
+    p.add_argument(
+        "--runtimes",
+        metavar="NAME,...",
+        default=None,
+        help="with --server: the prepackaged servers the image carries for MLServer's "
+        f"runtime names, among {', '.join(RUNTIMES)}, or none for Seldon classes only "
+        "(default: all of them)",
     )
     p.add_argument(
         "--extras",
@@ -310,6 +146,21 @@ def add_parser(sub: argparse._SubParsersAction) -> None:
         help="the engine's network for the build, e.g. none (with --wheelhouse) or host",
     )
     p.set_defaults(func=run_build)
+
+
+def _runtimes(args: argparse.Namespace) -> tuple[str, ...]:
+    """The extras of the prepackaged servers --runtimes names (all of them by default)."""
+    if args.runtimes is None:
+        return RUNTIMES
+    names = tuple(n.strip() for n in args.runtimes.split(",") if n.strip())
+    if names == ("none",):
+        return ()
+    unknown = [n for n in names if n not in RUNTIMES]
+    if unknown or not names:
+        raise PackagingError(
+            f"--runtimes {args.runtimes!r}: give some of {', '.join(RUNTIMES)}, or none"
+        )
+    return names
 
 
 def _extras(text: str) -> tuple[str, ...]:
@@ -365,41 +216,28 @@ def _remove(path: Path) -> None:
         shutil.rmtree(path)
 
 
-def _prepackaged_component(args: argparse.Namespace) -> Component:
-    """A prepackaged server's image: DIR holds no class, only what else the image needs
-    (a requirements.txt, say); `unitserve serve NAME` serves the server."""
-    name = prepackaged.check(args.implementation)
-    if args.model_name:
-        raise PackagingError("--model-name and --implementation: give one of them")
-    if not args.directory.is_dir():
-        raise PackagingError(f"{args.directory} is not a directory")
-    env = {"MODEL_NAME": name, "SERVICE_TYPE": "MODEL", "PERSISTENCE": "0"}
-    has_requirements = (args.directory / "requirements.txt").is_file()
-    return Component(args.directory, name, "MODEL", env, has_requirements)
-
-
-def _server_component(args: argparse.Namespace) -> Component:
-    """A repository server's image (`unitserve start`): no model inside, the models come
-    at run time in MLSERVER_MODELS_DIR; DIR holds what else the image needs."""
-    if args.implementation or args.model_name:
+def _check_no_class_given(args: argparse.Namespace) -> None:
+    """--implementation and --server name no class of DIR's, nor each other."""
+    if args.server and (args.implementation or args.model_name):
         raise PackagingError(
             "--server serves the models it is given: no --implementation or --model-name"
         )
-    if not args.directory.is_dir():
-        raise PackagingError(f"{args.directory} is not a directory")
-    env = {"MLSERVER_MODELS_DIR": SERVER_MODELS_DIR}
-    has_requirements = (args.directory / "requirements.txt").is_file()
-    return Component(args.directory, "a model repository", "MODEL", env, has_requirements, "start")
+    if args.implementation and args.model_name:
+        raise PackagingError("--model-name and --implementation: give one of them")
 
 
 def run_build(args: argparse.Namespace) -> int:
     try:
+        _check_no_class_given(args)
         if args.server:
-            component = _server_component(args)
-            extras = tuple(sorted({*_extras(args.extras), *SERVER_EXTRAS}))
+            component = Component.server(args.directory, SERVER_MODELS_DIR)
+            extras = tuple(sorted({*_extras(args.extras), *_runtimes(args)}))
+        elif args.runtimes is not None:
+            raise PackagingError("--runtimes goes with --server (one server: --implementation)")
         elif args.implementation:
-            component = _prepackaged_component(args)
-            extras = (*_extras(args.extras), prepackaged.EXTRAS[component.model_name])
+            name = prepackaged.check(args.implementation)
+            component = Component.prepackaged(args.directory, name)
+            extras = (*_extras(args.extras), prepackaged.EXTRAS[name])
         else:
             component = Component.read(args.directory, args.model_name, args.service_type)
             extras = _extras(args.extras)
@@ -414,7 +252,8 @@ def run_build(args: argparse.Namespace) -> int:
         print(f"wrote {target}")
         if args.image:
             engines.build(engine, args.directory, args.image, args.network)
-            print(f"built {args.image}; run it with: {engine} run -p 9000:9000 {args.image}")
+            port = PORTS[0] if component.command == "serve" else SERVER_PORTS[0]
+            print(f"built {args.image}; run it with: {engine} run -p {port}:{port} {args.image}")
         else:
             print(f"build it with: docker build -t IMAGE:TAG {args.directory}")
     except (PackagingError, prepackaged.PrepackagedError, engines.EngineError, OSError) as exc:

@@ -219,6 +219,11 @@ class GraphModel(ServedModel):
             graph, settings.user_threads, settings.request_timeout, state=self.state
         )
 
+    @property
+    def title(self) -> str:
+        """The SeldonDeployment's name (the graph's file may serve one of several)."""
+        return self.graph.spec.deployment
+
     async def load(self) -> bool:
         """Every local node's load() (unless preloaded) and metadata; remote nodes'
         metadata is asked for once."""

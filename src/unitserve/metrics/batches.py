@@ -1,11 +1,9 @@
-"""Adaptive batching's metrics: ``unitserve_batch_size{operation,worker_id}`` (rows of
-each batched call) and ``unitserve_batch_wait_seconds{operation,worker_id}`` (how long
-each request waited for its batch). Created on the first batch: a server that never
-batches shows none."""
+"""Adaptive batching's metrics: ``unitserve_batch_size{operation,model,worker_id}`` (rows
+of each batched call) and ``unitserve_batch_wait_seconds{operation,model,worker_id}``
+(how long each request waited for its batch). A server that never batches shows none."""
 
 from __future__ import annotations
 
-import threading
 from collections.abc import Sequence
 from typing import Any
 
@@ -32,38 +30,51 @@ BATCH_WAIT_BUCKETS = (
 
 
 class BatchMetrics:
-    """Where a worker's batcher records its batches (a `BatchObserver`)."""
+    """Where a worker's batchers record their batches: `batches_of` gives each
+    served model's batcher its observer (a `BatchObserver`), which labels the model."""
 
     def __init__(self, worker_id: str) -> None:
         self.worker_id = worker_id
-        self._batch_lock = threading.Lock()
-        self._batch_families: tuple[Any, Any] | None = None
+        # No series until a first batch: a family with labels writes nothing before.
+        self._batch_size = Histogram(
+            "unitserve_batch_size",
+            "Rows of each batched user call (adaptive batching).",
+            ["operation", "model", "worker_id"],
+            buckets=BATCH_SIZE_BUCKETS,
+            registry=None,
+        )
+        self._batch_wait = Histogram(
+            "unitserve_batch_wait_seconds",
+            "Time a request waited for its batch to be sent, in seconds.",
+            ["operation", "model", "worker_id"],
+            buckets=BATCH_WAIT_BUCKETS,
+            registry=None,
+        )
+
+    def batches_of(self, name: str) -> ModelBatches:
+        """The observer of one served model's batches."""
+        return ModelBatches(self, name)
+
+    def batch_sent(self, operation: str, rows: int, waits: Sequence[float]) -> None:
+        """A batch of no particular model (the model label empty)."""
+        self._record("", operation, rows, waits)
+
+    def _record(self, model: str, operation: str, rows: int, waits: Sequence[float]) -> None:
+        self._batch_size.labels(operation, model, self.worker_id).observe(rows)
+        child: Any = self._batch_wait.labels(operation, model, self.worker_id)
+        for seconds in waits:
+            child.observe(seconds)
+
+
+class ModelBatches:
+    """One served model's batches (a `BatchObserver`), recorded under its name."""
+
+    __slots__ = ("_metrics", "model")
+
+    def __init__(self, metrics: BatchMetrics, model: str) -> None:
+        self._metrics = metrics
+        self.model = model
 
     def batch_sent(self, operation: str, rows: int, waits: Sequence[float]) -> None:
         """One batched call (adaptive batching): its rows, and each request's wait."""
-        families = self._batch_families
-        if families is None:
-            with self._batch_lock:
-                if self._batch_families is None:
-                    self._batch_families = (
-                        Histogram(
-                            "unitserve_batch_size",
-                            "Rows of each batched user call (adaptive batching).",
-                            ["operation", "worker_id"],
-                            buckets=BATCH_SIZE_BUCKETS,
-                            registry=None,
-                        ),
-                        Histogram(
-                            "unitserve_batch_wait_seconds",
-                            "Time a request waited for its batch to be sent, in seconds.",
-                            ["operation", "worker_id"],
-                            buckets=BATCH_WAIT_BUCKETS,
-                            registry=None,
-                        ),
-                    )
-                families = self._batch_families
-        size, wait = families
-        size.labels(operation, self.worker_id).observe(rows)
-        child = wait.labels(operation, self.worker_id)
-        for seconds in waits:
-            child.observe(seconds)
+        self._metrics._record(self.model, operation, rows, waits)

@@ -43,10 +43,13 @@ class MetricsHttpServer:
         directory: str,
         endpoint: str,
         selector: selectors.BaseSelector,
+        user_metrics_by_model: bool = False,
     ) -> None:
         sock.setblocking(False)
         self.listening = sock
         self.directory = directory
+        # A model repository's user metrics name their model (see merged.exposition).
+        self.user_metrics_by_model = user_metrics_by_model
         self.paths = frozenset({endpoint, "/prometheus"})
         self.selector = selector
         self.exchanges: dict[socket.socket, _Exchange] = {}
@@ -96,7 +99,7 @@ class MetricsHttpServer:
             self._reply(conn, exchange, 404, b"Not Found\n", TEXT, head)
         else:
             try:
-                body = merged.exposition(self.directory)
+                body = merged.exposition(self.directory, self.user_metrics_by_model)
             except Exception:
                 log.exception("building the metrics exposition failed")
                 self._reply(conn, exchange, 500, b"metrics unavailable\n", TEXT, head)

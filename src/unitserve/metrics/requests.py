@@ -1,6 +1,10 @@
-"""Request metrics: ``unitserve_requests_total{operation,protocol,code,worker_id}``,
-``unitserve_request_duration_seconds{operation,protocol,worker_id}`` and
+"""Request metrics: ``unitserve_requests_total{operation,protocol,code,model,worker_id}``,
+``unitserve_request_duration_seconds{operation,protocol,model,worker_id}`` and
 ``unitserve_requests_in_flight{protocol,worker_id}``.
+
+``model`` is the name of the served model that answered, or "" for a request that
+reached none (health, server metadata, a name the server does not serve): the
+transports decide, so that a client cannot make series up by naming models.
 
 They are tallied in plain Python on the event loop (and the gRPC threads) and written
 to the shared files by `flush`, a few times a second: a request then costs a couple of
@@ -43,14 +47,14 @@ class RequestMetrics:
         self.worker_id = worker_id
         self._requests = Counter(
             "unitserve_requests",
-            "Requests answered, by operation, protocol and status code.",
-            ["operation", "protocol", "code", "worker_id"],
+            "Requests answered, by operation, protocol, status code and model.",
+            ["operation", "protocol", "code", "model", "worker_id"],
             registry=None,
         )
         self._duration = Histogram(
             "unitserve_request_duration_seconds",
             "Time to answer a request, in seconds.",
-            ["operation", "protocol", "worker_id"],
+            ["operation", "protocol", "model", "worker_id"],
             buckets=REQUEST_BUCKETS,
             registry=None,
         )
@@ -64,8 +68,8 @@ class RequestMetrics:
         # Request metrics are tallied in plain Python on the event loop and written to
         # the shared files by `flush` (a few times a second): a request then costs a
         # couple of dict updates instead of five locked mmap writes.
-        self._counts: dict[tuple[str, str, str], int] = defaultdict(int)
-        self._latencies: dict[tuple[str, str], list[float]] = {}
+        self._counts: dict[tuple[str, str, str, str], int] = defaultdict(int)
+        self._latencies: dict[tuple[str, str, str], list[float]] = {}
         # "v2": the Open Inference Protocol, REST and gRPC alike.
         self._in_flight_now = {"rest": 0, "grpc": 0, V2_PROTOCOL: 0}
         self._tally_lock = threading.Lock()
@@ -79,15 +83,17 @@ class RequestMetrics:
         with self._tally_lock:
             self._in_flight_now[protocol] += 1
 
-    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+    def request_finished(
+        self, operation: str, protocol: str, code: str, seconds: float, model: str
+    ) -> None:
         bucket = bisect.bisect_left(REQUEST_BUCKETS, seconds)  # len(REQUEST_BUCKETS): +Inf
         with self._tally_lock:
             self._in_flight_now[protocol] -= 1
-            self._counts[(operation, protocol, code)] += 1
-            tally = self._latencies.get((operation, protocol))
+            self._counts[(operation, protocol, code, model)] += 1
+            tally = self._latencies.get((operation, protocol, model))
             if tally is None:
                 tally = [0.0] * (len(REQUEST_BUCKETS) + 2)
-                self._latencies[(operation, protocol)] = tally
+                self._latencies[(operation, protocol, model)] = tally
             tally[bucket] += 1
             tally[-1] += seconds  # the sum
 
@@ -98,10 +104,10 @@ class RequestMetrics:
             counts, self._counts = self._counts, defaultdict(int)
             latencies, self._latencies = self._latencies, {}
             in_flight = dict(self._in_flight_now)
-        for (operation, protocol, code), n in counts.items():
-            self._requests.labels(operation, protocol, code, worker).inc(n)
-        for (operation, protocol), tally in latencies.items():
-            add_observations(self._duration.labels(operation, protocol, worker), tally)
+        for (operation, protocol, code, model), n in counts.items():
+            self._requests.labels(operation, protocol, code, model, worker).inc(n)
+        for (operation, protocol, model), tally in latencies.items():
+            add_observations(self._duration.labels(operation, protocol, model, worker), tally)
         for protocol, value in in_flight.items():
             if self._in_flight_written.get(protocol) != value:
                 self._in_flight.labels(protocol, worker).set(value)
@@ -127,5 +133,7 @@ class NoRequestMetrics:
     def request_started(self, protocol: str) -> None:
         pass
 
-    def request_finished(self, operation: str, protocol: str, code: str, seconds: float) -> None:
+    def request_finished(
+        self, operation: str, protocol: str, code: str, seconds: float, model: str
+    ) -> None:
         pass

@@ -75,6 +75,19 @@ class UserMetrics(MetricsRecorder):
         clone._reward = None
         return clone
 
+    def for_model(self, name: str, version: str | None) -> Self:
+        """The same worker's recorder for one model of a repository: its user metrics
+        and rewards carry the model's name (``model_name``) and version
+        (``model_version``), as MLServer labels a model's metrics."""
+        clone = copy.copy(self)
+        clone.base = {
+            **self.base,
+            "model_name": name,
+            "model_version": version or UNSET_LABEL,
+        }
+        clone._reward = None
+        return clone
+
     def record(self, metrics: list[dict[str, Any]], method: str) -> None:
         prepared = [self._prepare(m, method) for m in metrics]  # all valid, or none recorded
         for kind, child, value in prepared:

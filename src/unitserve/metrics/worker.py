@@ -10,8 +10,11 @@ label is the worker's *slot* (0..N-1), not its pid, and when a worker dies the
 supervisor folds its counters and histograms into an archive file (so totals
 keep growing, never counted twice) and drops its live gauges.
 
+Series also stay bounded however many models come and go: the supervisor's exposition
+leaves out the series of models no live worker holds (see ``supervisor``).
+
 Metric names and labels (each role in a module of its own: ``user``, ``requests``,
-``batches``, ``nodes``):
+``batches``, ``nodes``, ``models``):
 
 * the user's metrics (spec §11.2): COUNTER → ``<key>_total``, GAUGE → ``<key>``,
   TIMER → a histogram ``<key>`` in seconds with Seldon's 50 log-spaced buckets;
@@ -19,11 +22,12 @@ Metric names and labels (each role in a module of its own: ``user``, ``requests`
   `deployment_labels` and ``worker_id``;
 * feedback: ``seldon_api_model_feedback_total`` and
   ``seldon_api_model_feedback_reward_total`` (Seldon's);
-* ours: ``unitserve_requests_total{operation,protocol,code,worker_id}``,
-  ``unitserve_request_duration_seconds{operation,protocol,worker_id}``,
+* ours: ``unitserve_requests_total{operation,protocol,code,model,worker_id}``,
+  ``unitserve_request_duration_seconds{operation,protocol,model,worker_id}``,
   ``unitserve_requests_in_flight{protocol,worker_id}``,
-  ``unitserve_batch_size{operation,worker_id}`` and
-  ``unitserve_batch_wait_seconds{operation,worker_id}`` (adaptive batching),
+  ``unitserve_batch_size{operation,model,worker_id}`` and
+  ``unitserve_batch_wait_seconds{operation,model,worker_id}`` (adaptive batching),
+  ``unitserve_model_ready{model,version,worker_id}``,
   ``unitserve_worker_info{worker_id,pid,<deployment labels>}`` and, from the supervisor,
   ``unitserve_worker_restarts_total{reason}``.
 """
@@ -35,6 +39,7 @@ import os
 from prometheus_client import Gauge, values
 
 from unitserve.metrics.batches import BatchMetrics
+from unitserve.metrics.models import ModelMetrics
 from unitserve.metrics.nodes import NodeMetrics
 from unitserve.metrics.requests import REQUEST_BUCKETS, NoRequestMetrics, RequestMetrics
 from unitserve.metrics.user import (
@@ -62,16 +67,18 @@ def use_directory(directory: str) -> None:
     values.ValueClass = values.MultiProcessValue()
 
 
-class WorkerMetrics(UserMetrics, RequestMetrics, BatchMetrics, NodeMetrics):
-    """Everything one worker records, in its four roles: the engine's recorder of user
-    metrics, the transports' request metrics, the batcher's observer and a graph's node
-    metrics. One object, so that a node's recorder (`for_unit`) shares the rest."""
+class WorkerMetrics(UserMetrics, RequestMetrics, BatchMetrics, NodeMetrics, ModelMetrics):
+    """Everything one worker records, in its five roles: the engine's recorder of user
+    metrics, the transports' request metrics, the batchers' observer, a graph's node
+    metrics and the registry's hooks (which models serve). One object, so that a node's
+    or a model's recorder (`for_unit`, `for_model`) shares the rest."""
 
     def __init__(self, settings: Settings, worker_id: str) -> None:
         UserMetrics.__init__(self, settings, worker_id)
         RequestMetrics.__init__(self, worker_id)
         BatchMetrics.__init__(self, worker_id)
         NodeMetrics.__init__(self, worker_id)
+        ModelMetrics.__init__(self, worker_id)
         # 'liveall' keeps prometheus_client's own `pid` label: which process serves the slot.
         # The deployment labels ride along so that a dashboard can pick a deployment or a
         # model and find its scrape targets, although the request metrics do not carry them.

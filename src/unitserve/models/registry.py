@@ -80,27 +80,45 @@ class ModelSource(Protocol):
         ...
 
 
+class ModelHooks(Protocol):
+    """What else happens when models come and go: the worker's metrics
+    (``unitserve.metrics.models``) keep each model's ready gauge and, through it, which
+    models' series a scrape shows."""
+
+    def model_loaded(self, model: ServedModel) -> None:
+        """The model serves (loaded at start or through the repository extension)."""
+
+    def model_unloaded(self, model: ServedModel) -> None:
+        """The model no longer serves; the registry may still hold it, to load it again."""
+
+    def model_released(self, model: ServedModel) -> None:
+        """The registry no longer holds the model (one from the source, unloaded or
+        failed): anything kept for it goes."""
+
+
 class RegistryHooks:
-    """What else happens when models come and go (per-model metrics series, say).
-    These do nothing; a subclass overrides what it needs."""
+    """Hooks that do nothing (a `ModelHooks`); a subclass overrides what it needs."""
 
     def model_loaded(self, model: ServedModel) -> None:
         pass
 
     def model_unloaded(self, model: ServedModel) -> None:
-        """The model's labelled series (and anything else kept per model) go."""
+        pass
+
+    def model_released(self, model: ServedModel) -> None:
+        pass
 
 
 class ModelRegistry:
     def __init__(
         self,
         channel: ControlChannel,
-        hooks: RegistryHooks | None = None,
+        hooks: ModelHooks | None = None,
         source: ModelSource | None = None,
     ) -> None:
         self.models: dict[str, dict[str | None, ServedModel]] = {}
         self.default: ServedModel | None = None
-        self.hooks = hooks or RegistryHooks()
+        self.hooks: ModelHooks = hooks or RegistryHooks()
         self.source = source
         # Models the source built that failed to load: name → why (for the index).
         self.failed: dict[str, str] = {}
@@ -272,6 +290,7 @@ class ModelRegistry:
         self._from_source.discard(name)
         for model in (self.models.pop(name, None) or {}).values():
             model.close()
+            self.hooks.model_released(model)
 
     def flush_batches(self) -> None:
         for model in self.all():

@@ -121,6 +121,11 @@ class ServedModel:
 
     # ------------------------------------------------------------------ lifecycle
 
+    @property
+    def title(self) -> str:
+        """What the docs page calls the API: the model's name."""
+        return self.name
+
     async def load(self) -> bool:
         """Make the model ready: True when it is, False when it failed (logged, and
         the state says why)."""

@@ -39,6 +39,9 @@ class GraphSupervisor(Supervisor):
     def _load_user(self) -> Any:
         return self.plan
 
+    def _served(self) -> str:
+        return self.settings.interface_name  # "graph <file>"
+
     def _new_worker(self, slot: int) -> Worker:
         return GraphWorker(
             self.settings,

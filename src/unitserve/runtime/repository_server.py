@@ -13,7 +13,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 from unitserve.engine import MetricsRecorder
 from unitserve.models.model_settings import ModelSettings
@@ -45,15 +45,18 @@ class RepositoryWorker(Worker):
         self, recorder: MetricsRecorder
     ) -> Callable[[ModelSettings, Callable[[], Any]], ServedModel]:
         settings = self.settings
+        metrics = self._metrics
 
         def make(model: ModelSettings, factory: Callable[[], Any]) -> ServedModel:
+            name = model.served_name
             return ServedModel(
                 model,
                 factory=factory,
-                recorder=recorder,
+                # Its user metrics carry its name and version (model_name, model_version).
+                recorder=recorder if metrics is None else metrics.for_model(name, model.version),
                 threads=settings.user_threads,
                 request_timeout=settings.request_timeout,
-                batch_observer=self._batch_observer,
+                batch_observer=self._batches_of(name),
                 in_flight=self.accounting.in_flight,
                 label=f"model {model.served_name!r}",
             )
@@ -72,9 +75,13 @@ class RepositoryWorker(Worker):
 class RepositorySupervisor(Supervisor):
     server: ServerSettings | None = None
     environ: Mapping[str, str] | None = None
+    user_metrics_by_model: ClassVar[bool] = True
 
     def _load_user(self) -> Any:
         return None  # each worker builds the models it loads
+
+    def _served(self) -> str | None:
+        return None  # `unitserve start` names the folder and where each setting came from
 
     def _new_worker(self, slot: int) -> Worker:
         return RepositoryWorker(

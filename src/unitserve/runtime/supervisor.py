@@ -30,7 +30,7 @@ import socket
 import tempfile
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from unitserve import component, tracing
 from unitserve.errors import StartupError
@@ -73,6 +73,9 @@ class Supervisor:
     settings: Settings
     user: Any = None
     children: dict[int, _Child] = field(default_factory=dict)
+    # Whether the user's metrics name their model in model_name (one per model of a
+    # repository), so that the scrape leaves them out once no worker holds the model.
+    user_metrics_by_model: ClassVar[bool] = False
 
     def run(self) -> int:
         settings = self.settings
@@ -89,12 +92,9 @@ class Supervisor:
         sockets: list[socket.socket] = []
         try:
             self.user = self._load_user()
-            log.info(
-                "serving %s (%s) with %d worker(s)",
-                settings.interface_name,
-                settings.service_type,
-                settings.workers,
-            )
+            served = self._served()
+            if served is not None:
+                log.info("serving %s with %d worker(s)", served, settings.workers)
             self.http_socket = bind(settings.host, settings.http_port, "REST", "--http-port")
             sockets.append(self.http_socket)
             if settings.grpc_enabled:
@@ -136,7 +136,11 @@ class Supervisor:
         self.notes_r, self.notes_w = os.pipe()  # workers write "ready"/"recycle" notes here
         os.set_blocking(self.notes_r, False)
         self.metrics_server = MetricsHttpServer(
-            metrics_socket, self.metrics_dir, settings.metrics_endpoint, self.selector
+            metrics_socket,
+            self.metrics_dir,
+            settings.metrics_endpoint,
+            self.selector,
+            self.user_metrics_by_model,
         )
 
         self.selector.register(self.wake_r, selectors.EVENT_READ, "signal")
@@ -248,6 +252,10 @@ class Supervisor:
         self.children[pid] = _Child(slot, time.monotonic(), replaces=replaces)
         log.info("worker %d started (pid %d)", slot, pid)
         return pid
+
+    def _served(self) -> str | None:
+        """What the start-up line says is served (None: the command said it already)."""
+        return f"{self.settings.interface_name} ({self.settings.service_type})"
 
     def _load_user(self) -> Any:
         """What every worker serves, built once before forking (a graph: its plan)."""

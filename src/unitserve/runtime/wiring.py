@@ -7,6 +7,7 @@ import orjson
 
 from unitserve.models.dataplane import DataPlane
 from unitserve.models.registry import ModelRegistry
+from unitserve.models.served_model import DEPLOYMENT_API
 from unitserve.protocol.seldon.json_codec import JsonCodec, PassthroughCodec
 from unitserve.protocol.seldon.proto_codec import FeedbackJsonCodec
 from unitserve.settings import Settings
@@ -26,6 +27,10 @@ def rest_app(
     """The worker's ASGI app: the Seldon routes over the registry's default model, the
     Open Inference Protocol's over `plane` (None: not served, as for a graph), the docs
     page unless --no-docs."""
+    default = registry.default
+    deployment = default is not None and default.seldon_api == DEPLOYMENT_API
+    title = default.title if default is not None else settings.served_model_name
+    document = openapi_document(v2=plane is not None, deployment=deployment)
     return RestApp(
         registry,
         {
@@ -33,12 +38,11 @@ def rest_app(
             "passthrough": PassthroughCodec(),
             "feedback": FeedbackJsonCodec(),
         },
-        openapi=orjson.dumps(openapi_document(v2=plane is not None), option=orjson.OPT_SORT_KEYS)
-        + b"\n",
+        openapi=orjson.dumps(document, option=orjson.OPT_SORT_KEYS) + b"\n",
         cors_origins=settings.cors_origins,
         max_body_size=settings.max_body_size,
         passthrough=settings.payload_passthrough,
         accounting=accounting,
         v2=V2Rest(plane) if plane is not None else None,
-        docs=DocsPage(settings.served_model_name) if settings.docs else None,
+        docs=DocsPage(title) if settings.docs else None,
     )

@@ -91,22 +91,23 @@ class Worker:
         )
         await self.control.start()
         recorder: MetricsRecorder
-        self._batch_observer: BatchObserver | None = None
+        request_metrics: Any
+        self._metrics: worker_metrics.WorkerMetrics | None = None
         if self.metrics_dir is not None:
-            recorder = worker_metrics.WorkerMetrics(settings, str(self.slot))
-            request_metrics: Any = recorder
-            self._batch_observer = recorder
+            self._metrics = worker_metrics.WorkerMetrics(settings, str(self.slot))
+            recorder = request_metrics = self._metrics
         else:
             recorder, request_metrics = MetricsRecorder(), worker_metrics.NoRequestMetrics()
+        # The metrics are the registry's hooks: each model's ready gauge.
+        self.registry = ModelRegistry(self.control, self._metrics)
         max_requests = settings.max_requests
         if max_requests:
             max_requests += random.randint(0, settings.max_requests_jitter)
         self.accounting = RequestAccounting(
-            request_metrics, settings.access_log, max_requests, self._recycle
+            request_metrics, settings.access_log, max_requests, self._recycle, self.registry
         )
         if settings.tracing:  # here, after the fork: the exporter's thread is this worker's
             tracing.start(settings.served_model_name)
-        self.registry = ModelRegistry(self.control)
         self._add_models(recorder)
         http = self._http_server()
         http_task = asyncio.create_task(http.serve(sockets=[self.http_socket]))
@@ -151,9 +152,10 @@ class Worker:
     def _add_models(self, recorder: MetricsRecorder) -> None:
         """The models this worker serves (a graph worker serves its graph)."""
         settings = self.settings
+        model_settings = ModelSettings.of(settings, component.parse_parameters(settings.parameters))
         self.registry.add(
             ServedModel(
-                ModelSettings.of(settings, component.parse_parameters(settings.parameters)),
+                model_settings,
                 self.user,
                 factory=functools.partial(
                     component.load_component, settings.interface_name, settings.parameters
@@ -161,11 +163,15 @@ class Worker:
                 recorder=recorder,
                 threads=settings.user_threads,
                 request_timeout=settings.request_timeout,
-                batch_observer=self._batch_observer,
+                batch_observer=self._batches_of(model_settings.served_name),
                 in_flight=self.accounting.in_flight,
                 loaded=self.loaded,
             )
         )
+
+    def _batches_of(self, model: str) -> BatchObserver | None:
+        """Where the batcher of the served model `model` records its batches."""
+        return None if self._metrics is None else self._metrics.batches_of(model)
 
     def _data_plane(self) -> DataPlane | None:
         """The Open Inference Protocol over this worker's models (a graph has none)."""

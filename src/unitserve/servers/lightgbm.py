@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from unitserve.message import RuntimeOutputs
 from unitserve.servers import model_files
 from unitserve.user_model import SeldonComponent
 
@@ -43,7 +44,7 @@ class LightGBMServer(SeldonComponent):
             raise model_files.bad_input(exc) from exc
         if wanted is None:
             return result
-        return {"predict": model_files.as_output(result)}
+        return RuntimeOutputs({"predict": result})
 
     def init_metadata(self) -> dict[str, Any]:
         return model_files.read_metadata(self.model_uri)

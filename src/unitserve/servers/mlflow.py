@@ -9,7 +9,8 @@ the signature's columns when their count matches.
 
 On the Open Inference Protocol it answers as MLServer's mlflow runtime: several inputs
 (or a model whose signature names its columns) become a DataFrame; an array result is
-the output ``output-1``, a DataFrame one output a column, a dict one output a key.
+the output ``output-1``, a DataFrame one output a column, a dict one output a key, and
+the answer's ``parameters.content_type`` says which (``np``, ``pd``, ``dict``).
 
 No conda or virtual environment is built at start (Seldon's image does so, slowly): the
 libraries the model needs are installed with the server.
@@ -23,6 +24,7 @@ from typing import Any
 import numpy as np
 
 from unitserve.errors import SeldonNotImplementedError
+from unitserve.message import COLUMNS, RuntimeOutputs
 from unitserve.servers import model_files
 from unitserve.user_model import SeldonComponent
 
@@ -58,12 +60,13 @@ class MLFlowServer(SeldonComponent):
             return self._seldon(X, list(names or []))
         result = self._run(self._oip_input(X))
         if isinstance(result, self._pd.DataFrame):
-            return {str(c): model_files.as_output(result[c].to_numpy()) for c in result.columns}
+            columns = {str(c): result[c].to_numpy() for c in result.columns}
+            return RuntimeOutputs(columns, made_of=COLUMNS, content_type="pd")
         if isinstance(result, self._pd.Series):
             result = result.to_numpy()
         if isinstance(result, dict):
-            return {str(k): model_files.as_output(v) for k, v in result.items()}
-        return {"output-1": model_files.as_output(result)}
+            return RuntimeOutputs({str(k): v for k, v in result.items()}, content_type="dict")
+        return RuntimeOutputs({"output-1": result}, content_type="np")
 
     def _seldon(self, X: Any, names: list[str]) -> Any:
         if self.xtype == "ndarray":

@@ -11,7 +11,6 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-import numpy as np
 import yaml
 
 from unitserve import storage
@@ -134,11 +133,3 @@ def check_outputs(server: str, wanted: list[str], valid: tuple[str, ...]) -> lis
                 status_code=400,
             )
     return wanted
-
-
-def as_output(result: Any) -> Any:
-    """A result as an Open Inference output: a 1-D array gets a second axis of 1 (one
-    value a row), as MLServer's runtimes send it."""
-
-    arr = np.asarray(result)
-    return arr.reshape(-1, 1) if arr.ndim == 1 else arr

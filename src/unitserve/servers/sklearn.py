@@ -3,8 +3,9 @@
 On the Seldon protocol it answers as Seldon's SKLearnServer: the constructor's `method`
 (``predict_proba`` by default, ``decision_function``, anything else ``predict``) on the
 features as sent. On the Open Inference Protocol it answers as MLServer's sklearn
-runtime: ``predict`` unless the request names its outputs (``predict``,
-``predict_proba``, ``transform``), each output named after its method.
+runtime: ``predict`` (or the ``predict_fn`` parameter) unless the request names its
+outputs (``predict``, ``predict_proba``, ``transform``), each output named after its
+method and written as MLServer writes it (a table's columns as outputs of their own).
 
 Unlike Seldon's class it does not swallow errors: features the model refuses are a 400
 with scikit-learn's sentence, and a model saved by another scikit-learn version is
@@ -15,10 +16,12 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import warnings
 from pathlib import Path
 from typing import Any
 
+from unitserve.message import COLUMNS, RuntimeOutputs
 from unitserve.servers import model_files
 from unitserve.user_model import SeldonComponent
 
@@ -31,10 +34,23 @@ OIP_OUTPUTS = ("predict", "predict_proba", "transform")
 
 
 class SKLearnServer(SeldonComponent):
-    def __init__(self, model_uri: str | None = None, method: str = "predict_proba") -> None:
+    def __init__(
+        self,
+        model_uri: str | None = None,
+        method: str = "predict_proba",
+        predict_fn: str | None = None,
+    ) -> None:
+        """`method`: what the Seldon protocol answers. `predict_fn`: what the Open
+        Inference Protocol answers when the request names no outputs (``predict`` when
+        unset), as the setting of that name of MLServer's sklearn runtime."""
         super().__init__()
         self.model_uri = model_uri
         self.method = method
+        if predict_fn is not None and predict_fn not in OIP_OUTPUTS:
+            raise ValueError(
+                f"predict_fn must be one of {', '.join(OIP_OUTPUTS)}, not {predict_fn!r}"
+            )
+        self.predict_fn = predict_fn
         self._sklearn = model_files.require(NAME, "sklearn")
         self._joblib = model_files.require(NAME, "joblib")
         self.model_file = model_files.find_model_file(model_uri, MODEL_FILES, NAME)
@@ -81,12 +97,28 @@ class SKLearnServer(SeldonComponent):
         wanted = model_files.requested_outputs(meta)
         if wanted is None:
             return self._call(self._seldon_method(), X)
+        if not wanted and self.predict_fn is not None:
+            wanted = [self.predict_fn]
         names = model_files.check_outputs(NAME, wanted, OIP_OUTPUTS)
         if "predict_proba" in names and not hasattr(self._final_step(), "predict_proba"):
             raise model_files.bad_input(
                 ValueError(f"{type(self._final_step())} models do not support 'predict_proba'")
             )
-        return {name: model_files.as_output(self._call(name, X)) for name in names}
+        outputs = {}
+        for name in names:
+            result = self._call(name, X)
+            if _is_table(result):  # a pandas DataFrame (``set_output(transform="pandas")``)
+                if len(names) > 1:
+                    raise model_files.bad_input(
+                        ValueError(
+                            f"{name} returned a table and {names} were requested: "
+                            "the columns of a table are the whole answer"
+                        )
+                    )
+                columns = {str(c): result[c].to_numpy() for c in result.columns}
+                return RuntimeOutputs(columns, made_of=COLUMNS)
+            outputs[name] = result
+        return RuntimeOutputs(outputs)
 
     def _seldon_method(self) -> str:
         if self.method in ("predict_proba", "decision_function"):
@@ -110,6 +142,12 @@ class SKLearnServer(SeldonComponent):
 
     def init_metadata(self) -> dict[str, Any]:
         return model_files.read_metadata(self.model_uri)
+
+
+def _is_table(result: Any) -> bool:
+    """True for a pandas DataFrame (pandas is imported only if the model uses it)."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(result, pandas.DataFrame)
 
 
 _VERSION_AFTER_KEY = re.compile(rb"_sklearn_version.{1,12}?(\d+\.\d+(?:\.\d+)?(?:\w+\d*)?)", re.S)

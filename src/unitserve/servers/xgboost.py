@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 
+from unitserve.message import RuntimeOutputs
 from unitserve.servers import model_files
 from unitserve.user_model import SeldonComponent
 
@@ -82,10 +83,9 @@ class XGBoostServer(SeldonComponent):
             raise model_files.bad_input(
                 ValueError("XGBRegressor models do not support 'predict_proba'")
             )
-        return {
-            name: model_files.as_output(self._run(lambda n=name: getattr(self._model, n)(X)))
-            for name in outputs
-        }
+        return RuntimeOutputs(
+            {name: self._run(lambda n=name: getattr(self._model, n)(X)) for name in outputs}
+        )
 
     def _checked(self, X: Any) -> np.ndarray:
         if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":

@@ -9,6 +9,14 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from unitserve import tracing
+from unitserve.models.registry import ModelRegistry
+from unitserve.operations import (
+    ENGINE_OPERATIONS,
+    INFER,
+    METADATA,
+    MODEL_METADATA,
+    MODEL_READY,
+)
 
 access_log = logging.getLogger("unitserve.access")
 
@@ -78,8 +86,42 @@ class RequestMetrics(Protocol):
     def request_started(self, protocol: str) -> None: ...
 
     def request_finished(
-        self, operation: str, protocol: str, code: str, seconds: float
+        self, operation: str, protocol: str, code: str, seconds: float, model: str
     ) -> None: ...
+
+
+# The Seldon protocol's operations that are the default model's (its health probes,
+# the API document and a graph's node routes are the server's).
+SELDON_MODEL_OPERATIONS = frozenset(
+    {op.name for op in ENGINE_OPERATIONS if op.rest or op.grpc} | {METADATA.name}
+)
+# The Open Inference Protocol's operations on the model they name (the repository's
+# load and unload are the server's, and the server's health and metadata).
+NAMED_MODEL_OPERATIONS = frozenset({INFER.name, MODEL_READY.name, MODEL_METADATA.name})
+
+
+class ModelLabels:
+    """The ``model`` label of a finished request: the name of a served model it reached,
+    or "" (health, the server's own routes, a name this server does not serve), so that
+    the series follow the models served and never the names clients send."""
+
+    def __init__(self, registry: ModelRegistry | None) -> None:
+        self.registry = registry
+
+    def of(self, operation: str, named: str | None) -> str:
+        """`named`: the model the request named (the Open Inference Protocol's path or
+        message), or None for a Seldon route, whose model is the default one."""
+        registry = self.registry
+        if registry is None:
+            return ""
+        if named is None:
+            default = registry.default
+            if default is None or operation not in SELDON_MODEL_OPERATIONS:
+                return ""
+            return default.name
+        if operation in NAMED_MODEL_OPERATIONS and named in registry.models:
+            return named
+        return ""
 
 
 class RequestAccounting:
@@ -92,8 +134,10 @@ class RequestAccounting:
         access_log_enabled: bool = False,
         max_requests: int = 0,
         on_limit: Callable[[], None] | None = None,
+        registry: ModelRegistry | None = None,
     ) -> None:
         self.metrics = metrics
+        self.models = ModelLabels(registry)
         self.access_log_enabled = access_log_enabled
         self.remaining = max_requests or -1
         self.on_limit = on_limit
@@ -119,13 +163,17 @@ class RequestAccounting:
         what: str,
         peer: str | Callable[[], str],
         puid: str | None = None,
+        model: str | None = None,
     ) -> None:
         """Record a finished request; `peer` may be a callable, called only for the
         access log (finding it costs a little on every request otherwise). `what` is
-        ``"METHOD /path"`` on REST and the RPC's path on gRPC."""
+        ``"METHOD /path"`` on REST and the RPC's path on gRPC. `model` is the model an
+        Open Inference request named, None on the Seldon routes (see `ModelLabels`)."""
         with self._lock:
             self._in_flight -= 1
-        self.metrics.request_finished(operation, protocol, code, seconds)
+        self.metrics.request_finished(
+            operation, protocol, code, seconds, self.models.of(operation, model)
+        )
         if self.access_log_enabled:
             client = peer() if callable(peer) else peer
             access_log.info(

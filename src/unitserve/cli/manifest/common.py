@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from unitserve.cli.build import USER_ID
+from unitserve.cli.dockerfile import USER_ID
 from unitserve.cli.generated import PackagingError
 
 __all__ = [

@@ -173,7 +173,7 @@ class V2JsonCodec:
         request = self.request
         if request is None:  # the engine always decodes first; a guard for other callers
             request = InferRequest(mapping.new_id(), {}, [])
-        chosen = mapping.select(mapping.outputs_of(reply), request)
+        chosen = mapping.answer_outputs(reply, request)
         records: list[dict[str, Any]] = []
         buffers: list[memoryview] = []
         for out, as_binary in chosen:
@@ -196,7 +196,7 @@ class V2JsonCodec:
         answer: dict[str, Any] = {"model_name": self.model_name, "id": request.id}
         if self.model_version is not None:
             answer["model_version"] = self.model_version
-        answer_params = mapping.answer_parameters(reply.meta)
+        answer_params = mapping.answer_parameters(reply)
         if answer_params is not None:
             answer["parameters"] = finite_tree(answer_params)
         answer["outputs"] = records

@@ -27,6 +27,7 @@ import numpy as np
 
 from unitserve.errors import BadModelOutput, BadRequest, WrongComponent
 from unitserve.message import (
+    ARRAYS,
     BIN,
     JSON,
     NDARRAY,
@@ -35,6 +36,7 @@ from unitserve.message import (
     TFTENSOR,
     Message,
     Reply,
+    RuntimeOutputs,
     new_request_id,
 )
 from unitserve.protocol.v2 import binary, datatypes
@@ -117,6 +119,8 @@ def to_message(request: InferRequest) -> Message:
 def outputs_of(reply: Reply) -> list[Output]:
     """The user's result (as the engine hands it over) → named outputs."""
     kind, value = reply.kind, reply.value
+    if isinstance(value, RuntimeOutputs):
+        return [_runtime_output(k, v, value.made_of) for k, v in value.items()]
     if kind == JSON:
         if not all(isinstance(k, str) for k in value):
             raise BadModelOutput("the model returned a dict whose keys are not all strings")
@@ -159,6 +163,25 @@ def _output(name: str, value: Any) -> Output:
     return Output(name, arr, datatypes.of_array(arr, where))
 
 
+def _runtime_output(name: Any, value: Any, made_of: str) -> Output:
+    """An output of a model standing in for an MLServer runtime, written as MLServer's
+    codecs write it: a 1-D array gets a second axis of 1, one value a row (a single
+    value has shape [1]); an array is tagged ``content_type: np``; a table's column is
+    tagged only when it holds text (``str``)."""
+    out = _output(str(name), value)
+    if np.ndim(value) == 0:
+        out.array = out.array.reshape(1)
+    elif out.array.ndim == 1:
+        out.array = out.array.reshape(-1, 1)
+    if made_of == ARRAYS:
+        out.parameters = {"content_type": "np"}
+    elif out.datatype is datatypes.BYTES and all(
+        isinstance(x, str | bytes) for x in out.array.flat
+    ):
+        out.parameters = {"content_type": "str"}
+    return out
+
+
 def _class_names(names: list[Any] | None, arr: np.ndarray) -> list[Any] | None:
     """The class's own class_names, if they label the last dimension. The engine fills
     in Seldon's default ``t:0`` … names when the class has none: those are not sent."""
@@ -167,6 +190,17 @@ def _class_names(names: list[Any] | None, arr: np.ndarray) -> list[Any] | None:
     if all(n == f"t:{i}" for i, n in enumerate(names)):
         return None
     return list(names)
+
+
+def answer_outputs(reply: Reply, request: InferRequest) -> list[tuple[Output, bool]]:
+    """The outputs of `reply` to send, each with "send as binary" (see `select`)."""
+    outputs = outputs_of(reply)
+    value = reply.value
+    if isinstance(value, RuntimeOutputs) and value.made_of != ARRAYS:
+        # A table's columns are the whole answer, whatever the output asked for (the
+        # model's method) was called, as MLServer answers them.
+        return [(o, request.binary_output) for o in outputs]
+    return select(outputs, request)
 
 
 def select(outputs: list[Output], request: InferRequest) -> list[tuple[Output, bool]]:
@@ -186,7 +220,12 @@ def select(outputs: list[Output], request: InferRequest) -> list[tuple[Output, b
     return chosen
 
 
-def answer_parameters(meta: dict[str, Any]) -> dict[str, Any] | None:
-    """The answer's parameters: the merged tags, if any."""
-    tags = meta.get("tags")
+def answer_parameters(reply: Reply) -> dict[str, Any] | None:
+    """The answer's parameters: the merged tags, if any; for a model standing in for
+    an MLServer runtime, the content type the runtime gives its answer, if any (it
+    echoes no tags)."""
+    if isinstance(reply.value, RuntimeOutputs):
+        content_type = reply.value.content_type
+        return {"content_type": content_type} if content_type else None
+    tags = reply.meta.get("tags")
     return tags if isinstance(tags, dict) and tags else None

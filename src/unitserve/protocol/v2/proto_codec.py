@@ -225,7 +225,7 @@ class V2ProtoCodec:
     def encode(self, reply: Reply) -> Any:
         request = self._request()
         chosen = self._chosen(reply, request)
-        return self._message(request, chosen, mapping.answer_parameters(reply.meta))
+        return self._message(request, chosen, mapping.answer_parameters(reply))
 
     def _request(self) -> InferRequest:
         if self.request is None:  # the engine always decodes first; a guard for other callers
@@ -234,7 +234,7 @@ class V2ProtoCodec:
 
     @staticmethod
     def _chosen(reply: Reply, request: InferRequest) -> list[mapping.Output]:
-        return [out for out, _ in mapping.select(mapping.outputs_of(reply), request)]
+        return [out for out, _ in mapping.answer_outputs(reply, request)]
 
     def _message(
         self, request: InferRequest, chosen: list[mapping.Output], params: dict[str, Any] | None

@@ -7,7 +7,9 @@ For a request of a few dozen bytes most of the time goes into Python-level work
 around the protobuf objects (each field read makes a wrapper, the general parser
 handles every form a request may take), not into parsing itself. Here the bytes
 are read field by field, and an answer whose outputs travel as raw contents (or
-as FP32/FP64 typed contents) is written straight as bytes. Anything else — other
+as FP32/FP64 typed contents), with no parameters or only the text tags of a
+prepackaged server's answer (its content types), is written straight as bytes, the
+tags' bytes kept once made. Anything else — other
 typed contents, parameters, a field this reader does not know, a singular field
 sent twice, bytes that do not parse — takes the general path (`proto_codec`), so
 both paths mean the same and every error still comes from one place.
@@ -17,12 +19,13 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from unitserve.errors import BadRequest
-from unitserve.message import Message, Reply
+from unitserve.message import Message, Reply, RuntimeOutputs
+from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol import shapes
 from unitserve.protocol.protowire import read_varint, varint
 from unitserve.protocol.v2 import binary, datatypes, mapping, tensors
@@ -376,16 +379,45 @@ def _model_head(name: str, version: str | None) -> bytes:
     return out
 
 
+# Parameters of an answer or an output whose values are all text, as a key of _HEADS:
+# (name, value) pairs in their order.
+TextParameters = tuple[tuple[str, str], ...]
+
+
+def _text_parameters(params: dict[str, Any] | None) -> TextParameters | None:
+    """`params` as a key of kept bytes: () for none; None when a value is not text
+    (the general path writes those)."""
+    if not params:
+        return ()
+    if all(isinstance(v, str) for v in params.values()):
+        return tuple(params.items())
+    return None
+
+
+def _parameters_bytes(of_answer: bool, items: TextParameters) -> bytes:
+    """The ``parameters`` field of an answer (or of an output tensor) holding `items`:
+    made by protobuf once, then kept. The fields of a message may come in any order,
+    so these bytes are appended to the rest of it."""
+    if not items:
+        return b""
+    key = ("parameters", of_answer, items)
+    found = _HEADS.get(key)
+    if found is None:
+        message: Any = (
+            pb.ModelInferResponse() if of_answer else pb.ModelInferResponse.InferOutputTensor()
+        )
+        for name, value in items:
+            message.parameters[name].string_param = value
+        found = _keep(key, message.SerializeToString())
+    return found
+
+
 def _output_body(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
     body = _field(_TENSOR_NAME, name.encode()) if name else b""
     body += _field(_DATATYPE, datatype.encode())
     if shape:
         body += _field(_SHAPE_PACKED, b"".join(varint(d) for d in shape))
     return body
-
-
-def _output_head(name: str, datatype: str, shape: tuple[int, ...]) -> bytes:
-    return _field(_R_OUTPUT, _output_body(name, datatype, shape))
 
 
 class V2BytesCodec(V2ProtoCodec):
@@ -403,48 +435,80 @@ class V2BytesCodec(V2ProtoCodec):
     def encode(self, reply: Reply) -> bytes:
         request = self._request()
         chosen = self._chosen(reply, request)
-        params = mapping.answer_parameters(reply.meta)
+        params = mapping.answer_parameters(reply)
         raw = self.raw or any(o.datatype is datatypes.FP16 for o in chosen)
-        if params is None and not any(o.parameters for o in chosen):
+        # Only the fixed tags of a prepackaged server's answer are kept as bytes: tags
+        # from requests could be anything, and would crowd the kept heads out.
+        answer_items = (
+            _text_parameters(params)
+            if params is None or isinstance(reply.value, RuntimeOutputs)
+            else None
+        )
+        output_items = [_text_parameters(o.parameters) for o in chosen]
+        if answer_items is not None and None not in output_items:
+            tagged = cast(list[TextParameters], output_items)
             try:
                 if raw:
-                    return self._raw_answer(request, chosen)
+                    return self._raw_answer(request, chosen, answer_items, tagged)
                 if all(o.datatype.name in _TYPED and o.array.size for o in chosen):
-                    return self._typed_answer(request, chosen)
+                    return self._typed_answer(request, chosen, answer_items, tagged)
             except UnicodeEncodeError:
                 pass  # a name that is not valid text: the general path says so
         answer: bytes = self._message(request, chosen, params).SerializeToString()
         return answer
 
-    def _answer_head(self, request: InferRequest) -> list[bytes]:
+    def _answer_head(self, request: InferRequest, items: TextParameters) -> list[bytes]:
         name, version = self.model_name, self.model_version
         key: tuple[Any, ...] = ("model", name, version)
         parts = [_HEADS.get(key) or _keep(key, _model_head(name, version))]
         if request.id:
             rid = request.id.encode()
             parts.append(b"%c%b%b" % (_R_ID, varint(len(rid)), rid))
+        if items:
+            parts.append(_parameters_bytes(True, items))
         return parts
 
-    def _typed_answer(self, request: InferRequest, chosen: list[Output]) -> bytes:
+    def _typed_answer(
+        self,
+        request: InferRequest,
+        chosen: list[Output],
+        answer_items: TextParameters,
+        output_items: list[TextParameters],
+    ) -> bytes:
         """FP32 and FP64 outputs (none empty) in their packed typed contents."""
-        parts = self._answer_head(request)
-        for out in chosen:
+        parts = self._answer_head(request, answer_items)
+        for out, items in zip(chosen, output_items, strict=True):
             arr, datatype = out.array, out.datatype
-            key = ("body", out.name, datatype.name, arr.shape)
-            body = _HEADS.get(key) or _keep(key, _output_body(out.name, datatype.name, arr.shape))
+            key = ("body", out.name, datatype.name, arr.shape, items)
+            body = _HEADS.get(key) or _keep(
+                key,
+                _output_body(out.name, datatype.name, arr.shape) + _parameters_bytes(False, items),
+            )
             values = np.ascontiguousarray(arr, dtype=datatype.wire).tobytes()
             contents = _field(_TYPED[datatype.name], values)
             parts.append(_field(_R_OUTPUT, body + _field(_CONTENTS, contents)))
         return b"".join(parts)
 
-    def _raw_answer(self, request: InferRequest, chosen: list[Output]) -> bytes:
-        parts = self._answer_head(request)
+    def _raw_answer(
+        self,
+        request: InferRequest,
+        chosen: list[Output],
+        answer_items: TextParameters,
+        output_items: list[TextParameters],
+    ) -> bytes:
+        parts = self._answer_head(request, answer_items)
         buffers = []
-        for out in chosen:
+        for out, items in zip(chosen, output_items, strict=True):
             arr, datatype = out.array, out.datatype
             shape = arr.shape
-            key = ("output", out.name, datatype.name, shape)
-            head = _HEADS.get(key) or _keep(key, _output_head(out.name, datatype.name, shape))
+            key = ("output", out.name, datatype.name, shape, items)
+            head = _HEADS.get(key) or _keep(
+                key,
+                _field(
+                    _R_OUTPUT,
+                    _output_body(out.name, datatype.name, shape) + _parameters_bytes(False, items),
+                ),
+            )
             parts.append(head)
             if datatype.size is not None and arr.dtype == datatype.wire and arr.flags.c_contiguous:
                 buffers.append(arr.tobytes())  # the usual case: one copy, straight from the array

@@ -156,6 +156,7 @@ class InferenceGrpc:
                         where,
                         context.peer,
                         _puid(request, result) if self.accounting.access_log_enabled else None,
+                        request.model_name if request is not None else "",
                     )
             # Outside the try: abort raises, and that must reach grpcio untouched.
             assert failure is not None

@@ -218,7 +218,7 @@ class RestApp:
             except ClientGone:  # nobody to answer (the protocol may have answered 408)
                 self.accounting.finished(
                     route.kind, family.protocol, "499", time.perf_counter() - started,
-                    f"{method} {path}", "-",
+                    f"{method} {path}", "-", model=route.model,
                 )  # fmt: skip
                 return
             except Exception as exc:
@@ -253,6 +253,7 @@ class RestApp:
                 f"{method} {path}",
                 client[0] if client else "-",
                 scope.get(PUID_KEY) if self.note_puid else None,
+                route.model if route is not None else None,
             )
 
     # ------------------------------------------------------------------ the families

@@ -20,7 +20,7 @@ from typing import Any
 
 from unitserve.protocol.seldon import tftensor
 from unitserve.transport.rest import openapi_v2
-from unitserve.transport.rest.app import ROUTES
+from unitserve.transport.rest.routes import DEPLOYMENT_ROUTES, MEMBER_PREFIXES, ROUTES
 from unitserve.version import __version__
 
 _REF = "#/components/schemas/"
@@ -351,9 +351,33 @@ def _get(summary: str, responses: dict[str, Any]) -> dict[str, Any]:
     return {"get": {"summary": summary, "responses": responses}}
 
 
-def document(v2: bool = True) -> dict[str, Any]:
+def _member_paths() -> dict[str, Any]:
+    """A graph's ``/api/v1.0/metadata/{node}`` and ``/api/v1.0/status/{node}``."""
+    node = {
+        "name": "node",
+        "in": "path",
+        "required": True,
+        "description": "The name of a node of the graph",
+        "schema": {"type": "string"},
+    }
+    missing = _error("The graph has no node of that name", "the graph has no node 'x'")
+    answers = {
+        "node_metadata": ("One node's metadata", _json({"type": "object"}, _METADATA_EXAMPLE)),
+        "node_status": ("One node's health status", _json(_ref("SeldonAnswer"), _ANSWER_EXAMPLE)),
+    }
+    paths = {}
+    for prefix, route in MEMBER_PREFIXES.items():
+        summary, found = answers[route.kind]
+        item = _get(summary, {"200": found, "404": missing})
+        item["get"]["parameters"] = [node]
+        paths[prefix + "{node}"] = item
+    return paths
+
+
+def document(v2: bool = True, deployment: bool = False) -> dict[str, Any]:
     """The document; `v2`: with the Open Inference Protocol's paths (not for a graph,
-    which does not serve them)."""
+    which does not serve them); `deployment`: a graph's paths (the orchestrator's API
+    and its members by name) instead of a component's."""
     aggregate_body = {
         "oneOf": [
             _ref("SeldonMessageList"),
@@ -396,14 +420,17 @@ def document(v2: bool = True) -> dict[str, Any]:
         "live": _get("The process is up", {"200": live}),
         "ready": _get("load() has finished", {"200": ready, "503": not_ready}),
     }
+    routes = DEPLOYMENT_ROUTES if deployment else ROUTES
     paths = {
         path: {
             method: item
             for method, item in by_operation[route.kind].items()
             if method.upper() in route.methods
         }
-        for path, route in ROUTES.items()
+        for path, route in routes.items()
     }
+    if deployment:
+        paths.update(_member_paths())
     schemas = dict(_SCHEMAS)
     if v2:
         paths.update(openapi_v2.paths())
@@ -422,8 +449,11 @@ def document(v2: bool = True) -> dict[str, Any]:
                 "(/predict, /api/v1.0/predictions, ...) and the Open Inference Protocol, "
                 "also known as the V2 or KServe protocol (the /v2 paths)."
                 if v2
-                else "The Seldon Core 1.x REST API served by a unitserve graph "
-                "(/api/v1.0/predictions, ...)."
+                else "The Seldon Core 1.x REST API served by a unitserve graph: the "
+                "orchestrator's (/api/v1.0/predictions, ...) and each node's metadata and "
+                "status by name."
+                if deployment
+                else "The Seldon Core 1.x microservice REST API (/predict, ...)."
             ),
         },
         "paths": paths,

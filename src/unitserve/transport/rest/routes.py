@@ -51,6 +51,7 @@ DEPLOYMENT_PATHS = (
     "/api/v1.0/metadata",
     "/live",
     "/ready",
+    "/seldon.json",
 )
 DEPLOYMENT_ROUTES: dict[str, Route] = {path: ROUTES[path] for path in DEPLOYMENT_PATHS}
 # The kinds keep the names of the graph's nodes: they are the requests' metric labels.
