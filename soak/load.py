@@ -170,7 +170,7 @@ async def rest_client(index: int, host: str, port: int, stop_at: float, rate: fl
                 )
                 stats.connections_opened += 1
                 sent_here = 0
-            assert reader is not None
+            assert reader is not None and writer is not None
             writer.write(raw)
             status, body, keep = await asyncio.wait_for(_read_response(reader), TIMEOUT)
             if not 200 <= status < 300:

@@ -33,7 +33,8 @@ def children(pid: int) -> list[int]:
 
 def tree(root: int) -> list[int]:
     """`root` and all its descendants that are alive now (depth-first, bounded)."""
-    out, todo = [], [root]
+    out: list[int] = []
+    todo = [root]
     while todo and len(out) < 10_000:
         pid = todo.pop()
         if pid in out:

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import CodeType
-from typing import Any, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 import httpx
 import pytest
@@ -60,8 +60,11 @@ def free_ports(n: int) -> list[int]:
             s.close()
 
 
-def wait_until(predicate: Callable[[], T], timeout: float = 30.0, every: float = 0.05) -> T:
-    """The first truthy value of `predicate()`, polled for at most `timeout` seconds."""
+def wait_until(
+    predicate: Callable[[], T | Literal[False] | None], timeout: float = 30.0, every: float = 0.05
+) -> T:
+    """The first truthy value of `predicate()`, polled for at most `timeout` seconds.
+    (Its type leaves out the None and False a predicate answers while it waits.)"""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         value = predicate()
@@ -142,7 +145,7 @@ class Server:
     def grpc_target(self) -> str:
         return f"127.0.0.1:{self.grpc_port}"
 
-    def start(self, wait: str | None = "/ready", timeout: float = 60) -> Server:
+    def start(self, wait: str | None = "/ready", timeout: float = 60) -> Self:
         self.proc = subprocess.Popen(
             self.command,
             cwd=self.cwd,
@@ -190,10 +193,10 @@ class Server:
             return None
 
     # conveniences
-    def post(self, path: str, **kw: object) -> httpx.Response:
+    def post(self, path: str, **kw: Any) -> httpx.Response:
         return self.client.post(path, **kw)
 
-    def get(self, path: str, **kw: object) -> httpx.Response:
+    def get(self, path: str, **kw: Any) -> httpx.Response:
         return self.client.get(path, **kw)
 
 

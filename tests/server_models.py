@@ -143,7 +143,7 @@ def mlflow_table(folder: Path) -> Any:
 
     class Table(mlflow.pyfunc.PythonModel):  # type: ignore[misc,name-defined,unused-ignore]
         # No type hints: MLflow reads a predict method's hints as its input schema.
-        def predict(self, context, model_input, params=None):  # type: ignore[no-untyped-def]
+        def predict(self, context, model_input, params=None):
             total = pd.DataFrame(model_input).sum(axis=1).to_numpy()
             size = pd.Series(["long" if t > 15 else "short" for t in total], dtype=object)
             return pd.DataFrame({"total": total, "size": size})

@@ -9,6 +9,7 @@ Keep-alive as the client asks; any path and method are accepted.
 import argparse
 import asyncio
 from collections.abc import Callable
+from typing import Any, cast
 
 import httptools
 import numpy as np
@@ -28,7 +29,7 @@ def codec_reply(body: bytes) -> bytes:
     if "tensor" in data:
         tensor = data["tensor"]
         array = np.asarray(tensor["values"], dtype=np.float64).reshape(tensor["shape"])
-        out = {"tensor": {"shape": list(array.shape), "values": array.ravel()}}
+        out: dict[str, Any] = {"tensor": {"shape": list(array.shape), "values": array.ravel()}}
     else:
         array = np.asarray(data["ndarray"], dtype=np.float64)
         out = {"ndarray": array}
@@ -40,10 +41,10 @@ class HttpProtocol(asyncio.Protocol):
         self.reply = reply
         self.parser = httptools.HttpRequestParser(self)
         self.chunks: list[bytes] = []
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before any data
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        self.transport = transport  # type: ignore[assignment]
+        self.transport = cast(asyncio.Transport, transport)  # a TCP server's transport
 
     def data_received(self, data: bytes) -> None:
         try:

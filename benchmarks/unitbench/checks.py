@@ -144,7 +144,7 @@ def verify(port: int, body: Body, check: str, timeout: float = 60.0) -> Answer:
             request = body.file.read_bytes()
         check_reply(check, body, request, reply, header_length)
     except grpc.RpcError as exc:
-        return Answer(False, f"gRPC {exc.code().name}: {exc.details()}")  # type: ignore[attr-defined]
+        return Answer(False, f"gRPC {exc.code().name}: {exc.details()}")
     except (OSError, http.client.HTTPException) as exc:
         return Answer(False, f"request failed: {exc!r}")
     except CheckFailed as exc:

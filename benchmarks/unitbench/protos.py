@@ -18,7 +18,13 @@ F = descriptor_pb2.FieldDescriptorProto
 OPTIONAL, REPEATED = F.LABEL_OPTIONAL, F.LABEL_REPEATED
 
 
-def _field(name: str, number: int, kind: int, label: int = OPTIONAL, type_name: str = "") -> F:
+def _field(
+    name: str,
+    number: int,
+    kind: F.Type.ValueType,
+    label: F.Label.ValueType = OPTIONAL,
+    type_name: str = "",
+) -> F:
     field = F(name=name, number=number, type=kind, label=label)
     if type_name:
         field.type_name = type_name

@@ -252,7 +252,7 @@ def section_ratios(res: Results) -> str:
                 fnum(us.rps) if us else "-",
                 fnum(sel.rps) if sel else "-",
                 bold(fratio(res.ratio(us, sel))),
-                f"{fnum(ml.rps)} ({best[0]})" if best else "-",
+                f"{fnum(best[1].rps)} ({best[0]})" if best else "-",
                 bold(fratio(res.ratio(us, ml))),
                 p99,
                 cpu,
@@ -602,14 +602,15 @@ def section_new_targets(res: Results) -> str:
     )
     batch = {t["who"]: t for t in res.tools if t.get("tool") == "batch" and t.get("status") == "ok"}
     compare = next((t for t in res.tools if t.get("tool") == "batch-compare"), None)
-    ours, theirs = batch.get("unitserve batch"), batch.get("seldon-batch-processor")
+    batch_ours = batch.get("unitserve batch")
+    batch_theirs = batch.get("seldon-batch-processor")
     batch_parts, batch_met = [], True
-    if ours and theirs and theirs["lines_per_s"]:
-        r = ours["lines_per_s"] / theirs["lines_per_s"]
+    if batch_ours and batch_theirs and batch_theirs["lines_per_s"]:
+        r = batch_ours["lines_per_s"] / batch_theirs["lines_per_s"]
         batch_met = r >= 5 and bool(compare and compare["same"])
         batch_parts.append(
-            f"{fnum(ours['lines_per_s'])} vs {fnum(theirs['lines_per_s'])} lines/s"
-            f" ({fratio(r)}), {ours['lines']:,} lines, {ours['workers']} workers"
+            f"{fnum(batch_ours['lines_per_s'])} vs {fnum(batch_theirs['lines_per_s'])} lines/s"
+            f" ({fratio(r)}), {batch_ours['lines']:,} lines, {batch_ours['workers']} workers"
         )
         if compare:
             batch_parts.append(

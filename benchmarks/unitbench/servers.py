@@ -107,7 +107,13 @@ _BATCH_FLAGS = ("--max-batch-size", "32", "--max-batch-time", "10")
 def _unitserve_server(name: str, library: str, v2: bool, batch: bool = False) -> "ServerSpec":
     file_name = {"sklearn": "model.joblib", "xgboost": "model.json"}[library]
     implementation = f"{library.upper()}_SERVER"
-    argv = (UNITSERVE_BIN, "serve", implementation, "--model-uri", str(SERVER_MODELS / library))
+    argv: tuple[str, ...] = (
+        UNITSERVE_BIN,
+        "serve",
+        implementation,
+        "--model-uri",
+        str(SERVER_MODELS / library),
+    )
     argv += ("--model-name", "identity") if v2 else ()
     argv += _BATCH_FLAGS if batch else ()
     return ServerSpec(

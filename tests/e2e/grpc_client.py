@@ -7,10 +7,11 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from unitserve.proto import prediction_pb2 as pb
 
-RESPONSE_TYPES = {
+RESPONSE_TYPES: dict[str, type[Message]] = {
     "Metadata": pb.SeldonModelMetadata,
     "ModelMetadata": pb.SeldonModelMetadata,
     "GraphMetadata": pb.SeldonGraphMetadata,

@@ -3,6 +3,7 @@ as JSON lines on stdout. argv: HOST:PORT TRANSPORT."""
 
 import json
 import sys
+from typing import Any
 
 import numpy as np
 from seldon_core.seldon_client import SeldonClient
@@ -12,7 +13,7 @@ sc = SeldonClient(
     gateway="seldon", transport=transport, gateway_endpoint=endpoint, client_return_type="dict"
 )
 data = np.array([[1.5, 2.0, -3.25]])
-calls = {
+calls: dict[str, dict[str, Any]] = {
     "ndarray": {"data": data, "payload_type": "ndarray", "names": ["a", "b", "c"]},
     "tensor": {"data": data, "payload_type": "tensor", "names": ["a", "b", "c"]},
     "strData": {"str_data": "hello"},

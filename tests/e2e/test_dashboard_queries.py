@@ -384,7 +384,7 @@ def test_every_dashboard_panel_answers_what_was_sent(fresh_server, tmp_path):
         dashboard = grafana.load()
         seen = set()
         table = []
-        failed = []
+        failed: list[tuple[tuple[str, ...], str, list[dict[str, Any]]]] = []
         for query in grafana.queries(dashboard):
             expr = grafana.substitute(query.expr, values)
             result = prometheus.query(expr, at=last)

@@ -80,9 +80,10 @@ def test_the_pages_image_walkthrough_runs(page, tmp_path, base):
         }
     )
     cwd = tmp_path
-    if PAGES[page]:
-        subprocess.run(["unitserve", "init", PAGES[page]], cwd=cwd, env=env, check=True)
-        cwd = cwd / PAGES[page]
+    folder = PAGES[page]
+    if folder:
+        subprocess.run(["unitserve", "init", folder], cwd=cwd, env=env, check=True)
+        cwd = cwd / folder
     blocks = image_blocks(page)
     assert blocks, f"docs/{page} shows no image to run"
     try:

@@ -75,7 +75,8 @@ def test_two_workers_serve_rest_and_grpc(fresh_server):
 
     for protocol in ("rest", "grpc"):
         wait_until(
-            lambda protocol=protocol: workers_that_served(protocol) == {"0", "1"},
+            # mypy cannot infer a lambda's type from its default argument
+            lambda protocol=protocol: workers_that_served(protocol) == {"0", "1"},  # type: ignore[misc]
             timeout=60,
             every=0,
         )

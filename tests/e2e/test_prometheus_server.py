@@ -33,6 +33,7 @@ def test_real_prometheus_scrapes_the_endpoint(fresh_server, tmp_path):
         "    metrics_path: /prometheus\n"
         f"    static_configs: [{{targets: ['127.0.0.1:{server.metrics_port}']}}]\n"
     )
+    assert PROMETHEUS is not None  # the test is skipped without it
     log = (tmp_path / "prometheus.log").open("wb")
     proc = subprocess.Popen(
         [

@@ -67,7 +67,7 @@ class Stores:
             for name, data in MODEL.items():
                 self.azurite.put("models", f"iris/{name}", data)
 
-    def _start(self, make):  # type: ignore[no-untyped-def]
+    def _start(self, make):
         service = make()
         self.started.append(service)
         return service

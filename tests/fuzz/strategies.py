@@ -11,7 +11,7 @@ from __future__ import annotations
 import base64
 import json
 import math
-from typing import Any
+from typing import Any, cast
 
 from google.protobuf import json_format
 from hypothesis import assume
@@ -19,6 +19,7 @@ from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
 from unitserve.proto import prediction_pb2 as pb
+from unitserve.proto.tensorflow import types_pb2
 
 # ----------------------------------------------------------------------------- JSON values
 
@@ -375,7 +376,7 @@ def tensor_message(shape: list[int], values: list[float]) -> bytes:
 def tftensor_message(dims: list[int], dtype: int = 1, float_val: tuple[float, ...] = ()) -> bytes:
     msg = pb.SeldonMessage()
     tensor = msg.data.tftensor
-    tensor.dtype = dtype
+    tensor.dtype = cast(types_pb2.DataType, dtype)
     for d in dims:
         tensor.tensor_shape.dim.add().size = d
     tensor.float_val.extend(float_val)

@@ -188,7 +188,7 @@ _segments = st.one_of(
         ]
     ),
     st.text(
-        st.characters(min_codepoint=33, exclude_characters="/?#%\x7f", exclude_categories=("Cc",)),
+        st.characters(min_codepoint=33, exclude_characters="/?#%\x7f", exclude_categories=["Cc"]),
         max_size=5,
     ),
 )

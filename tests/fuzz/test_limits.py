@@ -225,7 +225,7 @@ def test_grpc_nesting_within_protobuf_limit_round_trips(target: Callable[..., Ta
 
 
 @pytest.fixture(scope="module")
-def small_body(serve: Callable[..., object]) -> Target:
+def small_body(serve: Callable[..., object]) -> Iterator[Target]:
     target = Target(serve("Identity", "--max-body-size", "1K"))  # type: ignore[arg-type]
     yield target
     target.close()

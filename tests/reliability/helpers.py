@@ -94,7 +94,7 @@ def grpc_health(target: str, timeout: float = 5.0) -> str:
         try:
             answer = stub.Check(health_pb2.HealthCheckRequest(service=""), timeout=timeout)
         except grpc.RpcError as exc:
-            return exc.code().name  # type: ignore[attr-defined]
+            return exc.code().name
         return health_pb2.HealthCheckResponse.ServingStatus.Name(answer.status)
 
 

@@ -202,7 +202,7 @@ class Traffic:
                 try:
                     answer = predict(GRPC_BODY, timeout=self.request_timeout)
                 except grpc.RpcError as exc:
-                    code, details = exc.code(), exc.details() or ""  # type: ignore[attr-defined]
+                    code, details = exc.code(), exc.details() or ""
                     refused = code == grpc.StatusCode.UNAVAILABLE and any(
                         w in details.lower() for w in _GRPC_REFUSED
                     )
@@ -250,7 +250,7 @@ class Traffic:
             except (OSError, TimeoutError) as exc:  # no connection: nothing was sent
                 result = Result(name, "refused", f"connect: {exc!r}", t0, time.monotonic())
             else:
-                assert reader is not None
+                assert reader is not None and writer is not None
                 try:
                     writer.write(request)
                     result = await asyncio.wait_for(

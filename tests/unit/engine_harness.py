@@ -20,7 +20,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import httpx
 import orjson
@@ -173,7 +173,11 @@ class Harness:
         self.v2_grpc_services = InferenceGrpc(self.plane, accounting, self.loop).services()
         self._connections: list[Connection] = []
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
+            # RestApp types the ASGI scope and messages as dict, httpx as MutableMapping.
+            transport=httpx.ASGITransport(
+                app=self.app,  # type: ignore[arg-type]
+                client=("127.0.0.1", 40000),
+            ),
             base_url="http://127.0.0.1",
         )
 
@@ -251,7 +255,7 @@ class Harness:
 
     # ------------------------------------------------------------------ HTTP connection
 
-    def connect(self, http_timeout: float = 30.0, keepalive: float = 5.0) -> Connection:
+    def connect(self, http_timeout: float = 30.0, keepalive: int = 5) -> Connection:
         """One HTTP connection to the REST app through the worker's HTTP protocol, over a
         fake transport: the test feeds bytes in and reads what would go on the wire."""
         config = uvicorn.Config(
@@ -268,8 +272,10 @@ class Harness:
         protocol = config.http_protocol_class(  # type: ignore[call-arg]
             config=config, server_state=ServerState(), app_state={}, _loop=self.loop
         )
+        assert isinstance(protocol, LimitedHttpProtocol)
         transport = FakeTransport()
-        protocol.connection_made(transport)
+        # FakeTransport has the methods the protocol calls, not the whole Transport class.
+        protocol.connection_made(cast(asyncio.Transport, transport))
         connection = Connection(self.loop, protocol, transport)
         self._connections.append(connection)
         return connection

@@ -15,6 +15,7 @@ from typing import Any
 
 import httpx
 from google.protobuf import json_format
+from google.protobuf.message import Message
 
 from unitserve import metadata
 from unitserve.graph import spec as graph_spec
@@ -107,7 +108,11 @@ class GraphHarness:
         self.app = wiring.rest_app(settings, self.registry, accounting, None)
         self.grpc_services = SeldonGrpc(self.registry, accounting).services()
         self.client = httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=self.app, client=("127.0.0.1", 40000)),
+            # RestApp types the ASGI scope and messages as dict, httpx as MutableMapping.
+            transport=httpx.ASGITransport(
+                app=self.app,  # type: ignore[arg-type]
+                client=("127.0.0.1", 40000),
+            ),
             base_url="http://127.0.0.1",
         )
 
@@ -155,7 +160,7 @@ class GraphHarness:
             return handler.response_serializer(handler.unary_unary(data, context))
 
         raw = self.loop.run_until_complete(self.loop.run_in_executor(None, run))
-        answer_type = {
+        answer_type: dict[str, type[Message]] = {
             "GraphMetadata": pb.SeldonGraphMetadata,
             "ModelMetadata": pb.SeldonModelMetadata,
         }

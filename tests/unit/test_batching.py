@@ -395,7 +395,7 @@ def test_a_request_given_up_on_leaves_the_batch(model: Any) -> None:
         gone = asyncio.create_task(
             h.client.post("/api/v1.0/predictions", json={"data": {"ndarray": [[9]]}})
         )
-        while not h.invoker.batcher.groups:  # type: ignore[union-attr]
+        while not h.invoker.batcher.groups:
             await asyncio.sleep(0)
         gone.cancel()  # the client went away while its request waited
         await asyncio.gather(gone, return_exceptions=True)

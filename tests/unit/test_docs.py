@@ -23,6 +23,7 @@ def _generator():
     spec = importlib.util.spec_from_file_location(
         "gen_config_docs", ROOT / "scripts/gen_config_docs.py"
     )
+    assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

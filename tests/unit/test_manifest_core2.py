@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
@@ -94,13 +94,18 @@ def documents(path: Path) -> list[dict[str, Any]]:
 
 
 def test_the_schemas_are_the_real_ones() -> None:
-    model = VALIDATORS["Model"].schema["properties"]["spec"]
+    model = cast(dict[str, Any], VALIDATORS["Model"].schema)["properties"]["spec"]
     assert model["required"] == ["storageUri"]
     assert {"requirements", "memory", "parameters", "server"} <= set(model["properties"])
-    server = VALIDATORS["Server"].schema["properties"]["spec"]
+    server = cast(dict[str, Any], VALIDATORS["Server"].schema)["properties"]["spec"]
     assert server["required"] == ["serverConfig"]
     assert {"capabilities", "podSpec", "replicas"} <= set(server["properties"])
-    assert "podSpec" in VALIDATORS["ServerConfig"].schema["properties"]["spec"]["properties"]
+    assert (
+        "podSpec"
+        in cast(dict[str, Any], VALIDATORS["ServerConfig"].schema)["properties"]["spec"][
+            "properties"
+        ]
+    )
 
 
 def test_mlservers_server_config_is_valid_and_names_the_container_replaced() -> None:

@@ -23,7 +23,7 @@ import copy
 import json
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import jsonschema
 import pytest
@@ -160,12 +160,12 @@ KSERVE_OPTIONS = [
 def test_the_schemas_are_the_real_ones():
     """The stored schemas hold what the upstream CRDs define (a truncated or
     wrong file would pass nothing, or everything)."""
-    sdep = VALIDATORS["SeldonDeployment"].schema["properties"]["spec"]
+    sdep = cast(dict[str, Any], VALIDATORS["SeldonDeployment"].schema)["properties"]["spec"]
     assert {"predictors", "protocol"} <= set(sdep["properties"])
-    runtime = VALIDATORS["ServingRuntime"].schema["properties"]["spec"]
+    runtime = cast(dict[str, Any], VALIDATORS["ServingRuntime"].schema)["properties"]["spec"]
     assert "containers" in runtime["required"]
     assert {"supportedModelFormats", "protocolVersions"} <= set(runtime["properties"])
-    isvc = VALIDATORS["InferenceService"].schema["properties"]["spec"]
+    isvc = cast(dict[str, Any], VALIDATORS["InferenceService"].schema)["properties"]["spec"]
     assert "predictor" in isvc["required"]
     model = isvc["properties"]["predictor"]["properties"]["model"]
     assert {"modelFormat", "runtime", "protocolVersion"} <= set(model["properties"])

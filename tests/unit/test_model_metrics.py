@@ -254,7 +254,7 @@ def test_a_repository_models_user_metrics_go_with_the_model(workers: Workers) ->
 
 
 class Model:
-    def predict(self, X, names):  # type: ignore[no-untyped-def]
+    def predict(self, X, names):
         return X
 
 

@@ -109,7 +109,7 @@ Transport = Rest | Grpc
 @pytest.fixture(params=[Rest, Grpc], ids=["rest", "grpc"])
 def transport(request: Any, model: Any) -> Transport:
     h = model("V2Model", env={"UNITSERVE_MODEL_VERSION": "1"})
-    return request.param(h)  # type: ignore[no-any-return]
+    return request.param(h)
 
 
 # Each case: what the client does, and what it must see (the same over both).

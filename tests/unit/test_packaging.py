@@ -304,7 +304,9 @@ def test_build_print_structure(tmp_path):
     env: dict[str, str] = {}
     for word, args in image:
         if word == "ENV":
-            env.update(item.split("=", 1) for item in shlex.split(args))
+            for item in shlex.split(args):
+                key, value = item.split("=", 1)
+                env[key] = value
     assert env["MODEL_NAME"] == "Demo" and env["SERVICE_TYPE"] == "MODEL"
     assert env["PERSISTENCE"] == "0"
     assert env["PATH"].startswith("/opt/unitserve/bin:")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from typing import Any
 from unittest import mock
 
 import numpy as np
@@ -94,7 +95,7 @@ def outcome(decode, data: bytes):
         return None, exc.message
 
 
-def both(message: pb.SeldonMessage) -> tuple[object, Paths]:
+def both(message: pb.SeldonMessage) -> tuple[Any, Paths]:
     """Decode `message` both ways, check they agree (the same Message, or the same
     refusal), and check that the fast path did the work without falling back."""
     data = message.SerializeToString()
@@ -211,7 +212,7 @@ def test_repeated_fields_follow_protobuf_through_the_general_path():
         fast = proto_fast.decode(data)
     assert paths.general == 1
     same(fast, proto_codec.decode_message(pb.SeldonMessage.FromString(data)))
-    assert fast.kind == NDARRAY and fast.meta["puid"] == "x"
+    assert fast.kind == NDARRAY and fast.meta is not None and fast.meta["puid"] == "x"
 
 
 @pytest.mark.parametrize("data", [b"\xff\xff\xff", b"\x1a\x05\x0a", b"\x2a\x02\xff\xfe"])
@@ -244,4 +245,5 @@ def test_wire_listvalue_round_trip_nonfinite():
     parsed = ListValue.FromString(encoded)
     assert parsed.values[0].list_value.values[1].number_value == float("inf")
     back = proto_arrays.listvalue_numbers(encoded)
+    assert back is not None
     assert np.array_equal(back, arr, equal_nan=True) and np.signbit(back[1, 1])

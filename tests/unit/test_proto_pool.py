@@ -10,6 +10,7 @@ import sys
 import textwrap
 from concurrent import futures
 from pathlib import Path
+from typing import Any, cast
 
 import grpc
 import pytest
@@ -22,7 +23,8 @@ from google.protobuf import (
     struct_pb2,
     timestamp_pb2,
 )
-from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message import Message
 
 import unitserve.proto as up
 from unitserve.proto import prediction_pb2 as pb
@@ -58,7 +60,8 @@ def run_python(code: str, **env: str) -> subprocess.CompletedProcess[str]:
 def test_descriptors_live_in_the_private_pool() -> None:
     assert pb.DESCRIPTOR.pool is up.POOL
     assert tensor_pb2.DESCRIPTOR.pool is up.POOL
-    assert pb.SeldonMessage.DESCRIPTOR.fields_by_name["jsonData"].message_type.file.pool is up.POOL
+    json_type = pb.SeldonMessage.DESCRIPTOR.fields_by_name["jsonData"].message_type
+    assert json_type is not None and json_type.file.pool is up.POOL
     default = descriptor_pool.Default()
     with pytest.raises(KeyError):
         default.FindFileByName("unitserve/proto/prediction.proto")
@@ -233,7 +236,8 @@ def test_as_local_rejects_unrelated_types() -> None:
     with pytest.raises(TypeError, match="not a unitserve protobuf class"):
         up.as_local(struct_pb2.Value(), struct_pb2.Value)
     with pytest.raises(TypeError, match="expected a protobuf message"):
-        up.as_local({"strData": "x"})  # type: ignore[arg-type]
+        # a dict where a message belongs, on purpose
+        up.as_local({"strData": "x"})  # type: ignore[call-overload]
 
 
 # --------------------------------------------------------------------------
@@ -241,8 +245,15 @@ def test_as_local_rejects_unrelated_types() -> None:
 # --------------------------------------------------------------------------
 
 
-def _field(message: type, name: str) -> FieldDescriptor:
-    return message.DESCRIPTOR.fields_by_name[name]
+def _field(message: type[Message], name: str) -> FieldDescriptor:
+    # The stubs allow the C (upb) descriptor classes too; they behave the same here.
+    return cast(FieldDescriptor, message.DESCRIPTOR.fields_by_name[name])
+
+
+def _message_type(message: type[Message], name: str) -> Descriptor:
+    message_type = _field(message, name).message_type
+    assert message_type is not None, f"{name} is not a message field"
+    return message_type
 
 
 @pytest.mark.parametrize(
@@ -293,8 +304,8 @@ def test_oneofs_and_types() -> None:
     ]
     oneof = pb.DefaultData.DESCRIPTOR.oneofs_by_name["data_oneof"]
     assert [f.name for f in oneof.fields] == ["tensor", "ndarray", "tftensor"]
-    assert _field(pb.SeldonMessage, "customData").message_type.full_name == "google.protobuf.Any"
-    assert _field(pb.DefaultData, "tftensor").message_type.full_name == "tensorflow.TensorProto"
+    assert _message_type(pb.SeldonMessage, "customData").full_name == "google.protobuf.Any"
+    assert _message_type(pb.DefaultData, "tftensor").full_name == "tensorflow.TensorProto"
     # float32, as in Seldon: 0.1 reads back as 0.10000000149011612.
     assert _field(pb.Feedback, "reward").type == FieldDescriptor.TYPE_FLOAT
     assert _field(pb.Metric, "value").type == FieldDescriptor.TYPE_FLOAT
@@ -329,7 +340,7 @@ def test_json_names_are_camel_case_as_declared() -> None:
         pb.SeldonMessage(),
     )
     assert msg.meta.requestPath["node"] == "image:tag"
-    assert list(msg.data.ndarray[0]) == [1.0, 2.0]
+    assert list(cast(struct_pb2.ListValue, msg.data.ndarray[0])) == [1.0, 2.0]
     out = json_format.MessageToDict(pb.SeldonMessage(binData=b"\x00\x01", strData=""))
     assert out == {"strData": ""}
     assert json_format.MessageToDict(pb.SeldonMessage(binData=b"\x00\x01")) == {"binData": "AAE="}
@@ -337,7 +348,7 @@ def test_json_names_are_camel_case_as_declared() -> None:
         {"request": {"jsonData": {"a": [1, None]}}, "truth": {"strData": "t"}, "reward": 1},
         pb.Feedback(),
     )
-    assert feedback.request.jsonData.struct_value["a"][1] is None
+    assert cast(struct_pb2.ListValue, feedback.request.jsonData.struct_value["a"])[1] is None
     with pytest.raises(json_format.ParseError):
         json_format.ParseDict({"unknown": 1}, pb.Feedback())
     lst = json_format.ParseDict({"seldonMessages": [{"strData": "x"}]}, pb.SeldonMessageList())
@@ -489,7 +500,7 @@ def test_every_seldon_field_matches_ours(seldon_pool: descriptor_pool.Descriptor
     assert not problems, "\n".join(problems)
 
 
-WIRE_SAMPLES = {
+WIRE_SAMPLES: dict[str, list[dict[str, Any]]] = {
     "seldon.protos.SeldonMessage": [
         {
             "status": {"code": 400, "info": "bad", "reason": "MICROSERVICE_BAD_DATA", "status": 1},
@@ -590,8 +601,9 @@ def test_custom_data_any_from_seldon(seldon_pool: descriptor_pool.DescriptorPool
     TheirTensor = message_factory.GetMessageClass(
         seldon_pool.FindMessageTypeByName("seldon.protos.Tensor")
     )
-    theirs = Theirs()
-    theirs.customData.Pack(TheirTensor(shape=[1], values=[3.0]))
+    # classes made at run time: their fields are unknown to the type checker
+    theirs: Any = Theirs()
+    theirs.customData.Pack(TheirTensor(shape=[1], values=[3.0]))  # type: ignore[call-arg]
     ours = up.as_local(theirs, pb.SeldonMessage)
     tensor = pb.Tensor()
     assert ours.customData.Unpack(tensor)
@@ -616,7 +628,7 @@ ECHO_SERVICES = {
 class EchoServicer:
     """One object serving all seven services, as unitserve's transport does."""
 
-    def _echo(self, request: object, context: object) -> pb.SeldonMessage:
+    def _echo(self, request: Message, context: object) -> pb.SeldonMessage:
         return pb.SeldonMessage(strData=type(request).DESCRIPTOR.full_name)
 
     TransformInput = TransformOutput = Route = Predict = _echo

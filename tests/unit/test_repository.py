@@ -7,7 +7,7 @@ import os
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pytest
 
@@ -174,9 +174,9 @@ def test_two_models_with_a_module_of_one_name_each_get_their_own(tmp_path: Path)
             {"model.py": f"class Model:\n    answer = {answer}\n"},
         )
     a, b = scan(tmp_path, env={})
-    assert load_class("model.Model", a.folder).answer == 1
-    assert load_class("model.Model", b.folder).answer == 2
-    assert load_class("model.Model", a.folder).answer == 1
+    assert cast(Any, load_class("model.Model", a.folder)).answer == 1
+    assert cast(Any, load_class("model.Model", b.folder)).answer == 2
+    assert cast(Any, load_class("model.Model", a.folder)).answer == 1
 
 
 def test_models_imported_from_many_threads_each_get_their_own_class(tmp_path: Path) -> None:
@@ -186,7 +186,9 @@ def test_models_imported_from_many_threads_each_get_their_own_class(tmp_path: Pa
                      {"model.py": f"class Model:\n    answer = {i}\n"})  # fmt: skip
         folders.append(tmp_path / f"m{i}")
     with ThreadPoolExecutor(8) as pool:
-        answers = list(pool.map(lambda f: load_class("model.Model", f).answer, folders * 4))
+        answers = list(
+            pool.map(lambda f: cast(Any, load_class("model.Model", f)).answer, folders * 4)
+        )
     assert answers == list(range(8)) * 4
 
 

@@ -138,7 +138,7 @@ class RecordingChannel:
         self, op: str, args: dict[str, Any], timeout: float | None = None
     ) -> dict[str, Any]:
         self.sent.append((op, args))
-        return await self.handler(op, args)  # type: ignore[no-any-return]
+        return await self.handler(op, args)
 
 
 class RecordingHooks(RegistryHooks):

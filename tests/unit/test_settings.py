@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 from dataclasses import fields
+from typing import cast
 
 import pytest
 
@@ -175,4 +176,4 @@ def test_graceful_timeout_zero_never_kills_the_workers(grace, limited):
     supervisor.stopping_at = None
     supervisor.http_socket = socket.socket()
     supervisor._begin_stop("SIGTERM")
-    assert math.isfinite(supervisor.stopping_at) == limited
+    assert math.isfinite(cast(float, supervisor.stopping_at)) == limited

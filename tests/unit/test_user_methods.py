@@ -4,6 +4,7 @@ with which arguments, and what its answer becomes."""
 from __future__ import annotations
 
 import asyncio
+from typing import Any
 
 import numpy as np
 import pytest
@@ -90,7 +91,8 @@ def test_class_names_method_and_attribute(model):
 
 def test_class_names_not_implemented_falls_back_to_t_i(model):
     class Names(SeldonComponent):
-        def predict(self, X, names):
+        # A user class may leave out `meta`, as Seldon's user classes do.
+        def predict(self, X, names):  # type: ignore[override]
             return X
 
     body = model(Names()).post("/predict", json={"data": {"ndarray": [[1, 2]]}}).json()
@@ -332,7 +334,11 @@ def test_feedback_routing_from_response_meta(model):
 
 
 def test_feedback_routing_key_is_the_unit_id(model):
-    feedback = {"request": ONE, "response": {"meta": {"routing": {"0": 1, "r1": 2}}}, "reward": 1}
+    feedback: dict[str, Any] = {
+        "request": ONE,
+        "response": {"meta": {"routing": {"0": 1, "r1": 2}}},
+        "reward": 1,
+    }
     server = model("Router", env={"PREDICTIVE_UNIT_ID": "r1"})
     assert server.post("/send-feedback", json=feedback).json()["strData"] == "routing=2 reward=1.0"
     feedback["response"]["meta"]["routing"] = {"0": 1}

@@ -123,8 +123,10 @@ def test_empty_tensor():
 def test_id_is_echoed_or_generated_and_version_sent_when_set():
     codec = V2JsonCodec("m", "3")
     msg = codec.decode(request(OK, id="req-1"))
-    assert msg.meta["puid"] == "req-1"
-    out = orjson.loads(codec.encode(Reply(NDARRAY, msg.features, None, msg.meta)))
+    assert msg.meta is not None and msg.meta["puid"] == "req-1"
+    encoded = codec.encode(Reply(NDARRAY, msg.features, None, msg.meta))
+    assert isinstance(encoded, bytes)
+    out = orjson.loads(encoded)
     assert (out["id"], out["model_name"], out["model_version"]) == ("req-1", "m", "3")
     codec, msg = decode(request(tensor(data=[1, 2, 3, 4])))
     generated = answer(codec, msg.features)

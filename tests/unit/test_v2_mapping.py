@@ -3,6 +3,8 @@ through the engine as the transports will run it."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import orjson
 import pytest
@@ -29,7 +31,7 @@ class Recorder:
 
     def __init__(self, result=None):
         self.result = result
-        self.seen = None
+        self.seen: Any = None
 
     def predict(self, X, feature_names, meta):
         self.seen = (X, feature_names, meta)
