@@ -5,6 +5,7 @@ no more of them than its own share. No timing: events say what runs when."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import threading
 from collections.abc import Callable
@@ -31,7 +32,12 @@ def test_a_lane_runs_one_call_at_a_time_in_order_and_skips_the_given_up() -> Non
             release = threading.Event()
             ran: list[int] = []
             first = lane.submit(lambda: release.wait(LIMIT))
-            rest = [lane.submit(lambda i=i: ran.append(i) or i) for i in range(5)]
+
+            def record(i: int) -> int:
+                ran.append(i)
+                return i
+
+            rest = [lane.submit(functools.partial(record, i)) for i in range(5)]
             given_up = lane.submit(lambda: ran.append(99))
             given_up.cancel()
             assert lane.running == 1 and lane.in_flight == 7
@@ -79,7 +85,7 @@ def test_a_slow_model_holds_its_share_of_the_threads_and_the_others_go_on() -> N
             release = threading.Event()
             stuck = [slow.submit(lambda: release.wait(LIMIT)) for _ in range(10)]
             # Ten slow calls, one on a thread: the other model is answered meanwhile.
-            answers = [other.submit(lambda i=i: i) for i in range(10)]
+            answers = [other.submit(functools.partial(int, i)) for i in range(10)]
             assert await asyncio.wait_for(asyncio.gather(*answers), LIMIT) == list(range(10))
             assert not any(f.done() for f in stuck)
             assert len(pool.threads) <= 2
@@ -159,7 +165,7 @@ def test_many_repository_models_share_a_bounded_number_of_threads(tmp_path: Path
             for model in models[1:]:
                 invoker, user = model.invoker, model.user
                 assert invoker is not None
-                answer = invoker.offload(lambda user=user: user.predict(7, []))
+                answer = invoker.offload(functools.partial(user.predict, 7, []))
                 assert await asyncio.wait_for(answer, LIMIT) == 7
             assert not any(t.done() for t in tasks)
             gate.set()
