@@ -75,15 +75,41 @@ def wait_until(
 
 
 def stop_process(proc: subprocess.Popen[bytes], timeout: float = 20) -> None:
-    """SIGTERM a process the tests started, and SIGKILL it if it lingers past `timeout`."""
-    if proc.poll() is not None:
-        return
-    proc.terminate()
+    """SIGTERM a process the tests started, and SIGKILL it if it lingers past `timeout`.
+
+    A process started in a session of its own (``start_new_session=True``) leads a
+    process group: the group gets the signals too, and is waited for, because some
+    servers' children outlive their parent (seldon-core-microservice's master exits on
+    SIGTERM and leaves its workers running)."""
+    deadline = time.monotonic() + timeout
+    _signal_tree(proc, signal.SIGTERM)
     try:
         proc.wait(timeout)
     except subprocess.TimeoutExpired:
-        proc.kill()
+        _signal_tree(proc, signal.SIGKILL)
         proc.wait(10)
+    while _group_alive(proc.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _group_alive(proc.pid):
+        _signal_tree(proc, signal.SIGKILL)
+
+
+def _signal_tree(proc: subprocess.Popen[bytes], sig: int) -> None:
+    """`sig` to the group `proc` leads (no such group: `proc` was started in ours, or
+    the group is gone), else to `proc` alone while it runs."""
+    try:
+        os.killpg(proc.pid, sig)
+    except ProcessLookupError:
+        if proc.poll() is None:
+            proc.send_signal(sig)
+
+
+def _group_alive(pgid: int) -> bool:
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
