@@ -77,7 +77,9 @@ class XGBoostServer(SeldonComponent):
         if wanted is None:
             if self.method == "predict_proba":
                 return self._probabilities(X)
-            return self._run(lambda: self._booster.predict(self._xgb.DMatrix(X)))
+            return self._run(
+                lambda: self._booster.predict(self._xgb.DMatrix(X, nthread=self.nthread))
+            )
         outputs = model_files.check_outputs(NAME, wanted, OIP_OUTPUTS)
         if "predict_proba" in outputs and isinstance(self._model, self._xgb.XGBRegressor):
             raise model_files.bad_input(
@@ -105,7 +107,7 @@ class XGBoostServer(SeldonComponent):
         if isinstance(self._model, self._xgb.XGBClassifier):
             return np.asarray(self._run(lambda: self._model.predict_proba(X)))
         objective = str(self._model.get_params().get("objective") or "")
-        raw = self._run(lambda: self._booster.predict(self._xgb.DMatrix(X)))
+        raw = self._run(lambda: self._booster.predict(self._xgb.DMatrix(X, nthread=self.nthread)))
         if objective.startswith("binary:logistic"):
             return np.column_stack([1 - raw, raw])
         if objective.startswith("multi:softprob"):
