@@ -18,11 +18,9 @@ payload kind of the answer.
 from __future__ import annotations
 
 import dataclasses
-import functools
-import inspect
 import logging
 import math
-from collections.abc import Callable, Generator
+from collections.abc import Generator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -31,21 +29,15 @@ import numpy as np
 from unitserve import tracing
 from unitserve.component import MethodTable, UserMethod, class_names_of
 from unitserve.errors import (
-    BadModelOutput,
     BadRequest,
     NotDefined,
-    UnknownPayloadType,
     WrongComponent,
 )
 from unitserve.message import (
     BIN,
-    CUSTOM,
-    DATA_KINDS,
     JSON,
     NDARRAY,
     STR,
-    TENSOR,
-    TFTENSOR,
     Codec,
     Message,
     Reply,
@@ -61,8 +53,10 @@ from unitserve.operations import (
     TRANSFORM_INPUT,
     TRANSFORM_OUTPUT,
 )
+from unitserve.replies import answer_meta, default_names, reply_of
 from unitserve.user_metrics import validate_metrics
 from unitserve.user_model import SeldonResponse
+from unitserve.wire_methods import WireMethods, plain_method, raw_status, wire_methods_of
 
 if TYPE_CHECKING:
     from unitserve.settings import Settings
@@ -132,18 +126,6 @@ class EngineConfig:
 # ----------------------------------------------------------------------------- engine
 
 
-@dataclass(frozen=True, slots=True)
-class _WireMethods:
-    """The user methods of one operation that take the request as it came off the
-    wire (looked up once): a deprecated method for each codec family, then ``*_raw``."""
-
-    json: UserMethod | None  # deprecated, for requests of a JSON codec
-    proto: UserMethod | None  # deprecated, for requests of a protobuf codec
-    raw: UserMethod | None
-    label: str
-    with_status: bool  # a raw answer's ``status.code`` becomes the HTTP status (predict)
-
-
 @dataclass
 class Engine:
     """One user object and the operations of the Seldon contract around it.
@@ -162,49 +144,15 @@ class Engine:
         self.class_names = class_names_of(self.user)
         self._class_names_list = None if callable(self.class_names) else self.class_names
         self._class_names_method = (
-            _plain_method("class_names", self.class_names) if callable(self.class_names) else None
+            plain_method("class_names", self.class_names) if callable(self.class_names) else None
         )
+        # What an answer needs to know of class_names: asked of a method, or a list.
+        self._names_known = (self._class_names_method is not None, self._class_names_list)
         self._own_path = (
             {self.config.unit_id: self.config.unit_image} if self.config.unit_id else {}
         )
         m = self.methods
-        # Predict calls the deprecated method of the request's transport; the other
-        # operations call whichever of *_rest / *_grpc exists (first *_rest), as Seldon.
-        self._wire: dict[str, _WireMethods | None] = {
-            PREDICT.name: _wire_methods(
-                m.predict_rest, m.predict_grpc, m.predict_raw, PREDICT.label, with_status=True
-            ),
-            TRANSFORM_INPUT.name: _wire_methods(
-                _either(m.transform_input_rest, m.transform_input_grpc),
-                _either(m.transform_input_rest, m.transform_input_grpc),
-                m.transform_input_raw,
-                TRANSFORM_INPUT.label,
-            ),
-            TRANSFORM_OUTPUT.name: _wire_methods(
-                _either(m.transform_output_rest, m.transform_output_grpc),
-                _either(m.transform_output_rest, m.transform_output_grpc),
-                m.transform_output_raw,
-                TRANSFORM_OUTPUT.label,
-            ),
-            ROUTE.name: _wire_methods(
-                _either(m.route_rest, m.route_grpc),
-                _either(m.route_rest, m.route_grpc),
-                m.route_raw,
-                ROUTE.label,
-            ),
-            AGGREGATE.name: _wire_methods(
-                _either(m.aggregate_rest, m.aggregate_grpc),
-                _either(m.aggregate_rest, m.aggregate_grpc),
-                m.aggregate_raw,
-                AGGREGATE.label,
-            ),
-            SEND_FEEDBACK.name: _wire_methods(
-                _deprecated_feedback(m),
-                _deprecated_feedback(m),
-                m.send_feedback_raw,
-                SEND_FEEDBACK.label,
-            ),
-        }
+        self._wire = wire_methods_of(m)
         # A class without metrics(), tags() or class_names() methods: an answer then calls
         # no user code, and the usual operations build it without a generator of its own.
         self._answers_plainly = (
@@ -410,7 +358,7 @@ class Engine:
         return (yield from self._respond(result, [msg], codec, op.label, as_is=True))
 
     def _on_wire(
-        self, wire: _WireMethods, request: Any, codec: Codec
+        self, wire: WireMethods, request: Any, codec: Codec
     ) -> Generator[Call, Any, Outcome | None]:
         """The methods that take the request as it came off the wire, in Seldon's order:
         a deprecated method answers as is; a ``*_raw`` one unless it raised
@@ -419,7 +367,7 @@ class Engine:
         deprecated = wire.proto if codec.proto else wire.json
         if deprecated is not None:
             answer = yield Call(deprecated, (request,))
-            status = _raw_status(answer) if wire.with_status and not codec.proto else 200
+            status = raw_status(answer) if wire.with_status and not codec.proto else 200
             return status, codec.encode_raw(answer)
         if wire.raw is not None:
             answer = yield Call(wire.raw, (request,), fallthrough=True)
@@ -465,7 +413,8 @@ class Engine:
             static_tags = yield Call(methods.tags, (), fallthrough=True)
             if static_tags is FELL_THROUGH:
                 static_tags = None
-        meta = self._meta(
+        meta = answer_meta(
+            self._own_path,
             msgs,
             merge_request,
             static_tags,
@@ -475,11 +424,11 @@ class Engine:
         if as_is:
             reply = yield from self._reply_as_is(data, meta)
         else:
-            reply, columns = self._reply(data, msgs[0].kind, meta, codec.proto)
+            reply, columns = reply_of(data, msgs[0].kind, meta, codec.proto, *self._names_known)
             if columns is not None:  # the class's class_names() names the columns
                 assert self._class_names_method is not None
                 got = yield Call(self._class_names_method, (), fallthrough=True)
-                reply.names = _default_names(columns) if got is FELL_THROUGH else list(got)
+                reply.names = default_names(columns) if got is FELL_THROUGH else list(got)
         return 200, codec.encode(reply)
 
     def _respond_plainly(self, result: Any, msg: Message, codec: Codec, label: str) -> Outcome:
@@ -493,95 +442,16 @@ class Engine:
         if runtime_metrics:
             metrics = list(validate_metrics(runtime_metrics))
             self.recorder.record(metrics, label)
-        meta = self._meta(
-            [msg], True, None, runtime_tags, metrics if self.config.include_metrics else []
+        meta = answer_meta(
+            self._own_path,
+            [msg],
+            True,
+            None,
+            runtime_tags,
+            metrics if self.config.include_metrics else [],
         )
-        reply, _ = self._reply(data, msg.kind, meta, codec.proto)
+        reply, _ = reply_of(data, msg.kind, meta, codec.proto, *self._names_known)
         return 200, codec.encode(reply)
-
-    def _meta(
-        self,
-        msgs: list[Message],
-        merge_request: bool,
-        static_tags: Any,
-        runtime_tags: Any,
-        metrics: list[dict[str, Any]],
-    ) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        first = msgs[0].meta
-        if first and first.get("puid"):
-            out["puid"] = first["puid"]
-        tags: Any = None
-        request_metrics: list[Any] = []
-        path = dict(self._own_path)
-        if merge_request:
-            for msg in msgs:
-                meta = msg.meta
-                if not meta:
-                    continue
-                if "tags" in meta:
-                    tags = _merge_tags(tags, meta["tags"], "meta.tags")
-                if meta.get("metrics"):
-                    if not isinstance(meta["metrics"], list):
-                        raise BadRequest("meta.metrics must be a list")
-                    request_metrics.extend(meta["metrics"])
-                if meta.get("requestPath"):
-                    if not isinstance(meta["requestPath"], dict):
-                        raise BadRequest("meta.requestPath must be an object")
-                    path.update(meta["requestPath"])
-        if static_tags:
-            tags = _merge_user_tags(tags, static_tags, "tags()")
-        if runtime_tags:
-            tags = _merge_user_tags(tags, runtime_tags, "SeldonResponse.tags")
-        if tags:
-            out["tags"] = tags
-        if request_metrics or metrics:
-            out["metrics"] = request_metrics + metrics
-        if path:
-            out["requestPath"] = path
-        return out
-
-    def _reply(
-        self, data: Any, request_kind: str | None, meta: dict[str, Any], proto: bool
-    ) -> tuple[Reply, int | None]:
-        """The payload kind of the answer follows the result's type and, for numeric
-        arrays, the request's kind. The second value is None, or the number of columns
-        when the class's class_names() is to name them (the caller asks it: this
-        method calls no user code, so that an answer without it costs no generator)."""
-        if isinstance(data, np.ndarray):  # the usual result first: none of the others
-            arr = data
-        else:
-            if isinstance(data, dict):
-                return Reply(JSON, data, None, meta), None
-            if isinstance(data, bytes | bytearray):
-                return Reply(BIN, bytes(data), None, meta), None
-            if isinstance(data, str):
-                return Reply(STR, data, None, meta), None
-            if proto and _is_any(data):
-                return Reply(CUSTOM, data, None, meta), None
-            if not isinstance(data, list):
-                raise UnknownPayloadType(
-                    f"Unknown data type returned as payload (must be list or np array):{data}"
-                )
-            try:
-                arr = np.array(data)
-            except (ValueError, TypeError) as exc:
-                raise BadModelOutput(
-                    f"the model returned a list that is not an array: {exc}"
-                ) from None
-        numeric = arr.dtype.kind in "iufc"  # np.number: ints, floats, complex (not bool)
-        if request_kind in DATA_KINDS:
-            kind = request_kind if numeric and request_kind in (TENSOR, TFTENSOR) else NDARRAY
-        else:
-            kind = TENSOR if numeric else NDARRAY
-        value = data if kind == NDARRAY and isinstance(data, list) else arr
-        if arr.ndim < 2:
-            return Reply(kind, value, [], meta), None
-        if self._class_names_method is not None:
-            return Reply(kind, value, [], meta), arr.shape[1]
-        if self._class_names_list is not None:
-            return Reply(kind, value, self._class_names_list, meta), None
-        return Reply(kind, value, _default_names(arr.shape[1]), meta), None
 
     def _reply_as_is(self, data: Any, meta: dict[str, Any]) -> Generator[Call, Any, Reply]:
         """The user's result for a codec that names outputs itself (Open Inference
@@ -621,7 +491,7 @@ class Engine:
                 self.recorder.record(validate_metrics(own), label)
             if not self.config.include_metrics:
                 answer = codec.without_raw_metrics(answer)
-        status = _raw_status(answer) if with_status and not codec.proto else 200
+        status = raw_status(answer) if with_status and not codec.proto else 200
         return status, codec.encode_raw(answer)
 
 
@@ -630,98 +500,3 @@ _INFER_BY_SERVICE = {
     "TRANSFORMER": TRANSFORM_INPUT,
     "OUTPUT_TRANSFORMER": TRANSFORM_OUTPUT,
 }
-
-
-def _merge_tags(tags: Any, update: Any, where: str) -> Any:
-    if tags is None:
-        return update if not isinstance(update, dict) else dict(update)
-    if not isinstance(tags, dict) or not isinstance(update, dict):
-        raise BadRequest(f"{where}: tags must be JSON objects to be merged")
-    tags.update(update)
-    return tags
-
-
-def _merge_user_tags(tags: Any, extra: Any, where: str) -> Any:
-    """Tags from the class (``tags()`` or a SeldonResponse's) merged over `tags`."""
-    if not isinstance(extra, dict):
-        raise BadModelOutput(f"{where} must return a dict, got {type(extra).__name__}")
-    return _merge_tags(tags, extra, where)
-
-
-def _raw_status(answer: Any) -> int:
-    """Seldon: a raw predict answer's ``status.code`` becomes the HTTP status."""
-    if isinstance(answer, dict):
-        status = answer.get("status")
-        if isinstance(status, dict):
-            code = status.get("code")
-            if isinstance(code, int) and not isinstance(code, bool) and 100 <= code <= 599:
-                return code
-    return 200
-
-
-def _is_any(value: Any) -> bool:
-    descriptor = getattr(value, "DESCRIPTOR", None)
-    return getattr(descriptor, "full_name", None) == "google.protobuf.Any"
-
-
-def _default_names(columns: int) -> list[str]:
-    """Seldon's ``t:0 … t:n-1`` (kept for the usual widths; callers never modify it)."""
-    return _cached_default_names(columns) if columns <= 1024 else [f"t:{i}" for i in range(columns)]
-
-
-@functools.lru_cache(maxsize=64)
-def _cached_default_names(columns: int) -> list[str]:
-    return [f"t:{i}" for i in range(columns)]
-
-
-def _plain_method(name: str, fn: Callable[..., Any]) -> UserMethod:
-    return UserMethod(name, fn, False, inspect.iscoroutinefunction(fn))
-
-
-def _either(first: UserMethod | None, second: UserMethod | None) -> UserMethod | None:
-    return first if first is not None else second
-
-
-def _wire_methods(
-    json: UserMethod | None,
-    proto: UserMethod | None,
-    raw: UserMethod | None,
-    label: str,
-    with_status: bool = False,
-) -> _WireMethods | None:
-    """None when the operation has no such method: it then goes straight to the normal
-    method, with no step to skip per request."""
-    if json is None and proto is None and raw is None:
-        return None
-    return _WireMethods(json, proto, raw, label, with_status)
-
-
-def _deprecated_feedback(m: MethodTable) -> UserMethod | None:
-    """The deprecated feedback method, called alike on both transports (the first of
-    ``send_feedback_rest``, which gets the Feedback as protobuf JSON text, and
-    ``send_feedback_grpc``, which gets the message), with a None answer made ``{}``."""
-    method = _either(m.send_feedback_rest, m.send_feedback_grpc)
-    if method is None:
-        return None
-    fn = method.fn
-    as_text = method is m.send_feedback_rest
-    call: Callable[[Any], Any]
-    if method.is_async:
-
-        async def call(request: Any) -> Any:
-            answer = await fn(_feedback_json(request) if as_text else request)
-            return {} if answer is None else answer
-
-    else:
-
-        def call(request: Any) -> Any:
-            answer = fn(_feedback_json(request) if as_text else request)
-            return {} if answer is None else answer
-
-    return UserMethod(method.name, call, False, method.is_async)
-
-
-def _feedback_json(request: Any) -> str:
-    from google.protobuf import json_format
-
-    return json_format.MessageToJson(request)

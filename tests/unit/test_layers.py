@@ -56,6 +56,8 @@ LAYER_OF = {
     # the core: what the user imports, the component contract, and what it needs
     "": "core",  # unitserve/__init__.py: the public API, re-exported from the core
     "engine": "core",
+    "replies": "core",  # the payload kind and meta of an engine's answer
+    "wire_methods": "core",  # Seldon's precedence of deprecated and raw methods
     "calls": "core",
     "drivers": "core",  # runs an operation's user calls: for calls and batching alike
     "storage": "core",  # a URI to a local folder: a leaf the servers and users' load() call
