@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from tests.conftest import free_ports, wait_until
+from tests.conftest import free_ports, stop_process, wait_until
 
 NODE_MODULES = Path(__file__).parent / "node" / "node_modules"
 AZURITE = NODE_MODULES / "azurite" / "dist" / "src" / "blob" / "main.js"
@@ -74,13 +73,7 @@ class Service:
         return True
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(self.grace)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(10)
+        stop_process(self.process, self.grace)
         self.log.close()
         os.unlink(self.log.name)
 
