@@ -16,7 +16,8 @@ one core with the client on the other, and driven over REST from this process:
    it, as a server of N models pays it) and the time from the process's start until
    the index lists every model READY, less the empty server's time until it is live.
 4. cycles: a ~50 MB scikit-learn model loaded and unloaded C times while a second client
-   keeps calling a small model; RSS at the start and the end, and failed requests.
+   keeps calling a small model; RSS at the start and the end, failed requests, and the
+   time and server CPU of one cycle past the first.
 
 The models are trained on tiny random data by this script, with the scikit-learn of
 MLServer's environment (so that both servers read files written by their own version).
@@ -377,6 +378,11 @@ def bench_cycles(args: Args, kind: str, small: list[Path], big: Path) -> dict[st
         done = 0
         rss_after_first = 0
         peak = rss_start
+        # The time and server CPU of the cycles after the first (which imports the
+        # model's library and waits a settle): what one more load and unload costs.
+        steady_started = started
+        cpu_before = server.cpu()
+        steady_ok_before = 0
         try:
             while done < args.cycles and time.monotonic() - started < args.time_limit:
                 server.load("big")
@@ -385,14 +391,25 @@ def bench_cycles(args: Args, kind: str, small: list[Path], big: Path) -> dict[st
                 done += 1
                 if done == 1:
                     rss_after_first = settle(server)
+                    steady_started = time.monotonic()
+                    cpu_before = server.cpu()
+                    steady_ok_before = calls["ok"]
         finally:
             stop.set()
             client.join(timeout=60)
         cycles_s = time.monotonic() - started
+        later_s = time.monotonic() - steady_started
+        later_cpu_s = procs.cpu_seconds_between(cpu_before, server.cpu())
+        later = done - 1
         rss_end = settle(server)
         return {
             "cycles": done,
             "cycles_s": round(cycles_s, 1),
+            "cycle_ms": round(later_s / later * 1e3, 1) if later > 0 else None,
+            "server_cpu_ms_per_cycle": round(later_cpu_s / later * 1e3, 1) if later > 0 else None,
+            "steady_requests_per_cycle": (
+                round((calls["ok"] - steady_ok_before) / later, 1) if later > 0 else None
+            ),
             "big_model_mib": round(big.stat().st_size / MIB, 1),
             "rss_start_mib": round(rss_start / MIB, 1),
             "rss_after_first_cycle_mib": round(rss_after_first / MIB, 1),
@@ -502,6 +519,12 @@ def summarise(results: dict[str, dict[str, dict[str, object]]]) -> list[str]:
             f"within 20), steady model {c['steady_requests_ok']} ok / "
             f"{c['steady_requests_failed']} failed (target 0)"
         )
+        if c.get("cycle_ms") is not None:
+            lines.append(
+                f"{kind}: one cycle past the first: {c['cycle_ms']} ms, server CPU "
+                f"{c['server_cpu_ms_per_cycle']} ms (with {c['steady_requests_per_cycle']} "
+                "requests to the steady model)"
+            )
     return lines
 
 
