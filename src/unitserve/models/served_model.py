@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import inspect
 import logging
 from collections.abc import Callable, Iterator
@@ -36,6 +35,7 @@ from unitserve.engine import Engine, MetricsRecorder, Outcome
 from unitserve.errors import NotReady, UnknownModel, is_not_implemented
 from unitserve.models.error_handlers import FlaskErrorHandlers, error_handlers_of
 from unitserve.models.model_settings import ModelSettings
+from unitserve.models.release import let_go, on_a_thread, tracker
 from unitserve.models.state import ModelState
 
 log = logging.getLogger("unitserve")
@@ -147,7 +147,7 @@ class ServedModel:
                 return False
             try:
                 # On a thread of its own: importing and constructing may take a while.
-                user = await asyncio.to_thread(self.factory)
+                user = await on_a_thread(self.factory)
             except Exception as exc:
                 log.exception("building model %r failed; it will not be served", self.name)
                 self.state.mark_failed(f"model {self.name!r} could not be built: {exc}")
@@ -179,7 +179,7 @@ class ServedModel:
         elif self.pool is not None:
             # Not on the shared threads: a load() that fetches large files for minutes
             # would hold one that the serving models need.
-            await asyncio.to_thread(call_load, self.user)
+            await on_a_thread(call_load, self.user)
         else:  # not invoker.offload: the request timeout is for requests, not load()
             await invoker.offloader.submit(functools.partial(call_load, self.user))
 
@@ -210,10 +210,14 @@ class ServedModel:
         if invoker is not None:
             invoker.flush_batches()  # queued requests are answered, not left waiting
             invoker.close()
+        still_there = None if self.user is None else tracker(self.user)
         self.user = self.engine = self.invoker = self.error_handlers = None
+        invoker = None
         self.metadata = None
         self._user_loaded = False
-        gc.collect()  # a model's arrays in reference cycles go now, not at some later pass
+        if still_there is not None:
+            # Its memory goes now, not at some later pass (see `release`).
+            let_go(still_there, f"the unloaded {self.label or f'model {self.name!r}'}")
 
     def close(self) -> None:
         """Stop the model's threads (the worker is stopping)."""
