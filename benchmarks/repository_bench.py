@@ -376,7 +376,7 @@ def bench_cycles(args: Args, kind: str, small: list[Path], big: Path) -> dict[st
         rss_start = settle(server)
         started = time.monotonic()
         done = 0
-        rss_after_first = 0
+        rss_after_first = rss_after_ten = 0
         peak = rss_start
         # The time and server CPU of the cycles after the first (which imports the
         # model's library and waits a settle): what one more load and unload costs.
@@ -394,6 +394,10 @@ def bench_cycles(args: Args, kind: str, small: list[Path], big: Path) -> dict[st
                     steady_started = time.monotonic()
                     cpu_before = server.cpu()
                     steady_ok_before = calls["ok"]
+                elif done == 10:
+                    # The first cycles may still start threads or import modules (a step
+                    # of memory, paid once): growth per cycle is measured from here.
+                    rss_after_ten = server.rss()
         finally:
             stop.set()
             client.join(timeout=60)
@@ -416,6 +420,10 @@ def bench_cycles(args: Args, kind: str, small: list[Path], big: Path) -> dict[st
             "rss_peak_mib": round(peak / MIB, 1),
             "rss_end_mib": round(rss_end / MIB, 1),
             "rss_end_minus_start_mib": round((rss_end - rss_start) / MIB, 1),
+            "rss_after_ten_cycles_mib": round(rss_after_ten / MIB, 1),
+            "rss_end_minus_after_ten_mib": (
+                round((rss_end - rss_after_ten) / MIB, 1) if rss_after_ten else None
+            ),
             "steady_requests_ok": calls["ok"],
             "steady_requests_failed": calls["failed"],
             "first_failures": failures,
@@ -519,6 +527,11 @@ def summarise(results: dict[str, dict[str, dict[str, object]]]) -> list[str]:
             f"within 20), steady model {c['steady_requests_ok']} ok / "
             f"{c['steady_requests_failed']} failed (target 0)"
         )
+        if c.get("rss_end_minus_after_ten_mib") is not None:
+            lines.append(
+                f"{kind}: RSS from the 10th cycle to the end: {c['rss_after_ten_cycles_mib']} -> "
+                f"{c['rss_end_mib']} MiB ({c['rss_end_minus_after_ten_mib']} MiB)"
+            )
         if c.get("cycle_ms") is not None:
             lines.append(
                 f"{kind}: one cycle past the first: {c['cycle_ms']} ms, server CPU "
