@@ -84,7 +84,7 @@ def _malloc_trim() -> Callable[[int], int] | None:
         return None
     trim.argtypes = [ctypes.c_size_t]
     trim.restype = ctypes.c_int
-    return trim  # type: ignore[no-any-return]
+    return trim
 
 
 async def on_a_thread(fn: Callable[..., T], *args: Any) -> T:
@@ -99,6 +99,6 @@ async def on_a_thread(fn: Callable[..., T], *args: Any) -> T:
 
     try:
         await asyncio.to_thread(run)
-        return box.pop()  # type: ignore[no-any-return]
+        return box.pop()
     finally:
         box.clear()
