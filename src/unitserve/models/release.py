@@ -54,8 +54,8 @@ def let_go(still_there: Tracker, what: str) -> bool:
         started = time.perf_counter()
         gc.collect()
         log.debug(
-            "%s was still in memory after its release (a reference cycle): a full garbage "
-            "collection took %.1f ms and it is %s",
+            "%s was still in memory after its release (in a reference cycle, or held "
+            "elsewhere): a full garbage collection took %.1f ms and it is %s",
             what,
             (time.perf_counter() - started) * 1e3,
             "still there" if still_there() is not None else "gone",
