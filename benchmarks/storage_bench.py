@@ -51,12 +51,12 @@ def seed(s3: MotoS3, big_mb: int, small: int) -> None:
 
 
 # The download alone, as a server's load() makes it: in a Python process whose
-# libraries are already imported (importing s3fs and its HTTP stack, and starting Python,
-# cost a second or more of their own that `unitserve fetch` pays and rclone does not).
+# libraries are already imported (importing botocore, and starting Python, cost time of
+# their own that `unitserve fetch` pays and rclone does not).
 IN_PROCESS = """
 import sys, time
-import s3fs
-from unitserve.storage import download
+import botocore.session
+from unitserve.storage import download, s3_transfers
 started = time.perf_counter()
 download(sys.argv[1], sys.argv[2])
 print(time.perf_counter() - started)

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.storage_services import MotoS3
-from unitserve.storage import NotFound, download, transfers
+from unitserve.storage import NotFound, download, s3_transfers
 
 BUCKET = "signed"
 FALLBACK = "fetching with botocore's calls instead"
@@ -30,7 +30,7 @@ def server_env(server: MotoS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture(scope="module")
 def contents() -> dict[str, bytes]:
     # One object larger than a read block (streamed), and small ones (read whole).
-    large = os.urandom(3 * transfers.BLOCK + 12345)
+    large = os.urandom(3 * s3_transfers.BLOCK + 12345)
     return {"large.bin": large, **{f"sub/part-{i:02d}": os.urandom(100 + i) for i in range(40)}}
 
 
