@@ -18,7 +18,7 @@ from typing import Any
 
 from unitserve.storage import s3
 from unitserve.storage.archives import escapes
-from unitserve.storage.credentials import options_for, s3_options
+from unitserve.storage.credentials import options_for
 from unitserve.storage.errors import AccessDenied, MissingExtra, NotFound, StorageError
 from unitserve.storage.locations import Location
 
@@ -44,7 +44,7 @@ def filesystem(location: Location) -> Any:
     """What `listing` and `fetch` read the store through: botocore's client for S3, an
     fsspec file system for the others."""
     if location.kind == "s3":
-        return s3.client_for(location)
+        return s3.connect(location)
     protocol, module, extra, _ = _BACKENDS[location.kind]
     try:
         import fsspec
@@ -73,7 +73,7 @@ def listing(fs: Any, location: Location) -> tuple[bool, list[RemoteFile]]:
     """(True, [the object]) if the URI names one object, else (False, [every object
     under the prefix]); `NotFound` if there are none."""
     if location.kind == "s3":
-        head, contents = s3.listing(fs, location)
+        head, contents = s3.listing(fs.client, location)
         if head is not None:
             name = location.key.rsplit("/", 1)[-1]
             return True, [_s3_remote(location.key, name, head, "ContentLength")]
@@ -166,8 +166,7 @@ def fetch(fs: Any, location: Location, files: list[RemoteFile], folder: Path) ->
         if location.kind == "s3":
             from unitserve.storage import s3_transfers
 
-            verify = s3_options(os.environ).get("client_kwargs", {}).get("verify", True)
-            s3_transfers.fetch_all(fs, location.bucket, [f.path for f in files], local, verify)
+            s3_transfers.fetch_all(fs, location.bucket, [f.path for f in files], local)
         else:
             from unitserve.storage.transfers import fetch_all
 

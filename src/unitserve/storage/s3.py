@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import os
 from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 from unitserve.storage.credentials import s3_options
@@ -27,31 +28,47 @@ _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "Expir
 _MISSING = {"NoSuchBucket", "NoSuchKey", "404", "NotFound"}
 
 
-def client_for(location: Location) -> Any:
-    """A botocore S3 client configured from the environment (credentials.py)."""
+@dataclass(frozen=True)
+class Store:
+    """An S3 store as the environment describes it."""
+
+    client: Any  # botocore's S3 client
+    credentials: Any  # botocore's credentials the client signs with; None: anonymous
+    verify: bool | str  # TLS checks: False (none), a CA bundle's path, or True
+
+
+def connect(location: Location) -> Store:
+    """botocore's S3 client, configured from the environment (credentials.py)."""
     try:
         import botocore.session
         from botocore import UNSIGNED
         from botocore.config import Config
+        from botocore.credentials import Credentials
     except ImportError as exc:
         raise MissingExtra(location.shown, "botocore", "s3") from exc
     options = s3_options(os.environ)
     config: dict[str, Any] = {**options["config_kwargs"], "max_pool_connections": POOL}
+    arguments: dict[str, Any] = dict(options.get("client_kwargs", {}))
+    session = botocore.session.Session()
     if options.get("anon"):
         config["signature_version"] = UNSIGNED
-    arguments: dict[str, Any] = dict(options.get("client_kwargs", {}))
-    if "key" in options:
+        credentials = None
+    elif "key" in options:
         arguments.update(aws_access_key_id=options["key"], aws_secret_access_key=options["secret"])
         arguments["aws_session_token"] = options.get("token")
-    session = botocore.session.Session()
+        credentials = Credentials(options["key"], options["secret"], options.get("token"))
+    else:
+        # The SDK's own chain (profiles, roles), which the client then uses too.
+        credentials = session.get_credentials()
     # Timestamps kept as the text S3 sends: parsing each listed object's last change
     # into a datetime was a third of a 1,000-object listing's time, and the versions
     # here come from ETags.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
     try:
-        return session.create_client("s3", config=Config(**config), **arguments)
+        client = session.create_client("s3", config=Config(**config), **arguments)
     except Exception as exc:
         raise translate(exc, location) from exc
+    return Store(client, credentials, arguments.get("verify", True))
 
 
 def listing(client: Any, location: Location) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
