@@ -9,7 +9,6 @@ it; the objects are then fetched many at once (see transfers.py and s3_transfers
 
 from __future__ import annotations
 
-import asyncio
 import importlib
 import os
 from dataclasses import dataclass
@@ -118,6 +117,8 @@ async def _info_and_listing(
 ) -> tuple[dict[str, Any] | None, dict[str, Any]]:
     """What the store says `root` is (None when it is no object), and every object under
     it, asked at once: two round trips in the time of one."""
+    import asyncio  # here: S3's fetches need no event loop, and its import costs
+
     listing = asyncio.ensure_future(fs._find(root, detail=True))
     info = None
     if keyed:
@@ -136,7 +137,7 @@ async def _info_and_listing(
     return info, await listing
 
 
-def _drop(task: asyncio.Future[Any]) -> None:
+def _drop(task: Any) -> None:
     """Stop a listing no longer needed; an error it already ended with is of no interest
     (and, read here, is not reported as never retrieved)."""
     if task.done():
