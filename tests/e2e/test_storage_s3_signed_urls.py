@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.storage_services import MotoS3
-from unitserve.storage import NotFound, download, s3_transfers
+from unitserve.storage import NotFound, StorageError, download, s3_transfers
 
 BUCKET = "signed"
 FALLBACK = "fetching with botocore's calls instead"
@@ -98,5 +98,30 @@ def test_a_server_refusing_signed_urls_gets_botocore_calls(
             folder = download(f"s3://{BUCKET}/model")
         assert read_all(folder) == {"a.bin": b"a", "b/c.bin": b"c"}
         assert FALLBACK in caplog.text
+    finally:
+        server.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # the test's own boto3 puts
+def test_https_without_and_with_certificate_checks(
+    contents: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = MotoS3(checked_keys=False, tls=True)  # a self-signed certificate
+    try:
+        server.s3.create_bucket(Bucket=BUCKET)
+        for name, body in contents.items():
+            server.put(BUCKET, f"model/{name}", body)
+        server_env(server, tmp_path, monkeypatch)
+        monkeypatch.setenv("S3_VERIFY_SSL", "0")
+        with caplog.at_level(logging.DEBUG, logger="unitserve.storage"):
+            folder = download(f"s3://{BUCKET}/model")
+        assert read_all(folder) == contents
+        assert FALLBACK not in caplog.text  # pre-signed GETs over TLS
+        monkeypatch.delenv("S3_VERIFY_SSL")
+        with pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED"):
+            download(f"s3://{BUCKET}/model", tmp_path / "checked")
     finally:
         server.stop()

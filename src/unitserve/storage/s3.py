@@ -10,7 +10,9 @@ may be shared between threads.
 
 from __future__ import annotations
 
+import logging
 import os
+import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
@@ -18,6 +20,8 @@ from typing import Any
 from unitserve.storage.credentials import s3_options
 from unitserve.storage.errors import AccessDenied, MissingExtra, NotFound, StorageError
 from unitserve.storage.locations import Location
+
+log = logging.getLogger("unitserve.storage")
 
 # Connections botocore keeps to the store: one per transfer at once, for the fallback
 # that fetches every object by botocore's own calls.
@@ -64,6 +68,12 @@ def connect(location: Location) -> Store:
     # into a datetime was a third of a 1,000-object listing's time, and the versions
     # here come from ETags.
     session.get_component("response_parser_factory").set_parser_defaults(timestamp_parser=str)
+    if arguments.get("verify") is False:
+        # Asked for (S3_VERIFY_SSL=0): said once here, not by urllib3 on every request.
+        log.info(
+            "%s: the server's TLS certificate is not checked (S3_VERIFY_SSL=0)", location.shown
+        )
+        warnings.filterwarnings("ignore", message="Unverified HTTPS request")
     try:
         client = session.create_client("s3", config=Config(**config), **arguments)
     except Exception as exc:
