@@ -61,15 +61,18 @@ def fetch_all(store: Store, bucket: str, keys: list[str], targets: list[Path]) -
     signer = UrlSigner(client, bucket, store.credentials, URL_LIFETIME)
     getter = _Presigned(signer, bucket, _ssl_context(endpoint, store.verify))
     try:
-        # The first object alone: whether the store takes pre-signed URLs at all.
-        getter.get(*pairs[0])
-    except _Unsigned as refused:
-        # Some S3-compatible servers take only signed headers (moto with its access
-        # checks answers a 500); a real refusal is then told by botocore's call.
-        log.debug("%s; fetching with botocore's calls instead", refused)
-        _each(pairs, lambda key, target: _botocore_get(client, bucket, key, target))
-        return
-    _each(pairs[1:], getter.get)
+        try:
+            # The first object alone: whether the store takes pre-signed URLs at all.
+            getter.get(*pairs[0])
+        except _Unsigned as refused:
+            # Some S3-compatible servers take only signed headers (moto with its access
+            # checks answers a 500); a real refusal is then told by botocore's call.
+            log.debug("%s; fetching with botocore's calls instead", refused)
+            _each(pairs, lambda key, target: _botocore_get(client, bucket, key, target))
+            return
+        _each(pairs[1:], getter.get)
+    finally:
+        getter.close()
 
 
 def _each(pairs: list[tuple[str, Path]], get: Any) -> None:
@@ -93,6 +96,11 @@ class _Presigned:
     def __init__(self, signer: UrlSigner, bucket: str, context: ssl.SSLContext | None) -> None:
         self.signer, self.bucket, self.context = signer, bucket, context
         self._local = threading.local()
+        self._opened: list[http.client.HTTPConnection] = []  # every thread's, to close
+
+    def close(self) -> None:
+        for connection in self._opened:
+            connection.close()
 
     def get(self, key: str, target: Path) -> None:
         source = f"{self.bucket}/{key}"
@@ -139,6 +147,7 @@ class _Presigned:
             else:
                 connection = http.client.HTTPConnection(netloc, timeout=TIMEOUT)
             connections[netloc] = connection
+            self._opened.append(connection)  # (list.append is atomic)
         return connection
 
 
