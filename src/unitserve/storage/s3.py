@@ -10,8 +10,10 @@ may be shared between threads.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
+import threading
 import warnings
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -41,16 +43,41 @@ class Store:
     verify: bool | str  # TLS checks: False (none), a CA bundle's path, or True
 
 
+# Stores already made in this process, by the environment they were made from: creating
+# a client reads botocore's service model and endpoint rules (0.1 s of CPU or more), which
+# a server loading many models from one store pays once. botocore's clients may be shared
+# between threads, and temporary credentials refresh themselves.
+_made: dict[str, Store] = {}
+_making = threading.Lock()
+
+
 def connect(location: Location) -> Store:
-    """botocore's S3 client, configured from the environment (credentials.py)."""
+    """botocore's S3 client, configured from the environment (credentials.py): the one
+    made before in this process for the same environment, if any."""
     try:
-        import botocore.session
-        from botocore import UNSIGNED
-        from botocore.config import Config
-        from botocore.credentials import Credentials
+        import botocore.session  # noqa: F401 - only whether it is there, before the cache
     except ImportError as exc:
         raise MissingExtra(location.shown, "botocore", "s3") from exc
     options = s3_options(os.environ)
+    # Everything the client depends on: the options, and the variables botocore reads
+    # itself (a profile, a role, a credentials file, ...).
+    aws = sorted((k, v) for k, v in os.environ.items() if k.startswith("AWS_"))
+    key = json.dumps([options, aws], sort_keys=True, default=str)
+    with _making:
+        store = _made.get(key)
+        if store is None:
+            store = _connect(location, options)
+            if store.credentials is not None or options.get("anon"):
+                _made[key] = store  # (without credentials, look again next time)
+    return store
+
+
+def _connect(location: Location, options: dict[str, Any]) -> Store:
+    import botocore.session
+    from botocore import UNSIGNED
+    from botocore.config import Config
+    from botocore.credentials import Credentials
+
     config: dict[str, Any] = {**options["config_kwargs"], "max_pool_connections": POOL}
     arguments: dict[str, Any] = dict(options.get("client_kwargs", {}))
     session = botocore.session.Session()
