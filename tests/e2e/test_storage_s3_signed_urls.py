@@ -125,3 +125,24 @@ def test_https_without_and_with_certificate_checks(
             download(f"s3://{BUCKET}/model", tmp_path / "checked")
     finally:
         server.stop()
+
+
+def test_a_public_bucket_without_credentials(
+    open_server: MotoS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    open_server.s3.create_bucket(Bucket="public", ACL="public-read")
+    for name in ("a.bin", "sub/b c.bin"):
+        open_server.s3.put_object(
+            Bucket="public", Key=f"model/{name}", Body=name.encode(), ACL="public-read"
+        )
+    server_env(open_server, tmp_path, monkeypatch)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("awsAnonymousCredential", "true")
+    with caplog.at_level(logging.DEBUG, logger="unitserve.storage"):
+        folder = download("s3://public/model")
+    assert read_all(folder) == {"a.bin": b"a.bin", "sub/b c.bin": b"sub/b c.bin"}
+    assert FALLBACK not in caplog.text  # plain GETs of unsigned URLs

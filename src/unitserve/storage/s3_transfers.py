@@ -108,7 +108,8 @@ class _Presigned:
             url = urlsplit(self.signer.url(key))
             connection = self._connection(url.scheme, url.netloc)
             try:
-                connection.request("GET", f"{url.path}?{url.query}")
+                # (An anonymous bucket's URLs carry no query.)
+                connection.request("GET", f"{url.path}?{url.query}" if url.query else url.path)
                 response = connection.getresponse()
                 if response.status >= 500 and attempt < ATTEMPTS:
                     response.read()
@@ -121,9 +122,7 @@ class _Presigned:
                     raise _Unsigned(
                         source, response.status, response.read().decode(errors="replace")
                     )
-                _write(response, target)
-                if response.will_close:
-                    connection.close()  # the store ends it: the next request opens anew
+                _write(response, target)  # (a connection the store closes opens anew)
                 return
             except StorageError:
                 connection.close()
