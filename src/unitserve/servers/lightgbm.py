@@ -1,7 +1,9 @@
 """``LIGHTGBM_SERVER``: a LightGBM booster saved as text (``model.txt`` or ``model.bst``).
 
 Both protocols call the booster's ``predict`` on the features; on the Open Inference
-Protocol the answer is one output named ``predict``, as MLServer's lightgbm runtime sends.
+Protocol the answer is one output named ``predict``, as MLServer's lightgbm runtime sends,
+and a request whose ``parameters.content_type`` is ``pd`` gives the booster a DataFrame of
+one column an input.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ import logging
 from typing import Any
 
 from unitserve.message import RuntimeOutputs
-from unitserve.servers import model_files
+from unitserve.servers import model_files, request_content
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -38,6 +40,7 @@ class LightGBMServer(SeldonComponent):
         wanted = model_files.requested_outputs(meta)
         if wanted is not None:
             model_files.check_outputs(NAME, wanted, ("predict",))
+            X = request_content.decode(X, request_content.request_content_type(meta))
         try:
             result = self._booster.predict(X, num_threads=self.num_threads)
         except (ValueError, TypeError, self._lgb.basic.LightGBMError) as exc:

@@ -6,6 +6,9 @@ features as sent. On the Open Inference Protocol it answers as MLServer's sklear
 runtime: ``predict`` (or the ``predict_fn`` parameter) unless the request names its
 outputs (``predict``, ``predict_proba``, ``transform``), each output named after its
 method and written as MLServer writes it (a table's columns as outputs of their own).
+The request's ``parameters.content_type`` says what the model is given: ``pd`` a
+DataFrame of one column an input (a Pipeline fitted on named columns), ``str`` a list
+of text, ``np`` (the default) the one input's array.
 
 Unlike Seldon's class it does not swallow errors: features the model refuses are a 400
 with scikit-learn's sentence, and a model saved by another scikit-learn version is
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from unitserve.message import COLUMNS, RuntimeOutputs
-from unitserve.servers import model_files
+from unitserve.servers import model_files, request_content
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -104,6 +107,7 @@ class SKLearnServer(SeldonComponent):
             raise model_files.bad_input(
                 ValueError(f"{type(self._final_step())} models do not support 'predict_proba'")
             )
+        X = request_content.decode(X, request_content.request_content_type(meta))
         outputs = {}
         for name in names:
             result = self._call(name, X)

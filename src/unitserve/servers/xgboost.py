@@ -4,18 +4,21 @@ On the Seldon protocol it answers as Seldon's XGBoostServer: the booster's predi
 on the features (a float32 array), or with ``method="predict_proba"`` the class
 probabilities. On the Open Inference Protocol it answers as MLServer's xgboost runtime:
 the model is loaded through XGBoost's scikit-learn interface (a regressor unless it was
-saved as a classifier), ``predict`` unless the request names ``predict_proba``.
+saved as a classifier), ``predict`` unless the request names ``predict_proba``; a
+request whose ``parameters.content_type`` is ``pd`` gives the model a DataFrame of one
+column an input (XGBoost checks the names against the model's feature names).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import numpy as np
 
 from unitserve.message import RuntimeOutputs
-from unitserve.servers import model_files
+from unitserve.servers import model_files, request_content
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -73,8 +76,8 @@ class XGBoostServer(SeldonComponent):
 
     def predict(self, X: Any, names: Any = None, meta: Any = None) -> Any:
         wanted = model_files.requested_outputs(meta)
-        X = self._checked(X)
         if wanted is None:
+            X = self._checked(X)
             if self.method == "predict_proba":
                 return self._probabilities(X)
             return self._run(
@@ -85,6 +88,9 @@ class XGBoostServer(SeldonComponent):
             raise model_files.bad_input(
                 ValueError("XGBRegressor models do not support 'predict_proba'")
             )
+        X = request_content.decode(X, request_content.request_content_type(meta))
+        if not _is_table(X):
+            X = self._checked(X)
         return RuntimeOutputs(
             {name: self._run(lambda n=name: getattr(self._model, n)(X)) for name in outputs}
         )
@@ -127,3 +133,9 @@ class XGBoostServer(SeldonComponent):
 
     def init_metadata(self) -> dict[str, Any]:
         return model_files.read_metadata(self.model_uri)
+
+
+def _is_table(X: Any) -> bool:
+    """True for a pandas DataFrame: XGBoost checks its columns against the model's."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)
