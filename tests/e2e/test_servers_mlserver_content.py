@@ -109,7 +109,7 @@ def body(
 
 def one_input(**parameters: Any) -> list[dict[str, Any]]:
     rows = np.array(ROWS)
-    given = {"name": "x", "datatype": "FP64", "shape": list(rows.shape)}
+    given: dict[str, Any] = {"name": "x", "datatype": "FP64", "shape": list(rows.shape)}
     given["data"] = rows.ravel().tolist()
     if parameters:
         given["parameters"] = parameters
@@ -211,12 +211,13 @@ def test_several_inputs_without_pd_are_a_400_on_both(servers: Any) -> None:
     assert a.status_code == b.status_code == 400, (a.text, b.text)
 
 
-def test_what_mlserver_fails_on_is_a_400_saying_why_here(servers: Any) -> None:
+def test_where_mlserver_fails_or_guesses_this_answers_or_says_why(servers: Any) -> None:
     """Differences (docs/prepackaged-servers.md): MLServer fills the short column of a
-    table whose columns differ in length with missing values, and answers; a content type no codec has is ignored by MLServer
-    (the request is read as an array), and a 400 naming the known ones here; an array
-    (``np``) sent to an MLflow model whose signature names its columns is a 500 from
-    MLServer, and here the DataFrame of those columns (as on the Seldon protocol)."""
+    table whose columns differ in length with missing values, and answers; it ignores a
+    content type no codec has (the request is read as an array): here both are 400s
+    saying why. An array (``np``) sent to an MLflow model whose signature names its
+    columns is a 500 from MLServer, and here the DataFrame of those columns (as on the
+    Seldon protocol)."""
     mlserver, ours = servers
     a = post(mlserver.url, "iris-mlflow", body(one_input(), "np"))
     b = post(ours["iris-mlflow"].url, "iris-mlflow", body(one_input(), "np"))
