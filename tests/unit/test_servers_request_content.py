@@ -200,7 +200,7 @@ def test_a_pd_request_the_pipeline_cannot_use_is_a_400_with_sklearns_sentence(
     assert r.status_code == 400 and "the request has 4" in r.json()["error"]
 
 
-def test_pd_requests_are_not_stacked_with_others_when_batching(table_pipeline: Any) -> None:
+def test_pd_requests_are_each_answered_with_batching_on(table_pipeline: Any) -> None:
     folder, model = table_pipeline
     h = serve("SKLEARN_SERVER", folder, max_batch_size=8, max_batch_time=50.0)
     body = {"parameters": {"content_type": "pd"}, "inputs": table_inputs(ROWS)}
@@ -250,3 +250,31 @@ def test_mlflow_takes_pd_np_and_dict_requests(tmp_path: Path) -> None:
     assert r.json()["outputs"][0]["data"] == expected
     r = infer(h, {"parameters": {"content_type": "np"}, "inputs": inputs})
     assert r.status_code == 400 and "decodes one input" in r.json()["error"]
+
+
+def test_requests_of_different_content_types_are_not_stacked_together(tmp_path: Path) -> None:
+    """With adaptive batching, arrays of one shape sent with different content types
+    are each read as their own request says: an unknown one is still a 400, alone."""
+    model = server_models.sklearn_classifier(tmp_path)
+    h = serve("SKLEARN_SERVER", tmp_path, max_batch_size=8, max_batch_time=50.0)
+    one = {"name": "x", "datatype": "FP64", "shape": [3, 4], "data": np.ravel(ROWS).tolist()}
+    asked = ["np", "arrow", None, "arrow", "np", None]
+
+    async def all_at_once() -> list[Any]:
+        posts = [
+            h.client.post(
+                "/v2/models/m/infer",
+                json={"inputs": [one], **({"parameters": {"content_type": c}} if c else {})},
+            )
+            for c in asked
+        ]
+        return list(await asyncio.gather(*posts))
+
+    expected = model.predict(np.array(ROWS)).tolist()
+    for content_type, answer in zip(asked, h.loop.run_until_complete(all_at_once()), strict=True):
+        if content_type == "arrow":
+            assert answer.status_code == 400 and "'arrow' is not one" in answer.json()["error"]
+        else:
+            assert answer.status_code == 200, answer.text
+            assert answer.json()["outputs"][0]["data"] == expected
+    assert any(rows > 3 for _, rows, _ in h.batches.sent), h.batches.sent
