@@ -7,6 +7,7 @@ first the decoding on its own, then through the real codecs, engine and transpor
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 from typing import Any
 
@@ -16,9 +17,11 @@ import pytest
 from tests import server_models
 from tests.unit.engine_harness import Harness
 from unitserve import component
-from unitserve.errors import SeldonMicroserviceException
+from unitserve.errors import SeldonMicroserviceException, StartupError
 from unitserve.proto import inference_pb2 as pb
 from unitserve.protocol.v2 import json_codec, mapping
+from unitserve.repository.model_settings import read_model_settings
+from unitserve.runtime import repository_source
 from unitserve.servers import request_content
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [6.0, 2.2, 4.0, 1.0]]
@@ -278,3 +281,28 @@ def test_requests_of_different_content_types_are_not_stacked_together(tmp_path: 
             assert answer.status_code == 200, answer.text
             assert answer.json()["outputs"][0]["data"] == expected
     assert any(rows > 3 for _, rows, _ in h.batches.sent), h.batches.sent
+
+
+def test_model_settings_content_type_reads_requests_that_name_none(table_pipeline: Any) -> None:
+    """In a repository (``unitserve start``), MLServer's ``parameters.content_type`` of
+    the model settings is how a request that names none is read: ``pd`` here."""
+    folder, model = table_pipeline
+    settings = {
+        "name": "table",
+        "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": str(folder / "model.joblib"), "content_type": "pd"},
+    }
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+    user = repository_source.build_user(read_model_settings(folder / "model-settings.json"))
+    assert user.content_type == "pd"
+    user.load()
+    h = Harness(user, flags={"model_name": "m"})
+    r = infer(h, {"inputs": table_inputs(ROWS)})
+    assert r.status_code == 200, r.text
+    expected = model.predict(server_models.table_frame(np.array(ROWS))).tolist()
+    assert r.json()["outputs"][0]["data"] == expected
+    with pytest.raises(StartupError, match="content_type must be one of 'pd', 'np', 'str'"):
+        component.construct(
+            component.import_user_class("LIGHTGBM_SERVER"),
+            {"model_uri": str(folder / "model.joblib"), "content_type": "csv"},
+        )

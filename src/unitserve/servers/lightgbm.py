@@ -22,11 +22,18 @@ MODEL_FILES = ("model.txt", "model.bst")
 
 
 class LightGBMServer(SeldonComponent):
-    def __init__(self, model_uri: str | None = None, num_threads: int = 1) -> None:
+    def __init__(
+        self, model_uri: str | None = None, num_threads: int = 1, content_type: str | None = None
+    ) -> None:
         """`num_threads`: LightGBM's threads for one prediction; one suits a server, which
-        runs requests side by side already (raise it for a few large requests)."""
+        runs requests side by side already (raise it for a few large requests).
+        `content_type`: how a request that names no content type is read (``np`` when
+        unset), as MLServer's model settings ``parameters.content_type``."""
         super().__init__()
         self.num_threads = int(num_threads)
+        self.content_type = request_content.checked_default(
+            content_type, request_content.RUNTIME_CONTENT_TYPES
+        )
         self.model_uri = model_uri
         self._lgb = model_files.require(NAME, "lightgbm")
         self.model_file = model_files.find_model_file(model_uri, MODEL_FILES, NAME)
@@ -40,7 +47,8 @@ class LightGBMServer(SeldonComponent):
         wanted = model_files.requested_outputs(meta)
         if wanted is not None:
             model_files.check_outputs(NAME, wanted, ("predict",))
-            X = request_content.decode(X, request_content.request_content_type(meta))
+            content_type = request_content.request_content_type(meta) or self.content_type
+            X = request_content.decode(X, content_type)
         try:
             result = self._booster.predict(X, num_threads=self.num_threads)
         except (ValueError, TypeError, self._lgb.basic.LightGBMError) as exc:

@@ -38,6 +38,16 @@ TENSOR_DICT = "dict"
 RUNTIME_CONTENT_TYPES = (TABLE, ARRAY, TEXT)
 
 
+def checked_default(content_type: str | None, accepted: tuple[str, ...]) -> str | None:
+    """A server's own default content type (MLServer's model settings
+    ``parameters.content_type``: what a request naming none is read as), checked at
+    start."""
+    if content_type is not None and content_type not in accepted:
+        known = ", ".join(repr(c) for c in accepted)
+        raise ValueError(f"content_type must be one of {known}, not {content_type!r}")
+    return content_type or None
+
+
 def request_content_type(meta: Any) -> str | None:
     """The request's ``parameters.content_type`` (None when it names none). Adaptive
     batching stacks only requests whose content types agree, so a batch's is its first

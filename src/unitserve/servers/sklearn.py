@@ -42,10 +42,13 @@ class SKLearnServer(SeldonComponent):
         model_uri: str | None = None,
         method: str = "predict_proba",
         predict_fn: str | None = None,
+        content_type: str | None = None,
     ) -> None:
         """`method`: what the Seldon protocol answers. `predict_fn`: what the Open
         Inference Protocol answers when the request names no outputs (``predict`` when
-        unset), as the setting of that name of MLServer's sklearn runtime."""
+        unset), as the setting of that name of MLServer's sklearn runtime.
+        `content_type`: how a request that names no content type is read (``np`` when
+        unset), as MLServer's model settings ``parameters.content_type``."""
         super().__init__()
         self.model_uri = model_uri
         self.method = method
@@ -54,6 +57,9 @@ class SKLearnServer(SeldonComponent):
                 f"predict_fn must be one of {', '.join(OIP_OUTPUTS)}, not {predict_fn!r}"
             )
         self.predict_fn = predict_fn
+        self.content_type = request_content.checked_default(
+            content_type, request_content.RUNTIME_CONTENT_TYPES
+        )
         self._sklearn = model_files.require(NAME, "sklearn")
         self._joblib = model_files.require(NAME, "joblib")
         self.model_file = model_files.find_model_file(model_uri, MODEL_FILES, NAME)
@@ -107,7 +113,8 @@ class SKLearnServer(SeldonComponent):
             raise model_files.bad_input(
                 ValueError(f"{type(self._final_step())} models do not support 'predict_proba'")
             )
-        X = request_content.decode(X, request_content.request_content_type(meta))
+        content_type = request_content.request_content_type(meta) or self.content_type
+        X = request_content.decode(X, content_type)
         outputs = {}
         for name in names:
             result = self._call(name, X)

@@ -32,16 +32,25 @@ METHODS = ("predict", "predict_proba")
 
 class XGBoostServer(SeldonComponent):
     def __init__(
-        self, model_uri: str | None = None, method: str = "predict", nthread: int = 1
+        self,
+        model_uri: str | None = None,
+        method: str = "predict",
+        nthread: int = 1,
+        content_type: str | None = None,
     ) -> None:
         """`nthread`: XGBoost's threads for one prediction. One suits a server, which runs
         requests side by side already (XGBoost's default, every core for each request,
         makes small requests wait on each other's threads: about ten times slower on
-        one-row requests); raise it for a few large requests at a time."""
+        one-row requests); raise it for a few large requests at a time. `content_type`:
+        how a request that names no content type is read (``np`` when unset), as
+        MLServer's model settings ``parameters.content_type``."""
         super().__init__()
         self.nthread = int(nthread)
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        self.content_type = request_content.checked_default(
+            content_type, request_content.RUNTIME_CONTENT_TYPES
+        )
         self.model_uri = model_uri
         self.method = method
         self._xgb = model_files.require(NAME, "xgboost")
@@ -88,7 +97,8 @@ class XGBoostServer(SeldonComponent):
             raise model_files.bad_input(
                 ValueError("XGBRegressor models do not support 'predict_proba'")
             )
-        X = request_content.decode(X, request_content.request_content_type(meta))
+        content_type = request_content.request_content_type(meta) or self.content_type
+        X = request_content.decode(X, content_type)
         if not _is_table(X):
             X = self._checked(X)
         return RuntimeOutputs(
