@@ -11,6 +11,7 @@ column, on both servers, over REST and gRPC.
 from __future__ import annotations
 
 import json
+import shutil
 from collections.abc import Iterator
 from typing import Any
 
@@ -37,6 +38,8 @@ VERSION = "v1"
 # name: (MLServer runtime, file in the model's folder or "" for the folder, our server)
 MODELS = {
     "table": ("mlserver_sklearn.SKLearnModel", "model.joblib", "SKLEARN_SERVER"),
+    # the same model, whose settings read a request naming no content type as "pd"
+    "table-default": ("mlserver_sklearn.SKLearnModel", "model.joblib", "SKLEARN_SERVER"),
     "text": ("mlserver_sklearn.SKLearnModel", "model.joblib", "SKLEARN_SERVER"),
     "iris-sklearn": ("mlserver_sklearn.SKLearnModel", "model.joblib", "SKLEARN_SERVER"),
     "iris-xgboost": ("mlserver_xgboost.XGBoostModel", "model.json", "XGBOOST_SERVER"),
@@ -61,13 +64,19 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MLServer
         mlflow_classifier="iris-mlflow/model",
     )
     (folder / "iris-lightgbm" / "x" / "model.txt").rename(folder / "iris-lightgbm" / "model.bst")
+    shutil.copytree(folder / "table", folder / "table-default")
     ours: dict[str, Server] = {}
     for name, (runtime, file_name, implementation) in MODELS.items():
         uri = str(folder / name / file_name)
         parameters = {"uri": uri, "version": VERSION}
+        flags: tuple[str, ...] = ("--model-uri", uri, "--model-name", name)
+        flags += ("--model-version", VERSION)
+        if name == "table-default":
+            parameters["content_type"] = "pd"
+            given = [{"name": "content_type", "value": "pd", "type": "STRING"}]
+            flags += ("--parameters", json.dumps(given))
         settings = {"name": name, "implementation": runtime, "parameters": parameters}
         (folder / name / "model-settings.json").write_text(json.dumps(settings))
-        flags = ("--model-uri", uri, "--model-name", name, "--model-version", VERSION)
         ours[name] = Server(implementation, *flags, cwd=folder)
     mlserver = MLServer(folder, "mlserver-runtimes", list(MODELS))
     try:
@@ -129,6 +138,7 @@ CASES = {
     "table-pd": ("table", body(columns(), "pd")),
     "table-pd-untagged-text": ("table", body(columns(text_tag=False), "pd")),
     "table-pd-proba": ("table", body(columns(), "pd", ["predict", "predict_proba"])),
+    "table-settings-pd": ("table-default", body(columns(), None)),
     "text-str": ("text", body(text_input(tagged=True), "str", ["predict_proba"])),
     "text-str-untagged": ("text", body(text_input(tagged=False), "str")),
     "sklearn-np": ("iris-sklearn", body(one_input(), "np")),
