@@ -368,6 +368,15 @@ def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
         model_files.require("LIGHTGBM_SERVER", "lightgbm")
 
 
+@pytest.mark.parametrize("name", ["TENSORFLOW_SERVER", "TRITON_SERVER", "TEMPO_SERVER"])
+def test_seldons_other_servers_are_named_not_looked_for_as_files(name: str, tmp_path: Path) -> None:
+    with pytest.raises(StartupError) as caught:
+        component.import_user_class(name, str(tmp_path))
+    message = str(caught.value)
+    assert message.startswith(f"{name} is one of Seldon's prepackaged servers"), message
+    assert "unitserve runs SKLEARN_SERVER, XGBOOST_SERVER" in message
+
+
 def test_a_pickle_from_another_sklearn_version_logs_both_versions(
     tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:
