@@ -117,3 +117,18 @@ def test_another_server_with_an_endpoint_is_called_over_the_network(tmp_path: Pa
         "endpoint: {service_host: 127.0.0.1, httpPort: 9001}",
     )
     assert find_sources(graph, {}, read_environment_file) == {"classifier": None}
+
+
+def test_help_says_where_a_prepackaged_servers_model_uri_goes(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from unitserve.cli.main import build_parser
+
+    for command in ("serve", "graph"):
+        with pytest.raises(SystemExit):
+            build_parser(command).parse_args([command, "--help"])
+    serve_help, graph_help = capsys.readouterr().out.split("usage: unitserve graph")
+    assert "or a prepackaged server, SKLEARN_SERVER" in " ".join(serve_help.split())
+    assert "--model-uri" in serve_help
+    # a graph's prepackaged nodes each have their own modelUri: no flag for all of them
+    assert "--model-uri" not in graph_help
