@@ -350,10 +350,15 @@ def test_a_missing_model_file_is_one_line_naming_the_uri_and_the_names(tmp_path:
         message = str(err.value)
         assert "\n" not in message and str(tmp_path) in message
         assert "looked for" in message
-    with pytest.raises(StartupError, match="no such file"):
+    # a URI naming nothing at all: the URI and the names it would have looked for
+    with pytest.raises(StartupError) as err:
         component.load_component(
             "SKLEARN_SERVER", f'[{{"name": "model_uri", "value": "{tmp_path}/nope"}}]'
         )
+    message = str(err.value)
+    assert message.startswith(f"SKLEARN_SERVER: no model at {tmp_path}/nope (looked for ")
+    assert "model.joblib, model.pickle, model.pkl" in message and "no such file" in message
+    assert "\n" not in message
     with pytest.raises(StartupError, match="needs model_uri"):
         component.load_component("SKLEARN_SERVER", "[]")
 

@@ -44,8 +44,9 @@ def require(server: str, module: str) -> ModuleType:
         ) from None
 
 
-def model_folder(model_uri: str | None, server: str) -> Path:
-    """The local path of `model_uri` (fetched first when it is remote)."""
+def model_folder(model_uri: str | None, server: str, names: tuple[str, ...] = ()) -> Path:
+    """The local path of `model_uri` (fetched first when it is remote). A URI that names
+    nothing is one line naming it and the model files `names` looked for there."""
     if not model_uri:
         raise StartupError(
             f"{server} needs model_uri: give --model-uri URI (or the parameter model_uri)"
@@ -54,6 +55,9 @@ def model_folder(model_uri: str | None, server: str) -> Path:
         return Path(storage.download(model_uri))
     except StartupError:
         raise
+    except storage.NotFound as exc:
+        looked = f" (looked for {', '.join(names)})" if names else ""
+        raise StartupError(f"{server}: no model at {model_uri}{looked}: {exc}") from None
     except Exception as exc:
         raise StartupError(f"{server}: cannot fetch the model at {model_uri}: {exc}") from None
 
@@ -61,7 +65,7 @@ def model_folder(model_uri: str | None, server: str) -> Path:
 def find_model_file(model_uri: str | None, names: tuple[str, ...], server: str) -> Path:
     """The first of `names` in the model's folder (or the URI itself when it is one file);
     a one-line start-up error naming the URI and the names looked for otherwise."""
-    local = model_folder(model_uri, server)
+    local = model_folder(model_uri, server, names)
     if local.is_file():
         return local
     for name in names:
