@@ -405,6 +405,30 @@ def test_a_pickle_from_another_sklearn_version_logs_both_versions(
     assert f"saved by scikit-learn 0.22.1; scikit-learn {sklearn.__version__}" in caplog.text
 
 
+def test_a_model_from_another_sklearn_that_loads_is_served_with_a_warning_naming_both(
+    iris_folder: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sklearn
+
+    folder, model = iris_folder
+    # The real model's file, as another scikit-learn would have saved it: each estimator
+    # records the version that saved it (written here of the same length, so that the
+    # pickle stays whole), and scikit-learn warns when it loads it.
+    installed = sklearn.__version__
+    other = "".join("0" if c.isdigit() else c for c in installed)
+    data = (folder / "model.joblib").read_bytes()
+    assert installed.encode() in data and other != installed
+    (tmp_path / "model.joblib").write_bytes(data.replace(installed.encode(), other.encode()))
+    user = component.construct(
+        component.import_user_class("SKLEARN_SERVER"), {"model_uri": str(tmp_path)}
+    )
+    with caplog.at_level(logging.WARNING, logger="unitserve.servers"):
+        user.load()
+    assert f"saved by scikit-learn {other} and is loaded by scikit-learn {installed}" in caplog.text
+    rows = np.array([[5.1, 3.5, 1.4, 0.2]])
+    np.testing.assert_allclose(user.predict(rows), model.predict_proba(rows))
+
+
 def test_the_saved_version_is_read_from_a_real_pickle(iris_folder: Any) -> None:
     import sklearn
 
