@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -48,6 +49,8 @@ def filesystem(location: Location) -> Any:
         importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtra(location.shown, module, extra) from exc
+    if location.kind == "azure":
+        _quiet_azure_request_log()
     options = options_for(location)
     # A fresh instance without a listing cache: a changed object must be seen as
     # changed, and credentials from the environment may have changed too.
@@ -65,6 +68,18 @@ def filesystem(location: Location) -> Any:
         return fsspec.filesystem(protocol, **options)
     except Exception as exc:
         raise translate(exc, location) from exc
+
+
+# The Azure SDK logs every HTTP request and answer, headers included, at INFO: a dozen
+# lines a download in a server's log, which is at INFO too.
+_AZURE_REQUEST_LOG = "azure.core.pipeline.policies.http_logging_policy"
+
+
+def _quiet_azure_request_log() -> None:
+    """Keep the SDK's request log to warnings, unless the user set its level."""
+    logger = logging.getLogger(_AZURE_REQUEST_LOG)
+    if logger.level == logging.NOTSET:
+        logger.setLevel(logging.WARNING)
 
 
 def _s3_session() -> Any:
@@ -118,22 +133,22 @@ async def _info_and_listing(
             # listing says what is there, or the store's full reason.
             info = None
         except BaseException:
-            _drop(listing)
+            await _drop(listing)
             raise
     if info and info.get("type") == "file":
-        _drop(listing)
+        await _drop(listing)
         return info, {}
     return info, await listing
 
 
-def _drop(task: asyncio.Future[Any]) -> None:
-    """Stop a listing no longer needed; an error it already ended with is of no interest
-    (and, read here, is not reported as never retrieved)."""
-    if task.done():
-        if not task.cancelled():
-            task.exception()
-    else:
-        task.cancel()
+async def _drop(task: asyncio.Future[Any]) -> None:
+    """Stop a listing no longer needed, and wait until it has stopped: left running, it
+    would outlive the call on the file system's loop (a command that then exits sees it
+    fail as the interpreter shuts down, and prints a traceback after its error line). An
+    error it ended with is of no interest (and, read here, is not reported as never
+    retrieved)."""
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _remote(info: dict[str, Any], name: str) -> RemoteFile:
