@@ -43,14 +43,13 @@ class RemoteFile:
 
 def filesystem(location: Location) -> Any:
     protocol, module, extra, _ = _BACKENDS[location.kind]
+    _quiet_backend_logs(location.kind)  # before the import: gcsfs logs as it is imported
     try:
         import fsspec
 
         importlib.import_module(module)
     except ImportError as exc:
         raise MissingExtra(location.shown, module, extra) from exc
-    if location.kind == "azure":
-        _quiet_azure_request_log()
     options = options_for(location)
     # A fresh instance without a listing cache: a changed object must be seen as
     # changed, and credentials from the environment may have changed too.
@@ -70,16 +69,23 @@ def filesystem(location: Location) -> Any:
         raise translate(exc, location) from exc
 
 
-# The Azure SDK logs every HTTP request and answer, headers included, at INFO: a dozen
-# lines a download in a server's log, which is at INFO too.
-_AZURE_REQUEST_LOG = "azure.core.pipeline.policies.http_logging_policy"
+# Backend loggers that would fill a server's log (at INFO, as Seldon's is) with what the
+# one-line error or the "fetched" line already says:
+_NOISY_LOGGERS = {
+    # the Azure SDK logs every HTTP request and answer, headers included, at INFO
+    "azure": (("azure.core.pipeline.policies.http_logging_policy", logging.WARNING),),
+    # gcsfs logs a line as it is imported, and a traceback for each failed request
+    # (at ERROR) before raising the error that the one-line message reports
+    "gs": (("gcsfs", logging.CRITICAL),),
+}
 
 
-def _quiet_azure_request_log() -> None:
-    """Keep the SDK's request log to warnings, unless the user set its level."""
-    logger = logging.getLogger(_AZURE_REQUEST_LOG)
-    if logger.level == logging.NOTSET:
-        logger.setLevel(logging.WARNING)
+def _quiet_backend_logs(kind: str) -> None:
+    """Raise the level of the backend's noisy loggers, unless the user set it."""
+    for name, level in _NOISY_LOGGERS.get(kind, ()):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
 
 
 def _s3_session() -> Any:
