@@ -56,6 +56,13 @@ def filesystem(location: Location) -> Any:
     options.update(skip_instance_cache=True, use_listings_cache=False)
     if location.kind == "s3":
         options["session"] = _s3_session()
+    key_file = options.get("token") if location.kind == "gs" else None
+    if key_file is not None and key_file != "anon" and not Path(key_file).is_file():
+        # gcsfs would take the text for an access token and ask Google about it
+        raise AccessDenied(
+            f"gs bucket {location.bucket!r}: GOOGLE_APPLICATION_CREDENTIALS is {key_file}, "
+            "which is not a file (a service account's JSON key file)"
+        )
     try:
         if location.kind == "gs" and os.environ.get("STORAGE_EMULATOR_HOST"):
             # gcsfs's default class first asks Google's gRPC control API for each
@@ -66,6 +73,12 @@ def filesystem(location: Location) -> Any:
             return GCSFileSystem(**options)
         return fsspec.filesystem(protocol, **options)
     except Exception as exc:
+        if key_file is not None and key_file != "anon":
+            detail = " ".join(str(exc).split())
+            raise AccessDenied(
+                f"gs bucket {location.bucket!r}: the key file {key_file} "
+                f"(GOOGLE_APPLICATION_CREDENTIALS) cannot be used: {type(exc).__name__}: {detail}"
+            ) from exc
         raise translate(exc, location) from exc
 
 
