@@ -77,13 +77,15 @@ def find_model_file(model_uri: str | None, names: tuple[str, ...], server: str) 
     )
 
 
-def read_metadata(model_uri: str | None) -> dict[str, Any]:
-    """``metadata.yaml`` beside the model, or {} when there is none. The worker checks it
-    against the metadata schema as it does any class's ``init_metadata()``; a file that is
-    not YAML is an error naming the file, not a silent {}."""
-    if not model_uri:
+def read_metadata(model_path: str | Path | None) -> dict[str, Any]:
+    """``metadata.yaml`` beside the model (`model_path`: its local file or folder, as
+    fetched when the server was built, so that the metadata is that version's and no
+    store is asked again), or {} when there is none. The worker checks it against the
+    metadata schema as it does any class's ``init_metadata()``; a file that is not YAML
+    is an error naming the file, not a silent {}."""
+    if not model_path:
         return {}
-    local = Path(storage.download(model_uri))
+    local = Path(model_path)
     path = (local.parent if local.is_file() else local) / METADATA_FILE
     try:
         text = path.read_text()
