@@ -132,3 +132,20 @@ def test_help_says_where_a_prepackaged_servers_model_uri_goes(
     assert "--model-uri" in serve_help
     # a graph's prepackaged nodes each have their own modelUri: no flag for all of them
     assert "--model-uri" not in graph_help
+
+
+@pytest.mark.parametrize("protocol", ["v2", "kfserving", "tensorflow"])
+def test_a_deployment_for_another_protocol_is_refused_not_served_as_seldons(
+    tmp_path: Path, protocol: str
+) -> None:
+    (tmp_path / "iris.yaml").write_text(
+        deployment("name: classifier\nimplementation: SKLEARN_SERVER\nmodelUri: ./iris").replace(
+            "spec:\n", f"spec:\n  protocol: {protocol}\n"
+        )
+    )
+    with pytest.raises(spec.GraphError, match=rf"spec.protocol '{protocol}': unitserve graph "):
+        spec.load(tmp_path / "iris.yaml")
+    (tmp_path / "seldon.yaml").write_text(
+        deployment("name: classifier").replace("spec:\n", "spec:\n  protocol: seldon\n")
+    )
+    assert spec.load(tmp_path / "seldon.yaml").root.name == "classifier"
