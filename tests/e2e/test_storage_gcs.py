@@ -62,6 +62,11 @@ def test_a_new_generation_is_fetched_again_and_an_unchanged_one_is_not(
 def test_missing_is_not_found_naming_the_uri(env: None) -> None:
     with pytest.raises(NotFound, match=rf"^gs://{BUCKET}/nothing: not found"):
         download(f"gs://{BUCKET}/nothing")
+    with pytest.raises(NotFound) as caught:
+        download("gs://no-such-bucket/iris")
+    assert str(caught.value) == (
+        "gs://no-such-bucket/iris: not found: the bucket 'no-such-bucket' does not exist"
+    )
 
 
 def test_the_fetch_command_logs_its_own_lines_only(gcs: GcsEmulator, tmp_path: Path) -> None:

@@ -201,5 +201,8 @@ def translate(exc: BaseException, location: Location) -> StorageError:
     if isinstance(exc, PermissionError) or status in (401, 403):
         return AccessDenied(f"{scheme} bucket {location.bucket!r}: access denied: {detail}")
     if isinstance(exc, FileNotFoundError) or status == 404:
+        if location.kind == "gs" and detail == f"b/{location.bucket}/o":
+            # gcsfs names only the API path it listed: the bucket's objects
+            detail = f"the bucket {location.bucket!r} does not exist"
         return NotFound(f"{location.shown}: not found: {detail}")
     return StorageError(f"{location.shown}: {scheme} error: {type(exc).__name__}: {detail}")
