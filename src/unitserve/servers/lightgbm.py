@@ -58,4 +58,4 @@ class LightGBMServer(SeldonComponent):
         return RuntimeOutputs({"predict": result})
 
     def init_metadata(self) -> dict[str, Any]:
-        return model_files.read_metadata(self.model_uri)
+        return model_files.read_metadata(self.model_file)

@@ -125,4 +125,4 @@ class MLFlowServer(SeldonComponent):
         raise SeldonNotImplementedError("prediction result is not a dataframe")
 
     def init_metadata(self) -> dict[str, Any]:
-        return model_files.read_metadata(self.model_uri)
+        return model_files.read_metadata(self.folder)

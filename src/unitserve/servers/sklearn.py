@@ -152,7 +152,7 @@ class SKLearnServer(SeldonComponent):
             raise model_files.bad_input(exc) from exc
 
     def init_metadata(self) -> dict[str, Any]:
-        return model_files.read_metadata(self.model_uri)
+        return model_files.read_metadata(self.model_file)
 
 
 def _is_table(result: Any) -> bool:

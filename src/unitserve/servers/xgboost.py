@@ -142,7 +142,7 @@ class XGBoostServer(SeldonComponent):
             raise model_files.bad_input(exc) from exc
 
     def init_metadata(self) -> dict[str, Any]:
-        return model_files.read_metadata(self.model_uri)
+        return model_files.read_metadata(self.model_file)
 
 
 def _is_table(X: Any) -> bool:
