@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from unitserve.storage import MissingExtra, StorageError, download
+from unitserve.storage import AccessDenied, MissingExtra, StorageError, download
 from unitserve.storage.credentials import azure_options, gcs_options, s3_options
 from unitserve.storage.locations import parse
 
@@ -93,6 +94,30 @@ def test_gcs_options() -> None:
     assert gcs_options({"GOOGLE_APPLICATION_CREDENTIALS": "/sa.json"}) == {"token": "/sa.json"}
     assert gcs_options({"STORAGE_EMULATOR_HOST": "http://127.0.0.1:1"}) == {"token": "anon"}
     assert gcs_options({}) == {}
+
+
+def test_an_unusable_gcs_key_file_names_the_bucket_and_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An emulator that is not there: nothing may leave this machine.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(AccessDenied) as caught:
+        download("gs://models/iris")
+    assert str(caught.value) == (
+        f"gs bucket 'models': GOOGLE_APPLICATION_CREDENTIALS is {tmp_path / 'missing.json'}, "
+        "which is not a file (a service account's JSON key file)"
+    )
+    (tmp_path / "key.json").write_text('{"type": "service_account"}')
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "key.json"))
+    with pytest.raises(AccessDenied) as caught:
+        download("gs://models/iris")
+    message = str(caught.value)
+    assert message.startswith(
+        f"gs bucket 'models': the key file {tmp_path / 'key.json'} "
+        "(GOOGLE_APPLICATION_CREDENTIALS) cannot be used: "
+    ), message
+    assert "\n" not in message
 
 
 def test_azure_options_in_kserves_order() -> None:

@@ -10,6 +10,7 @@ it; the objects are then fetched many at once (see transfers.py and s3_transfers
 from __future__ import annotations
 
 import importlib
+import logging
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -45,6 +46,7 @@ def filesystem(location: Location) -> Any:
     if location.kind == "s3":
         return s3.connect(location)
     protocol, module, extra, _ = _BACKENDS[location.kind]
+    _quiet_backend_logs(location.kind)  # before the import: gcsfs logs as it is imported
     try:
         import fsspec
 
@@ -55,6 +57,13 @@ def filesystem(location: Location) -> Any:
     # A fresh instance without a listing cache: a changed object must be seen as
     # changed, and credentials from the environment may have changed too.
     options.update(skip_instance_cache=True, use_listings_cache=False)
+    key_file = options.get("token") if location.kind == "gs" else None
+    if key_file is not None and key_file != "anon" and not Path(key_file).is_file():
+        # gcsfs would take the text for an access token and ask Google about it
+        raise AccessDenied(
+            f"gs bucket {location.bucket!r}: GOOGLE_APPLICATION_CREDENTIALS is {key_file}, "
+            "which is not a file (a service account's JSON key file)"
+        )
     try:
         if location.kind == "gs" and os.environ.get("STORAGE_EMULATOR_HOST"):
             # gcsfs's default class first asks Google's gRPC control API for each
@@ -65,7 +74,32 @@ def filesystem(location: Location) -> Any:
             return GCSFileSystem(**options)
         return fsspec.filesystem(protocol, **options)
     except Exception as exc:
+        if key_file is not None and key_file != "anon":
+            detail = " ".join(str(exc).split())
+            raise AccessDenied(
+                f"gs bucket {location.bucket!r}: the key file {key_file} "
+                f"(GOOGLE_APPLICATION_CREDENTIALS) cannot be used: {type(exc).__name__}: {detail}"
+            ) from exc
         raise translate(exc, location) from exc
+
+
+# Backend loggers that would fill a server's log (at INFO, as Seldon's is) with what the
+# one-line error or the "fetched" line already says:
+_NOISY_LOGGERS = {
+    # the Azure SDK logs every HTTP request and answer, headers included, at INFO
+    "azure": (("azure.core.pipeline.policies.http_logging_policy", logging.WARNING),),
+    # gcsfs logs a line as it is imported, and a traceback for each failed request
+    # (at ERROR) before raising the error that the one-line message reports
+    "gs": (("gcsfs", logging.CRITICAL),),
+}
+
+
+def _quiet_backend_logs(kind: str) -> None:
+    """Raise the level of the backend's noisy loggers, unless the user set it."""
+    for name, level in _NOISY_LOGGERS.get(kind, ()):
+        logger = logging.getLogger(name)
+        if logger.level == logging.NOTSET:
+            logger.setLevel(level)
 
 
 def listing(fs: Any, location: Location) -> tuple[bool, list[RemoteFile]]:
@@ -129,22 +163,24 @@ async def _info_and_listing(
             # listing says what is there, or the store's full reason.
             info = None
         except BaseException:
-            _drop(listing)
+            await _drop(listing)
             raise
     if info and info.get("type") == "file":
-        _drop(listing)
+        await _drop(listing)
         return info, {}
     return info, await listing
 
 
-def _drop(task: Any) -> None:
-    """Stop a listing no longer needed; an error it already ended with is of no interest
-    (and, read here, is not reported as never retrieved)."""
-    if task.done():
-        if not task.cancelled():
-            task.exception()
-    else:
-        task.cancel()
+async def _drop(task: Any) -> None:
+    """Stop a listing no longer needed, and wait until it has stopped: left running, it
+    would outlive the call on the file system's loop (a command that then exits sees it
+    fail as the interpreter shuts down, and prints a traceback after its error line). An
+    error it ended with is of no interest (and, read here, is not reported as never
+    retrieved)."""
+    import asyncio
+
+    task.cancel()
+    await asyncio.gather(task, return_exceptions=True)
 
 
 def _remote(info: dict[str, Any], name: str) -> RemoteFile:
@@ -188,5 +224,8 @@ def translate(exc: BaseException, location: Location) -> StorageError:
     if isinstance(exc, PermissionError) or status in (401, 403):
         return AccessDenied(f"{scheme} bucket {location.bucket!r}: access denied: {detail}")
     if isinstance(exc, FileNotFoundError) or status == 404:
+        if location.kind == "gs" and detail == f"b/{location.bucket}/o":
+            # gcsfs names only the API path it listed: the bucket's objects
+            detail = f"the bucket {location.bucket!r} does not exist"
         return NotFound(f"{location.shown}: not found: {detail}")
     return StorageError(f"{location.shown}: {scheme} error: {type(exc).__name__}: {detail}")

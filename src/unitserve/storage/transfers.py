@@ -8,6 +8,7 @@ on the loop the file system already runs, a fixed number in flight at once.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,14 +22,16 @@ def fetch_all(fs: Any, sources: list[str], targets: list[Path]) -> None:
     """Write each of `sources` (paths in `fs`) to the matching local file."""
     from fsspec.asyn import sync
 
-    sync(fs.loop, _fetch_all, fs, sources, targets)
+    pairs = list(zip(sources, targets, strict=True))
+    sync(fs.loop, _each, pairs, lambda source, target: fs._get_file(source, str(target)))
 
 
-async def _fetch_all(fs: Any, sources: list[str], targets: list[Path]) -> None:
+async def _each(pairs: list[tuple[str, Path]], get: Callable[[str, Path], Awaitable[None]]) -> None:
+    """`get` for every (source, target), CONCURRENT at a time."""
     gate = asyncio.Semaphore(CONCURRENT)
 
     async def one(source: str, target: Path) -> None:
         async with gate:
-            await fs._get_file(source, str(target))
+            await get(source, target)
 
-    await asyncio.gather(*(one(s, t) for s, t in zip(sources, targets, strict=True)))
+    await asyncio.gather(*(one(source, target) for source, target in pairs))
