@@ -151,11 +151,11 @@ def test_a_sas_in_an_azure_url_is_used_and_never_shown() -> None:
 
 
 def test_a_missing_library_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed: import fails
+    monkeypatch.setitem(sys.modules, "botocore.session", None)  # as if not installed
     with pytest.raises(MissingExtra) as caught:
         download("s3://bucket/model")
     assert str(caught.value) == (
-        "s3://bucket/model: needs the s3fs library, which is not installed: "
+        "s3://bucket/model: needs the botocore library, which is not installed: "
         "pip install 'unitserve[s3]'"
     )
     assert isinstance(caught.value, ImportError)
