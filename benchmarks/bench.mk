@@ -106,7 +106,7 @@ bench-batching: $(VENV)/.installed
 # the storage layer, not a server.
 .PHONY: bench-storage
 bench-storage: $(VENV)/.installed-test
-	$(BENCH_PY) $(BENCH_DIR)/storage_bench.py --json $(BENCH_DIR)/results/raw/storage/storage.json $(BENCH_ARGS)
+	$(BENCH_PY) $(BENCH_DIR)/storage_bench.py --cpu --json $(BENCH_DIR)/results/raw/storage/storage.json $(BENCH_ARGS)
 
 ## bench-image: the identity image's size over its base, code-only rebuild, start to /ready
 .PHONY: bench-image

@@ -5,10 +5,12 @@ downloader (unitserve.storage, behind `unitserve fetch`) against it on moto's S3
 on 127.0.0.1, for one large object (200 MB) and for a prefix of 1,000 small objects.
 Both are whole processes started the same way, each writing into a new empty folder, in
 alternating order; the median of the repeats is reported, and the ratio rclone time /
-unitserve time (above 1: unitserve is faster).
+unitserve time (above 1: unitserve is faster). With --cpu, also the CPU time (user +
+system) each way spent in the client and in moto's server, medians of the same runs: on
+a shared machine the times follow the load, the CPU much less so.
 
     make bench-storage                       # or:
-    .venv/bin/python benchmarks/storage_bench.py --repeats 3 --big-mb 200 --small 1000
+    .venv/bin/python benchmarks/storage_bench.py --repeats 3 --big-mb 200 --small 1000 --cpu
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -51,25 +54,45 @@ def seed(s3: MotoS3, big_mb: int, small: int) -> None:
 
 
 # The download alone, as a server's load() makes it: in a Python process whose
-# libraries are already imported (importing s3fs and its HTTP stack, and starting Python,
-# cost a second or more of their own that `unitserve fetch` pays and rclone does not).
+# libraries are already imported (importing botocore, and starting Python, cost time of
+# their own that `unitserve fetch` pays and rclone does not).
 IN_PROCESS = """
 import sys, time
-import s3fs
-from unitserve.storage import download
-started = time.perf_counter()
+import botocore.session
+from unitserve.storage import download, s3_transfers
+started, cpu = time.perf_counter(), time.process_time()
 download(sys.argv[1], sys.argv[2])
-print(time.perf_counter() - started)
+print(time.perf_counter() - started, time.process_time() - cpu)
 """
 
 
-def timed(command: list[str], env: dict[str, str], reported: bool = False) -> float:
+def children_cpu() -> float:
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return used.ru_utime + used.ru_stime
+
+
+def process_cpu(pid: int) -> float:
+    """The CPU time (user + system) process `pid` has used so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def timed(
+    command: list[str], env: dict[str, str], server: int, reported: bool = False
+) -> tuple[float, float, float]:
+    """(seconds, the client's CPU seconds, the server's CPU seconds) of one run; for
+    the in-process way, the time and CPU of the download() call alone."""
+    cpu, server_cpu = children_cpu(), process_cpu(server)
     started = time.perf_counter()
     done = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     elapsed = time.perf_counter() - started
+    server_cpu = process_cpu(server) - server_cpu
     if done.returncode != 0:
         raise SystemExit(f"{command[0]} failed: {done.stderr.strip()}")
-    return float(done.stdout.strip().splitlines()[-1]) if reported else elapsed
+    if reported:
+        inside, inside_cpu = done.stdout.strip().splitlines()[-1].split()
+        return float(inside), float(inside_cpu), server_cpu
+    return elapsed, children_cpu() - cpu, server_cpu
 
 
 def folder_size(folder: Path) -> tuple[int, int]:
@@ -83,6 +106,9 @@ def main() -> int:
     parser.add_argument("--big-mb", type=int, default=200)
     parser.add_argument("--small", type=int, default=1000)
     parser.add_argument("--json", type=Path, help="also write the results to this file")
+    parser.add_argument(
+        "--cpu", action="store_true", help="also print the client's and the server's CPU time"
+    )
     args = parser.parse_args()
     rclone = shutil.which("rclone")
     if rclone is None:
@@ -117,6 +143,8 @@ def main() -> int:
             case = f"one {args.big_mb} MB object" if prefix == "big" else f"{args.small:,} objects"
             tools = ["unitserve fetch", "download() in process", "rclone copy"]
             times: dict[str, list[float]] = {tool: [] for tool in tools}
+            cpus: dict[str, list[float]] = {tool: [] for tool in tools}
+            server_cpus: dict[str, list[float]] = {tool: [] for tool in tools}
             for repeat in range(args.repeats):
                 order = tools if repeat % 2 == 0 else tools[::-1]
                 for tool in order:
@@ -128,7 +156,12 @@ def main() -> int:
                         command = [rclone, "copy", f"bench:{BUCKET}/{prefix}", str(dest)]
                     else:
                         command = [sys.executable, "-c", IN_PROCESS, uri, str(dest)]
-                    times[tool].append(timed(command, env, reported=tool.startswith("down")))
+                    took, cpu, server_cpu = timed(
+                        command, env, s3.process.pid, reported=tool.startswith("down")
+                    )
+                    times[tool].append(took)
+                    cpus[tool].append(cpu)
+                    server_cpus[tool].append(server_cpu)
                     count, size = folder_size(dest)
                     shutil.rmtree(dest)
             medians = {tool: statistics.median(times[tool]) for tool in tools}
@@ -139,14 +172,23 @@ def main() -> int:
                     "median_s": round(medians[tool], 3),
                     "all_s": [round(t, 3) for t in times[tool]],
                     "rclone_ratio": round(rclone_s / medians[tool], 2),
+                    "client_cpu_s": round(statistics.median(cpus[tool]), 3),
+                    "server_cpu_s": round(statistics.median(server_cpus[tool]), 3),
                 }
             results.append(row)
             print(f"{case} ({count} files, {size / 2**20:.1f} MiB; median of {args.repeats}):")
             for tool in tools:
-                print(
+                line = (
                     f"  {tool:>22}: {medians[tool]:6.2f} s   "
                     f"rclone time / this time = {rclone_s / medians[tool]:4.2f}"
                 )
+                if args.cpu:
+                    line += (
+                        f"   CPU: client {statistics.median(cpus[tool]):5.2f} s, "
+                        f"server {statistics.median(server_cpus[tool]):5.2f} s"
+                    )
+                print(line)
+        print(f"load average: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
         if args.json:
             args.json.parent.mkdir(parents=True, exist_ok=True)
             args.json.write_text(json.dumps(results, indent=2) + "\n")

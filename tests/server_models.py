@@ -109,6 +109,68 @@ def lightgbm_classifier(folder: Path, file_name: str = "model.txt") -> Any:
 
 
 COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+# The text column of `table_frame`: where each flower grew, one of these by row.
+GARDENS = ("north", "south", "east")
+
+
+#: The documents `sklearn_text_pipeline` is fitted on, and their classes (1: kind).
+TEXTS = (
+    ("a kind and helpful answer", 1),
+    ("thank you, very helpful", 1),
+    ("kind words and good help", 1),
+    ("a rude and useless answer", 0),
+    ("useless, wrong and rude", 0),
+    ("wrong answer, no help at all", 0),
+)
+
+
+def sklearn_text_pipeline(folder: Path) -> Any:
+    """A text classifier: TF-IDF then a LogisticRegression, fitted on `TEXTS`. It takes a
+    list of documents (a request with content type ``str``)."""
+    import joblib
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+
+    model = Pipeline([("tfidf", TfidfVectorizer()), ("clf", LogisticRegression())])
+    model.fit([t for t, _ in TEXTS], [c for _, c in TEXTS])
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / "model.joblib")
+    return model
+
+
+def table_frame(rows: np.ndarray) -> Any:
+    """Iris rows as a DataFrame of named columns: the four numbers, and a text column
+    ``garden`` (`GARDENS` in turn)."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows, columns=COLUMNS)
+    frame["garden"] = [GARDENS[i % len(GARDENS)] for i in range(len(rows))]
+    return frame
+
+
+def sklearn_table_pipeline(folder: Path) -> Any:
+    """A Pipeline fitted on a DataFrame with named columns: a ColumnTransformer scales
+    the number columns and one-hot encodes the text column ``garden``, then a
+    LogisticRegression. It needs a table with those names: a bare array fails."""
+    import joblib
+    from sklearn.compose import ColumnTransformer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    X, y = iris()
+    columns = ColumnTransformer(
+        [
+            ("numbers", StandardScaler(), COLUMNS),
+            ("text", OneHotEncoder(handle_unknown="ignore"), ["garden"]),
+        ]
+    )
+    model = Pipeline([("columns", columns), ("clf", LogisticRegression(max_iter=500))])
+    model.fit(table_frame(X), y)
+    folder.mkdir(parents=True, exist_ok=True)
+    joblib.dump(model, folder / "model.joblib")
+    return model
 
 
 def mlflow_classifier(folder: Path, columns: bool = True) -> Any:

@@ -42,9 +42,11 @@ class Service:
     probe = "/"  # a path that answers once the service is up
     grace = 10.0  # seconds from SIGTERM to SIGKILL
 
-    def __init__(self, command: list[str], port: int, env: dict[str, str] | None = None):
+    def __init__(
+        self, command: list[str], port: int, env: dict[str, str] | None = None, scheme: str = "http"
+    ):
         self.port = port
-        self.url = f"http://127.0.0.1:{port}"
+        self.url = f"{scheme}://127.0.0.1:{port}"
         self.log = tempfile.NamedTemporaryFile(  # noqa: SIM115 - lives as long as the process
             prefix="storage-service-", suffix=".log", delete=False
         )
@@ -67,7 +69,7 @@ class Service:
         if self.process.poll() is not None:
             raise AssertionError(f"exited: {Path(self.log.name).read_text()}")
         try:
-            httpx.get(self.url + self.probe, timeout=1)
+            httpx.get(self.url + self.probe, timeout=1, verify=False)  # TLS: self-signed
         except httpx.TransportError:
             return False
         return True
@@ -81,15 +83,16 @@ class Service:
 class MotoS3(Service):
     """moto in server mode. With `checked_keys`, it checks credentials: the first three
     calls (unauthenticated) make an IAM user allowed everything on S3 and its access
-    key, which `key_id` and `secret` then hold; any other key is refused."""
+    key, which `key_id` and `secret` then hold; any other key is refused. With `tls`, it
+    serves HTTPS with a self-signed certificate."""
 
     probe = "/moto-api/"  # moto's own page: not an AWS call, so not counted
 
-    def __init__(self, checked_keys: bool = True) -> None:
+    def __init__(self, checked_keys: bool = True, tls: bool = False) -> None:
         env = {"INITIAL_NO_AUTH_ACTION_COUNT": "3"} if checked_keys else {}
         (port,) = free_ports(1)
         command = [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)]
-        super().__init__(command, port, env)
+        super().__init__(command + ["--ssl"] * tls, port, env, "https" if tls else "http")
         self.key_id, self.secret = "testing", "testing"
         try:
             if checked_keys:
@@ -116,6 +119,7 @@ class MotoS3(Service):
         return boto3.client(
             service,
             endpoint_url=self.url,
+            verify=False,  # TLS: moto's self-signed certificate
             region_name="us-east-1",
             aws_access_key_id=getattr(self, "key_id", "testing"),
             aws_secret_access_key=getattr(self, "secret", "testing"),

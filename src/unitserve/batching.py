@@ -127,6 +127,9 @@ def stack_key(op: str, call: Call) -> tuple[Any, ...] | None:
         # Open Inference requests that ask for different outputs get different answers
         # from a class that reads them (the prepackaged servers): not stacked together.
         _requested_outputs(call),
+        # ...and requests that say different things of their inputs (a request
+        # parameter ``content_type``) are read differently: not stacked either.
+        _content_type(call),
     )
 
 
@@ -134,6 +137,17 @@ def _requested_outputs(call: Call) -> tuple[Any, ...] | None:
     meta = call.kwargs.get("meta") if call.kwargs else None
     outputs = meta.get("outputs") if isinstance(meta, dict) else None
     return tuple(outputs) if isinstance(outputs, list) else None
+
+
+def _content_type(call: Call) -> Any:
+    meta = call.kwargs.get("meta") if call.kwargs else None
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    found = tags.get("content_type") if isinstance(tags, dict) else None
+    try:
+        hash(found)
+    except TypeError:
+        return repr(found)
+    return found
 
 
 def split_result(result: Any, rows: list[int], op: str) -> list[Any]:

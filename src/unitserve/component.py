@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from unitserve.errors import StartupError
-from unitserve.servers import class_path
+from unitserve.servers import class_path, not_served
 from unitserve.settings import STRTOBOOL_WORDS
 from unitserve.user_model import SeldonComponent
 
@@ -45,6 +45,9 @@ def import_user_class(interface_name: str, search_path: str | None = None) -> ty
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
         if exc.name and module_name.startswith(exc.name):
+            other_server = not_served(interface_name)
+            if other_server is not None:
+                raise StartupError(other_server) from None
             raise StartupError(
                 f"cannot import the model module '{module_name}': no file {module_name}.py "
                 f"(or package) in {path}"

@@ -3,6 +3,8 @@ and a graph node with `implementation` and `modelUri`, real processes on 127.0.0
 
 from __future__ import annotations
 
+import io
+import tarfile
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +14,8 @@ import pytest
 from google.protobuf import json_format
 
 from tests import server_models
+from tests.storage_services import HttpFolder
+from unitserve import component
 from unitserve.proto import inference_pb2, inference_pb2_grpc, prediction_pb2, prediction_pb2_grpc
 
 from ..conftest import run_cli, wait_until
@@ -89,5 +93,43 @@ def test_graph_node_with_implementation_and_model_uri_needs_no_folder(
         wait_until(server.ready, timeout=60)
         body = server.client.post("/api/v1.0/predictions", json={"data": {"ndarray": ROWS}}).json()
         assert body["data"]["ndarray"] == model.predict(np.array(ROWS)).tolist()
+    finally:
+        server.stop()
+
+
+def archive(files: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_metadata_is_the_served_versions_and_the_store_is_not_asked_again(
+    iris: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A model fetched from a URL: its metadata.yaml is read from the folder the server
+    was built from, even after the URL serves a newer model."""
+    folder, _ = iris
+    monkeypatch.setenv("UNITSERVE_MODEL_CACHE", str(tmp_path / "cache"))
+    site = tmp_path / "site"
+    site.mkdir()
+    joblib = (folder / "model.joblib").read_bytes()
+    (site / "iris.tgz").write_bytes(
+        archive({"model.joblib": joblib, "metadata.yaml": b"name: iris-v1\n"})
+    )
+    server = HttpFolder(site)
+    try:
+        uri = f"{server.url}/iris.tgz"
+        user = component.construct(
+            component.import_user_class("SKLEARN_SERVER"), {"model_uri": uri}
+        )
+        (site / "iris.tgz").write_bytes(
+            archive({"model.joblib": joblib, "metadata.yaml": b"name: iris-version-2\n"})
+        )
+        user.load()
+        assert user.init_metadata() == {"name": "iris-v1"}
     finally:
         server.stop()

@@ -183,4 +183,5 @@ def test_a_missing_prefix_is_exit_1_naming_the_uri(
     )
     assert done.returncode == 1, done.stderr
     assert f"s3://{BUCKET}/no-such-model" in done.stderr
+    assert "looked for model.joblib, model.pickle, model.pkl" in done.stderr
     assert "Traceback" not in done.stderr

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.e2e.test_storage_s3 import files
 from tests.storage_services import AZURITE_ACCOUNT, Azurite, azurite_installed
 from unitserve.storage import AccessDenied, NotFound, download
@@ -64,6 +65,31 @@ def test_a_wrong_key_is_refused_naming_the_container(
     with pytest.raises(AccessDenied) as caught:
         download(f"{BLOB_URL}/iris")
     assert f"'{CONTAINER}'" in str(caught.value) and "\n" not in str(caught.value)
+
+
+def test_the_fetch_command_logs_its_own_lines_only(azurite: Azurite, tmp_path: Path) -> None:
+    """Not the Azure SDK's log of each HTTP request; and with a wrong key, one line: the
+    listing started beside the first lookup is stopped before the command exits (left
+    running, it failed as the interpreter shut down, printing a traceback)."""
+    env = {
+        "AZURE_STORAGE_CONNECTION_STRING": azurite.connection_string,
+        "UNITSERVE_MODEL_CACHE": str(tmp_path),
+    }
+    done = run_cli("fetch", f"az://{CONTAINER}/iris", env=env)
+    assert done.returncode == 0, done.stderr
+    assert done.stderr.splitlines() == [
+        line for line in done.stderr.splitlines() if line.startswith(f"fetched az://{CONTAINER}")
+    ], done.stderr
+    wrong = azurite.connection_string.replace("AccountKey=Eby8", "AccountKey=Xby8")
+    done = run_cli(
+        "fetch", f"az://{CONTAINER}/other", env={**env, "AZURE_STORAGE_CONNECTION_STRING": wrong}
+    )
+    assert done.returncode == 1
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith(
+        f"unitserve fetch: error: azure blob bucket '{CONTAINER}': access denied"
+    )
 
 
 def test_missing_is_not_found(env: None) -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.e2e.test_storage_s3 import files
 from tests.storage_services import GcsEmulator
 from unitserve.storage import NotFound, download
@@ -61,3 +62,23 @@ def test_a_new_generation_is_fetched_again_and_an_unchanged_one_is_not(
 def test_missing_is_not_found_naming_the_uri(env: None) -> None:
     with pytest.raises(NotFound, match=rf"^gs://{BUCKET}/nothing: not found"):
         download(f"gs://{BUCKET}/nothing")
+    with pytest.raises(NotFound) as caught:
+        download("gs://no-such-bucket/iris")
+    assert str(caught.value) == (
+        "gs://no-such-bucket/iris: not found: the bucket 'no-such-bucket' does not exist"
+    )
+
+
+def test_the_fetch_command_logs_its_own_lines_only(gcs: GcsEmulator, tmp_path: Path) -> None:
+    """Not gcsfs's line as it is imported, nor its tracebacks of failed requests."""
+    env = {"STORAGE_EMULATOR_HOST": gcs.url, "UNITSERVE_MODEL_CACHE": str(tmp_path)}
+    done = run_cli("fetch", f"gs://{BUCKET}/iris", env=env)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"fetched gs://{BUCKET}/iris: 2 files")
+    done = run_cli("fetch", f"gs://{BUCKET}/nothing", env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"unitserve fetch: error: gs://{BUCKET}/nothing: not found "
+        "(no object and no objects under it)"
+    ]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import run_cli
 from tests.e2e.test_storage_s3 import files
 from tests.storage_services import HttpFolder
 from unitserve.storage import NotFound, UnsafeArchive, download
@@ -103,3 +104,18 @@ def test_a_destination_folder(site: HttpFolder, tmp_path: Path) -> None:
     dest.mkdir()  # an existing empty folder, as a mounted volume is
     assert download(f"{site.url}/iris.zip", dest) == str(dest)
     assert files(dest) == {"model.json": b"from zip"}
+
+
+def test_the_fetch_command_logs_its_own_lines_only(site: HttpFolder, tmp_path: Path) -> None:
+    """Not httpx's line for each request."""
+    env = {"UNITSERVE_MODEL_CACHE": str(tmp_path)}
+    done = run_cli("fetch", f"{site.url}/iris.tgz", env=env)
+    assert done.returncode == 0, done.stderr
+    (line,) = done.stderr.splitlines()
+    assert line.startswith(f"fetched {site.url}/iris.tgz: 1 file")
+    done = run_cli("fetch", f"{site.url}/climbs.tar.gz", env=env)
+    assert done.returncode == 1
+    assert done.stderr.splitlines() == [
+        f"unitserve fetch: error: {site.url}/climbs.tar.gz: refused: "
+        "the member '../../outside.txt' escapes"
+    ]

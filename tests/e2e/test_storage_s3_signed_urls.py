@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from tests.storage_services import MotoS3
-from unitserve.storage import NotFound, download, transfers
+from unitserve.storage import NotFound, StorageError, download, s3_transfers
 
 BUCKET = "signed"
 FALLBACK = "fetching with botocore's calls instead"
@@ -30,7 +30,7 @@ def server_env(server: MotoS3, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 @pytest.fixture(scope="module")
 def contents() -> dict[str, bytes]:
     # One object larger than a read block (streamed), and small ones (read whole).
-    large = os.urandom(3 * transfers.BLOCK + 12345)
+    large = os.urandom(3 * s3_transfers.BLOCK + 12345)
     return {"large.bin": large, **{f"sub/part-{i:02d}": os.urandom(100 + i) for i in range(40)}}
 
 
@@ -100,3 +100,49 @@ def test_a_server_refusing_signed_urls_gets_botocore_calls(
         assert FALLBACK in caplog.text
     finally:
         server.stop()
+
+
+@pytest.mark.filterwarnings("ignore:Unverified HTTPS request")  # the test's own boto3 puts
+def test_https_without_and_with_certificate_checks(
+    contents: dict[str, bytes],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    server = MotoS3(checked_keys=False, tls=True)  # a self-signed certificate
+    try:
+        server.s3.create_bucket(Bucket=BUCKET)
+        for name, body in contents.items():
+            server.put(BUCKET, f"model/{name}", body)
+        server_env(server, tmp_path, monkeypatch)
+        monkeypatch.setenv("S3_VERIFY_SSL", "0")
+        with caplog.at_level(logging.DEBUG, logger="unitserve.storage"):
+            folder = download(f"s3://{BUCKET}/model")
+        assert read_all(folder) == contents
+        assert FALLBACK not in caplog.text  # pre-signed GETs over TLS
+        monkeypatch.delenv("S3_VERIFY_SSL")
+        with pytest.raises(StorageError, match="CERTIFICATE_VERIFY_FAILED"):
+            download(f"s3://{BUCKET}/model", tmp_path / "checked")
+    finally:
+        server.stop()
+
+
+def test_a_public_bucket_without_credentials(
+    open_server: MotoS3,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    open_server.s3.create_bucket(Bucket="public", ACL="public-read")
+    for name in ("a.bin", "sub/b c.bin"):
+        open_server.s3.put_object(
+            Bucket="public", Key=f"model/{name}", Body=name.encode(), ACL="public-read"
+        )
+    server_env(open_server, tmp_path, monkeypatch)
+    monkeypatch.delenv("AWS_ACCESS_KEY_ID")
+    monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
+    monkeypatch.setenv("awsAnonymousCredential", "true")
+    with caplog.at_level(logging.DEBUG, logger="unitserve.storage"):
+        folder = download("s3://public/model")
+    assert read_all(folder) == {"a.bin": b"a.bin", "sub/b c.bin": b"sub/b c.bin"}
+    assert FALLBACK not in caplog.text  # plain GETs of unsigned URLs

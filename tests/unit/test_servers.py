@@ -350,10 +350,15 @@ def test_a_missing_model_file_is_one_line_naming_the_uri_and_the_names(tmp_path:
         message = str(err.value)
         assert "\n" not in message and str(tmp_path) in message
         assert "looked for" in message
-    with pytest.raises(StartupError, match="no such file"):
+    # a URI naming nothing at all: the URI and the names it would have looked for
+    with pytest.raises(StartupError) as err:
         component.load_component(
             "SKLEARN_SERVER", f'[{{"name": "model_uri", "value": "{tmp_path}/nope"}}]'
         )
+    message = str(err.value)
+    assert message.startswith(f"SKLEARN_SERVER: no model at {tmp_path}/nope (looked for ")
+    assert "model.joblib, model.pickle, model.pkl" in message and "no such file" in message
+    assert "\n" not in message
     with pytest.raises(StartupError, match="needs model_uri"):
         component.load_component("SKLEARN_SERVER", "[]")
 
@@ -366,6 +371,15 @@ def test_a_missing_library_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> N
         StartupError, match=r"extra lightgbm \(in a clone: pip install -e '\.\[lightgbm\]'\)"
     ):
         model_files.require("LIGHTGBM_SERVER", "lightgbm")
+
+
+@pytest.mark.parametrize("name", ["TENSORFLOW_SERVER", "TRITON_SERVER", "TEMPO_SERVER"])
+def test_seldons_other_servers_are_named_not_looked_for_as_files(name: str, tmp_path: Path) -> None:
+    with pytest.raises(StartupError) as caught:
+        component.import_user_class(name, str(tmp_path))
+    message = str(caught.value)
+    assert message.startswith(f"{name} is one of Seldon's prepackaged servers"), message
+    assert "unitserve runs SKLEARN_SERVER, XGBOOST_SERVER" in message
 
 
 def test_a_pickle_from_another_sklearn_version_logs_both_versions(
@@ -389,6 +403,30 @@ def test_a_pickle_from_another_sklearn_version_logs_both_versions(
     ):
         user.load()
     assert f"saved by scikit-learn 0.22.1; scikit-learn {sklearn.__version__}" in caplog.text
+
+
+def test_a_model_from_another_sklearn_that_loads_is_served_with_a_warning_naming_both(
+    iris_folder: Any, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sklearn
+
+    folder, model = iris_folder
+    # The real model's file, as another scikit-learn would have saved it: each estimator
+    # records the version that saved it (written here of the same length, so that the
+    # pickle stays whole), and scikit-learn warns when it loads it.
+    installed = sklearn.__version__
+    other = "".join("0" if c.isdigit() else c for c in installed)
+    data = (folder / "model.joblib").read_bytes()
+    assert installed.encode() in data and other != installed
+    (tmp_path / "model.joblib").write_bytes(data.replace(installed.encode(), other.encode()))
+    user = component.construct(
+        component.import_user_class("SKLEARN_SERVER"), {"model_uri": str(tmp_path)}
+    )
+    with caplog.at_level(logging.WARNING, logger="unitserve.servers"):
+        user.load()
+    assert f"saved by scikit-learn {other} and is loaded by scikit-learn {installed}" in caplog.text
+    rows = np.array([[5.1, 3.5, 1.4, 0.2]])
+    np.testing.assert_allclose(user.predict(rows), model.predict_proba(rows))
 
 
 def test_the_saved_version_is_read_from_a_real_pickle(iris_folder: Any) -> None:

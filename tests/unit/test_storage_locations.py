@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 
 import pytest
 
-from unitserve.storage import MissingExtra, StorageError, download
+from unitserve.storage import AccessDenied, MissingExtra, StorageError, download
 from unitserve.storage.credentials import azure_options, gcs_options, s3_options
 from unitserve.storage.locations import parse
 
@@ -95,6 +96,30 @@ def test_gcs_options() -> None:
     assert gcs_options({}) == {}
 
 
+def test_an_unusable_gcs_key_file_names_the_bucket_and_the_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # An emulator that is not there: nothing may leave this machine.
+    monkeypatch.setenv("STORAGE_EMULATOR_HOST", "http://127.0.0.1:1")
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "missing.json"))
+    with pytest.raises(AccessDenied) as caught:
+        download("gs://models/iris")
+    assert str(caught.value) == (
+        f"gs bucket 'models': GOOGLE_APPLICATION_CREDENTIALS is {tmp_path / 'missing.json'}, "
+        "which is not a file (a service account's JSON key file)"
+    )
+    (tmp_path / "key.json").write_text('{"type": "service_account"}')
+    monkeypatch.setenv("GOOGLE_APPLICATION_CREDENTIALS", str(tmp_path / "key.json"))
+    with pytest.raises(AccessDenied) as caught:
+        download("gs://models/iris")
+    message = str(caught.value)
+    assert message.startswith(
+        f"gs bucket 'models': the key file {tmp_path / 'key.json'} "
+        "(GOOGLE_APPLICATION_CREDENTIALS) cannot be used: "
+    ), message
+    assert "\n" not in message
+
+
 def test_azure_options_in_kserves_order() -> None:
     location = parse("https://acct.blob.core.windows.net/c/m")
     assert azure_options({"AZURE_STORAGE_CONNECTION_STRING": "cs"}, location) == {
@@ -126,11 +151,11 @@ def test_a_sas_in_an_azure_url_is_used_and_never_shown() -> None:
 
 
 def test_a_missing_library_says_which_extra_to_install(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setitem(sys.modules, "s3fs", None)  # as if not installed: import fails
+    monkeypatch.setitem(sys.modules, "botocore.session", None)  # as if not installed
     with pytest.raises(MissingExtra) as caught:
         download("s3://bucket/model")
     assert str(caught.value) == (
-        "s3://bucket/model: needs the s3fs library, which is not installed: "
+        "s3://bucket/model: needs the botocore library, which is not installed: "
         "pip install 'unitserve[s3]'"
     )
     assert isinstance(caught.value, ImportError)

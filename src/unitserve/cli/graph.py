@@ -21,6 +21,7 @@ log = logging.getLogger("unitserve")
 # Batching is a model server's: a graph's nodes are called once per request it walks.
 _NOT_FOR_GRAPHS = (
     "parameters",
+    "model_uri",  # each prepackaged node has its own modelUri in the graph
     "service_type",
     "persistence",
     "model_name",

@@ -14,7 +14,13 @@ from typing import Any
 
 from unitserve.servers import EXTRAS, IMPLEMENTATIONS
 
-__all__ = ["EXTRAS", "PrepackagedError", "check", "prepackaged_deployment"]
+__all__ = [
+    "EXTRAS",
+    "PrepackagedError",
+    "check",
+    "local_model_uris",
+    "prepackaged_deployment",
+]
 
 
 class PrepackagedError(Exception):
@@ -49,3 +55,23 @@ def prepackaged_deployment(
     if not with_image:
         predictor.pop("componentSpecs", None)
     return sdep
+
+
+def local_model_uris(sdep: dict[str, Any]) -> list[str]:
+    """A note for each node of the deployment whose ``modelUri`` is a path on this
+    machine (fine for `unitserve graph`, but nothing the operator can download)."""
+    notes = []
+    stack = [p.get("graph") for p in sdep.get("spec", {}).get("predictors", [])]
+    while stack:
+        node = stack.pop()
+        if not isinstance(node, dict):
+            continue
+        uri = str(node.get("modelUri") or "")
+        if uri and ("://" not in uri or uri.startswith("file://")):
+            notes.append(
+                f"node {node.get('name')!r}: modelUri {uri} is a path on this machine, which "
+                "the operator cannot download: in a cluster, give a bucket (s3://, gs://), "
+                "https:// or pvc:// URI"
+            )
+        stack.extend(node.get("children") or [])
+    return notes

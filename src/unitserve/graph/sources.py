@@ -3,7 +3,8 @@ folder ``<YAML's folder>/<node name>/``, whose ``.s2i/environment`` names the cl
 (``MODEL_NAME``) as the s2i image built from that folder would; and each node's user
 object, built from its folder with the node's parameters. A node naming one of Seldon's
 prepackaged servers (``implementation: SKLEARN_SERVER``) needs no folder: its
-``modelUri`` is fetched to a local cache first.
+``modelUri`` is fetched to a local cache first (a relative local path is read from the
+file's folder, as node folders are).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any
 from unitserve import component, storage
 from unitserve.errors import StartupError
 from unitserve.graph.spec import GraphError, GraphSpec, NodeSpec
-from unitserve.servers import IMPLEMENTATIONS
+from unitserve.servers import IMPLEMENTATIONS, not_served
 
 
 @dataclass(frozen=True)
@@ -61,6 +62,11 @@ def find_sources(
             if not folder.is_dir():
                 raise GraphError(f"node {node.name!r}: folder {folder} (--node) does not exist")
         elif node.implementation in IMPLEMENTATIONS:
+            if not node.model_uri and not _has_model_uri_parameter(node):
+                raise GraphError(
+                    f"node {node.name!r}: implementation {node.implementation} needs a "
+                    "modelUri: where the model is (a folder, s3://, gs://, https://...)"
+                )
             found[node.name] = LocalSource(graph.folder, node.implementation)
             continue
         else:
@@ -69,6 +75,12 @@ def find_sources(
                 if node.endpoint is not None or node.builtin:
                     found[node.name] = None
                     continue
+                other_server = not_served(node.implementation or "")
+                if other_server is not None:
+                    raise GraphError(
+                        f"node {node.name!r}: {other_server} (give it an endpoint with "
+                        "service_host to call one running elsewhere)"
+                    )
                 raise GraphError(
                     f"node {node.name!r}: no class and no endpoint: no folder {folder} "
                     f"(or give --node {node.name}=DIR[:Interface], or an endpoint with "
@@ -106,7 +118,7 @@ def load_user(node: NodeSpec, source: LocalSource) -> Any:
         user_class = component.import_user_class(source.interface, folder)
         kwargs = component.parse_parameters(json.dumps(node.parameters))
         if node.model_uri and source.interface in IMPLEMENTATIONS:
-            kwargs["model_uri"] = _fetch_model(node)
+            kwargs["model_uri"] = _fetch_model(node, source.folder)
         return component.construct(user_class, kwargs)
     except StartupError as exc:
         raise GraphError(f"node {node.name!r}: {exc}") from None
@@ -115,13 +127,22 @@ def load_user(node: NodeSpec, source: LocalSource) -> Any:
             sys.path.pop(0)
 
 
-def _fetch_model(node: NodeSpec) -> str:
-    """A prepackaged server node's ``modelUri`` as a local path (downloaded once)."""
+def _fetch_model(node: NodeSpec, graph_folder: Path) -> str:
+    """A prepackaged server node's ``modelUri`` as a local path (downloaded once). A
+    relative local path is read from the graph file's folder, as node folders are, so
+    that the graph runs the same from any working folder."""
     assert node.model_uri is not None
+    uri = node.model_uri
+    if "://" not in uri and not Path(uri).expanduser().is_absolute():
+        uri = str(graph_folder / uri)
     try:
-        return storage.download(node.model_uri)
+        return storage.download(uri)
     except Exception as exc:  # load_user names the node
         raise GraphError(f"cannot fetch modelUri {node.model_uri}: {exc}") from None
+
+
+def _has_model_uri_parameter(node: NodeSpec) -> bool:
+    return any(isinstance(p, dict) and p.get("name") == "model_uri" for p in node.parameters)
 
 
 def _inside(module: Any, folder: Path) -> bool:

@@ -110,6 +110,15 @@ def load(path: Path, predictor: str | None = None) -> GraphSpec:
     predictors = spec.get("predictors") if isinstance(spec, dict) else None
     if not isinstance(predictors, list) or not predictors:
         raise GraphError(f"{path}: spec.predictors is missing or empty")
+    protocol = spec.get("protocol") if isinstance(spec, dict) else None
+    if protocol not in (None, "", "seldon"):
+        # Served anyway, its clients would meet 404s where the deployment promised them
+        # another protocol's paths.
+        raise GraphError(
+            f"{path}: spec.protocol {protocol!r}: unitserve graph serves Seldon's protocol "
+            "(protocol: seldon, the default); one model, prepackaged servers included, "
+            "answers the Open Inference Protocol too with `unitserve serve`"
+        )
     names = [p.get("name") if isinstance(p, dict) else None for p in predictors]
     if predictor is None:
         chosen = predictors[0]

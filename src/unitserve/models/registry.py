@@ -10,7 +10,9 @@ A registry may have a model source (`unitserve start`'s models folder): a load o
 name the registry does not hold asks the source, in every worker, to build it (each
 worker builds its own copy), and a load of a model the source built, but that is not
 serving, builds it afresh from what the source finds then. An unload of such a model
-releases it and forgets it: the index lists it as the source finds it, unloaded.
+releases it and forgets it: the index lists it as the source finds it, unloaded. A
+model released (unloaded, or forgotten after its load failed) lets go of the cached
+versions of its model files (`ServedModel`), so the cache may drop the older ones.
 """
 
 from __future__ import annotations

@@ -6,7 +6,14 @@ error handlers and batch limits, with the lifecycle around them.
               model ready (or failed, saying why);
     unload()  takes the model out of service and releases the user object: its
               batcher and threads stop and nothing keeps a reference to it;
-    close()   stops the threads for good (the worker is stopping).
+    close()   stops the threads for good (the worker is stopping, or the registry
+              forgets the model).
+
+What the load downloads (``unitserve.storage.download()`` in the class's constructor,
+its ``load()`` or its metadata: a prepackaged server's model URI) is leased in the
+cache for the model's `Claim` until the object that uses the files goes: at unload, at
+close, or at once when building the object failed. Then, unless another model of the
+process uses the same folder, a newer version's download may remove it.
 
 The worker serves one or more of these (through `ModelRegistry`), and a graph's
 local nodes are ones too: the load sequence is written once, here.
@@ -37,6 +44,7 @@ from unitserve.models.error_handlers import FlaskErrorHandlers, error_handlers_o
 from unitserve.models.model_settings import ModelSettings
 from unitserve.models.release import let_go, on_a_thread, tracker
 from unitserve.models.state import ModelState
+from unitserve.storage import leases
 
 log = logging.getLogger("unitserve")
 
@@ -95,6 +103,8 @@ class ServedModel:
         self.error_handlers: FlaskErrorHandlers | None = None
         self.batch_limits: BatchLimits | None = None
         self._user_loaded = False
+        # The cached model versions this model's load downloaded (see the module doc).
+        self.leases = leases.Claim(label or f"model {self.name!r}")
         # One load or unload at a time: two repository loads arriving together build
         # one object, and an unload waits for a load under way.
         self._lifecycle = asyncio.Lock()
@@ -147,9 +157,10 @@ class ServedModel:
                 return False
             try:
                 # On a thread of its own: importing and constructing may take a while.
-                user = await on_a_thread(self.factory)
+                user = await on_a_thread(self.leases.run, self.factory)
             except Exception as exc:
                 log.exception("building model %r failed; it will not be served", self.name)
+                self.leases.release()  # nothing was built to use what it fetched
                 self.state.mark_failed(f"model {self.name!r} could not be built: {exc}")
                 return False
             self._attach(user, loaded=False)
@@ -174,14 +185,16 @@ class ServedModel:
     async def _run_user_load(self, invoker: Invoker) -> None:
         load = getattr(self.user, "load", None)
         if inspect.iscoroutinefunction(load):  # on the loop its async predict uses
-            with unless_not_implemented():
+            with unless_not_implemented(), self.leases.collecting():
                 await load()
         elif self.pool is not None:
             # Not on the shared threads: a load() that fetches large files for minutes
             # would hold one that the serving models need.
-            await on_a_thread(call_load, self.user)
+            await on_a_thread(self.leases.run, functools.partial(call_load, self.user))
         else:  # not invoker.offload: the request timeout is for requests, not load()
-            await invoker.offloader.submit(functools.partial(call_load, self.user))
+            await invoker.offloader.submit(
+                functools.partial(self.leases.run, functools.partial(call_load, self.user))
+            )
 
     async def _user_metadata(self, invoker: Invoker) -> Any:
         assert self.engine is not None
@@ -189,9 +202,11 @@ class ServedModel:
         if method is None:
             return None
         try:
+            # A prepackaged server reads the metadata.yaml beside its model (downloaded).
             if method.is_async:
-                return await method.fn()
-            return await invoker.offloader.submit(method.fn)
+                with self.leases.collecting():
+                    return await method.fn()
+            return await invoker.offloader.submit(functools.partial(self.leases.run, method.fn))
         except Exception as exc:
             if not is_not_implemented(exc):
                 log.exception("init_metadata() of %s failed; using the default", self.described)
@@ -218,11 +233,14 @@ class ServedModel:
         if still_there is not None:
             # Its memory goes now, not at some later pass (see `release`).
             let_go(still_there, f"the unloaded {self.label or f'model {self.name!r}'}")
+        self.leases.release()  # the object that read the files is gone
 
     def close(self) -> None:
-        """Stop the model's threads (the worker is stopping)."""
+        """Stop the model's threads (the worker is stopping, or the registry forgets
+        the model), and let go of the cached versions its load leased."""
         if self.invoker is not None:
             self.invoker.close()
+        self.leases.release()
 
     # ------------------------------------------------------------------ serving
 

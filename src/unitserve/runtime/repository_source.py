@@ -34,6 +34,10 @@ from unitserve.repository import (
 
 log = logging.getLogger("unitserve")
 
+# The prepackaged servers that read a request naming no content type as the model
+# settings' parameters.content_type says (MLflow's runtime takes its model's signature).
+CONTENT_TYPE_SERVERS = frozenset({"SKLEARN_SERVER", "XGBOOST_SERVER", "LIGHTGBM_SERVER"})
+
 # What a ServedModel needs from the worker that serves it, beyond its settings.
 ModelMaker = Callable[[ModelSettings, Callable[[], Any]], ServedModel]
 
@@ -110,6 +114,10 @@ def build_user(model: RepositoryModel) -> Any:
             user_class = component.import_user_class(prepackaged_class_path(model.interface))
             if model.uri is not None:
                 kwargs.setdefault("model_uri", model.uri)
+            if model.content_type and model.interface in CONTENT_TYPE_SERVERS:
+                # MLServer's runtimes read a request that names no content type as
+                # the model settings' parameters.content_type says.
+                kwargs.setdefault("content_type", model.content_type)
         else:
             user_class = load_class(model.class_path, model.folder)
         return component.construct(user_class, kwargs)

@@ -14,7 +14,7 @@ server is built, and a missing one is a one-line start-up error naming the extra
 
 from __future__ import annotations
 
-__all__ = ["EXTRAS", "IMPLEMENTATIONS", "class_path"]
+__all__ = ["EXTRAS", "IMPLEMENTATIONS", "NOT_SERVED", "class_path", "not_served"]
 
 #: Seldon's implementation name → the import path of the class serving it.
 IMPLEMENTATIONS: dict[str, str] = {
@@ -36,3 +36,26 @@ EXTRAS: dict[str, str] = {
 def class_path(name: str) -> str | None:
     """The import path of the server named `name` (an implementation name), or None."""
     return IMPLEMENTATIONS.get(name)
+
+
+#: Seldon's other prepackaged servers, which front another inference server (TensorFlow
+#: Serving, Triton) or run on the Open Inference Protocol only: unitserve does not run
+#: them, and says so rather than looking for a class of that name.
+NOT_SERVED: dict[str, str] = {
+    "TENSORFLOW_SERVER": "a proxy in front of TensorFlow Serving",
+    "TRITON_SERVER": "NVIDIA Triton",
+    "HUGGINGFACE_SERVER": "MLServer's Hugging Face runtime",
+    "TEMPO_SERVER": "a Tempo pipeline on MLServer",
+}
+
+
+def not_served(name: str) -> str | None:
+    """One line saying why `name`, one of Seldon's other servers, is not run here; None
+    for any other name."""
+    what = NOT_SERVED.get(name)
+    if what is None:
+        return None
+    return (
+        f"{name} is one of Seldon's prepackaged servers ({what}), which unitserve does not "
+        f"run; unitserve runs {', '.join(IMPLEMENTATIONS)}, or a class of your own"
+    )

@@ -7,7 +7,9 @@ the class names. Where Seldon's server fails (an array, or a DataFrame without n
 sent to a model whose signature names its columns), the features become a DataFrame of
 the signature's columns when their count matches.
 
-On the Open Inference Protocol it answers as MLServer's mlflow runtime: several inputs
+On the Open Inference Protocol it answers as MLServer's mlflow runtime: the request's
+``parameters.content_type`` says what the model gets (``pd`` a DataFrame, ``np`` an
+array, ``str`` a list of text, ``dict`` a dict of arrays); without one, several inputs
 (or a model whose signature names its columns) become a DataFrame; an array result is
 the output ``output-1``, a DataFrame one output a column, a dict one output a key, and
 the answer's ``parameters.content_type`` says which (``np``, ``pd``, ``dict``).
@@ -25,13 +27,15 @@ import numpy as np
 
 from unitserve.errors import SeldonNotImplementedError
 from unitserve.message import COLUMNS, RuntimeOutputs
-from unitserve.servers import model_files
+from unitserve.servers import model_files, request_content
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
 
 NAME = "MLFLOW_SERVER"
 XTYPES = ("ndarray", "dataframe")
+# The request content types of MLServer's mlflow runtime: its own dict of arrays too.
+MLFLOW_CONTENT_TYPES = (*request_content.RUNTIME_CONTENT_TYPES, request_content.TENSOR_DICT)
 
 
 class MLFlowServer(SeldonComponent):
@@ -58,7 +62,7 @@ class MLFlowServer(SeldonComponent):
         wanted = model_files.requested_outputs(meta)
         if wanted is None:
             return self._seldon(X, list(names or []))
-        result = self._run(self._oip_input(X))
+        result = self._run(self._decoded(X, request_content.request_content_type(meta)))
         if isinstance(result, self._pd.DataFrame):
             columns = {str(c): result[c].to_numpy() for c in result.columns}
             return RuntimeOutputs(columns, made_of=COLUMNS, content_type="pd")
@@ -80,6 +84,15 @@ class MLFlowServer(SeldonComponent):
                 self.column_names = [str(c) for c in result.columns]
             result = result.to_numpy()
         return result
+
+    def _decoded(self, X: Any, content_type: str | None) -> Any:
+        """What the model is given on the Open Inference Protocol: as the request's
+        content type says (a table, an array, text or a dict of arrays), or, when it
+        says none, as the model's signature suggests (`_oip_input`)."""
+        if content_type is None:
+            return self._oip_input(X)
+        decoded = request_content.decode(X, content_type, MLFLOW_CONTENT_TYPES)
+        return self._oip_input(decoded) if content_type == request_content.ARRAY else decoded
 
     def _oip_input(self, X: Any) -> Any:
         """What the model is given: several inputs as a DataFrame of one column each; an
@@ -112,4 +125,4 @@ class MLFlowServer(SeldonComponent):
         raise SeldonNotImplementedError("prediction result is not a dataframe")
 
     def init_metadata(self) -> dict[str, Any]:
-        return model_files.read_metadata(self.model_uri)
+        return model_files.read_metadata(self.folder)

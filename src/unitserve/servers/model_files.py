@@ -44,8 +44,9 @@ def require(server: str, module: str) -> ModuleType:
         ) from None
 
 
-def model_folder(model_uri: str | None, server: str) -> Path:
-    """The local path of `model_uri` (fetched first when it is remote)."""
+def model_folder(model_uri: str | None, server: str, names: tuple[str, ...] = ()) -> Path:
+    """The local path of `model_uri` (fetched first when it is remote). A URI that names
+    nothing is one line naming it and the model files `names` looked for there."""
     if not model_uri:
         raise StartupError(
             f"{server} needs model_uri: give --model-uri URI (or the parameter model_uri)"
@@ -54,6 +55,9 @@ def model_folder(model_uri: str | None, server: str) -> Path:
         return Path(storage.download(model_uri))
     except StartupError:
         raise
+    except storage.NotFound as exc:
+        looked = f" (looked for {', '.join(names)})" if names else ""
+        raise StartupError(f"{server}: no model at {model_uri}{looked}: {exc}") from None
     except Exception as exc:
         raise StartupError(f"{server}: cannot fetch the model at {model_uri}: {exc}") from None
 
@@ -61,7 +65,7 @@ def model_folder(model_uri: str | None, server: str) -> Path:
 def find_model_file(model_uri: str | None, names: tuple[str, ...], server: str) -> Path:
     """The first of `names` in the model's folder (or the URI itself when it is one file);
     a one-line start-up error naming the URI and the names looked for otherwise."""
-    local = model_folder(model_uri, server)
+    local = model_folder(model_uri, server, names)
     if local.is_file():
         return local
     for name in names:
@@ -73,13 +77,15 @@ def find_model_file(model_uri: str | None, names: tuple[str, ...], server: str) 
     )
 
 
-def read_metadata(model_uri: str | None) -> dict[str, Any]:
-    """``metadata.yaml`` beside the model, or {} when there is none. The worker checks it
-    against the metadata schema as it does any class's ``init_metadata()``; a file that is
-    not YAML is an error naming the file, not a silent {}."""
-    if not model_uri:
+def read_metadata(model_path: str | Path | None) -> dict[str, Any]:
+    """``metadata.yaml`` beside the model (`model_path`: its local file or folder, as
+    fetched when the server was built, so that the metadata is that version's and no
+    store is asked again), or {} when there is none. The worker checks it against the
+    metadata schema as it does any class's ``init_metadata()``; a file that is not YAML
+    is an error naming the file, not a silent {}."""
+    if not model_path:
         return {}
-    local = Path(storage.download(model_uri))
+    local = Path(model_path)
     path = (local.parent if local.is_file() else local) / METADATA_FILE
     try:
         text = path.read_text()

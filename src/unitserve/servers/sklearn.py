@@ -6,6 +6,9 @@ features as sent. On the Open Inference Protocol it answers as MLServer's sklear
 runtime: ``predict`` (or the ``predict_fn`` parameter) unless the request names its
 outputs (``predict``, ``predict_proba``, ``transform``), each output named after its
 method and written as MLServer writes it (a table's columns as outputs of their own).
+The request's ``parameters.content_type`` says what the model is given: ``pd`` a
+DataFrame of one column an input (a Pipeline fitted on named columns), ``str`` a list
+of text, ``np`` (the default) the one input's array.
 
 Unlike Seldon's class it does not swallow errors: features the model refuses are a 400
 with scikit-learn's sentence, and a model saved by another scikit-learn version is
@@ -22,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from unitserve.message import COLUMNS, RuntimeOutputs
-from unitserve.servers import model_files
+from unitserve.servers import model_files, request_content
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -39,10 +42,13 @@ class SKLearnServer(SeldonComponent):
         model_uri: str | None = None,
         method: str = "predict_proba",
         predict_fn: str | None = None,
+        content_type: str | None = None,
     ) -> None:
         """`method`: what the Seldon protocol answers. `predict_fn`: what the Open
         Inference Protocol answers when the request names no outputs (``predict`` when
-        unset), as the setting of that name of MLServer's sklearn runtime."""
+        unset), as the setting of that name of MLServer's sklearn runtime.
+        `content_type`: how a request that names no content type is read (``np`` when
+        unset), as MLServer's model settings ``parameters.content_type``."""
         super().__init__()
         self.model_uri = model_uri
         self.method = method
@@ -51,6 +57,9 @@ class SKLearnServer(SeldonComponent):
                 f"predict_fn must be one of {', '.join(OIP_OUTPUTS)}, not {predict_fn!r}"
             )
         self.predict_fn = predict_fn
+        self.content_type = request_content.checked_default(
+            content_type, request_content.RUNTIME_CONTENT_TYPES
+        )
         self._sklearn = model_files.require(NAME, "sklearn")
         self._joblib = model_files.require(NAME, "joblib")
         self.model_file = model_files.find_model_file(model_uri, MODEL_FILES, NAME)
@@ -104,6 +113,8 @@ class SKLearnServer(SeldonComponent):
             raise model_files.bad_input(
                 ValueError(f"{type(self._final_step())} models do not support 'predict_proba'")
             )
+        content_type = request_content.request_content_type(meta) or self.content_type
+        X = request_content.decode(X, content_type)
         outputs = {}
         for name in names:
             result = self._call(name, X)
@@ -141,7 +152,7 @@ class SKLearnServer(SeldonComponent):
             raise model_files.bad_input(exc) from exc
 
     def init_metadata(self) -> dict[str, Any]:
-        return model_files.read_metadata(self.model_uri)
+        return model_files.read_metadata(self.model_file)
 
 
 def _is_table(result: Any) -> bool:

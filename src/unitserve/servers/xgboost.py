@@ -4,18 +4,21 @@ On the Seldon protocol it answers as Seldon's XGBoostServer: the booster's predi
 on the features (a float32 array), or with ``method="predict_proba"`` the class
 probabilities. On the Open Inference Protocol it answers as MLServer's xgboost runtime:
 the model is loaded through XGBoost's scikit-learn interface (a regressor unless it was
-saved as a classifier), ``predict`` unless the request names ``predict_proba``.
+saved as a classifier), ``predict`` unless the request names ``predict_proba``; a
+request whose ``parameters.content_type`` is ``pd`` gives the model a DataFrame of one
+column an input (XGBoost checks the names against the model's feature names).
 """
 
 from __future__ import annotations
 
 import logging
+import sys
 from typing import Any
 
 import numpy as np
 
 from unitserve.message import RuntimeOutputs
-from unitserve.servers import model_files
+from unitserve.servers import model_files, request_content
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -29,16 +32,25 @@ METHODS = ("predict", "predict_proba")
 
 class XGBoostServer(SeldonComponent):
     def __init__(
-        self, model_uri: str | None = None, method: str = "predict", nthread: int = 1
+        self,
+        model_uri: str | None = None,
+        method: str = "predict",
+        nthread: int = 1,
+        content_type: str | None = None,
     ) -> None:
         """`nthread`: XGBoost's threads for one prediction. One suits a server, which runs
         requests side by side already (XGBoost's default, every core for each request,
         makes small requests wait on each other's threads: about ten times slower on
-        one-row requests); raise it for a few large requests at a time."""
+        one-row requests); raise it for a few large requests at a time. `content_type`:
+        how a request that names no content type is read (``np`` when unset), as
+        MLServer's model settings ``parameters.content_type``."""
         super().__init__()
         self.nthread = int(nthread)
         if method not in METHODS:
             raise ValueError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
+        self.content_type = request_content.checked_default(
+            content_type, request_content.RUNTIME_CONTENT_TYPES
+        )
         self.model_uri = model_uri
         self.method = method
         self._xgb = model_files.require(NAME, "xgboost")
@@ -73,8 +85,8 @@ class XGBoostServer(SeldonComponent):
 
     def predict(self, X: Any, names: Any = None, meta: Any = None) -> Any:
         wanted = model_files.requested_outputs(meta)
-        X = self._checked(X)
         if wanted is None:
+            X = self._checked(X)
             if self.method == "predict_proba":
                 return self._probabilities(X)
             return self._run(
@@ -85,6 +97,10 @@ class XGBoostServer(SeldonComponent):
             raise model_files.bad_input(
                 ValueError("XGBRegressor models do not support 'predict_proba'")
             )
+        content_type = request_content.request_content_type(meta) or self.content_type
+        X = request_content.decode(X, content_type)
+        if not _is_table(X):
+            X = self._checked(X)
         return RuntimeOutputs(
             {name: self._run(lambda n=name: getattr(self._model, n)(X)) for name in outputs}
         )
@@ -126,4 +142,10 @@ class XGBoostServer(SeldonComponent):
             raise model_files.bad_input(exc) from exc
 
     def init_metadata(self) -> dict[str, Any]:
-        return model_files.read_metadata(self.model_uri)
+        return model_files.read_metadata(self.model_file)
+
+
+def _is_table(X: Any) -> bool:
+    """True for a pandas DataFrame: XGBoost checks its columns against the model's."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(X, pandas.DataFrame)

@@ -134,7 +134,9 @@ def add_serve_arguments(parser: argparse.ArgumentParser) -> None:
         "interface_name",
         nargs="?",
         default=None,
-        help="The user class: `Module` (file Module.py, class Module) or `pkg.module.Class`. "
+        help="The user class: `Module` (file Module.py, class Module) or `pkg.module.Class`; "
+        "or a prepackaged server, SKLEARN_SERVER, XGBOOST_SERVER, LIGHTGBM_SERVER or "
+        "MLFLOW_SERVER, with --model-uri. "
         "Default: MODEL_NAME from the environment or .s2i/environment.",
     )
     add_option_arguments(parser)

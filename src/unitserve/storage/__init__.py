@@ -54,7 +54,9 @@ def download(uri: str, dest: str | Path | None = None) -> str:
 
     Either way a model that is already there at the same version (ETag, generation, or
     last change and size) is not fetched again, and an interrupted download never leaves
-    a half model. Errors are `StorageError`s (`NotFound`, `AccessDenied`,
+    a half model. A cached version is never removed while this process uses it: until
+    the served model whose load downloaded it is unloaded, or else until the process
+    ends (leases.py). Errors are `StorageError`s (`NotFound`, `AccessDenied`,
     `UnsafeArchive`, `MissingExtra`) whose message is one line naming the URI.
     """
     location = parse(str(uri))
@@ -129,9 +131,8 @@ def _put(
     target = cache.Target(location.uri, version, dest)
     unpacked = single and archives.is_archive(name)
     result = target.folder / name if single and not unpacked else target.folder
-    if not target.chosen:
-        # Before looking: a version this process leases is never removed under it.
-        leases.hold(target.folder)
+    # Before looking: a version this process leases is never removed under it.
+    holder = None if target.chosen else leases.hold(target.folder)
     if target.holds_it():
         log.info("%s: already at %s (unchanged), not fetched", location.shown, result)
         _prune(target, location)
@@ -147,8 +148,8 @@ def _put(
                 archives.unpack(landing / name, staging, location.shown)
                 shutil.rmtree(landing)
     except BaseException:
-        if not target.chosen:
-            leases.release(target.folder)  # nothing came of it to use
+        if holder is not None:
+            leases.release(target.folder, holder)  # nothing came of it to use
         raise
     elapsed = time.monotonic() - started
     log.info(

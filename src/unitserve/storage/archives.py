@@ -33,7 +33,9 @@ def unpack(archive: Path, dest: Path, shown: str) -> None:
     except (tarfile.TarError, zipfile.BadZipFile, EOFError, OSError) as exc:
         if isinstance(exc, StorageError):
             raise
-        raise StorageError(f"{shown}: not a readable archive: {exc}") from exc
+        # tarfile lists each compression it tried on a line of its own: one line here
+        detail = " ".join(str(exc).split())
+        raise StorageError(f"{shown}: not a readable archive: {detail}") from exc
 
 
 def escapes(name: str) -> bool:

@@ -5,14 +5,26 @@ add a folder for good. Instead, once a download has the store's current version 
 URI in place, the folders of that URI's other versions are removed, except those a
 running process still uses.
 
-A process uses a cached version from the moment its ``download()`` asks for it until
-the process ends: it holds a lease, a shared lock (``flock``) on a small file named
-after the version's folder in the cache's ``.leases`` folder. Being loaded into memory
-is not enough to let go of the files: some libraries (MLflow's, for one) read a model's
-files lazily, long after loading. The kernel drops a lock when its process ends however
-it ends, so a killed server never pins a version, and there is no process id to go
-stale. Removing a version takes the exclusive lock without waiting; it is refused while
-any process holds the shared one.
+A process uses a cached version from the moment its ``download()`` asks for it: it
+holds a lease, a shared lock (``flock``) on a small file named after the version's
+folder in the cache's ``.leases`` folder. The kernel drops a lock when its process ends
+however it ends, so a killed server never pins a version, and there is no process id to
+go stale. Removing a version takes the exclusive lock without waiting; it is refused
+while any process holds the shared one.
+
+How long the lease lasts depends on who asked. A served model's load (its class's
+constructor, its ``load()``, its metadata) downloads inside the model's `Claim`: the
+versions it fetched are leased until the model is unloaded, or forgotten after its load
+failed, and then only if no other model of the process (another name, or another
+version of the same one) claimed the same folder: each folder counts its holders. So a
+repository server that loads and unloads models for months lets the cache drop what it
+no longer serves. Any other download (a user's script, ``unitserve fetch``, a thread a
+model's load started itself) leases the version until the process ends. Being loaded
+into memory is not enough to let go of the files: some libraries (MLflow's, for one)
+read a model's files lazily, long after loading; the files go only after the model does.
+
+A version whose lease has ended stays in the cache until the next download of its URI
+finds a newer one in place, as a version left by an ended process does.
 
 A removed folder is first renamed (``.old-…``) under the exclusive lock, then deleted:
 nobody takes a half-deleted folder for a model, and one a killed process was deleting
@@ -22,6 +34,7 @@ is finished by the next removal.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import fcntl
 import logging
 import os
@@ -29,15 +42,75 @@ import re
 import shutil
 import threading
 import uuid
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import TypeVar
 
 log = logging.getLogger("unitserve.storage")
+
+T = TypeVar("T")
 
 LEASES = ".leases"  # the cache's folder of lease files, one per cached version
 _OLD = ".old-"  # a version's folder being removed
 
+# The holder of a version downloaded outside any claim: the process itself, which lets
+# go of it only by ending.
+PROCESS = "this process"
+
+
+class Claim:
+    """The cached versions one user of them leases: a served model, whose load runs
+    inside `collecting()` (or `run()`, on another thread). What ``download()`` leases
+    meanwhile is the claim's, until `release()`."""
+
+    def __init__(self, owner: str) -> None:
+        self.owner = owner  # for log lines: "model 'iris'"
+        self.folders: set[Path] = set()
+
+    def __repr__(self) -> str:
+        return f"Claim({self.owner!r}, {len(self.folders)} version(s))"
+
+    @contextlib.contextmanager
+    def collecting(self) -> Iterator[Claim]:
+        """Downloads in this block (this thread or task, and the threads started with
+        its context, as ``asyncio.to_thread`` starts them) lease for this claim."""
+        token = _collecting.set(self)
+        try:
+            yield self
+        finally:
+            _collecting.reset(token)
+
+    def run(self, fn: Callable[[], T]) -> T:
+        """`fn()` collecting for this claim (for a pool's thread, which starts with
+        no context of the caller's)."""
+        with self.collecting():
+            return fn()
+
+    def release(self) -> None:
+        """Let go of every version the claim holds; a version's lease ends when no
+        other holder in the process has it."""
+        with _holding:
+            folders, self.folders = self.folders, set()
+        for folder in sorted(folders):
+            release(folder, self)
+
+
+# The claim the downloads of this thread or task lease for (None: the process's).
+_collecting: contextvars.ContextVar[Claim | None] = contextvars.ContextVar(
+    "unitserve_lease_claim", default=None
+)
+
+
+class _Lease:
+    """This process' lock on one version's lease file, and who in the process uses it."""
+
+    def __init__(self, fd: int) -> None:
+        self.fd = fd
+        self.holders: set[object] = set()  # claims, or PROCESS
+
+
 # The lease files this process holds open (so locked), by the version's folder.
-_held: dict[Path, int] = {}
+_held: dict[Path, _Lease] = {}
 _holding = threading.Lock()  # downloads in several threads of one process
 
 
@@ -69,40 +142,72 @@ def _open_locked(path: Path, operation: int) -> int | None:
         os.close(fd)  # the removing process unlinked it while we waited: again
 
 
-def hold(folder: Path) -> None:
-    """Lease the cached version in `folder` until this process ends (waits only while
-    another process is removing that version)."""
-    folder = folder.absolute()
-    with _holding:
-        if folder in _held:
-            return
-        try:
-            fd = _open_locked(_lease_path(folder), fcntl.LOCK_SH)
-        except OSError as exc:
-            # A cache this process cannot write (one baked read-only into an image, say)
-            # cannot have versions removed from it either: nothing to guard against.
-            log.debug("no lease on %s (%s): the cache is read-only to this process", folder, exc)
-            return
-        assert fd is not None  # a blocking lock is always had in the end
-        _held[folder] = fd
+def holder() -> object:
+    """Who a download here leases for: the claim collecting now, else the process."""
+    return _collecting.get() or PROCESS
 
 
-def release(folder: Path) -> None:
-    """Let go of this process' lease on `folder` (a download of it that failed), and
-    remove the lease file unless another process holds it too."""
+def hold(folder: Path) -> object | None:
+    """Lease the cached version in `folder` for the claim collecting now, or else until
+    the process ends (waits only while another process is removing that version). The
+    holder this call added, to `release` should the download fail; None when that
+    holder had it already, or the cache is read-only to this process."""
+    folder = folder.absolute()
+    who = holder()
+    with _holding:
+        lease = _held.get(folder)
+        if lease is None:
+            try:
+                fd = _open_locked(_lease_path(folder), fcntl.LOCK_SH)
+            except OSError as exc:
+                # A cache this process cannot write (one baked read-only into an image,
+                # say) cannot have versions removed from it either: nothing to guard.
+                log.debug(
+                    "no lease on %s (%s): the cache is read-only to this process", folder, exc
+                )
+                return None
+            assert fd is not None  # a blocking lock is always had in the end
+            lease = _held[folder] = _Lease(fd)
+        if who in lease.holders:
+            return None
+        lease.holders.add(who)
+        if isinstance(who, Claim):
+            who.folders.add(folder)
+    return who
+
+
+def holders(folder: Path) -> set[object]:
+    """Who in this process holds the lease on `folder` (empty: no lease)."""
+    with _holding:
+        lease = _held.get(folder.absolute())
+        return set(lease.holders) if lease is not None else set()
+
+
+def release(folder: Path, who: object) -> None:
+    """`who` (a claim, or PROCESS for a download of its own that failed) lets go of
+    `folder`. Once no holder is left, the lease ends: the lock goes, and the lease file
+    too unless another process holds it."""
     folder = folder.absolute()
     with _holding:
-        fd = _held.pop(folder, None)
-    if fd is None:
-        return
+        lease = _held.get(folder)
+        if lease is None or who not in lease.holders:
+            return
+        lease.holders.discard(who)
+        if isinstance(who, Claim):
+            who.folders.discard(folder)
+        if lease.holders:
+            return  # another model of this process uses it too
+        del _held[folder]
+    if isinstance(who, Claim):
+        log.info("%s no longer uses %s: its lease on that cached version ended", who.owner, folder)
     try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        fcntl.flock(lease.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         with contextlib.suppress(FileNotFoundError):
             _lease_path(folder).unlink()
     except OSError:
-        pass  # held elsewhere as well: theirs to keep
+        pass  # held elsewhere as well (another process, or a new hold here): theirs to keep
     finally:
-        os.close(fd)
+        os.close(lease.fd)
 
 
 def prune(folder: Path, family: str, shown: str) -> list[Path]:

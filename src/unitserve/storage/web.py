@@ -7,6 +7,7 @@ signed for GET only.)"""
 from __future__ import annotations
 
 import contextlib
+import logging
 import posixpath
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,11 @@ def file_name(location: Location) -> str:
 @contextlib.contextmanager
 def opened(location: Location) -> Iterator[httpx.Response]:
     """The GET response, headers read, body not yet; errors as one line."""
+    # httpx logs each request at INFO, which the "fetched" line (or the error) says
+    # already; the user's own level for it stands.
+    requests_log = logging.getLogger("httpx")
+    if requests_log.level == logging.NOTSET:
+        requests_log.setLevel(logging.WARNING)
     try:
         with (
             httpx.Client(follow_redirects=True, timeout=httpx.Timeout(30.0)) as client,

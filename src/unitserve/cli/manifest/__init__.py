@@ -230,6 +230,8 @@ def _run_graph(args: argparse.Namespace) -> tuple[Path, str]:
     sdep = graph_deployment(
         path, args.predictor, images, args.transport, args.replicas, args.cpu, args.memory
     )
+    for note in prepackaged.local_model_uris(sdep):
+        print(f"unitserve manifest: note: {note}", file=sys.stderr)
     target = path.resolve().parent / SELDON_FILE
     if target == path.resolve():
         raise PackagingError(f"{path} would be replaced: use --print and redirect the output")

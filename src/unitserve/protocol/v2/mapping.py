@@ -3,7 +3,8 @@
 The same rules for every wire form (JSON, binary, gRPC):
 
 - one input → ``X`` is that input's array; several → a dict name → array, in
-  request order;
+  request order; a request whose ``parameters.content_type`` is ``"pd"`` (a table,
+  one column an input) → always the dict, as a column is known by its input's name;
 - ``feature_names`` comes from the input's (one input) or the request's
   ``parameters.feature_names``, else ``[]``;
 - ``meta`` is ``{"puid": <request id>, "tags": <request parameters>, "outputs": [<the
@@ -102,8 +103,12 @@ def feature_names(request_params: dict[str, Any], inputs: list[dict[str, Any]]) 
     return found
 
 
+#: The request content type of a table: MLServer's pandas codec's.
+TABLE_CONTENT_TYPE = "pd"
+
+
 def to_message(request: InferRequest) -> Message:
-    if len(request.inputs) == 1:
+    if len(request.inputs) == 1 and request.parameters.get("content_type") != TABLE_CONTENT_TYPE:
         features: Any = request.inputs[0][1]
     else:
         features = dict(request.inputs)
