@@ -16,7 +16,8 @@ one core with the client on the other, and driven over REST from this process:
    it, as a server of N models pays it) and the time from the process's start until
    the index lists every model READY, less the empty server's time until it is live.
 4. cycles: a ~50 MB scikit-learn model loaded and unloaded C times while a second client
-   keeps calling a small model; RSS at the start and the end, and failed requests.
+   keeps calling a small model; RSS at the start and the end, failed requests, and the
+   time and server CPU of one cycle past the first.
 
 The models are trained on tiny random data by this script, with the scikit-learn of
 MLServer's environment (so that both servers read files written by their own version).
@@ -375,8 +376,13 @@ def bench_cycles(args: Args, kind: str, small: list[Path], big: Path) -> dict[st
         rss_start = settle(server)
         started = time.monotonic()
         done = 0
-        rss_after_first = 0
+        rss_after_first = rss_after_ten = 0
         peak = rss_start
+        # The time and server CPU of the cycles after the first (which imports the
+        # model's library and waits a settle): what one more load and unload costs.
+        steady_started = started
+        cpu_before = server.cpu()
+        steady_ok_before = 0
         try:
             while done < args.cycles and time.monotonic() - started < args.time_limit:
                 server.load("big")
@@ -385,20 +391,39 @@ def bench_cycles(args: Args, kind: str, small: list[Path], big: Path) -> dict[st
                 done += 1
                 if done == 1:
                     rss_after_first = settle(server)
+                    steady_started = time.monotonic()
+                    cpu_before = server.cpu()
+                    steady_ok_before = calls["ok"]
+                elif done == 10:
+                    # The first cycles may still start threads or import modules (a step
+                    # of memory, paid once): growth per cycle is measured from here.
+                    rss_after_ten = server.rss()
         finally:
             stop.set()
             client.join(timeout=60)
         cycles_s = time.monotonic() - started
+        later_s = time.monotonic() - steady_started
+        later_cpu_s = procs.cpu_seconds_between(cpu_before, server.cpu())
+        later = done - 1
         rss_end = settle(server)
         return {
             "cycles": done,
             "cycles_s": round(cycles_s, 1),
+            "cycle_ms": round(later_s / later * 1e3, 1) if later > 0 else None,
+            "server_cpu_ms_per_cycle": round(later_cpu_s / later * 1e3, 1) if later > 0 else None,
+            "steady_requests_per_cycle": (
+                round((calls["ok"] - steady_ok_before) / later, 1) if later > 0 else None
+            ),
             "big_model_mib": round(big.stat().st_size / MIB, 1),
             "rss_start_mib": round(rss_start / MIB, 1),
             "rss_after_first_cycle_mib": round(rss_after_first / MIB, 1),
             "rss_peak_mib": round(peak / MIB, 1),
             "rss_end_mib": round(rss_end / MIB, 1),
             "rss_end_minus_start_mib": round((rss_end - rss_start) / MIB, 1),
+            "rss_after_ten_cycles_mib": round(rss_after_ten / MIB, 1),
+            "rss_end_minus_after_ten_mib": (
+                round((rss_end - rss_after_ten) / MIB, 1) if rss_after_ten else None
+            ),
             "steady_requests_ok": calls["ok"],
             "steady_requests_failed": calls["failed"],
             "first_failures": failures,
@@ -502,6 +527,17 @@ def summarise(results: dict[str, dict[str, dict[str, object]]]) -> list[str]:
             f"within 20), steady model {c['steady_requests_ok']} ok / "
             f"{c['steady_requests_failed']} failed (target 0)"
         )
+        if c.get("rss_end_minus_after_ten_mib") is not None:
+            lines.append(
+                f"{kind}: RSS from the 10th cycle to the end: {c['rss_after_ten_cycles_mib']} -> "
+                f"{c['rss_end_mib']} MiB ({c['rss_end_minus_after_ten_mib']} MiB)"
+            )
+        if c.get("cycle_ms") is not None:
+            lines.append(
+                f"{kind}: one cycle past the first: {c['cycle_ms']} ms, server CPU "
+                f"{c['server_cpu_ms_per_cycle']} ms (with {c['steady_requests_per_cycle']} "
+                "requests to the steady model)"
+            )
     return lines
 
 

@@ -84,13 +84,13 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
     names = [f"m{i:04d}" for i in range(WARM + count)]
     for name in names[:WARM]:
         await registry.load(name)
-    registry.index()
+    await registry.index()
     gc.collect()
     if args.rss_only:
         rss_before = rss_kib()
         for name in names[WARM:]:
             await registry.load(name)
-        registry.index()
+        await registry.index()
         gc.collect()
         print(f"{count} models: RSS {(rss_kib() - rss_before) / count:.1f} KiB per model")
         registry.close()
@@ -100,7 +100,7 @@ async def measure(args: argparse.Namespace, root: Path) -> None:
     before, rss_before = tracemalloc.take_snapshot(), rss_kib()
     for name in names[WARM:]:
         await registry.load(name)
-    registry.index()
+    await registry.index()
     gc.collect()
     after, rss_after = tracemalloc.take_snapshot(), rss_kib()
     tracemalloc.stop()

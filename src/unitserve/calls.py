@@ -180,10 +180,15 @@ class Offloader:
                     value, ok = fn(), True
                 except BaseException as exc:  # handed to the awaiting request, not lost
                     value, ok = exc, False
+            # Before answering: an idle thread must hold nothing of the call it ran (a
+            # bound method keeps its model alive, and a model unloaded just after
+            # would stay in memory until this thread runs another call).
+            item = fn = None
             try:
                 call_back(answered, future, ok, value, lane)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 return
+            future = value = lane = None
 
     def close(self) -> None:
         for _ in self.threads:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import threading
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -59,8 +60,8 @@ def registry_of(root: Path) -> ModelRegistry:
     return registry
 
 
-def states(plane: DataPlane) -> dict[str, tuple[str, str]]:
-    return {e["name"]: (e["state"], e["reason"]) for e in plane.repository_index()}
+async def states(plane: DataPlane) -> dict[str, tuple[str, str]]:
+    return {e["name"]: (e["state"], e["reason"]) for e in await plane.repository_index()}
 
 
 async def predict(registry: ModelRegistry, name: str) -> Any:
@@ -76,14 +77,14 @@ def test_load_by_name_builds_from_the_folder_with_extra_as_parameters(tmp_path: 
     async def scenario() -> None:
         registry = registry_of(tmp_path)
         plane = DataPlane(registry)
-        assert states(plane) == {"a": ("UNAVAILABLE", ""), "b": ("UNAVAILABLE", "")}
+        assert await states(plane) == {"a": ("UNAVAILABLE", ""), "b": ("UNAVAILABLE", "")}
         with pytest.raises(UnknownModel):
             registry.get("a")  # found, but not loaded
         await plane.load("a")
         assert await predict(registry, "a") == 15
         await plane.load("a")  # idempotent: the same object serves
-        assert states(plane) == {"a": ("READY", ""), "b": ("UNAVAILABLE", "")}
-        assert plane.repository_index(True) == [{"name": "a", "state": "READY", "reason": ""}]
+        assert await states(plane) == {"a": ("READY", ""), "b": ("UNAVAILABLE", "")}
+        assert await plane.repository_index(True) == [{"name": "a", "state": "READY", "reason": ""}]
         registry.close()
 
     run(scenario)
@@ -99,7 +100,7 @@ def test_unload_forgets_and_a_second_unload_is_unknown(tmp_path: Path) -> None:
         await plane.unload("a")
         with pytest.raises(UnknownModel):
             plane.inference_model("a", None)
-        assert states(plane) == {"a": ("UNAVAILABLE", "")}
+        assert await states(plane) == {"a": ("UNAVAILABLE", "")}
         with pytest.raises(UnknownModel, match="unknown model 'a'"):
             await plane.unload("a")
         with pytest.raises(UnknownModel, match="no model of that name"):
@@ -139,7 +140,7 @@ def test_a_model_that_fails_is_unavailable_with_its_reason_and_others_serve(
         registry = registry_of(tmp_path)
         plane = DataPlane(registry)
         assert await registry.start_source() == 1  # of four
-        found = states(plane)
+        found = await states(plane)
         assert found["good"] == ("READY", "")
         assert found["bad"][0] == "UNAVAILABLE" and "no weights here" in found["bad"][1]
         assert found["odd"][0] == "UNAVAILABLE" and "no module 'nowhere'" in found["odd"][1]
@@ -161,7 +162,7 @@ def test_an_mlserver_runtime_is_refused_in_one_sentence(tmp_path: Path) -> None:
         registry = registry_of(tmp_path)
         with pytest.raises(ModelLoadFailed, match="MLServer custom runtime"):
             await registry.load("m")
-        assert states(DataPlane(registry))["m"][0] == "UNAVAILABLE"
+        assert (await states(DataPlane(registry)))["m"][0] == "UNAVAILABLE"
         registry.close()
 
     run(scenario)
@@ -198,13 +199,49 @@ def test_a_model_that_failed_is_indexed_with_its_version(tmp_path: Path) -> None
         plane = DataPlane(registry)
         with pytest.raises(ModelLoadFailed, match="no weights here"):
             await plane.load("bad_3")
-        [entry] = plane.repository_index()
+        [entry] = await plane.repository_index()
         assert entry["name"] == "bad_3" and entry["version"] == "3"
         assert entry["state"] == "UNAVAILABLE" and "no weights here" in entry["reason"]
         await plane.unload("bad_3")  # forgets the failure: listed as found, unloaded
-        assert plane.repository_index() == [
+        assert await plane.repository_index() == [
             {"name": "bad_3", "version": "3", "state": "UNAVAILABLE", "reason": ""}
         ]
+        registry.close()
+
+    run(scenario)
+
+
+def test_a_load_looks_at_the_folder_once_and_the_index_looks_off_the_loop(
+    tmp_path: Path,
+) -> None:
+    """A look stats every folder and settings file (milliseconds in a folder of a
+    thousand models): a load makes one, and the index's is made on a thread."""
+    add_model(tmp_path, "a", scaler("a"))
+    looks: list[str] = []
+
+    async def scenario() -> None:
+        registry = registry_of(tmp_path)
+        assert isinstance(registry.source, RepositorySource)
+        index = registry.source.index
+        look = index._look
+
+        def counted() -> None:
+            looks.append(threading.current_thread().name)
+            look()
+
+        index._look = counted  # type: ignore[method-assign]
+        loop_thread = threading.current_thread().name
+        await registry.load("a")
+        assert len(looks) == 1
+        await registry.unload("a")
+        await registry.load("a")  # built afresh from what the folder holds now
+        assert len(looks) == 2
+        with pytest.raises(UnknownModel, match="no model of that name"):
+            await registry.load("missing")
+        assert len(looks) == 3
+        assert [e["name"] for e in await registry.index()] == ["a"]
+        assert len(looks) == 4
+        assert loop_thread not in looks
         registry.close()
 
     run(scenario)

@@ -64,10 +64,10 @@ class DataPlane:
 
     # ------------------------------------------------------------------ repository
 
-    def repository_index(self, only_ready: Any = False) -> list[dict[str, Any]]:
+    async def repository_index(self, only_ready: Any = False) -> list[dict[str, Any]]:
         if not isinstance(only_ready, bool):
             raise BadRequest("ready must be true or false")
-        entries = self.registry.index()
+        entries = await self.registry.index()
         return [e for e in entries if e["state"] == "READY" or not only_ready]
 
     async def load(self, name: str, parameters: Mapping[str, Any] | None = None) -> None:

@@ -58,10 +58,6 @@ class ControlChannel(Protocol):
 class ModelSource(Protocol):
     """Where models the registry does not hold yet come from, by name."""
 
-    async def knows(self, name: str) -> bool:
-        """Whether a load of `name` can be tried (found now, available or not)."""
-        ...
-
     @property
     def missing(self) -> str:
         """Where a model that is not found was looked for, as a clause of a sentence."""
@@ -76,9 +72,10 @@ class ModelSource(Protocol):
         (one reading of the source, not one per model)."""
         ...
 
-    def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
+    async def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
         """The repository index's entries of the models found now that are not in
-        `held` (not loaded: ``UNAVAILABLE`` with an empty reason, or why not servable)."""
+        `held` (not loaded: ``UNAVAILABLE`` with an empty reason, or why not servable).
+        Off the event loop: finding them reads the source."""
         ...
 
 
@@ -179,11 +176,11 @@ class ModelRegistry:
 
     async def load(self, name: str) -> ServedModel:
         """Load (or load again) model `name` in every worker; returns once it serves."""
-        if name not in self.models:
-            if self.source is None:
-                self.get(name)  # UnknownModel, saying what is served
-            elif not await self.source.knows(name):
-                raise UnknownModel(f"unknown model {name!r}: {self.source.missing}")
+        if name not in self.models and self.source is None:
+            self.get(name)  # UnknownModel, saying what is served
+        # A name the source may have is looked for by each worker as it builds the
+        # model (one look at the source per load, not one here and one there): one
+        # that is not found is answered UNKNOWN, as a 404.
         await self._broadcast(LOAD, name, LOAD_TIMEOUT)
         return self.get(name)
 
@@ -193,12 +190,12 @@ class ModelRegistry:
             self.get(name)  # UnknownModel (a second unload too)
         await self._broadcast(UNLOAD, name, UNLOAD_TIMEOUT)
 
-    def index(self) -> list[dict[str, Any]]:
+    async def index(self) -> list[dict[str, Any]]:
         """Every model: those held, those that failed, and what the source finds."""
         entries = [m.index_entry() for m in self.all()]
         entries += [dict(entry) for entry in self.failed.values()]
         if self.source is not None:
-            entries += self.source.index_entries({*self.models, *self.failed})
+            entries += await self.source.index_entries({*self.models, *self.failed})
         return entries
 
     async def start_source(self) -> int:

@@ -30,7 +30,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
-import gc
 import inspect
 import logging
 from collections.abc import Callable, Iterator
@@ -43,6 +42,7 @@ from unitserve.engine import Engine, MetricsRecorder, Outcome
 from unitserve.errors import NotReady, UnknownModel, is_not_implemented
 from unitserve.models.error_handlers import FlaskErrorHandlers, error_handlers_of
 from unitserve.models.model_settings import ModelSettings
+from unitserve.models.release import let_go, on_a_thread, tracker
 from unitserve.models.state import ModelState
 from unitserve.storage import leases
 
@@ -157,7 +157,7 @@ class ServedModel:
                 return False
             try:
                 # On a thread of its own: importing and constructing may take a while.
-                user = await asyncio.to_thread(self.leases.run, self.factory)
+                user = await on_a_thread(self.leases.run, self.factory)
             except Exception as exc:
                 log.exception("building model %r failed; it will not be served", self.name)
                 self.leases.release()  # nothing was built to use what it fetched
@@ -190,7 +190,7 @@ class ServedModel:
         elif self.pool is not None:
             # Not on the shared threads: a load() that fetches large files for minutes
             # would hold one that the serving models need.
-            await asyncio.to_thread(self.leases.run, functools.partial(call_load, self.user))
+            await on_a_thread(self.leases.run, functools.partial(call_load, self.user))
         else:  # not invoker.offload: the request timeout is for requests, not load()
             await invoker.offloader.submit(
                 functools.partial(self.leases.run, functools.partial(call_load, self.user))
@@ -225,10 +225,14 @@ class ServedModel:
         if invoker is not None:
             invoker.flush_batches()  # queued requests are answered, not left waiting
             invoker.close()
+        still_there = None if self.user is None else tracker(self.user)
         self.user = self.engine = self.invoker = self.error_handlers = None
+        invoker = None
         self.metadata = None
         self._user_loaded = False
-        gc.collect()  # a model's arrays in reference cycles go now, not at some later pass
+        if still_there is not None:
+            # Its memory goes now, not at some later pass (see `release`).
+            let_go(still_there, f"the unloaded {self.label or f'model {self.name!r}'}")
         self.leases.release()  # the object that read the files is gone
 
     def close(self) -> None:

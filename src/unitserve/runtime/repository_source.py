@@ -54,9 +54,6 @@ class RepositorySource:
     async def _found(self, name: str) -> list[RepositoryModel]:
         return await asyncio.to_thread(self.index.find, name)
 
-    async def knows(self, name: str) -> bool:
-        return bool(await self._found(name))
-
     @property
     def missing(self) -> str:
         return f"there is no model of that name in {self.models_dir}"
@@ -77,11 +74,11 @@ class RepositorySource:
     def _make(self, model: RepositoryModel) -> ServedModel:
         return self.make(settings_of(model), lambda: build_user(model))
 
-    def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
-        # On the caller's thread: the index route answers at once, and a look at an
-        # unchanged folder only stats it.
+    async def index_entries(self, held: set[str]) -> list[dict[str, Any]]:
+        # On a thread, as the loads' looks: a look stats every folder and settings file
+        # (milliseconds in a folder of a thousand models), and reads those that changed.
         entries = []
-        for model in self.index.models():
+        for model in await asyncio.to_thread(self.index.models):
             if model.name in held:
                 continue
             entry: dict[str, Any] = {"name": model.name}

@@ -210,8 +210,11 @@ class InferenceGrpc:
     # ------------------------------------------------------------------ repository
 
     def repository_index(self, request: Any) -> Any:
+        # On the event loop, which owns the registry (the look at the folder is made
+        # off it, on a thread).
+        index = self.plane.repository_index(request.ready)
         answer = pb.RepositoryIndexResponse()
-        for entry in self.plane.repository_index(request.ready):
+        for entry in asyncio.run_coroutine_threadsafe(index, self.loop).result():
             answer.models.add(**entry)
         return answer
 

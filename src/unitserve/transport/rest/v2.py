@@ -181,7 +181,7 @@ class V2Rest:
             return _json(200, plane.model_metadata(route.model, route.version))
         if kind == REPOSITORY_INDEX.name:
             request = _optional_object(body, "a repository index request")
-            return _json(200, plane.repository_index(request.get("ready", False)))
+            return _json(200, await plane.repository_index(request.get("ready", False)))
         if kind in (REPOSITORY_MODEL_LOAD.name, REPOSITORY_MODEL_UNLOAD.name):
             assert route.model is not None
             request = _optional_object(body, "a repository load or unload request")
