@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import pytest
@@ -104,7 +103,12 @@ def test_metadata_yaml_wins_where_it_says_something(by_column: Path) -> None:
 
 
 def test_a_users_tensor_parameters_are_served_and_checked() -> None:
-    tensor = {"name": "x", "datatype": "BYTES", "shape": [-1], "parameters": {"content_type": "str"}}
+    tensor = {
+        "name": "x",
+        "datatype": "BYTES",
+        "shape": [-1],
+        "parameters": {"content_type": "str"},
+    }
     built = metadata.build({"inputs": [tensor]}, None, None)
     assert built is not None
     assert model_metadata(built, "m", None)["inputs"] == [tensor]
@@ -174,7 +178,12 @@ def test_protobuf_metadata_parameters_read_back_as_values() -> None:
         "platform": "",
         "parameters": {"content_type": "pd"},
         "inputs": [
-            {"name": "x", "datatype": "FP64", "shape": [-1, 1], "parameters": {"content_type": "np"}}
+            {
+                "name": "x",
+                "datatype": "FP64",
+                "shape": [-1, 1],
+                "parameters": {"content_type": "np"},
+            }
         ],
         "outputs": [],
     }
