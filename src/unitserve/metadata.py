@@ -34,6 +34,8 @@ _V2_DATATYPES = [
     "BYTES",
 ]
 _INT_LIST = {"type": "array", "items": {"type": "integer"}}
+# The Open Inference Protocol's parameters: scalars, the values its gRPC form can carry.
+_PARAMETERS = {"type": "object", "additionalProperties": {"type": ["string", "number", "boolean"]}}
 
 
 def _closed(properties: dict[str, Any], required: list[str] | None = None) -> dict[str, Any]:
@@ -46,6 +48,15 @@ def _closed(properties: dict[str, Any], required: list[str] | None = None) -> di
         schema["required"] = required
     return schema
 
+
+# A tensor as the Open Inference Protocol describes it; its parameters (a content type
+# a client should send it as, say) are this server's addition to Seldon's schema.
+_V2_TENSOR_FIELDS = {
+    "name": {"type": "string"},
+    "datatype": {"enum": _V2_DATATYPES},
+    "shape": _INT_LIST,
+    "parameters": _PARAMETERS,
+}
 
 _MESSAGE = {
     "anyOf": [
@@ -70,9 +81,8 @@ _MESSAGE = {
             },
             ["messagetype"],
         ),
-        _closed(
-            {"name": {"type": "string"}, "datatype": {"enum": _V2_DATATYPES}, "shape": _INT_LIST}
-        ),
+        # (Seldon requires none of the fields; one without all three is not served.)
+        _closed(_V2_TENSOR_FIELDS),
     ]
 }
 
@@ -84,6 +94,20 @@ SCHEMA: dict[str, Any] = _closed(
         "inputs": {"type": "array", "items": _MESSAGE},
         "outputs": {"type": "array", "items": _MESSAGE},
         "custom": {"type": "object", "additionalProperties": {"type": "string"}},
+        # The model's parameters in its Open Inference Protocol metadata.
+        "parameters": _PARAMETERS,
+    }
+)
+
+_OIP_TENSOR = _closed(_V2_TENSOR_FIELDS, ["name", "datatype", "shape"])
+#: What a served class may give for its Open Inference Protocol metadata, in its
+#: ``oip_model_metadata`` attribute once loaded (a prepackaged server reads it from
+#: the model's files): it fills what the metadata above leaves out.
+OIP_SCHEMA: dict[str, Any] = _closed(
+    {
+        "inputs": {"type": "array", "items": _OIP_TENSOR},
+        "outputs": {"type": "array", "items": _OIP_TENSOR},
+        "parameters": _PARAMETERS,
     }
 )
 
@@ -143,9 +167,29 @@ def build(user_metadata: Any, env_text: str | None, image: str | None) -> dict[s
     return merged
 
 
+def supplied_oip(user: Any) -> dict[str, Any]:
+    """The user object's ``oip_model_metadata`` when it follows `OIP_SCHEMA`; else
+    ``{}`` (logged when it is there but invalid)."""
+    value = getattr(user, "oip_model_metadata", None)
+    if value is None:
+        return {}
+    error = jsonschema.exceptions.best_match(_validator("oip").iter_errors(value))
+    if error is not None:
+        log.error(
+            "oip_model_metadata of %s is invalid, ignored: %s (at %s)",
+            type(user).__name__,
+            error.message,
+            "/".join(str(p) for p in error.absolute_path) or "top level",
+        )
+        return {}
+    result: dict[str, Any] = value
+    return result
+
+
 @functools.cache
-def _validator() -> Any:
+def _validator(which: str = "seldon") -> Any:
     """The schema's validator, the schema checked once."""
-    kind = jsonschema.validators.validator_for(SCHEMA)
-    kind.check_schema(SCHEMA)
-    return kind(SCHEMA)
+    schema = OIP_SCHEMA if which == "oip" else SCHEMA
+    kind = jsonschema.validators.validator_for(schema)
+    kind.check_schema(schema)
+    return kind(schema)

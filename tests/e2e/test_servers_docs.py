@@ -90,13 +90,16 @@ class Started:
 
 
 def curl(command: str, port: int) -> Any:
-    """What the page's `curl -s URL -H … -d BODY` prints, from the server on `port`."""
+    """What the page's `curl -s URL -H … -d BODY` prints (a GET without ``-d``), from
+    the server on `port`."""
     words = shlex.split(command)
     url = next(w for w in words if w.startswith("localhost:9000"))
-    body = words[words.index("-d") + 1]
+    address = "http://127.0.0.1:" + url.removeprefix("localhost:9000").join([str(port), ""])
+    if "-d" not in words:
+        return httpx.get(address, timeout=30).json()
     answer = httpx.post(
-        "http://127.0.0.1:" + url.removeprefix("localhost:9000").join([str(port), ""]),
-        content=body,
+        address,
+        content=words[words.index("-d") + 1],
         headers={"Content-Type": "application/json"},
         timeout=30,
     )

@@ -242,3 +242,41 @@ def test_a_transformer_asked_for_no_output_is_a_400_here(servers: Any) -> None:
     b = ours["iris-scaler"].post("/v2/models/iris-scaler/infer", content=body, headers=headers)
     assert (a.status_code, b.status_code) == (500, 400)
     assert b.json() == {"error": "StandardScaler has no method predict"}
+
+
+def grpc_metadata(target: str, model: str) -> dict[str, Any]:
+    with grpc.insecure_channel(target) as channel:
+        answer = inference_pb2_grpc.GRPCInferenceServiceStub(channel).ModelMetadata(
+            pb.ModelMetadataRequest(name=model), timeout=30
+        )
+    found: dict[str, Any] = json_format.MessageToDict(answer)
+    return found
+
+
+@pytest.mark.parametrize("model", BY_COLUMN)
+def test_mlflow_model_metadata_is_mlservers(servers: Any, model: str) -> None:
+    """The whole metadata answer, over REST and gRPC: the signature's columns as
+    inputs (with the content type each is sent as), its outputs, the model's content
+    type. But for `versions` (docs/compatibility.md): MLServer's is empty, ours the
+    model's version."""
+    mlserver, ours = servers
+    a = httpx.get(f"{mlserver.url}/v2/models/{model}")
+    b = ours[model].get(f"/v2/models/{model}")
+    assert a.status_code == b.status_code == 200, (a.text, b.text)
+    theirs, mine = a.json(), b.json()
+    assert (theirs.pop("versions"), mine.pop("versions")) == ([], [VERSION])
+    assert mine == theirs
+    inputs = mine["inputs"]
+    assert [t["name"] for t in inputs] == COLUMNS
+    assert inputs[0] == {
+        "name": COLUMNS[0],
+        "datatype": "FP64",
+        "shape": [-1, 1],
+        "parameters": {"content_type": "np"},
+    }
+    assert mine["parameters"] == {"content_type": "pd"}
+    theirs = grpc_metadata(mlserver.grpc_target, model)
+    mine = grpc_metadata(ours[model].grpc_target, model)
+    assert ("versions" not in theirs, mine.pop("versions")) == (True, [VERSION])
+    assert mine == theirs
+    assert mine["inputs"][0]["parameters"] == {"content_type": {"stringParam": "np"}}

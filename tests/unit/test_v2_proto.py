@@ -79,8 +79,14 @@ FIELD_NUMBERS = {
         "platform": 3,
         "inputs": 4,
         "outputs": 5,
+        "parameters": 6,  # MLServer's addition
     },
-    "ModelMetadataResponse.TensorMetadata": {"name": 1, "datatype": 2, "shape": 3},
+    "ModelMetadataResponse.TensorMetadata": {
+        "name": 1,
+        "datatype": 2,
+        "shape": 3,
+        "parameters": 4,  # MLServer's addition
+    },
     "RepositoryIndexRequest": {"repository_name": 1, "ready": 2},
     "RepositoryIndexResponse": {"models": 1},
     "RepositoryIndexResponse.ModelIndex": {"name": 1, "version": 2, "state": 3, "reason": 4},

@@ -225,12 +225,25 @@ def model_metadata_proto(msg: Any) -> dict[str, Any]:
     """A ``ModelMetadataResponse`` as the same dict the REST answer is: protobuf's JSON
     form writes 64-bit integers as strings, so the shapes are made numbers again, and it
     leaves out fields at their default (an empty platform, no inputs, no outputs), which
-    the REST answer always has. ``versions`` stays out when empty, as over REST."""
+    the REST answer always has. ``versions`` stays out when empty, as over REST; the
+    parameters (of the model and of each tensor) are plain values, as over REST."""
     body = json_format.MessageToDict(msg, preserving_proto_field_name=True)
     body.setdefault("name", "")
     body.setdefault("platform", "")
+    if msg.parameters:
+        body["parameters"] = _parameter_values(msg.parameters)
     for key in ("inputs", "outputs"):
         tensors = body.setdefault(key, [])
-        for tensor in tensors:
+        for tensor, given in zip(tensors, getattr(msg, key), strict=True):
             tensor["shape"] = [int(d) for d in tensor.get("shape") or []]
+            if given.parameters:
+                tensor["parameters"] = _parameter_values(given.parameters)
     return body
+
+
+def _parameter_values(params: Any) -> dict[str, Any]:
+    return {
+        k: getattr(v, which)
+        for k, v in params.items()
+        if (which := v.WhichOneof("parameter_choice")) is not None
+    }

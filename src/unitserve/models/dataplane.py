@@ -52,7 +52,7 @@ class DataPlane:
         seldon = model.metadata
         if seldon is None:  # logged when it was built
             raise ServingError(INVALID_METADATA)
-        return model_metadata(seldon, model.name, model.version)
+        return model_metadata(seldon, model.name, model.version, model.oip_metadata)
 
     # ------------------------------------------------------------------ inference
 

@@ -97,6 +97,8 @@ class ServedModel:
         self.state = ModelState()
         # What load() builds; None until then (the metadata also when it is invalid).
         self.metadata: dict[str, Any] | None = None
+        # The class's own Open Inference Protocol metadata (`metadata.supplied_oip`).
+        self.oip_metadata: dict[str, Any] = {}
         self.user: Any = None
         self.engine: Engine | None = None
         self.invoker: Invoker | None = None
@@ -179,6 +181,7 @@ class ServedModel:
         self.metadata = seldon_metadata.build(
             await self._user_metadata(invoker), self.settings.metadata, self.settings.image
         )
+        self.oip_metadata = seldon_metadata.supplied_oip(self.user)
         self.state.mark_ready()
         return True
 
@@ -229,6 +232,7 @@ class ServedModel:
         self.user = self.engine = self.invoker = self.error_handlers = None
         invoker = None
         self.metadata = None
+        self.oip_metadata = {}
         self._user_loaded = False
         if still_there is not None:
             # Its memory goes now, not at some later pass (see `release`).

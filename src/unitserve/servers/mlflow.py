@@ -12,7 +12,8 @@ On the Open Inference Protocol it answers as MLServer's mlflow runtime: the requ
 array, ``str`` a list of text, ``dict`` a dict of arrays); without one, several inputs
 (or a model whose signature names its columns) become a DataFrame; an array result is
 the output ``output-1``, a DataFrame one output a column, a dict one output a key, and
-the answer's ``parameters.content_type`` says which (``np``, ``pd``, ``dict``).
+the answer's ``parameters.content_type`` says which (``np``, ``pd``, ``dict``). Its
+model metadata there lists the signature's inputs and outputs (`mlflow_signature`).
 
 No conda or virtual environment is built at start (Seldon's image does so, slowly): the
 libraries the model needs are installed with the server.
@@ -27,7 +28,7 @@ import numpy as np
 
 from unitserve.errors import SeldonNotImplementedError
 from unitserve.message import COLUMNS, RuntimeOutputs
-from unitserve.servers import model_files, request_content
+from unitserve.servers import mlflow_signature, model_files, request_content
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -50,12 +51,15 @@ class MLFlowServer(SeldonComponent):
         self._columns: list[str] | None = None
         self._signature_columns: list[str] | None = None
         self.column_names: list[str] | None = None
+        # The Open Inference Protocol's model metadata, from the model's signature.
+        self.oip_model_metadata: dict[str, Any] | None = None
 
     def load(self) -> None:
         self._model = self._pyfunc.load_model(str(self.folder))
         schema = self._model.metadata.get_input_schema()
         if schema is not None and not schema.is_tensor_spec() and schema.has_input_names():
             self._signature_columns = list(schema.input_names())
+        self.oip_model_metadata = mlflow_signature.oip_metadata(self._model.metadata.signature)
         log.info("%s: loaded %s (xtype %s)", NAME, self.folder, self.xtype)
 
     def predict(self, X: Any, names: Any = None, meta: Any = None) -> Any:

@@ -27,6 +27,7 @@ from unitserve.models.dataplane import DataPlane
 from unitserve.operations import INFER, V2_PROTOCOL
 from unitserve.proto import INFERENCE_SERVICE_NAME
 from unitserve.proto import inference_pb2 as pb
+from unitserve.protocol.v2.proto_codec import fill_parameters
 from unitserve.protocol.v2.proto_fast import V2BytesCodec, read_request
 from unitserve.transport.accounting import RequestAccounting
 
@@ -190,10 +191,13 @@ class InferenceGrpc:
         answer.platform = found["platform"]
         for key in ("inputs", "outputs"):
             for tensor in found[key]:
+                fields = {k: v for k, v in tensor.items() if k != "parameters"}
                 try:
-                    getattr(answer, key).add(**tensor)
+                    added = getattr(answer, key).add(**fields)
                 except (TypeError, ValueError) as exc:
                     raise ServingError(f"model metadata {key} entry {tensor!r}: {exc}") from None
+                fill_parameters(added.parameters, tensor.get("parameters") or {})
+        fill_parameters(answer.parameters, found.get("parameters") or {})
         return answer
 
     # ------------------------------------------------------------------ inference
