@@ -161,7 +161,17 @@ def _library_ceiling(name: str, library: str, v2: bool) -> "ServerSpec":
         "ceiling",
         f"uvloop + httptools + the least a server must do: orjson.loads -> numpy -> the iris "
         f"{library} model's {what} -> orjson.dumps, in the answer's form",
-        ("{python}", "-m", "ceilings.raw_http", "--mode", mode, "--model", str(model)),
+        (
+            "{python}",
+            "-m",
+            "ceilings.raw_http",
+            "--mode",
+            mode,
+            "--model",
+            str(model),
+            "--port",
+            "{http}",
+        ),
         protos=REST,
         payloads=("v2-small",) if v2 else ("small",),
         family="v2" if v2 else "seldon",
