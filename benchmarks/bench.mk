@@ -70,15 +70,18 @@ bench-graph: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 bench-tools: $(VENV)/.installed $(BENCH_VENVS)/seldon/$(BENCH_STAMP)
 	$(BENCH_RUN) --servers none --tools batch,client --out-dir results/raw/tools $(BENCH_ARGS)
 
+# Each pair with its library ceiling (benchmarks/ceilings/library_replies.py) in the same run.
+SERVERS_SKLEARN_V2 := unitserve-sklearn-v2,mlserver-sklearn,ceiling-sklearn-v2
+SERVERS_XGBOOST_V2 := unitserve-xgboost-v2,mlserver-xgboost,ceiling-xgboost-v2
 ## bench-servers: the prepackaged servers: iris predict_proba vs seldon-core, OIP vs MLServer
 bench-servers: $(VENV)/.installed
 	$(BIN)/pip install --quiet -e '.[sklearn,xgboost]'
 	$(BENCH_PY) $(BENCH_DIR)/models/servers/prepare.py
 	$(call BENCH_CLIENT_VENV,mlserver-runtimes)
-	$(BENCH_RUN) --servers unitserve-sklearn,seldon-sklearn --payloads small --protos rest \
-	    --conc 8 --out-dir results/raw/servers-seldon $(BENCH_ARGS)
-	$(BENCH_RUN) --servers unitserve-sklearn-v2,mlserver-sklearn,unitserve-xgboost-v2,mlserver-xgboost \
-	    --payloads v2-small --protos rest --conc 8 --out-dir results/raw/servers-v2 $(BENCH_ARGS)
+	$(BENCH_RUN) --servers unitserve-sklearn,seldon-sklearn,ceiling-sklearn --payloads small \
+	    --protos rest --conc 8 --out-dir results/raw/servers-seldon $(BENCH_ARGS)
+	$(BENCH_RUN) --servers $(SERVERS_SKLEARN_V2),$(SERVERS_XGBOOST_V2) --payloads v2-small --protos rest --conc 8 \
+	    --out-dir results/raw/servers-v2 $(BENCH_ARGS)
 	$(BENCH_RUN) --servers unitserve-sklearn-v2-batch,mlserver-sklearn-batch --payloads v2-small \
 	    --protos rest --conc 64 --out-dir results/raw/servers-batch $(BENCH_ARGS)
 	# One report for the three runs: results/raw/servers/REPORT.md, pairs and targets first.

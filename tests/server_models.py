@@ -24,14 +24,15 @@ def iris() -> tuple[np.ndarray, np.ndarray]:
 
 
 def sklearn_classifier(folder: Path, file_name: str = "model.joblib") -> Any:
-    """A LogisticRegression in a Pipeline, as in Seldon's iris example."""
+    """A LogisticRegression alone in a one-step Pipeline, as in Seldon's iris example (which
+    uses liblinear one-vs-rest; scikit-learn 1.9's liblinear refuses three classes, so this
+    keeps the default lbfgs solver)."""
     import joblib
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
-    from sklearn.preprocessing import StandardScaler
 
     X, y = iris()
-    model = Pipeline([("scale", StandardScaler()), ("clf", LogisticRegression(max_iter=500))])
+    model = Pipeline([("clf", LogisticRegression(max_iter=500))])
     model.fit(X, y)
     folder.mkdir(parents=True, exist_ok=True)
     joblib.dump(model, folder / file_name)

@@ -3,18 +3,24 @@
 --mode fixed  parse the request (request line, headers, body) and answer a fixed small body
 --mode codec  the Seldon JSON round trip an identity model needs and nothing else:
               orjson.loads -> numpy array (`ndarray` or `tensor`) -> orjson.dumps(numpy)
+--mode seldon-sklearn | v2-sklearn | v2-xgboost  (with --model FILE)
+              that round trip around the library's call on a prepackaged server's model
+              (see library_replies.py): the least any Python server must do for it
 Keep-alive as the client asks; any path and method are accepted.
 """
 
 import argparse
 import asyncio
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any, cast
 
 import httptools
 import numpy as np
 import orjson
 import uvloop
+
+from ceilings.library_replies import MAKERS
 
 FIXED = b'{"data":{"names":[],"ndarray":[[1.0]]},"meta":{}}'
 OPTIONS = orjson.OPT_SERIALIZE_NUMPY
@@ -75,8 +81,7 @@ class HttpProtocol(asyncio.Protocol):
             self.transport.close()
 
 
-async def serve(port: int, mode: str) -> None:
-    reply = codec_reply if mode == "codec" else fixed_reply
+async def serve(port: int, reply: Callable[[bytes], bytes]) -> None:
     loop = asyncio.get_running_loop()
     server = await loop.create_server(lambda: HttpProtocol(reply), "127.0.0.1", port, backlog=1024)
     async with server:
@@ -86,9 +91,17 @@ async def serve(port: int, mode: str) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--port", type=int, required=True)
-    parser.add_argument("--mode", choices=("fixed", "codec"), default="codec")
+    parser.add_argument("--mode", choices=("fixed", "codec", *MAKERS), default="codec")
+    parser.add_argument("--model", type=Path, help="the model file of the library modes")
     args = parser.parse_args()
-    uvloop.run(serve(args.port, args.mode))
+    reply: Callable[[bytes], bytes]
+    if args.mode in MAKERS:
+        if args.model is None:
+            parser.error(f"--mode {args.mode} needs --model")
+        reply = MAKERS[args.mode](args.model)
+    else:
+        reply = codec_reply if args.mode == "codec" else fixed_reply
+    uvloop.run(serve(args.port, reply))
 
 
 if __name__ == "__main__":

@@ -151,7 +151,40 @@ def _mlserver_server(name: str, library: str, batch: bool = False) -> "ServerSpe
     )
 
 
+def _library_ceiling(name: str, library: str, v2: bool) -> "ServerSpec":
+    file_name = {"sklearn": "model.joblib", "xgboost": "model.json"}[library]
+    model = SERVER_MODELS / library / file_name
+    mode = f"{'v2' if v2 else 'seldon'}-{library}"
+    what = "predict (loaded as MLServer loads it)" if v2 else "predict_proba"
+    return ServerSpec(
+        name,
+        "ceiling",
+        f"uvloop + httptools + the least a server must do: orjson.loads -> numpy -> the iris "
+        f"{library} model's {what} -> orjson.dumps, in the answer's form",
+        (
+            "{python}",
+            "-m",
+            "ceilings.raw_http",
+            "--mode",
+            mode,
+            "--model",
+            str(model),
+            "--port",
+            "{http}",
+        ),
+        protos=REST,
+        payloads=("v2-small",) if v2 else ("small",),
+        family="v2" if v2 else "seldon",
+        check="status",
+        requires=str(model),
+        venv_python="{python}",
+    )
+
+
 PREPACKAGED_SERVERS = (
+    _library_ceiling("ceiling-sklearn", "sklearn", v2=False),
+    _library_ceiling("ceiling-sklearn-v2", "sklearn", v2=True),
+    _library_ceiling("ceiling-xgboost-v2", "xgboost", v2=True),
     _unitserve_server("unitserve-sklearn", "sklearn", v2=False),
     ServerSpec(
         "seldon-sklearn",

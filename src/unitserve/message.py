@@ -7,6 +7,7 @@ A codec turns a SeldonMessage (JSON dict or protobuf) into a `Message` and a
 from __future__ import annotations
 
 import os
+import random
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -118,12 +119,21 @@ class Codec(Protocol):
     def encode_raw(self, answer: Any) -> Any: ...
 
 
+# Request ids must be unique, not secret: their bits come from a generator seeded from
+# the system's randomness once per process (again in each forked worker, so that workers
+# never share a sequence). Reading os.urandom for each request instead is a system call
+# that lets go of the GIL in the middle of the user thread's work, handing the
+# interpreter to the event loop's thread and back: a thread switch a request.
+_id_bits = random.Random(os.urandom(32))
+os.register_at_fork(after_in_child=lambda: _id_bits.seed(os.urandom(32)))
+
+
 def new_request_id() -> str:
     """An id for a request that came without one (a Seldon puid, an inference id): a
     random version-4 UUID in the text `str(uuid.uuid4())` writes, built from the random
-    bytes' hex directly, for about a third of that call's CPU (the `uuid.UUID` object
+    bits' hex directly, for about a third of that call's CPU (the `uuid.UUID` object
     costs more than the rest of a request's bookkeeping)."""
-    h = os.urandom(16).hex()
+    h = f"{_id_bits.getrandbits(128):032x}"
     # The version nibble is 4; the variant's two top bits are 10 (8, 9, a or b).
     variant = "89ab"[int(h[16], 16) & 3]
     return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{variant}{h[17:20]}-{h[20:]}"

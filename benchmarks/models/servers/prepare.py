@@ -1,9 +1,9 @@
 """Models for the prepackaged servers' benchmark rows, trained on the spot (iris, as in the
 tests): benchmarks/results/raw/scratch/servers/ gets
 
-- sklearn/model.joblib: a LogisticRegression in a Pipeline (predict_proba on the Seldon
-  protocol), saved by the seldon-core 1.19 environment so that its older NumPy can read
-  it (the newer ones of unitserve and MLServer read it too);
+- sklearn/model.joblib: a LogisticRegression alone in a Pipeline, as Seldon's iris example
+  (predict_proba on the Seldon protocol), saved by the seldon-core 1.19 environment so
+  that its older NumPy can read it (the newer ones of unitserve and MLServer read it too);
 - xgboost/model.json: an XGBClassifier;
 - mlserver-sklearn/, mlserver-xgboost/ and their -batch twins: MLServer model folders
   naming those files (model "identity", the name the benchmark's V2 bodies use); the

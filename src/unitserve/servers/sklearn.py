@@ -9,6 +9,7 @@ method and written as MLServer writes it (a table's columns as outputs of their 
 The request's ``parameters.content_type`` says what the model is given: ``pd`` a
 DataFrame of one column an input (a Pipeline fitted on named columns), ``str`` a list
 of text, ``np`` (the default) the one input's array.
+A plain Pipeline's methods are called on its steps directly, as `sklearn_pipeline` says.
 
 Unlike Seldon's class it does not swallow errors: features the model refuses are a 400
 with scikit-learn's sentence, and a model saved by another scikit-learn version is
@@ -25,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from unitserve.message import COLUMNS, RuntimeOutputs
-from unitserve.servers import model_files, request_content
+from unitserve.servers import model_files, request_content, sklearn_pipeline
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -64,6 +65,8 @@ class SKLearnServer(SeldonComponent):
         self._joblib = model_files.require(NAME, "joblib")
         self.model_file = model_files.find_model_file(model_uri, MODEL_FILES, NAME)
         self._model: Any = None
+        # A Pipeline's methods called on its steps directly (see sklearn_pipeline).
+        self._direct: dict[str, sklearn_pipeline.Method] = {}
         log.info("%s: model %s, method %s", NAME, self.model_file, method)
 
     def load(self) -> None:
@@ -100,6 +103,7 @@ class SKLearnServer(SeldonComponent):
                     getattr(w.message, "estimator_name", "an estimator"),
                 )
                 break
+        self._direct = sklearn_pipeline.direct_methods(self._model)
         log.info("%s: loaded %s", NAME, type(self._model).__name__)
 
     def predict(self, X: Any, names: Any = None, meta: Any = None) -> Any:
@@ -141,7 +145,7 @@ class SKLearnServer(SeldonComponent):
         return steps[-1][-1] if steps else self._model
 
     def _call(self, method: str, X: Any) -> Any:
-        fn = getattr(self._model, method, None)
+        fn = self._direct.get(method) or getattr(self._model, method, None)
         if fn is None:
             raise model_files.bad_input(
                 AttributeError(f"{type(self._model).__name__} has no method {method}")

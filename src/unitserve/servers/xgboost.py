@@ -6,7 +6,8 @@ probabilities. On the Open Inference Protocol it answers as MLServer's xgboost r
 the model is loaded through XGBoost's scikit-learn interface (a regressor unless it was
 saved as a classifier), ``predict`` unless the request names ``predict_proba``; a
 request whose ``parameters.content_type`` is ``pd`` gives the model a DataFrame of one
-column an input (XGBoost checks the names against the model's feature names).
+column an input (XGBoost checks the names against the model's feature names). The
+answers of that interface on arrays are computed as in `xgboost_inplace`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from unitserve.message import RuntimeOutputs
-from unitserve.servers import model_files, request_content
+from unitserve.servers import model_files, request_content, xgboost_inplace
 from unitserve.user_model import SeldonComponent
 
 log = logging.getLogger("unitserve.servers")
@@ -57,6 +58,7 @@ class XGBoostServer(SeldonComponent):
         self.model_file = model_files.find_model_file(model_uri, MODEL_FILES, NAME)
         self._model: Any = None
         self._booster: Any = None
+        self._oip_methods: dict[str, xgboost_inplace.Method] = {}
         if self.model_file.name == "model.bst":
             log.warning(
                 "%s: %s is XGBoost's old binary format: save the model as model.json",
@@ -76,6 +78,7 @@ class XGBoostServer(SeldonComponent):
         self._model = model
         self._booster = model.get_booster()
         self._booster.set_param({"nthread": self.nthread})
+        self._oip_methods = xgboost_inplace.methods(model, xgb)
         log.info(
             "%s: loaded %s (%d features)",
             NAME,
@@ -99,11 +102,11 @@ class XGBoostServer(SeldonComponent):
             )
         content_type = request_content.request_content_type(meta) or self.content_type
         X = request_content.decode(X, content_type)
-        if not _is_table(X):
-            X = self._checked(X)
-        return RuntimeOutputs(
-            {name: self._run(lambda n=name: getattr(self._model, n)(X)) for name in outputs}
-        )
+        if _is_table(X):  # a DataFrame: the interface's own methods
+            methods = {name: getattr(self._model, name) for name in outputs}
+        else:
+            X, methods = self._checked(X), self._oip_methods
+        return RuntimeOutputs({name: self._run(lambda n=name: methods[n](X)) for name in outputs})
 
     def _checked(self, X: Any) -> np.ndarray:
         if not isinstance(X, np.ndarray) or X.dtype.kind not in "biuf":
@@ -121,7 +124,7 @@ class XGBoostServer(SeldonComponent):
 
     def _probabilities(self, X: np.ndarray) -> np.ndarray:
         if isinstance(self._model, self._xgb.XGBClassifier):
-            return np.asarray(self._run(lambda: self._model.predict_proba(X)))
+            return np.asarray(self._run(lambda: self._oip_methods["predict_proba"](X)))
         objective = str(self._model.get_params().get("objective") or "")
         raw = self._run(lambda: self._booster.predict(self._xgb.DMatrix(X, nthread=self.nthread)))
         if objective.startswith("binary:logistic"):
