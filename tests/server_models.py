@@ -194,6 +194,11 @@ def mlflow_classifier(folder: Path, columns: bool = True) -> Any:
     return model
 
 
+def mlflow_array_classifier(folder: Path) -> Any:
+    """`mlflow_classifier` with a signature of a plain array (no column names)."""
+    return mlflow_classifier(folder, columns=False)
+
+
 def mlflow_table(folder: Path) -> Any:
     """An MLflow pyfunc model whose answer is a DataFrame: a number column (the row's
     sum) and a text column (``long`` above 15, else ``short``), as object values, the
