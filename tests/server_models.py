@@ -225,6 +225,26 @@ def mlflow_table(folder: Path) -> Any:
     return Table()
 
 
+def mlflow_table_from_code(folder: Path) -> Any:
+    """`mlflow_table`'s model saved as code (tests/fixtures/mlflow_table_model.py), for a
+    server whose Python differs from the one that saves it."""
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    code = Path(__file__).parent / "fixtures" / "mlflow_table_model.py"
+    X, _ = iris()
+    example = pd.DataFrame(X[:3], columns=COLUMNS)
+    totals = example.sum(axis=1).to_numpy()
+    answer = pd.DataFrame({"total": totals, "size": pd.Series(["short"] * 3, dtype=object)})
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pyfunc.save_model(
+            str(folder), python_model=str(code), signature=infer_signature(example, answer)
+        )
+
+
 def write_metadata(folder: Path) -> dict[str, Any]:
     """The metadata.yaml of Seldon's iris example, beside the model."""
     text = (

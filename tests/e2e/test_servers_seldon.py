@@ -172,7 +172,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         xgboost_booster="xgboost",
         lightgbm_classifier="lightgbm",
         mlflow_classifier="mlflow-columns",
-        mlflow_table="mlflow-table",
+        mlflow_table_from_code="mlflow-table",
         mlflow_array_classifier="mlflow-array",
     )
     return python, folder
