@@ -56,9 +56,10 @@ NAMED_REQUESTS: list[dict[str, Any]] = [
 
 @dataclass(frozen=True)
 class Case:
-    """One prepackaged server, the model folder it serves, and what Seldon's answers to
-    a request it refuses (one row of three features): the status, and a sentence in
-    its ``status.info`` (empty when it gives none)."""
+    """One prepackaged server, the model folder it serves, the requests it is sent, and
+    what each side answers to a request it refuses (one row of three features):
+    Seldon's status and a sentence in its ``status.info``; a sentence in ours (a 400).
+    MLflow's refusal says the same on both sides: only the status differs."""
 
     cls: str
     implementation: str
@@ -93,10 +94,15 @@ CASES = {
         "LIGHTGBM_SERVER",
         "lightgbm",
         seldon_refusal=(400, "Unknown data type returned as payload"),
-        our_refusal="number of features",
+        our_refusal="number of features in data (3)",
     ),
     "mlflow-ndarray": Case(
-        "MLFlowServer", "MLFLOW_SERVER", "mlflow-array", {"xtype": "ndarray"}, our_refusal="4"
+        "MLFlowServer",
+        "MLFLOW_SERVER",
+        "mlflow-array",
+        {"xtype": "ndarray"},
+        seldon_refusal=(500, "does not match expected shape"),
+        our_refusal="does not match expected shape",
     ),
     "mlflow-dataframe": Case(
         "MLFlowServer",
@@ -104,7 +110,8 @@ CASES = {
         "mlflow-columns",
         {"xtype": "dataframe"},
         NAMED_REQUESTS,
-        our_refusal="sepal_length",
+        seldon_refusal=(500, "Model is missing inputs"),
+        our_refusal="Model is missing inputs",
     ),
     "mlflow-table": Case(
         "MLFlowServer",
@@ -112,7 +119,8 @@ CASES = {
         "mlflow-table",
         {"xtype": "dataframe"},
         NAMED_REQUESTS,
-        our_refusal="sepal_length",
+        seldon_refusal=(500, "Model is missing inputs"),
+        our_refusal="Model is missing inputs",
     ),
 }
 
