@@ -238,6 +238,9 @@ def mlflow_table_from_code(folder: Path) -> Any:
     totals = example.sum(axis=1).to_numpy()
     answer = pd.DataFrame({"total": totals, "size": pd.Series(["short"] * 3, dtype=object)})
     folder.parent.mkdir(parents=True, exist_ok=True)
+    # Saving runs the code, which makes MLflow keep a tracking folder: beside the model,
+    # not in the working directory.
+    mlflow.set_tracking_uri((folder.parent / "mlruns").as_uri())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.pyfunc.save_model(

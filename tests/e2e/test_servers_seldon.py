@@ -147,7 +147,9 @@ class SeldonWrapper:
                 json.dumps(parameters),
             ],
             cwd=STAND_INS,
-            env=clean_env(),
+            # MLflow keeps a tracking folder where it loads a model saved as code: the
+            # test's, not the fixtures folder the wrapper runs in.
+            env=clean_env({"MLFLOW_TRACKING_URI": (log.parent / "mlruns").as_uri()}),
             stdout=self.log,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
