@@ -225,27 +225,34 @@ def mlflow_table(folder: Path) -> Any:
     return Table()
 
 
-def mlflow_table_from_code(folder: Path) -> Any:
-    """`mlflow_table`'s model saved as code (tests/fixtures/mlflow_table_model.py), for a
-    server whose Python differs from the one that saves it."""
+def mlflow_table_by_name(folder: Path) -> Any:
+    """`mlflow_table`'s model, its class in tests/fixtures/mlflow_table_model.py saved
+    beside it and pickled by name: for a server whose Python differs from ours."""
+    import sys
+
     import mlflow.pyfunc
     import pandas as pd
     from mlflow.models import infer_signature
 
     code = Path(__file__).parent / "fixtures" / "mlflow_table_model.py"
+    sys.path.insert(0, str(code.parent))
+    try:
+        from mlflow_table_model import Table  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(code.parent))
     X, _ = iris()
     example = pd.DataFrame(X[:3], columns=COLUMNS)
-    totals = example.sum(axis=1).to_numpy()
-    answer = pd.DataFrame({"total": totals, "size": pd.Series(["short"] * 3, dtype=object)})
+    signature = infer_signature(example, Table().predict(None, example))
     folder.parent.mkdir(parents=True, exist_ok=True)
-    # Saving runs the code, which makes MLflow keep a tracking folder: beside the model,
-    # not in the working directory.
+    # Saving a python_model makes MLflow keep a tracking folder: beside the model, not in
+    # the working directory.
     mlflow.set_tracking_uri((folder.parent / "mlruns").as_uri())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.pyfunc.save_model(
-            str(folder), python_model=str(code), signature=infer_signature(example, answer)
+            str(folder), python_model=Table(), code_paths=[str(code)], signature=signature
         )
+    return Table()
 
 
 def write_metadata(folder: Path) -> dict[str, Any]:

@@ -147,8 +147,8 @@ class SeldonWrapper:
                 json.dumps(parameters),
             ],
             cwd=STAND_INS,
-            # MLflow keeps a tracking folder where it loads a model saved as code: the
-            # test's, not the fixtures folder the wrapper runs in.
+            # MLflow keeps a tracking folder where it loads a model: the test's, not the
+            # fixtures folder the wrapper runs in.
             env=clean_env({"MLFLOW_TRACKING_URI": (log.parent / "mlruns").as_uri()}),
             stdout=self.log,
             stderr=subprocess.STDOUT,
@@ -182,7 +182,7 @@ def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
         xgboost_booster="xgboost",
         lightgbm_classifier="lightgbm",
         mlflow_classifier="mlflow-columns",
-        mlflow_table_from_code="mlflow-table",
+        mlflow_table_by_name="mlflow-table",
         mlflow_array_classifier="mlflow-array",
     )
     return python, folder
