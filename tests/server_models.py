@@ -195,6 +195,11 @@ def mlflow_classifier(folder: Path, columns: bool = True) -> Any:
     return model
 
 
+def mlflow_array_classifier(folder: Path) -> Any:
+    """`mlflow_classifier` with a signature of a plain array (no column names)."""
+    return mlflow_classifier(folder, columns=False)
+
+
 def mlflow_table(folder: Path) -> Any:
     """An MLflow pyfunc model whose answer is a DataFrame: a number column (the row's
     sum) and a text column (``long`` above 15, else ``short``), as object values, the
@@ -218,6 +223,36 @@ def mlflow_table(folder: Path) -> Any:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         mlflow.pyfunc.save_model(str(folder), python_model=Table(), signature=signature)
+    return Table()
+
+
+def mlflow_table_by_name(folder: Path) -> Any:
+    """`mlflow_table`'s model, its class in tests/fixtures/mlflow_table_model.py saved
+    beside it and pickled by name: for a server whose Python differs from ours."""
+    import sys
+
+    import mlflow.pyfunc
+    import pandas as pd
+    from mlflow.models import infer_signature
+
+    code = Path(__file__).parent / "fixtures" / "mlflow_table_model.py"
+    sys.path.insert(0, str(code.parent))
+    try:
+        from mlflow_table_model import Table  # type: ignore[import-not-found]
+    finally:
+        sys.path.remove(str(code.parent))
+    X, _ = iris()
+    example = pd.DataFrame(X[:3], columns=COLUMNS)
+    signature = infer_signature(example, Table().predict(None, example))
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    # Saving a python_model makes MLflow keep a tracking folder: beside the model, not in
+    # the working directory.
+    mlflow.set_tracking_uri((folder.parent / "mlruns").as_uri())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        mlflow.pyfunc.save_model(
+            str(folder), python_model=Table(), code_paths=[str(code)], signature=signature
+        )
     return Table()
 
 
