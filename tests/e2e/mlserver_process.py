@@ -3,15 +3,17 @@ the tests that compare its answers with ours."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import subprocess
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import httpx
 
 from ..client_venvs import client_python
-from ..conftest import free_ports, stop_process
+from ..conftest import Server, free_ports, stop_process, wait_until
 
 
 class MLServer:
@@ -56,3 +58,25 @@ class MLServer:
     def stop(self) -> None:
         stop_process(self.process)
         self.log.close()
+
+
+def write_model_settings(folder: Path, name: str, runtime: str, parameters: dict[str, Any]) -> None:
+    """MLServer's ``model-settings.json`` for model `name` in its `folder`."""
+    settings = {"name": name, "implementation": runtime, "parameters": parameters}
+    (folder / "model-settings.json").write_text(json.dumps(settings))
+
+
+@contextlib.contextmanager
+def side_by_side(folder: Path, ours: Mapping[str, Server]) -> Iterator[MLServer]:
+    """MLServer's runtimes serving every model of `ours` from `folder`, and our servers
+    started beside it; all stopped on leaving."""
+    mlserver = MLServer(folder, "mlserver-runtimes", list(ours))
+    try:
+        for server in ours.values():
+            server.start()
+        wait_until(mlserver.ready, timeout=180, every=0.3)
+        yield mlserver
+    finally:
+        for server in ours.values():
+            server.stop()
+        mlserver.stop()

@@ -22,9 +22,9 @@ from unitserve.proto import inference_pb2 as pb
 from unitserve.proto import inference_pb2_grpc
 
 from ..client_venvs import client_python
-from ..conftest import Server, wait_until
+from ..conftest import Server
 from ..server_models import COLUMNS, train
-from .mlserver_process import MLServer
+from .mlserver_process import MLServer, side_by_side, write_model_settings
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [6.0, 2.2, 4.0, 1.0]]
 VERSION = "v1"
@@ -81,20 +81,11 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MLServer
         where = folder / name / "model" if name in BY_COLUMN else folder / name
         uri = str(where / file_name) if file_name else str(where)
         parameters = {"uri": uri, "version": VERSION}
-        settings = {"name": name, "implementation": runtime, "parameters": parameters}
-        (folder / name / "model-settings.json").write_text(json.dumps(settings))
+        write_model_settings(folder / name, name, runtime, parameters)
         flags = ("--model-uri", uri, "--model-name", name, "--model-version", VERSION)
         ours[name] = Server(implementation, *flags, cwd=folder)
-    mlserver = MLServer(folder, "mlserver-runtimes", list(MODELS))
-    try:
-        for server in ours.values():
-            server.start()
-        wait_until(mlserver.ready, timeout=180, every=0.3)
+    with side_by_side(folder, ours) as mlserver:
         yield mlserver, ours
-    finally:
-        for server in ours.values():
-            server.stop()
-        mlserver.stop()
 
 
 def request_body(

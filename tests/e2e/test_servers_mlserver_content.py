@@ -25,9 +25,9 @@ from unitserve.proto import inference_pb2 as pb
 from unitserve.proto import inference_pb2_grpc
 
 from ..client_venvs import client_python
-from ..conftest import Server, wait_until
+from ..conftest import Server
 from ..server_models import COLUMNS, GARDENS, train
-from .mlserver_process import MLServer
+from .mlserver_process import MLServer, side_by_side, write_model_settings
 from .test_servers_mlserver import same
 
 ROWS = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [6.0, 2.2, 4.0, 1.0]]
@@ -75,19 +75,10 @@ def servers(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[MLServer
             parameters["content_type"] = "pd"
             given = [{"name": "content_type", "value": "pd", "type": "STRING"}]
             flags += ("--parameters", json.dumps(given))
-        settings = {"name": name, "implementation": runtime, "parameters": parameters}
-        (folder / name / "model-settings.json").write_text(json.dumps(settings))
+        write_model_settings(folder / name, name, runtime, parameters)
         ours[name] = Server(implementation, *flags, cwd=folder)
-    mlserver = MLServer(folder, "mlserver-runtimes", list(MODELS))
-    try:
-        for server in ours.values():
-            server.start()
-        wait_until(mlserver.ready, timeout=180, every=0.3)
+    with side_by_side(folder, ours) as mlserver:
         yield mlserver, ours
-    finally:
-        for server in ours.values():
-            server.stop()
-        mlserver.stop()
 
 
 def columns(text_tag: bool = True) -> list[dict[str, Any]]:
