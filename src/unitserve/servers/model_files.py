@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -139,3 +140,10 @@ def check_outputs(server: str, wanted: list[str], valid: tuple[str, ...]) -> lis
                 status_code=400,
             )
     return wanted
+
+
+def is_table(value: Any) -> bool:
+    """True for a pandas DataFrame. pandas is looked up, not imported: a value can only
+    be a DataFrame once something (the model, a ``pd`` request) has imported it."""
+    pandas = sys.modules.get("pandas")
+    return pandas is not None and isinstance(value, pandas.DataFrame)

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import logging
 import re
-import sys
 import warnings
 from pathlib import Path
 from typing import Any
@@ -122,7 +121,7 @@ class SKLearnServer(SeldonComponent):
         outputs = {}
         for name in names:
             result = self._call(name, X)
-            if _is_table(result):  # a pandas DataFrame (``set_output(transform="pandas")``)
+            if model_files.is_table(result):  # ``set_output(transform="pandas")``
                 if len(names) > 1:
                     raise model_files.bad_input(
                         ValueError(
@@ -157,12 +156,6 @@ class SKLearnServer(SeldonComponent):
 
     def init_metadata(self) -> dict[str, Any]:
         return model_files.read_metadata(self.model_file)
-
-
-def _is_table(result: Any) -> bool:
-    """True for a pandas DataFrame (pandas is imported only if the model uses it)."""
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(result, pandas.DataFrame)
 
 
 _VERSION_AFTER_KEY = re.compile(rb"_sklearn_version.{1,12}?(\d+\.\d+(?:\.\d+)?(?:\w+\d*)?)", re.S)

@@ -13,7 +13,6 @@ answers of that interface on arrays are computed as in `xgboost_inplace`.
 from __future__ import annotations
 
 import logging
-import sys
 from typing import Any
 
 import numpy as np
@@ -102,7 +101,7 @@ class XGBoostServer(SeldonComponent):
             )
         content_type = request_content.request_content_type(meta) or self.content_type
         X = request_content.decode(X, content_type)
-        if _is_table(X):  # a DataFrame: the interface's own methods
+        if model_files.is_table(X):  # a DataFrame: the interface's own methods
             methods = {name: getattr(self._model, name) for name in outputs}
         else:
             X, methods = self._checked(X), self._oip_methods
@@ -146,9 +145,3 @@ class XGBoostServer(SeldonComponent):
 
     def init_metadata(self) -> dict[str, Any]:
         return model_files.read_metadata(self.model_file)
-
-
-def _is_table(X: Any) -> bool:
-    """True for a pandas DataFrame: XGBoost checks its columns against the model's."""
-    pandas = sys.modules.get("pandas")
-    return pandas is not None and isinstance(X, pandas.DataFrame)
